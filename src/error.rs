@@ -1,0 +1,64 @@
+//! The crate's one error type. Every variant says where (host, file, line,
+//! variable) and `hint()` says what to do; the binary prints both.
+
+use std::path::PathBuf;
+
+/// Result with the crate's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with the place it went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written locally.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// YAML that does not parse or does not match the schema.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Yaml { path: PathBuf, line: usize, column: usize, message: String },
+    /// A file that parses but says something invalid.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { path: PathBuf, line: Option<usize>, message: String },
+    /// A template or variable that does not render.
+    #[error("host {host}: {}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Render { host: String, file: PathBuf, line: Option<usize>, message: String },
+    /// An age-encrypted file that cannot be decrypted or encrypted.
+    #[error("{}: {message}", path.display())]
+    Secret { path: PathBuf, message: String },
+    /// The SSH connection to a host failed.
+    #[error("host {host}: {message}")]
+    Connect { host: String, message: String, retryable: bool },
+    /// A command on a host failed.
+    #[error("host {host}: {message}")]
+    Remote { host: String, message: String },
+    /// The command line asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+    /// Any error, with advice on what to do about it.
+    #[error("{error}")]
+    Hinted { error: Box<Error>, hint: String },
+}
+
+impl Error {
+    /// Attach advice to an error.
+    pub fn hinted(self, hint: impl Into<String>) -> Error {
+        Error::Hinted { error: Box::new(self), hint: hint.into() }
+    }
+
+    /// The advice attached to this error, if any.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Hinted { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// An invalid-content error without a line.
+    pub fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Error {
+        Error::Invalid { path: path.into(), line: None, message: message.into() }
+    }
+}

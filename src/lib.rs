@@ -1,0 +1,17 @@
+//! deploy: converge Debian hosts to the state declared in a repository of
+//! inventory + roles, over plain OpenSSH.
+//!
+//! Data flows one way: load -> render -> probe -> plan -> show -> apply. The
+//! pure stages (inventory, project, vars, template, render, plan, diff) never
+//! touch the network or the terminal; `ssh`, `apply` and `report` do.
+
+pub mod error;
+pub mod inventory;
+pub mod project;
+pub mod pyfmt;
+pub mod redact;
+pub mod render;
+pub mod secrets;
+pub mod template;
+pub mod vars;
+pub mod yaml;

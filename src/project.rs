@@ -1,0 +1,308 @@
+//! deploy.yml and roles/<role>/role.yml: the schema of what a user declares.
+//! Unknown keys are errors that name the file, line and the allowed keys.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// deploy.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// The project's name, shown in output and the audit log.
+    pub project: String,
+    /// Ordered phases; each applies its roles in order.
+    pub phases: Vec<Phase>,
+    /// The text of `{{ ansible_managed }}` (Ansible's default).
+    #[serde(default = "default_managed")]
+    pub ansible_managed: String,
+    /// Where the age identity is looked up when neither --identity nor
+    /// DEPLOY_AGE_IDENTITY is given; relative to the project root.
+    #[serde(default)]
+    pub age_identity: Option<PathBuf>,
+}
+
+fn default_managed() -> String {
+    "Ansible managed".into()
+}
+
+/// One phase of deploy.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Name shown in output.
+    pub name: String,
+    /// Roles, applied in this order.
+    pub roles: Vec<String>,
+}
+
+/// roles/<role>/role.yml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    /// Files with content from a template, a source file or inline.
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    /// Directories.
+    #[serde(default)]
+    pub dirs: Vec<DirSpec>,
+    /// Paths that must not exist.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
+/// A file resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Absolute path on the host (may itself be a template).
+    pub dest: String,
+    /// Template under the role's templates/ dir.
+    pub template: Option<String>,
+    /// File under the role's files/ dir, copied byte for byte.
+    pub src: Option<String>,
+    /// Inline content (rendered as a template).
+    pub content: Option<String>,
+    /// Owner by name or number.
+    pub owner: Option<Id>,
+    /// Group by name or number.
+    pub group: Option<Id>,
+    /// Mode as a quoted octal string.
+    pub mode: Option<Mode>,
+    /// Command run on the host against the new file (`%s`) before the swap.
+    pub validate: Option<String>,
+    /// Never show this file's content in diffs.
+    #[serde(default)]
+    pub secret: bool,
+    /// Created when absent, never overwritten or deleted.
+    #[serde(default)]
+    pub preserve: bool,
+}
+
+/// A directory resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    /// Absolute path on the host.
+    pub path: String,
+    /// Owner by name or number.
+    pub owner: Option<Id>,
+    /// Group by name or number.
+    pub group: Option<Id>,
+    /// Mode as a quoted octal string.
+    pub mode: Option<Mode>,
+}
+
+/// A user or group: a name or a numeric id (a container's UID, say).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// Numeric id.
+    Num(u32),
+    /// Name resolved on the host.
+    Name(String),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A file mode, written as a quoted string ("0640"). A YAML integer is an
+/// error: 0644 is octal in YAML 1.1 and decimal 644 in YAML 1.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_yaml::Value::deserialize(d)?;
+        match v {
+            serde_yaml::Value::String(s) => parse_mode(&s).map(Mode).map_err(D::Error::custom),
+            serde_yaml::Value::Number(n) => Err(D::Error::custom(format!(
+                "mode {n} is a YAML integer; write it as a quoted string like \"0{n}\" (0644 means different things in YAML 1.1 and 1.2)"
+            ))),
+            other => Err(D::Error::custom(format!("mode must be a quoted octal string like \"0644\", not {other:?}"))),
+        }
+    }
+}
+
+/// Parse "0644", "644" or "u=rw,g=r,o=r"-less octal strings.
+pub fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 5 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(format!("mode \"{s}\" is not an octal mode like \"0644\""));
+    }
+    let m = u32::from_str_radix(digits, 8).map_err(|e| e.to_string())?;
+    if m > 0o7777 {
+        return Err(format!("mode \"{s}\" is larger than 07777"));
+    }
+    Ok(m)
+}
+
+/// A loaded role.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Its name (directory name).
+    pub name: String,
+    /// roles/<name>.
+    pub dir: PathBuf,
+    /// Parsed role.yml.
+    pub spec: RoleFile,
+    /// role.yml path, for errors.
+    pub spec_path: PathBuf,
+    /// Defaults (defaults.yml or defaults/main.yml), lowest precedence.
+    pub defaults: serde_yaml::Mapping,
+}
+
+/// deploy.yml plus every role it names.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Project root.
+    pub root: PathBuf,
+    /// Parsed deploy.yml.
+    pub file: ProjectFile,
+    /// Roles by name, in phase order.
+    pub roles: IndexMap<String, Role>,
+}
+
+impl Project {
+    /// Load deploy.yml and its roles from `root`.
+    pub fn load(root: &Path, warnings: &mut Vec<crate::yaml::Warning>) -> Result<Project> {
+        let path = root.join("deploy.yml");
+        if !path.exists() {
+            return Err(Error::invalid(&path, "not found").hinted(
+                "run deploy from the root of a deploy repository (the directory holding deploy.yml), or pass --root DIR",
+            ));
+        }
+        let text = crate::yaml::read_text(&path)?;
+        warnings.extend(crate::yaml::yaml11_bool_warnings(&path, &text));
+        let file: ProjectFile = crate::yaml::parse(&path, &text)?;
+        let mut roles = IndexMap::new();
+        for phase in &file.phases {
+            for r in &phase.roles {
+                if roles.contains_key(r) {
+                    continue;
+                }
+                roles.insert(r.clone(), load_role(root, r, warnings)?);
+            }
+        }
+        Ok(Project { root: root.to_path_buf(), file, roles })
+    }
+}
+
+fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::yaml::Warning>) -> Result<Role> {
+    let dir = root.join("roles").join(name);
+    let spec_path = dir.join("role.yml");
+    if !spec_path.exists() {
+        return Err(Error::invalid(&spec_path, format!("role `{name}` is named in deploy.yml but has no role.yml")));
+    }
+    let text = crate::yaml::read_text(&spec_path)?;
+    warnings.extend(crate::yaml::yaml11_bool_warnings(&spec_path, &text));
+    check_unquoted_modes(&spec_path, &text)?;
+    let spec: RoleFile = crate::yaml::parse(&spec_path, &text)?;
+    let mut defaults = serde_yaml::Mapping::new();
+    for p in [dir.join("defaults.yml"), dir.join("defaults/main.yml")] {
+        if p.exists() {
+            let text = crate::yaml::read_text(&p)?;
+            warnings.extend(crate::yaml::yaml11_bool_warnings(&p, &text));
+            match crate::yaml::parse::<serde_yaml::Value>(&p, &text)? {
+                serde_yaml::Value::Mapping(m) => defaults.extend(m),
+                serde_yaml::Value::Null => {}
+                _ => return Err(Error::invalid(&p, "defaults must be a mapping of variables")),
+            }
+        }
+    }
+    for f in &spec.files {
+        let n = [f.template.is_some(), f.src.is_some(), f.content.is_some()].iter().filter(|b| **b).count();
+        if n != 1 {
+            return Err(Error::invalid(
+                &spec_path,
+                format!("file `{}`: give exactly one of template, src, content", f.dest),
+            ));
+        }
+    }
+    Ok(Role { name: name.into(), dir, spec, spec_path, defaults })
+}
+
+/// `mode: 0644` unquoted: our YAML 1.2 parser would read it differently from
+/// Ansible's YAML 1.1 one, so it is refused with the line to fix.
+pub fn check_unquoted_modes(path: &Path, text: &str) -> Result<()> {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(v) = t.strip_prefix("mode:") {
+            let v = v.split(" #").next().unwrap_or("").trim();
+            if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+                return Err(Error::Invalid {
+                    path: path.into(),
+                    line: Some(i + 1),
+                    message: format!(
+                        "mode {v} is a YAML integer; write it as a quoted string like \"{}\" (0644 means different things in YAML 1.1 and 1.2)",
+                        if v.starts_with('0') { v.to_string() } else { format!("0{v}") }
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check a destination path: absolute, normalised, printable in our
+/// tab-separated protocol with the host.
+pub fn check_dest(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path `{path}` must be absolute"));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!("path `{path}` must not end with /"));
+    }
+    if path.split('/').any(|c| c == ".." || c == ".") || path.contains("//") {
+        return Err(format!("path `{path}` must be normalised (no ., .. or //)"));
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(format!("path `{path}` contains a control character or backslash"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_mode_is_an_error() {
+        let e = check_unquoted_modes(Path::new("role.yml"), "files:\n  - dest: /a\n    content: x\n    mode: 0644\n")
+            .unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("role.yml:4:"), "{s}");
+        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    content: x\n    mode: 644\n").unwrap_err();
+        assert!(e.to_string().contains("quoted string"), "{e}");
+        assert!(s.contains("quoted string"), "{s}");
+    }
+
+    #[test]
+    fn unknown_key_names_allowed_keys() {
+        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    contnet: x\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("unknown field `contnet`") && s.contains("expected one of"), "{s}");
+        assert!(s.starts_with("role.yml:3:"), "{s}");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("755"), Ok(0o755));
+        assert!(parse_mode("0999").is_err());
+        assert!(check_dest("/etc/../x").is_err());
+        assert!(check_dest("etc/x").is_err());
+        assert!(check_dest("/etc/x").is_ok());
+    }
+}

@@ -1,0 +1,270 @@
+//! Python's json.dumps and PyYAML's dump, as Ansible's to_json, to_nice_json,
+//! to_yaml and to_nice_yaml call them, so migrated templates print the same bytes.
+
+use minijinja::value::ValueKind;
+use minijinja::Value;
+
+use crate::template::{py_float, py_str};
+
+fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
+    let mut out: Vec<(Value, Value)> = v
+        .try_iter()
+        .map(|keys| keys.map(|k| (k.clone(), v.get_item(&k).unwrap_or(Value::UNDEFINED))).collect())
+        .unwrap_or_default();
+    if sort {
+        out.sort_by_key(|a| py_str(&a.0));
+    }
+    out
+}
+
+fn number(v: &Value) -> String {
+    let s = v.to_string();
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.to_lowercase().contains("nan") {
+        f64::try_from(v.clone()).map(|f| {
+            if f.is_nan() { "NaN".into() } else if f.is_infinite() { if f > 0.0 { "Infinity".into() } else { "-Infinity".into() } } else { py_float(f) }
+        }).unwrap_or(s)
+    } else {
+        s
+    }
+}
+
+/// json.dumps(v, indent=indent, sort_keys=sort) with ensure_ascii.
+/// `nice` selects the "," item separator used with an indent.
+pub fn json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, level: usize, nice: bool) {
+    let nl = |out: &mut String, level: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * level));
+        }
+    };
+    let item_sep = if nice { "," } else { ", " };
+    match v.kind() {
+        ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+        ValueKind::Number => out.push_str(&number(v)),
+        ValueKind::String => json_str(out, v.as_str().unwrap_or_default()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = v.try_iter().map(|i| i.collect()).unwrap_or_default();
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                nl(out, level + 1);
+                json(out, item, indent, sort, level + 1, nice);
+            }
+            nl(out, level);
+            out.push(']');
+        }
+        ValueKind::Map => {
+            let es = entries(v, sort);
+            if es.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (k, val)) in es.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                nl(out, level + 1);
+                json_str(out, &py_str(k));
+                out.push_str(": ");
+                json(out, val, indent, sort, level + 1, nice);
+            }
+            nl(out, level);
+            out.push('}');
+        }
+        _ => json_str(out, &v.to_string()),
+    }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// yaml.dump(v, indent=indent, default_flow_style=None|False, allow_unicode=True).
+/// `flow_leaves` is PyYAML's default_flow_style=None: collections holding only
+/// scalars print inline.
+pub fn yaml(v: &Value, indent: usize, flow_leaves: bool) -> String {
+    let mut out = String::new();
+    if is_collection(v) && !(flow_leaves && is_leaf_collection(v)) && !is_empty(v) {
+        yaml_block(&mut out, v, indent, 0, flow_leaves);
+    } else {
+        out.push_str(&yaml_flow(v));
+        out.push('\n');
+    }
+    out
+}
+
+fn is_collection(v: &Value) -> bool {
+    matches!(v.kind(), ValueKind::Map | ValueKind::Seq | ValueKind::Iterable)
+}
+
+fn is_empty(v: &Value) -> bool {
+    v.len() == Some(0)
+}
+
+fn is_leaf_collection(v: &Value) -> bool {
+    let children: Vec<Value> = match v.kind() {
+        ValueKind::Map => entries(v, false).into_iter().map(|e| e.1).collect(),
+        _ => v.try_iter().map(|i| i.collect()).unwrap_or_default(),
+    };
+    children.iter().all(|c| !is_collection(c))
+}
+
+fn yaml_block(out: &mut String, v: &Value, indent: usize, col: usize, flow_leaves: bool) {
+    let pad = " ".repeat(col);
+    match v.kind() {
+        ValueKind::Map => {
+            for (k, val) in entries(v, true) {
+                out.push_str(&pad);
+                out.push_str(&yaml_scalar(&k));
+                out.push(':');
+                yaml_child(out, &val, indent, col, flow_leaves, true);
+            }
+        }
+        _ => {
+            for item in v.try_iter().map(|i| i.collect::<Vec<_>>()).unwrap_or_default() {
+                out.push_str(&pad);
+                out.push('-');
+                if is_collection(&item) && !is_empty(&item) && !(flow_leaves && is_leaf_collection(&item)) {
+                    // PyYAML puts the first entry on the dash's line.
+                    out.push_str(&" ".repeat(indent.saturating_sub(1).max(1)));
+                    let mut inner = String::new();
+                    yaml_block(&mut inner, &item, indent, col + indent.max(2), flow_leaves);
+                    out.push_str(inner.trim_start_matches(' '));
+                } else {
+                    out.push_str(&" ".repeat(indent.saturating_sub(1).max(1)));
+                    out.push_str(&yaml_flow(&item));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+}
+
+fn yaml_child(out: &mut String, val: &Value, indent: usize, col: usize, flow_leaves: bool, in_map: bool) {
+    if is_collection(val) && !is_empty(val) && !(flow_leaves && is_leaf_collection(val)) {
+        out.push('\n');
+        // PyYAML does not indent a sequence that is a mapping's value.
+        let c = if in_map && val.kind() != ValueKind::Map { col } else { col + indent };
+        yaml_block(out, val, indent, c, flow_leaves);
+    } else {
+        out.push(' ');
+        out.push_str(&yaml_flow(val));
+        out.push('\n');
+    }
+}
+
+fn yaml_flow(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::Map => {
+            let parts: Vec<String> =
+                entries(v, true).iter().map(|(k, x)| format!("{}: {}", yaml_scalar(k), yaml_flow(x))).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let parts: Vec<String> = v.try_iter().map(|i| i.map(|x| yaml_flow(&x)).collect()).unwrap_or_default();
+            format!("[{}]", parts.join(", "))
+        }
+        _ => yaml_scalar(v),
+    }
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::None | ValueKind::Undefined => "null".into(),
+        ValueKind::Bool => if v.is_true() { "true" } else { "false" }.into(),
+        ValueKind::Number => number(v).replace("Infinity", ".inf").replace("NaN", ".nan"),
+        _ => yaml_str(&py_str(v)),
+    }
+}
+
+fn yaml_str(s: &str) -> String {
+    if s.contains('\n') || s.chars().any(|c| c.is_control() && c != '\t') {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        return out;
+    }
+    if needs_quotes(s) {
+        format!("'{}'", s.replace('\'', "''"))
+    } else {
+        s.to_string()
+    }
+}
+
+fn needs_quotes(s: &str) -> bool {
+    if s.is_empty() || s.starts_with(' ') || s.ends_with(' ') {
+        return true;
+    }
+    let lower = s.to_ascii_lowercase();
+    let reserved = ["true", "false", "yes", "no", "on", "off", "null", "~"];
+    if reserved.contains(&lower.as_str()) {
+        return true;
+    }
+    if s.parse::<f64>().is_ok() || s.starts_with("0x") || s.starts_with("0o") || lower == ".inf" || lower == ".nan" {
+        return true;
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        // "-x" and ":x" are plain in PyYAML only when followed by a non-space
+        if (first == '-' || first == '?' || first == ':') && s.len() > 1 && !s[1..].starts_with(' ') {
+            return s.contains(": ") || s.contains(" #");
+        }
+        return true;
+    }
+    s.contains(": ") || s.contains(" #") || s.ends_with(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn nice_yaml_matches_pyyaml() {
+        let v = context! { b => vec!["x", "y"], a => 1, c => context! { d => "yes", e => "" } };
+        assert_eq!(yaml(&v, 4, false), "a: 1\nb:\n-   x\n-   y\nc:\n    d: 'yes'\n    e: ''\n");
+    }
+
+    #[test]
+    fn flow_leaves() {
+        let v = context! { a => vec![1, 2] };
+        assert_eq!(yaml(&v, 2, true), "a: [1, 2]\n");
+        assert_eq!(yaml(&context! { a => 1 }, 2, true), "{a: 1}\n");
+    }
+}

@@ -1,0 +1,666 @@
+//! The template engine: minijinja configured to render like Ansible's template
+//! module, so a template carried over from Ansible gives the same bytes.
+//!
+//! What differs from minijinja's defaults and why: trim_blocks on; no
+//! auto-escaping (config files, not HTML); strict undefined; values print as
+//! Python prints them (True, None, ['a'], {'k': 1}); the template's own
+//! trailing newlines are restored after rendering while included templates
+//! lose their last one (Ansible's rule); Ansible's filters and tests.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::{AutoEscape, Environment, Error as MjError, ErrorKind, State, UndefinedBehavior, Value};
+
+use crate::error::Error;
+
+/// Check template source: UTF-8 and LF line endings, naming file and line.
+pub fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            return Err(Error::Invalid {
+                path: path.into(),
+                line: Some(line),
+                message: "template is not valid UTF-8 (Windows-1252 or Latin-1 bytes?); re-save it as UTF-8".into(),
+            });
+        }
+    };
+    if let Some(i) = text.find('\r') {
+        let line = text[..i].matches('\n').count() + 1;
+        return Err(Error::Invalid {
+            path: path.into(),
+            line: Some(line),
+            message: "template has CRLF (Windows) line endings; convert it to LF (dos2unix, or your editor's line-ending setting)".into(),
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// Build an environment with Ansible's settings, filters and tests. When
+/// `templates` is given, `{% include %}` resolves relative to it.
+pub fn environment(templates: Option<PathBuf>) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(false);
+    env.set_keep_trailing_newline(false);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_formatter(|out, _state, value| {
+        if value.is_undefined() {
+            return Err(MjError::new(ErrorKind::UndefinedError, "undefined value"));
+        }
+        out.write_str(&py_str(value)).map_err(|_| MjError::new(ErrorKind::WriteFailure, "write failed"))
+    });
+    if let Some(dir) = templates {
+        env.set_loader(move |name| {
+            let path = dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => check_source(&path, &bytes)
+                    .map(Some)
+                    .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
+            }
+        });
+    }
+    minijinja_contrib::add_to_environment(&mut env);
+    add_ansible(&mut env);
+    env
+}
+
+/// Ansible's rule for trailing newlines: rendered without keeping the last
+/// newline, then the source's own trailing newlines are restored.
+pub fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
+    let want = source.chars().rev().take_while(|c| *c == '\n').count();
+    let have = rendered.chars().rev().take_while(|c| *c == '\n').count();
+    for _ in have..want {
+        rendered.push('\n');
+    }
+    rendered
+}
+
+/// Python's `str()` of a value: what `{{ value }}` prints under Ansible.
+pub fn py_str(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
+        _ => py_repr(v),
+    }
+}
+
+/// Python's `repr()` of a value, as it appears inside printed lists and dicts.
+pub fn py_repr(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => "None".into(),
+        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        ValueKind::Number => {
+            if let Ok(i) = i64::try_from(v.clone()) {
+                if !is_float(v) {
+                    return i.to_string();
+                }
+            }
+            match f64::try_from(v.clone()) {
+                Ok(f) => py_float(f),
+                Err(_) => v.to_string(),
+            }
+        }
+        ValueKind::String => py_str_repr(v.as_str().unwrap_or_default()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<String> = v.try_iter().map(|it| it.map(|x| py_repr(&x)).collect()).unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        ValueKind::Map => {
+            let mut parts = Vec::new();
+            if let Ok(keys) = v.try_iter() {
+                for k in keys {
+                    let val = v.get_item(&k).unwrap_or(Value::UNDEFINED);
+                    parts.push(format!("{}: {}", py_repr(&k), py_repr(&val)));
+                }
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => v.to_string(),
+    }
+}
+
+fn is_float(v: &Value) -> bool {
+    // minijinja prints floats with a decimal point or exponent; ints without.
+    let s = v.to_string();
+    s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") || s.contains("nan")
+}
+
+/// Python's shortest float repr: 0.5, 3.0, 1e+16, inf.
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{f:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let s = format!("{f}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+/// Python's repr of a str: single quotes unless the text has ' and no ".
+pub fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+fn err(msg: impl Into<String>) -> MjError {
+    MjError::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+fn add_ansible(env: &mut Environment<'static>) {
+    env.add_filter("bool", |v: Value| -> Value {
+        match v.kind() {
+            ValueKind::None | ValueKind::Undefined => Value::from(()),
+            ValueKind::Bool => v,
+            ValueKind::Number => Value::from(i64::try_from(v).ok() == Some(1)),
+            _ => {
+                let s = py_str(&v).to_lowercase();
+                Value::from(matches!(s.as_str(), "yes" | "on" | "1" | "true"))
+            }
+        }
+    });
+    env.add_filter("lower", |v: Value| py_str(&v).to_lowercase());
+    env.add_filter("upper", |v: Value| py_str(&v).to_uppercase());
+    env.add_filter("d", minijinja::filters::default);
+    env.add_filter("to_json", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        let indent: Option<usize> = kw.get("indent")?;
+        let sort: Option<bool> = kw.get("sort_keys")?;
+        kw.assert_all_used()?;
+        let mut out = String::new();
+        crate::pyfmt::json(&mut out, &v, indent, sort.unwrap_or(false), 0, indent.is_some());
+        Ok(out)
+    });
+    env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        let indent: Option<usize> = kw.get("indent")?;
+        kw.assert_all_used()?;
+        let mut out = String::new();
+        crate::pyfmt::json(&mut out, &v, Some(indent.unwrap_or(4)), true, 0, true);
+        Ok(out)
+    });
+    env.add_filter("to_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        let indent: Option<usize> = kw.get("indent")?;
+        kw.assert_all_used()?;
+        Ok(crate::pyfmt::yaml(&v, indent.unwrap_or(2), true))
+    });
+    env.add_filter("to_nice_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        let indent: Option<usize> = kw.get("indent")?;
+        kw.assert_all_used()?;
+        Ok(crate::pyfmt::yaml(&v, indent.unwrap_or(4), false))
+    });
+    env.add_filter("b64encode", |v: Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(py_str(&v))
+    });
+    env.add_filter("b64decode", |v: Value| -> Result<String, MjError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(py_str(&v).trim())
+            .map_err(|e| err(format!("b64decode: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| err("b64decode: result is not UTF-8"))
+    });
+    env.add_filter("regex_replace", regex_replace);
+    env.add_filter("regex_search", regex_search);
+    env.add_filter("regex_findall", |v: Value, pat: String, kw: Kwargs| -> Result<Value, MjError> {
+        let re = py_regex(&pat, &kw)?;
+        let s = py_str(&v);
+        let mut out = Vec::new();
+        for c in re.captures_iter(&s) {
+            let c = c.map_err(|e| err(e.to_string()))?;
+            out.push(Value::from(if c.len() > 1 { c.get(1) } else { c.get(0) }.map(|m| m.as_str()).unwrap_or("")));
+        }
+        Ok(Value::from(out))
+    });
+    env.add_filter("combine", combine);
+    env.add_filter("dict2items", |v: Value, kw: Kwargs| -> Result<Value, MjError> {
+        let kn: Option<String> = kw.get("key_name")?;
+        let vn: Option<String> = kw.get("value_name")?;
+        kw.assert_all_used()?;
+        if v.kind() != ValueKind::Map {
+            return Err(err(format!("dict2items requires a dictionary, got {}", v.kind())));
+        }
+        let (kn, vn) = (kn.unwrap_or_else(|| "key".into()), vn.unwrap_or_else(|| "value".into()));
+        let mut out = Vec::new();
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
+            let mut m = indexmap::IndexMap::new();
+            m.insert(kn.clone(), k);
+            m.insert(vn.clone(), val);
+            out.push(Value::from_iter(m));
+        }
+        Ok(Value::from(out))
+    });
+    env.add_filter("items2dict", |v: Value, kw: Kwargs| -> Result<Value, MjError> {
+        let kn: Option<String> = kw.get("key_name")?;
+        let vn: Option<String> = kw.get("value_name")?;
+        kw.assert_all_used()?;
+        let (kn, vn) = (kn.unwrap_or_else(|| "key".into()), vn.unwrap_or_else(|| "value".into()));
+        let mut m = indexmap::IndexMap::new();
+        for item in v.try_iter()? {
+            m.insert(py_str(&item.get_attr(&kn)?), item.get_attr(&vn)?);
+        }
+        Ok(Value::from_iter(m))
+    });
+    env.add_filter("hash", |v: Value, algo: Option<String>| -> Result<String, MjError> {
+        use sha2::Digest;
+        let s = py_str(&v);
+        Ok(match algo.as_deref().unwrap_or("sha1") {
+            "sha1" => hex(&sha1::Sha1::digest(s.as_bytes())),
+            "sha256" => hex(&sha2::Sha256::digest(s.as_bytes())),
+            "sha512" => hex(&sha2::Sha512::digest(s.as_bytes())),
+            other => return Err(err(format!("hash: unsupported algorithm `{other}` (sha1, sha256, sha512)"))),
+        })
+    });
+    env.add_filter("checksum", |v: Value| {
+        use sha2::Digest;
+        hex(&sha1::Sha1::digest(py_str(&v).as_bytes()))
+    });
+    env.add_filter("basename", |v: Value| {
+        let s = py_str(&v);
+        s.rsplit('/').next().unwrap_or("").to_string()
+    });
+    env.add_filter("dirname", |v: Value| {
+        // posixpath.dirname: everything before the last /, trailing slashes
+        // stripped unless the result is all slashes.
+        let s = py_str(&v);
+        match s.rfind('/') {
+            None => String::new(),
+            Some(i) => {
+                let head = &s[..=i];
+                let t = head.trim_end_matches('/');
+                if t.is_empty() { head.to_string() } else { t.to_string() }
+            }
+        }
+    });
+    env.add_filter("quote", |v: Value| shell_quote(&py_str(&v)));
+    env.add_filter("mandatory", |state: &State, v: Value, msg: Option<String>| -> Result<Value, MjError> {
+        if v.is_undefined() {
+            let _ = state;
+            return Err(MjError::new(
+                ErrorKind::UndefinedError,
+                msg.unwrap_or_else(|| "mandatory variable not defined".into()),
+            ));
+        }
+        Ok(v)
+    });
+    env.add_filter("ternary", |v: Value, t: Value, f: Value, n: Option<Value>| -> Value {
+        if v.is_none() {
+            if let Some(n) = n {
+                return n;
+            }
+        }
+        if v.is_true() { t } else { f }
+    });
+    env.add_filter("split", |v: Value, sep: Option<String>, max: Option<i64>| -> Value {
+        let s = py_str(&v);
+        let parts: Vec<Value> = match (sep, max) {
+            (None, _) => s.split_whitespace().map(Value::from).collect(),
+            (Some(sep), Some(m)) if m >= 0 => s.splitn(m as usize + 1, sep.as_str()).map(Value::from).collect(),
+            (Some(sep), _) => s.split(sep.as_str()).map(Value::from).collect(),
+        };
+        Value::from(parts)
+    });
+    env.add_filter("round", |v: Value, precision: Option<i32>, method: Option<String>| -> Result<Value, MjError> {
+        let f = f64::try_from(v)?;
+        let p = 10f64.powi(precision.unwrap_or(0));
+        let x = f * p;
+        let r = match method.as_deref().unwrap_or("common") {
+            "common" => x.round_ties_even(),
+            "ceil" => x.ceil(),
+            "floor" => x.floor(),
+            m => return Err(err(format!("round: method must be common, ceil or floor, not {m}"))),
+        };
+        Ok(Value::from(r / p))
+    });
+    env.add_filter("string", |v: Value| py_str(&v));
+    env.add_test("version", version_test);
+    env.add_test("version_compare", version_test);
+    env.add_test("match", |v: Value, pat: String, kw: Kwargs| -> Result<bool, MjError> {
+        let re = py_regex(&format!("^(?:{pat})"), &kw)?;
+        re.is_match(&py_str(&v)).map_err(|e| err(e.to_string()))
+    });
+    env.add_test("search", |v: Value, pat: String, kw: Kwargs| -> Result<bool, MjError> {
+        let re = py_regex(&pat, &kw)?;
+        re.is_match(&py_str(&v)).map_err(|e| err(e.to_string()))
+    });
+    env.add_test("truthy", |v: Value| v.is_true());
+    env.add_test("falsy", |v: Value| !v.is_true());
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Python's shlex.quote.
+pub fn shell_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    if s.chars().all(|c| c.is_alphanumeric() || c == '_' || "@%+=:,./-".contains(c)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
+}
+
+/// Compile a Python `re` pattern. fancy-regex covers lookaround and
+/// backreferences; `\Z` is Python's end of string.
+fn py_regex(pat: &str, kw: &Kwargs) -> Result<fancy_regex::Regex, MjError> {
+    let ic: Option<bool> = kw.get("ignorecase")?;
+    let ml: Option<bool> = kw.get("multiline")?;
+    let mut flags = String::new();
+    if ic.unwrap_or(false) {
+        flags.push('i');
+    }
+    if ml.unwrap_or(false) {
+        flags.push('m');
+    }
+    let mut p = pat.replace("\\Z", "\\z");
+    // Python's named groups (?P<name>..) and backrefs (?P=name)
+    p = p.replace("(?P<", "(?<").replace("(?P=", "\\k<");
+    if p.contains("\\k<") {
+        p = fix_named_backrefs(&p);
+    }
+    let full = if flags.is_empty() { p } else { format!("(?{flags}){p}") };
+    fancy_regex::Regex::new(&full).map_err(|e| err(format!("invalid regular expression `{pat}`: {e}")))
+}
+
+fn fix_named_backrefs(p: &str) -> String {
+    // (?P=name) became \k<name) above; close it with >.
+    let mut out = String::new();
+    let mut rest = p;
+    while let Some(i) = rest.find("\\k<") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        if let Some(j) = rest.find(')') {
+            out.push_str(&rest[..j]);
+            out.push('>');
+            rest = &rest[j + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Translate a Python replacement string (\1, \g<name>, \g<1>) to fancy-regex's ($1, ${name}).
+fn py_replacement(r: &str) -> String {
+    let mut out = String::new();
+    let mut it = r.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match it.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = String::new();
+                    while let Some(d) = it.peek().copied().filter(|d| d.is_ascii_digit()) {
+                        n.push(d);
+                        it.next();
+                        if n.len() == 2 {
+                            break;
+                        }
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    it.next();
+                    if it.peek() == Some(&'<') {
+                        it.next();
+                        let name: String = it.by_ref().take_while(|c| *c != '>').collect();
+                        out.push_str(&format!("${{{name}}}"));
+                    } else {
+                        out.push_str("\\g");
+                    }
+                }
+                Some('n') => {
+                    it.next();
+                    out.push('\n');
+                }
+                Some('t') => {
+                    it.next();
+                    out.push('\t');
+                }
+                Some('\\') => {
+                    it.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn regex_replace(v: Value, pat: String, rep: Option<String>, kw: Kwargs) -> Result<String, MjError> {
+    let re = py_regex(&pat, &kw)?;
+    kw.assert_all_used()?;
+    let s = py_str(&v);
+    let rep = py_replacement(rep.as_deref().unwrap_or(""));
+    let out = re.try_replacen(&s, 0, rep.as_str()).map_err(|e| err(e.to_string()))?;
+    Ok(out.into_owned())
+}
+
+fn regex_search(v: Value, pat: String, groups: Rest<String>, kw: Kwargs) -> Result<Value, MjError> {
+    let re = py_regex(&pat, &kw)?;
+    kw.assert_all_used()?;
+    let s = py_str(&v);
+    let Some(c) = re.captures(&s).map_err(|e| err(e.to_string()))? else {
+        return Ok(Value::from(()));
+    };
+    if groups.is_empty() {
+        return Ok(Value::from(c.get(0).map(|m| m.as_str()).unwrap_or("")));
+    }
+    let mut out = Vec::new();
+    for g in groups.iter() {
+        let m = if let Some(n) = g.strip_prefix('\\') {
+            n.parse::<usize>().ok().and_then(|n| c.get(n))
+        } else if let Some(name) = g.strip_prefix("\\g<").and_then(|x| x.strip_suffix('>')) {
+            c.name(name)
+        } else {
+            return Err(err(format!("regex_search: unknown group argument `{g}` (use '\\\\1' or '\\\\g<name>')")));
+        };
+        out.push(Value::from(m.map(|m| m.as_str()).unwrap_or("")));
+    }
+    Ok(Value::from(out))
+}
+
+fn combine(first: Value, rest: Rest<Value>, kw: Kwargs) -> Result<Value, MjError> {
+    let recursive: Option<bool> = kw.get("recursive")?;
+    let list_merge: Option<String> = kw.get("list_merge")?;
+    kw.assert_all_used()?;
+    let recursive = recursive.unwrap_or(false);
+    let lm = list_merge.unwrap_or_else(|| "replace".into());
+    let mut acc = first;
+    for d in rest.iter() {
+        acc = merge(&acc, d, recursive, &lm)?;
+    }
+    Ok(acc)
+}
+
+fn merge(a: &Value, b: &Value, recursive: bool, lm: &str) -> Result<Value, MjError> {
+    if a.kind() != ValueKind::Map || b.kind() != ValueKind::Map {
+        return Err(err(format!("combine expects dictionaries, got {} and {}", a.kind(), b.kind())));
+    }
+    let mut m: indexmap::IndexMap<Value, Value> = indexmap::IndexMap::new();
+    for k in a.try_iter()? {
+        let v = a.get_item(&k)?;
+        m.insert(k, v);
+    }
+    for k in b.try_iter()? {
+        let bv = b.get_item(&k)?;
+        let nv = match m.get(&k) {
+            Some(av) if recursive && av.kind() == ValueKind::Map && bv.kind() == ValueKind::Map => {
+                merge(av, &bv, recursive, lm)?
+            }
+            Some(av) if av.kind() == ValueKind::Seq && bv.kind() == ValueKind::Seq && lm != "replace" => {
+                let (x, y): (Vec<Value>, Vec<Value>) = (av.try_iter()?.collect(), bv.try_iter()?.collect());
+                match lm {
+                    "append" => x.into_iter().chain(y).collect::<Vec<_>>().into(),
+                    "prepend" => y.into_iter().chain(x).collect::<Vec<_>>().into(),
+                    "keep" => av.clone(),
+                    "append_rp" | "prepend_rp" => {
+                        let mut out: Vec<Value> = if lm == "append_rp" {
+                            x.into_iter().filter(|i| !y.contains(i)).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        out.extend(y.iter().cloned());
+                        if lm == "prepend_rp" {
+                            out.extend(av.try_iter()?.filter(|i| !y.contains(i)));
+                        }
+                        Value::from(out)
+                    }
+                    o => return Err(err(format!("combine: unknown list_merge `{o}`"))),
+                }
+            }
+            _ => bv,
+        };
+        m.insert(k, nv);
+    }
+    Ok(Value::from_iter(m))
+}
+
+fn version_test(v: Value, other: String, op: Option<String>, kw: Kwargs) -> Result<bool, MjError> {
+    let _strict: Option<bool> = kw.get("strict")?;
+    let _vt: Option<String> = kw.get("version_type")?;
+    let a = version_key(&py_str(&v));
+    let b = version_key(&other);
+    let ord = a.cmp(&b);
+    use std::cmp::Ordering::*;
+    Ok(match op.as_deref().unwrap_or("eq") {
+        "==" | "=" | "eq" => ord == Equal,
+        "!=" | "<>" | "ne" => ord != Equal,
+        "<" | "lt" => ord == Less,
+        "<=" | "le" => ord != Greater,
+        ">" | "gt" => ord == Greater,
+        ">=" | "ge" => ord != Less,
+        o => return Err(err(format!("version: unknown operator `{o}`"))),
+    })
+}
+
+/// LooseVersion-like key: numbers compare numerically, words lexically.
+fn version_key(s: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, out: &mut Vec<(u64, String)>| {
+        if !cur.is_empty() {
+            match cur.parse::<u64>() {
+                Ok(n) => out.push((n, String::new())),
+                Err(_) => out.push((0, cur.clone())),
+            }
+            cur.clear();
+        }
+    };
+    let mut digit = None;
+    for c in s.trim_start_matches('v').chars() {
+        if c == '.' || c == '-' || c == '_' || c == '+' {
+            flush(&mut cur, &mut out);
+            digit = None;
+            continue;
+        }
+        let d = c.is_ascii_digit();
+        if digit.is_some_and(|x| x != d) {
+            flush(&mut cur, &mut out);
+        }
+        digit = Some(d);
+        cur.push(c);
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// Render one template source for a host, Ansible style.
+pub fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
+    let tmpl = env.template_from_named_str(name, source)?;
+    let out = tmpl.render(ctx)?;
+    Ok(restore_trailing_newlines(source, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    fn r(src: &str, ctx: Value) -> String {
+        let env = environment(None);
+        render_str(&env, "t", src, &ctx).unwrap()
+    }
+
+    #[test]
+    fn python_printing() {
+        let ctx = context! { b => true, n => (), l => vec!["x", "y"], f => 0.5, g => 3.0, i => 3 };
+        assert_eq!(r("{{ b }} {{ n }} {{ l }} {{ f }} {{ g }} {{ i }} {{ b | lower }}", ctx), "True None ['x', 'y'] 0.5 3.0 3 true");
+        let m: indexmap::IndexMap<&str, i32> = [("a", 1), ("b", 2)].into_iter().collect();
+        assert_eq!(r("{{ m }}", context! { m => m }), "{'a': 1, 'b': 2}");
+    }
+
+    #[test]
+    fn trailing_newlines_like_ansible() {
+        assert_eq!(r("a\n", context! {}), "a\n");
+        assert_eq!(r("a\n\n", context! {}), "a\n\n");
+        assert_eq!(r("a", context! {}), "a");
+        assert_eq!(r("{% if true %}\nx\n{% endif %}\n", context! {}), "x\n");
+    }
+
+    #[test]
+    fn no_autoescape_and_strict() {
+        let env = environment(None);
+        let t = env.template_from_named_str("x.html", "{{ s }}").unwrap();
+        assert_eq!(t.render(context! { s => "<a & b>" }).unwrap(), "<a & b>");
+        assert!(env.render_str("{{ nope }}", context! {}).is_err());
+    }
+
+    #[test]
+    fn ansible_filters() {
+        let ctx = context! { s => "foo=bar", h => "a b", p => "/etc/ssh/sshd_config" };
+        assert_eq!(r("{{ s | regex_replace('(\\\\w+)=(\\\\w+)', '\\\\2=\\\\1') }}", ctx.clone()), "bar=foo");
+        assert_eq!(r("{{ s | regex_replace('(?<=foo)=', ':') }}", ctx.clone()), "foo:bar");
+        assert_eq!(r("{{ s | regex_search('=(.*)', '\\\\1') }}", ctx.clone()), "['bar']");
+        assert_eq!(r("{{ h | quote }} {{ p | basename }} {{ p | dirname }}", ctx.clone()), "'a b' sshd_config /etc/ssh");
+        assert_eq!(r("{{ 'yes' | bool }} {{ 'off' | bool }}", ctx.clone()), "True False");
+        assert_eq!(r("{{ {'a': 1} | combine({'b': [1]}) | to_json }}", ctx.clone()), "{\"a\": 1, \"b\": [1]}");
+        assert_eq!(r("{{ {'b': 1, 'a': 'é'} | to_nice_json }}", ctx.clone()), "{\n    \"a\": \"\\u00e9\",\n    \"b\": 1\n}");
+        assert_eq!(r("{{ {'a': 1} | dict2items }}", ctx.clone()), "[{'key': 'a', 'value': 1}]");
+        assert_eq!(r("{{ '1.10.2' is version('1.9', '>') }}", ctx.clone()), "True");
+        assert_eq!(r("{{ 'a' | b64encode }} {{ 'YQ==' | b64decode }}", ctx.clone()), "YQ== a");
+        assert_eq!(r("{{ 2.5 | round }} {{ 3.7 | int }} {{ 7 / 2 }}", ctx.clone()), "2.0 3 3.5");
+        assert_eq!(r("{{ true | ternary('on', 'off') }}", ctx.clone()), "on");
+        assert_eq!(r("{{ 'a,b'.split(',') }} {{ 'x y'.split() }} {{ s.startswith('foo') }}", ctx), "['a', 'b'] ['x', 'y'] True");
+    }
+
+    #[test]
+    fn bad_sources() {
+        let e = check_source(Path::new("t.j2"), b"a\nb\r\nc").unwrap_err().to_string();
+        assert!(e.contains("t.j2:2") && e.contains("CRLF"), "{e}");
+        let e = check_source(Path::new("t.j2"), b"a\n\xe9t\xe9\n").unwrap_err().to_string();
+        assert!(e.contains("t.j2:2") && e.contains("UTF-8"), "{e}");
+    }
+}

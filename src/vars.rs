@@ -1,0 +1,313 @@
+//! Variables per host: the layers (role defaults < group_vars/all < parent
+//! group < child group < host_vars < toggles < -e), merged, and resolved
+//! lazily: a value is itself a template, rendered on first use with the
+//! host's whole context, and `"{{ expr }}"` alone keeps its native type.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
+use minijinja::{Environment, Value};
+
+/// Where a variable was defined, for errors.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The file that set it (or a description like `-e`).
+    pub file: PathBuf,
+    /// Whether it came from an encrypted file.
+    pub secret: bool,
+}
+
+/// One raw variable before resolution.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    /// The value as written.
+    pub value: Value,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Facts about the whole inventory shared by every host's context.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// `groups`: group name -> host names.
+    pub groups: Value,
+    /// `hostvars`: host name -> that host's vars object.
+    pub hostvars: OnceLock<Value>,
+    /// `ansible_managed`.
+    pub managed: String,
+}
+
+/// A resolution failure, kept so the top-level error can name the variable
+/// that failed rather than only the template that used it.
+#[derive(Debug, Clone)]
+pub struct ResolveError {
+    /// Variable being resolved.
+    pub var: String,
+    /// Where it was defined.
+    pub file: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The variables of one host, resolved on demand.
+#[derive(Debug)]
+pub struct HostVars {
+    /// The host's inventory name.
+    pub host: String,
+    /// Groups the host belongs to (excluding `all`), sorted.
+    pub group_names: Vec<String>,
+    raw: IndexMap<String, Raw>,
+    shared: Arc<Shared>,
+    env: Arc<Environment<'static>>,
+    cache: Mutex<HashMap<String, Value>>,
+    failed: Mutex<std::collections::HashSet<String>>,
+    /// First error hit while resolving a variable.
+    pub error: Mutex<Option<ResolveError>>,
+}
+
+thread_local! {
+    // Variables being resolved on this thread, to report cycles instead of overflowing the stack.
+    static RESOLVING: RefCell<Vec<(usize, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl HostVars {
+    /// Build a host's variables from its merged layers.
+    pub fn new(
+        host: String,
+        group_names: Vec<String>,
+        raw: IndexMap<String, Raw>,
+        shared: Arc<Shared>,
+        env: Arc<Environment<'static>>,
+    ) -> HostVars {
+        HostVars { host, group_names, raw, shared, env, cache: Mutex::new(HashMap::new()), failed: Mutex::default(), error: Mutex::new(None) }
+    }
+
+    /// The raw definition of a variable.
+    pub fn raw(&self, name: &str) -> Option<&Raw> {
+        self.raw.get(name)
+    }
+
+    fn magic(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "inventory_hostname" => Value::from(self.host.clone()),
+            "inventory_hostname_short" => Value::from(self.host.split('.').next().unwrap_or("").to_string()),
+            "group_names" => Value::from(self.group_names.clone()),
+            "groups" => self.shared.groups.clone(),
+            "hostvars" => self.shared.hostvars.get().cloned().unwrap_or(Value::UNDEFINED),
+            "ansible_managed" => Value::from(self.shared.managed.clone()),
+            _ => return None,
+        })
+    }
+
+    fn resolve(self: &Arc<Self>, name: &str) -> Option<Value> {
+        if let Some(v) = self.cache.lock().unwrap().get(name) {
+            return Some(v.clone());
+        }
+        let raw = self.raw.get(name)?;
+        let me = Arc::as_ptr(self) as usize;
+        let cycle = RESOLVING.with(|r| r.borrow().iter().any(|(p, n)| *p == me && n == name));
+        if cycle {
+            let chain = RESOLVING.with(|r| {
+                r.borrow().iter().filter(|(p, _)| *p == me).map(|(_, n)| n.clone()).collect::<Vec<_>>().join(" -> ")
+            });
+            self.record(name, &raw.origin, format!("variable refers to itself: {chain} -> {name}"));
+            return None;
+        }
+        if self.failed.lock().unwrap().contains(name) {
+            return None;
+        }
+        RESOLVING.with(|r| r.borrow_mut().push((me, name.to_string())));
+        let ctx = Value::from_dyn_object(self.clone());
+        let out = self.resolve_value(&raw.value, &ctx);
+        let out = match out {
+            Ok(v) => {
+                self.cache.lock().unwrap().insert(name.to_string(), v.clone());
+                Some(v)
+            }
+            Err(e) => {
+                // Described while still marked as resolving, so that looking up
+                // the names it uses cannot recurse into this variable again.
+                self.failed.lock().unwrap().insert(name.to_string());
+                let src = raw.value.as_str().unwrap_or_default().to_string();
+                let detail = crate::render::describe_mj_error(&e, Some((&self.env, &src, &ctx)));
+                self.record(name, &raw.origin, detail);
+                None
+            }
+        };
+        RESOLVING.with(|r| r.borrow_mut().pop());
+        out
+    }
+
+    fn record(&self, var: &str, origin: &Origin, message: String) {
+        let mut slot = self.error.lock().unwrap();
+        // The innermost failure is recorded first and is the root cause.
+        if slot.is_none() {
+            *slot = Some(ResolveError { var: var.into(), file: origin.file.clone(), message });
+        }
+    }
+
+    fn resolve_value(&self, v: &Value, ctx: &Value) -> Result<Value, minijinja::Error> {
+        match v.kind() {
+            ValueKind::String => {
+                let s = v.as_str().unwrap_or_default();
+                if !(s.contains("{{") || s.contains("{%") || s.contains("{#")) {
+                    return Ok(v.clone());
+                }
+                if let Some(expr) = single_expression(s) {
+                    let e = self.env.compile_expression(expr)?;
+                    let out = e.eval(ctx)?;
+                    if out.is_undefined() {
+                        return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "undefined value"));
+                    }
+                    return Ok(out);
+                }
+                let out = self.env.render_str(s, ctx)?;
+                Ok(Value::from(out))
+            }
+            ValueKind::Seq => {
+                let items: Result<Vec<Value>, _> = v.try_iter()?.map(|x| self.resolve_value(&x, ctx)).collect();
+                Ok(Value::from(items?))
+            }
+            ValueKind::Map => {
+                let mut m = IndexMap::new();
+                for k in v.try_iter()? {
+                    let x = v.get_item(&k)?;
+                    m.insert(k, self.resolve_value(&x, ctx)?);
+                }
+                Ok(Value::from_iter(m))
+            }
+            _ => Ok(v.clone()),
+        }
+    }
+}
+
+/// `"{{ expr }}"` with nothing around it: evaluated as an expression so the
+/// result keeps its type (list, dict, bool, int) as in Ansible.
+fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim().trim_start_matches('-').trim_end_matches('-'))
+}
+
+impl Object for HostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if self.raw.contains_key(name) {
+            return self.resolve(name);
+        }
+        self.magic(name)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = self.raw.keys().map(|k| Value::from(k.clone())).collect();
+        for m in ["inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars", "ansible_managed"] {
+            if !self.raw.contains_key(m) {
+                keys.push(Value::from(m));
+            }
+        }
+        Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: every host's variables by name.
+#[derive(Debug)]
+pub struct AllHostVars(pub IndexMap<String, Arc<HostVars>>);
+
+impl Object for AllHostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_str()?).map(|h| Value::from_dyn_object(h.clone()))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.keys().map(|k| Value::from(k.clone())).collect())
+    }
+}
+
+/// Convert parsed YAML into a template value, keeping mapping order.
+pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::from(()),
+        serde_yaml::Value::Bool(b) => Value::from(*b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_yaml::Value::String(s) => Value::from(s.clone()),
+        serde_yaml::Value::Sequence(s) => Value::from(s.iter().map(yaml_to_value).collect::<Vec<_>>()),
+        serde_yaml::Value::Mapping(m) => {
+            let mut out = IndexMap::new();
+            for (k, v) in m {
+                let key = match k {
+                    serde_yaml::Value::String(s) => Value::from(s.clone()),
+                    other => yaml_to_value(other),
+                };
+                out.insert(key, yaml_to_value(v));
+            }
+            Value::from_iter(out)
+        }
+        serde_yaml::Value::Tagged(t) => yaml_to_value(&t.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(vars: &[(&str, serde_yaml::Value)]) -> Arc<HostVars> {
+        let env = Arc::new(crate::template::environment(None));
+        let raw = vars
+            .iter()
+            .map(|(k, v)| {
+                (k.to_string(), Raw { value: yaml_to_value(v), origin: Origin { file: "g.yml".into(), secret: false } })
+            })
+            .collect();
+        Arc::new(HostVars::new("h1".into(), vec!["lab".into()], raw, Arc::new(Shared::default()), env))
+    }
+
+    fn y(s: &str) -> serde_yaml::Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn lazy_recursive_and_native() {
+        let h = host(&[
+            ("domain", y("\"{{ vault_domain | default('example.com') }}\"")),
+            ("url", y("\"https://{{ domain }}/{{ inventory_hostname }}\"")),
+            ("ports", y("\"{{ [80, 443] }}\"")),
+            ("tls", y("\"{{ ports | length > 1 }}\"")),
+        ]);
+        let ctx = Value::from_dyn_object(h.clone());
+        let env = crate::template::environment(None);
+        assert_eq!(env.render_str("{{ url }}", &ctx).unwrap(), "https://example.com/h1");
+        assert_eq!(env.render_str("{% for p in ports %}{{ p + 1 }} {% endfor %}{{ tls }}", &ctx).unwrap(), "81 444 True");
+    }
+
+    #[test]
+    fn cycles_are_reported() {
+        let h = host(&[("a", y("\"{{ b }}\"")), ("b", y("\"{{ a }}\""))]);
+        let env = crate::template::environment(None);
+        assert!(env.render_str("{{ a }}", Value::from_dyn_object(h.clone())).is_err());
+        let e = h.error.lock().unwrap().clone().unwrap();
+        assert!(e.message.contains("refers to itself"), "{}", e.message);
+    }
+}

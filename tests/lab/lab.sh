@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The lab: N Debian "hosts" on this machine, each a network namespace with its own
+# address, its own sshd, its own nftables and a private mount namespace in which
+# /etc, /opt, /srv and /var/lib/deploy are per-host directories.
+#
+#   lab.sh up   [--dir DIR] [--instance K] [--hosts N]
+#   lab.sh down [--dir DIR]
+#   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST   (used by failure tests)
+#
+# Instance K owns the subnet 10.231.K.0/24, the bridge dlabK and the namespaces
+# dlK-labI; `make lab-up` is instance 0 in .lab/, each test takes its own instance
+# so tests never share hosts. Everything up creates is recorded in DIR, and down
+# removes exactly that, stopping only processes it started (by pid file).
+set -euo pipefail
+
+cmd=${1:-}; shift || true
+dir=.lab; instance=0; hosts=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir) dir=$2; shift 2;;
+    --instance) instance=$2; shift 2;;
+    --hosts) hosts=$2; shift 2;;
+    *) break;;
+  esac
+done
+
+die() { echo "lab: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
+
+need_packages() {
+  local missing=()
+  command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v ssh >/dev/null || missing+=(openssh-client)
+  command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+  command -v nsenter >/dev/null || missing+=(util-linux)
+  command -v pgrep >/dev/null || missing+=(procps)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "lab: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll state, never sleep blindly
+wait_for() {
+  local what=$1 limit=$2; shift 2
+  local deadline=$(( $(date +%s) + limit ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${limit}s waiting for $what"
+    sleep 0.05
+  done
+}
+
+ns_name() { echo "dl${instance}-$1"; }
+
+start_sshd() {
+  local h=$1 hd=$dir/hosts/$1
+  local ns; ns=$(cat "$hd/netns")
+  local addr; addr=$(cat "$hd/addr")
+  rm -f "$hd/sshd.pid"
+  # unshare gives the sshd (and every session it forks) a private mount namespace;
+  # nsenter --net rather than `ip netns exec`, which remounts /sys (see LAB-NOTES).
+  nsenter --net="/var/run/netns/$ns" unshare --mount --propagation private sh -c '
+    set -e
+    hd=$1
+    for p in etc opt srv var/lib/deploy; do mount --bind "$hd/root/$p" "/$p"; done
+    mkdir -p /run/sshd
+    exec /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$hd/sshd.log"
+  ' sh "$(realpath "$hd")"
+  wait_for "sshd of $h to write its pid file" 10 test -s "$hd/sshd.pid"
+  wait_for "sshd of $h to listen on $addr:22" 10 \
+    nsenter --net="/var/run/netns/$ns" sh -c "ss -ltn | grep -q '$addr:22 '"
+}
+
+stop_sshd() {
+  local hd=$dir/hosts/$1
+  if [ -s "$hd/sshd.pid" ]; then
+    local pid; pid=$(cat "$hd/sshd.pid")
+    # only the process we started: check it is still an sshd before killing
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q sshd; then
+      kill "$pid" 2>/dev/null || true
+      wait_for "sshd of $1 (pid $pid) to exit" 10 sh -c "! kill -0 $pid"
+    fi
+    rm -f "$hd/sshd.pid"
+  fi
+}
+
+host_keys() {
+  local hd=$1
+  rm -f "$hd/root/etc/ssh/ssh_host_"*
+  ssh-keygen -q -t ed25519 -N '' -C "$(basename "$hd")" -f "$hd/root/etc/ssh/ssh_host_ed25519_key"
+}
+
+write_known_hosts() {
+  : >"$dir/known_hosts.tmp"
+  for hd in "$dir"/hosts/*/; do
+    local h; h=$(basename "$hd")
+    printf '%s,%s %s\n' "$h" "$(cat "$hd/addr")" \
+      "$(cut -d' ' -f1,2 "$hd/root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$dir/known_hosts.tmp"
+  done
+  mv "$dir/known_hosts.tmp" "$dir/known_hosts"
+}
+
+up() {
+  need_packages
+  mkdir -p "$dir/hosts" /opt /srv /var/lib/deploy  # mount points for the per-host binds
+  dir=$(realpath "$dir")
+  local net=10.231.$instance br=dlab$instance
+  echo "$instance" >"$dir/instance"
+  [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C deploy-lab -f "$dir/id_ed25519"
+
+  if ! ip link show "$br" >/dev/null 2>&1; then
+    ip link add "$br" type bridge
+    echo "$br" >"$dir/bridge"
+  fi
+  ip addr replace "$net.1/24" dev "$br"
+  ip link set "$br" up
+
+  for i in $(seq 1 "$hosts"); do
+    local h=lab$i hd=$dir/hosts/lab$i ns; ns=$(ns_name "$h")
+    local addr=$net.$((10 + i))
+    mkdir -p "$hd"
+    echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"
+    if ! ip netns list | grep -qw "$ns"; then
+      ip netns add "$ns"
+      ip link add "v$instance-$i" type veth peer name eth0 netns "$ns"
+      ip link set "v$instance-$i" master "$br" up
+      ip -n "$ns" addr add "$addr/24" dev eth0
+      ip -n "$ns" link set eth0 up
+      ip -n "$ns" link set lo up
+      ip -n "$ns" route add default via "$net.1"
+    fi
+    if [ ! -d "$hd/root/etc" ]; then
+      mkdir -p "$hd/root/opt" "$hd/root/srv" "$hd/root/var/lib/deploy"
+      cp -a /etc "$hd/root/etc"
+      rm -f "$hd/root/etc/ssh/sshd_config.d/"*.conf
+      host_keys "$hd"
+      cp "$dir/id_ed25519.pub" "$hd/root/etc/ssh/lab_authorized_keys"
+      cat >"$hd/root/etc/ssh/sshd_config" <<EOF
+# lab host $h ($addr): written by tests/lab/lab.sh
+ListenAddress $addr
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile $hd/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile /etc/ssh/lab_authorized_keys
+UsePAM no
+LogLevel VERBOSE
+MaxSessions 64
+MaxStartups 200:30:400
+Subsystem sftp internal-sftp
+EOF
+      echo "$h" >"$hd/root/etc/hostname"
+    fi
+    [ -s "$hd/sshd.pid" ] && kill -0 "$(cat "$hd/sshd.pid")" 2>/dev/null || start_sshd "$h"
+  done
+
+  write_known_hosts
+  {
+    echo "# written by tests/lab/lab.sh: ssh -F $dir/ssh_config lab1"
+    for hd in "$dir"/hosts/*/; do
+      local h; h=$(basename "$hd")
+      cat <<EOF
+Host $h
+  HostName $(cat "$hd/addr")
+  User root
+  IdentityFile $dir/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile $dir/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+  ConnectTimeout 5
+EOF
+    done
+  } >"$dir/ssh_config"
+  echo "lab: $(ls "$dir/hosts" | wc -l) hosts up in $dir (ssh -F $dir/ssh_config lab1)"
+}
+
+down() {
+  [ -d "$dir" ] || return 0
+  if [ -f "$dir/instance" ]; then instance=$(cat "$dir/instance"); fi
+  for hd in "$dir"/hosts/*/; do
+    [ -d "$hd" ] || continue
+    local h; h=$(basename "$hd")
+    stop_sshd "$h"
+    if [ -f "$hd/netns" ]; then
+      local ns; ns=$(cat "$hd/netns")
+      # leftover processes in this namespace are ones our sshd forked
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  if [ -f "$dir/bridge" ]; then ip link del "$(cat "$dir/bridge")" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+
+case $cmd in
+  up) up;;
+  down) down;;
+  kill-sshd) stop_sshd "$1";;
+  start-sshd) dir=$(realpath "$dir"); instance=$(cat "$dir/instance"); start_sshd "$1";;
+  rekey) dir=$(realpath "$dir"); instance=$(cat "$dir/instance"); stop_sshd "$1"; host_keys "$dir/hosts/$1"; start_sshd "$1";;
+  *) die "usage: lab.sh up|down|kill-sshd|start-sshd|rekey [--dir DIR] [--instance K] [--hosts N]";;
+esac
