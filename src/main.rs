@@ -1,1 +1,288 @@
-fn main() {}
+//! The `deploy` binary: parse arguments, run, print errors with their hints,
+//! exit with a documented status.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use deploy::error::{Error, Result};
+use deploy::run::{exit, DeployArgs};
+use deploy::secrets::Keys;
+use deploy::ssh::SshOptions;
+
+/// Converge hosts to the state declared in this repository (deploy.yml,
+/// inventory/, roles/), over SSH.
+///
+/// Exit status: 0 applied or in sync; 1 error (nothing applied); 2 --check
+/// found changes; 3 some hosts failed while others were applied.
+#[derive(Parser, Debug)]
+#[command(name = "deploy", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    /// Environment to deploy: a group of inventory/hosts.yml (lab, prod, ...)
+    #[arg(required = true)]
+    env: Option<String>,
+
+    #[command(flatten)]
+    run: RunFlags,
+
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Global {
+    /// Project root (the directory holding deploy.yml)
+    #[arg(long, global = true, default_value = ".")]
+    root: PathBuf,
+    /// age identity file for *.age vars files
+    #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY")]
+    identity: Option<PathBuf>,
+    /// Extra variable, highest precedence (repeatable)
+    #[arg(short = 'e', long = "extra-var", global = true, value_name = "KEY=VALUE")]
+    extra: Vec<String>,
+    /// Accept and record the key of a host never connected to before
+    #[arg(long, global = true)]
+    accept_new_host_keys: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunFlags {
+    /// Show the plan and exit: 0 in sync, 2 changes pending, 1 error
+    #[arg(long)]
+    check: bool,
+    /// Apply without asking
+    #[arg(short, long)]
+    yes: bool,
+    /// Only this role's resources (repeatable)
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Only these hosts (repeatable or comma-separated)
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    limit: Vec<String>,
+    /// Output format of the plan
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the rendered files of a host to a local directory (touches no host)
+    Render {
+        /// Environment
+        env: String,
+        /// Host (default: every host of the environment)
+        #[arg(long)]
+        host: Option<String>,
+        /// Output directory; files land at OUT/HOST/<absolute path>
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show and release the deploy lock of a host (after a killed deploy)
+    Unlock {
+        /// Environment
+        env: String,
+        /// Host whose lock to release
+        #[arg(long)]
+        host: String,
+    },
+    /// Edit, view or encrypt age-encrypted vars files
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCommand {
+    /// Decrypt to a private temp file, open $EDITOR, re-encrypt if changed
+    Edit {
+        /// The .age file
+        file: PathBuf,
+        /// Recipients (age1...); default: .age-recipients, else your identity's
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
+    /// Create a new X25519 identity file (prints its public key)
+    Keygen {
+        /// Where to write the identity (mode 0600); refuses to overwrite
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the decrypted content
+    View {
+        /// The .age file
+        file: PathBuf,
+    },
+    /// Encrypt a plaintext YAML file to FILE.age and remove nothing
+    Encrypt {
+        /// The plaintext file
+        file: PathBuf,
+        /// Recipients (age1...); default: .age-recipients, else your identity's
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+        /// Output file (default: FILE.age)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn keys(g: &Global) -> Keys {
+    let mut identity = g.identity.clone();
+    if identity.is_none() {
+        // deploy.yml may name a default identity, relative to the root
+        if let Ok(text) = std::fs::read_to_string(g.root.join("deploy.yml")) {
+            if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                if let Some(p) = v.get("age_identity").and_then(|p| p.as_str()) {
+                    identity = Some(g.root.join(p));
+                }
+            }
+        }
+    }
+    Keys { identity, passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
+}
+
+fn extra(g: &Global) -> Result<Vec<(String, String)>> {
+    g.extra
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let g = cli.global.clone();
+    match cli.command {
+        None => {
+            let env = cli.env.expect("clap requires env");
+            let args = DeployArgs {
+                root: g.root.clone(),
+                env,
+                check: cli.run.check,
+                yes: cli.run.yes,
+                roles: (!cli.run.roles.is_empty()).then_some(cli.run.roles.clone()),
+                limit: (!cli.run.limit.is_empty()).then_some(cli.run.limit.clone()),
+                json: cli.run.output == Output::Json,
+                extra: extra(&g)?,
+                keys: keys(&g),
+                ssh: SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() },
+            };
+            deploy::run::deploy(args).await
+        }
+        Some(Command::Render { env, host, out }) => {
+            let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
+            let hosts = match host {
+                Some(h) => vec![h],
+                None => loaded.hosts.clone(),
+            };
+            for h in &hosts {
+                let d = loaded.render_host(h, None)?;
+                for f in &d.files {
+                    let p = out.join(h).join(f.dest.trim_start_matches('/'));
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    }
+                    std::fs::write(&p, &f.bytes).map_err(|e| Error::io(&p, e))?;
+                }
+                for dir in &d.dirs {
+                    let p = out.join(h).join(dir.path.trim_start_matches('/'));
+                    std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                }
+                println!("{h}: {} files, {} directories written under {}", d.files.len(), d.dirs.len(), out.join(h).display());
+            }
+            Ok(exit::OK)
+        }
+        Some(Command::Unlock { env, host }) => {
+            let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
+            let d = loaded.render_host(&host, None)?;
+            let opts = SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() };
+            let conn = deploy::ssh::connect(&host, &d.connection, &opts).await?;
+            let out = conn.run("deploy-unlock", deploy::apply::UNLOCK, &[], None).await?;
+            conn.close().await;
+            let text = String::from_utf8_lossy(&out.stdout);
+            match text.split_once('\t') {
+                Some(("held", who)) => println!("{host}: released the lock held by {}", who.trim()),
+                _ => println!("{host}: no lock was held"),
+            }
+            Ok(exit::OK)
+        }
+        Some(Command::Secrets(s)) => secrets(s, &g),
+    }
+}
+
+fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
+    let k = keys(g);
+    match cmd {
+        SecretsCommand::Keygen { out } => {
+            let public = deploy::secrets::keygen(&out)?;
+            println!("{public}");
+            Ok(exit::OK)
+        }
+        SecretsCommand::View { file } => {
+            let plain = k.decrypt(&file)?;
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&plain);
+            Ok(exit::OK)
+        }
+        SecretsCommand::Edit { file, recipients } => {
+            let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+            let changed = deploy::secrets::edit(&file, &k, &recipients, &editor)?;
+            eprintln!("{}: {}", file.display(), if changed { "saved (re-encrypted)" } else { "unchanged; file not rewritten" });
+            Ok(exit::OK)
+        }
+        SecretsCommand::Encrypt { file, recipients, out } => {
+            let plain = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+            if let Err(e) = serde_yaml::from_slice::<serde_yaml::Value>(&plain) {
+                return Err(deploy::yaml::yaml_error(&file, &e));
+            }
+            let out = out.unwrap_or_else(|| append_ext(&file, "age"));
+            let recipients = deploy::secrets::recipients_for(&out, &recipients, &k)?;
+            let enc = deploy::secrets::encrypt(&out, &plain, &recipients)?;
+            deploy::secrets::write_atomic(&out, &enc)?;
+            eprintln!("{}: encrypted to {} recipient(s)", out.display(), recipients.len());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn append_ext(p: &Path, ext: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.global.root.clone();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let prefix = format!("{}/", root.display());
+            let text = e.to_string();
+            let text = text.strip_prefix(&prefix).unwrap_or(&text).replace(&format!(" {prefix}"), " ");
+            eprintln!("{} {text}", console::style("error:").red().bold());
+            if let Some(h) = e.hint() {
+                eprintln!("  {} {h}", console::style("hint:").cyan());
+            }
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

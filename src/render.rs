@@ -167,7 +167,7 @@ impl Loaded {
                 let inline = &inventory.groups[g].vars;
                 merge(&mut layers, inline, &inv_path, false);
                 if !group_cache.contains_key(g) {
-                    let files = vars_files(&root.join("group_vars"), g, keys, &redactor, &mut warnings)?;
+                    let files = vars_files(&root.join("inventory/group_vars"), g, keys, &redactor, &mut warnings)?;
                     group_cache.insert(g.clone(), files);
                 }
                 for f in &group_cache[g] {
@@ -175,7 +175,7 @@ impl Loaded {
                 }
             }
             merge(&mut layers, &inventory.hosts[host], &inv_path, false);
-            for f in vars_files(&root.join("host_vars"), host, keys, &redactor, &mut warnings)? {
+            for f in vars_files(&root.join("inventory/host_vars"), host, keys, &redactor, &mut warnings)? {
                 merge(&mut layers, &f.vars, &f.path, f.secret);
             }
             for (k, v) in extra {

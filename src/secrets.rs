@@ -129,6 +129,23 @@ pub fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<
     keys.own_recipients(file)
 }
 
+/// Write a new identity to `out` (0600, never overwriting); return its public key.
+pub fn keygen(out: &Path) -> Result<String> {
+    use age::secrecy::ExposeSecret;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let text = format!("# public key: {public}\n{}\n", id.to_string().expose_secret());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| Error::io(out, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| Error::io(out, e))?;
+    Ok(public)
+}
+
 /// Write bytes to `path` atomically (temp file + rename) with mode 0600 for temp.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

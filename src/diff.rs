@@ -1,0 +1,56 @@
+//! Unified diffs of old and new file contents, with secrets masked and a time
+//! limit so a huge, mostly different file cannot hang the run.
+
+use std::time::Duration;
+
+use similar::TextDiff;
+
+use crate::redact::Redactor;
+
+/// How long one diff may take before similar falls back to a coarser one.
+const DIFF_TIMEOUT: Duration = Duration::from_millis(500);
+/// Lines of a diff shown before it is cut.
+const MAX_LINES: usize = 400;
+
+/// A unified diff of `old` -> `new` for `path`, secrets masked. `None` old
+/// means the file is being created.
+pub fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) -> String {
+    let (Ok(old_s), Ok(new_s)) = (std::str::from_utf8(old.unwrap_or(b"")), std::str::from_utf8(new)) else {
+        return format!("binary content: {} bytes -> {} bytes\n", old.map(|o| o.len()).unwrap_or(0), new.len());
+    };
+    let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(old_s, new_s);
+    let from = if old.is_some() { format!("a{path}") } else { "/dev/null".into() };
+    let text = diff.unified_diff().context_radius(3).header(&from, &format!("b{path}")).to_string();
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        if n == MAX_LINES {
+            out.push_str(&format!("... diff cut after {MAX_LINES} lines ({} more)\n", text.lines().count() - MAX_LINES));
+            break;
+        }
+        out.push_str(&redactor.redact(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_shows_changed_lines_redacted() {
+        let r = Redactor::default();
+        r.add("s3cr3t-value");
+        let d = unified("/etc/x", Some(b"a\nkey=old\nc\n"), b"a\nkey=s3cr3t-value\nc\n", &r);
+        assert!(d.contains("-key=old\n+key=<redacted>\n"), "{d}");
+        assert!(!d.contains("s3cr3t"));
+        assert!(d.starts_with("--- a/etc/x\n+++ b/etc/x\n"), "{d}");
+    }
+
+    #[test]
+    fn binary_and_new() {
+        let r = Redactor::default();
+        assert!(unified("/x", Some(&[0xff, 0xfe]), b"a", &r).contains("binary"));
+        assert!(unified("/x", None, b"a\n", &r).starts_with("--- /dev/null"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The probe: one shell command per host reports type, mode, owner and sha256
+//! of every managed path (two forks on the host however many paths), and takes
+//! the deploy lock in the same round trip. `parse_probe` is pure and tested on
+//! captured output.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER PATH...`.
+pub const SCRIPT: &str = include_str!("remote/probe.sh");
+
+/// The kind of thing at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Link,
+    /// Socket, fifo, device.
+    Other,
+}
+
+/// One existing path on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Owner name (or UNKNOWN).
+    pub user: String,
+    /// Group name (or UNKNOWN).
+    pub group: String,
+    /// sha256 for regular files.
+    pub sha256: Option<String>,
+}
+
+/// The lock as the probe found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Lock {
+    /// No lock present (check mode).
+    Free,
+    /// We took it.
+    Acquired,
+    /// Someone else holds it; their description.
+    Taken(String),
+    /// Present, seen in check mode.
+    Seen(String),
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Remote {
+    /// `uname -n` of the host.
+    pub hostname: String,
+    /// Existing paths; a managed path missing here does not exist.
+    pub paths: HashMap<String, Entry>,
+    /// The lock.
+    pub lock: Lock,
+}
+
+/// Parse probe output. Errors describe what was malformed.
+pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
+    let text = std::str::from_utf8(out).map_err(|_| "probe output is not UTF-8".to_string())?;
+    let mut lines = text.lines();
+    match lines.next() {
+        Some("deploy-probe\t1") => {}
+        Some(other) => return Err(format!("unexpected probe header `{}` (is /bin/sh a POSIX shell?)", other.chars().take(80).collect::<String>())),
+        None => return Err("empty probe output".into()),
+    }
+    let mut r = Remote { hostname: String::new(), paths: HashMap::new(), lock: Lock::Free };
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    let mut ended = false;
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f[0] {
+            "host" => r.hostname = f.get(1).unwrap_or(&"").to_string(),
+            "lock" => {
+                let who = f.get(2).map(|s| s.trim().to_string()).unwrap_or_default();
+                r.lock = match f.get(1) {
+                    Some(&"acquired") => Lock::Acquired,
+                    Some(&"taken") => Lock::Taken(who),
+                    Some(&"seen") => Lock::Seen(who),
+                    _ => return Err(format!("bad lock line `{line}`")),
+                }
+            }
+            "P" if f.len() == 8 => {
+                let kind = match f[1] {
+                    "regular file" | "regular empty file" => Kind::File,
+                    "directory" => Kind::Dir,
+                    "symbolic link" => Kind::Link,
+                    _ => Kind::Other,
+                };
+                let mode = u32::from_str_radix(f[2], 8).map_err(|_| format!("bad mode in `{line}`"))?;
+                let uid = f[3].parse().map_err(|_| format!("bad uid in `{line}`"))?;
+                let gid = f[4].parse().map_err(|_| format!("bad gid in `{line}`"))?;
+                r.paths.insert(
+                    f[7].to_string(),
+                    Entry { kind, mode, uid, gid, user: f[5].into(), group: f[6].into(), sha256: None },
+                );
+            }
+            "H" if f.len() == 2 => {
+                let (hash, path) = f[1].split_once("  ").ok_or_else(|| format!("bad hash line `{line}`"))?;
+                if hash.len() != 64 {
+                    return Err(format!("bad hash line `{line}`"));
+                }
+                hashes.push((path.to_string(), hash.to_string()));
+            }
+            "end" => ended = true,
+            _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
+        }
+    }
+    if !ended {
+        return Err("probe output ended early (connection dropped or host out of resources?)".into());
+    }
+    for (path, hash) in hashes {
+        if let Some(e) = r.paths.get_mut(&path) {
+            if e.kind == Kind::File {
+                e.sha256 = Some(hash);
+            }
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "deploy-probe\t1\nhost\tlab1\nlock\tacquired\n\
+P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
+P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
+H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\nend\n";
+
+    #[test]
+    fn parses_sample() {
+        let r = parse_probe(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(r.hostname, "lab1");
+        assert_eq!(r.lock, Lock::Acquired);
+        let m = &r.paths["/etc/motd"];
+        assert_eq!((m.kind, m.mode, m.sha256.as_deref().map(|s| &s[..4])), (Kind::File, 0o644, Some("e3b0")));
+        assert_eq!(r.paths["/opt/app dir"].uid, 1000);
+    }
+
+    #[test]
+    fn malformed_is_an_error() {
+        assert!(parse_probe(b"").is_err());
+        assert!(parse_probe(b"bash: sh: not found\n").unwrap_err().contains("header"));
+        assert!(parse_probe(SAMPLE.replace("end\n", "").as_bytes()).unwrap_err().contains("ended early"));
+        assert!(parse_probe(b"deploy-probe\t1\nP\tregular file\tzz\t0\t0\troot\troot\t/x\nend\n").is_err());
+    }
+}

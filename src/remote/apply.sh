@@ -1,0 +1,110 @@
+# deploy apply: argv: ID HOLDER AUDIT_LINE; stdin: tar with `manifest` and the
+# new contents as files named by index. Output lines (tab-separated):
+#   A path        applied            S path why   skipped (changed since plan)
+#   V path rc     validation failed  O text       a line of validator output
+#   E what why    fatal: nothing (more) was changed
+# Pass 1 checks and validates without changing anything; pass 2 journals the
+# old state and swaps each file in with a rename; a failure in pass 2 restores
+# everything done so far from the journal.
+set -u
+id=$1; holder=$2; audit=$3
+state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
+umask 077
+emit() { printf '%s\n' "$*"; }
+if [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$holder" ]; then
+  emit "E${tab}lock${tab}this deploy does not hold the lock of $state (released or taken over?)"; exit 3
+fi
+if ! mkdir -p "$j/new" "$j/old"; then emit "E${tab}journal${tab}cannot create $j"; exit 3; fi
+if ! tar -xf - -C "$j/new" 2>"$j/tar.err"; then
+  emit "E${tab}upload${tab}cannot unpack the upload into $j: $(head -c 300 "$j/tar.err" | tr '\n\t' '  ') (disk full?)"
+  rm -rf "$j"; exit 3
+fi
+cur() {
+  if [ -L "$1" ]; then echo other
+  elif [ -d "$1" ]; then echo dir
+  elif [ -f "$1" ]; then echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1)"
+  elif [ -e "$1" ]; then echo other
+  else echo absent; fi
+}
+: >"$j/skip"
+# pass 1: nothing is changed here
+bad=0
+while IFS="$tab" read -r op n path mode owner group exp validate; do
+  c=$(cur "$path")
+  if [ "$c" != "$exp" ]; then
+    emit "S${tab}${path}${tab}changed on the host since the plan (expected ${exp%%:*}, found ${c%%:*}); left untouched"
+    printf '%s\n' "$n" >>"$j/skip"; continue
+  fi
+  if [ "$op" = F ] && [ -n "$validate" ]; then
+    cmd=$(printf '%s' "$validate" | sed "s|%s|$j/new/$n|g")
+    if ! out=$(sh -c "$cmd" 2>&1 </dev/null); then
+      rc=$?
+      bad=1
+      emit "V${tab}${path}${tab}${rc}"
+      printf '%s\n' "$out" | head -n 30 | sed "s/^/O${tab}/"
+    fi
+  fi
+done <"$j/new/manifest"
+if [ $bad = 1 ]; then
+  rm -rf "$j"
+  emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
+fi
+# pass 2
+umask 022
+: >"$j/journal"
+rollback() {
+  tac "$j/journal" | while IFS="$tab" read -r kind path was n meta; do
+    case $kind in
+      F) if [ "$was" = absent ]; then rm -f "$path"; else cp -p "$j/old/$n" "$path.deploy-rb" && mv -f "$path.deploy-rb" "$path"; fi;;
+      D) [ "$was" = absent ] && rmdir "$path" 2>/dev/null;;
+      M) set -- $meta; chmod "$1" "$path"; chown "$2:$3" "$path";;
+      R) cp -a "$j/old/$n" "$path";;
+    esac
+  done
+}
+fail() { emit "E${tab}$1${tab}$2; every change on this host was rolled back"; rollback; rm -f "$state/lock/holder"; rmdir "$state/lock" 2>/dev/null; exit 5; }
+meta() { if [ "$1" != - ]; then chmod "$1" "$3" || return 1; fi; if [ "$2" != - ]; then chown "$2" "$3" || return 1; fi; }
+skipped() { grep -qx "$1" "$j/skip"; }
+applied=0
+while IFS="$tab" read -r op n path mode owner group exp validate; do
+  skipped "$n" && continue
+  og=-
+  if [ "$owner" != - ] || [ "$group" != - ]; then
+    og="${owner#-}:${group#-}"
+  fi
+  case $op in
+    D)
+      printf 'D\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
+      mkdir "$path" || fail "$path" "cannot create directory"
+      [ "$mode" = - ] && mode=0755
+      meta "$mode" "$og" "$path" || fail "$path" "cannot set owner/mode ($og $mode)";;
+    F)
+      tmp="$(dirname "$path")/.$(basename "$path").deploy-$id"
+      if [ "$exp" = absent ]; then
+        printf 'F\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
+        [ "$mode" = - ] && mode=0644
+      else
+        cp -p "$path" "$j/old/$n" || fail "$path" "cannot save the old file to the journal"
+        printf 'F\t%s\tfile\t%s\t-\n' "$path" "$n" >>"$j/journal"
+      fi
+      cp "$j/new/$n" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot write $tmp (disk full?)"; }
+      if [ "$exp" != absent ]; then
+        chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot copy owner/mode"; }
+      fi
+      meta "$mode" "$og" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot set owner/mode ($og $mode)"; }
+      mv -f "$tmp" "$path" || { rm -f "$tmp"; fail "$path" "cannot rename into place"; };;
+    M)
+      printf 'M\t%s\tmeta\t%s\t%s\n' "$path" "$n" "$(stat -c '%a %u %g' "$path")" >>"$j/journal"
+      meta "$mode" "$og" "$path" || fail "$path" "cannot set owner/mode ($og $mode)";;
+    R)
+      cp -a "$path" "$j/old/$n" || fail "$path" "cannot save to the journal before removing"
+      printf 'R\t%s\tpresent\t%s\t-\n' "$path" "$n" >>"$j/journal"
+      rm -rf "$path" || fail "$path" "cannot remove";;
+  esac
+  applied=$((applied + 1))
+  emit "A${tab}${path}"
+done <"$j/new/manifest"
+rm -rf "$j/new"
+printf '%s applied=%s\n' "$audit" "$applied" >>"$state/audit.log"
+rm -f "$state/lock/holder"; rmdir "$state/lock"
+emit "DONE${tab}${applied}"

@@ -1,0 +1,213 @@
+//! SSH transport: the system ssh client through the openssh crate, one
+//! multiplexed master per host, so users keep their ~/.ssh/config, agent and
+//! ProxyJump. Host keys are checked strictly. Remote commands are argument
+//! lists (`sh -c SCRIPT NAME ARGS...`, each argument escaped by openssh),
+//! never strings pasted into a shell.
+
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+use crate::render::Connection;
+
+/// Connection settings from the command line.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Accept (and record) the key of a host never seen before.
+    pub accept_new_host_keys: bool,
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+    /// Attempts for failures that can be transient.
+    pub attempts: u32,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions { accept_new_host_keys: false, connect_timeout: Duration::from_secs(5), attempts: 3 }
+    }
+}
+
+/// An open connection to one host.
+pub struct Conn {
+    /// Inventory name, for messages.
+    pub host: String,
+    session: Session,
+}
+
+/// The output of a remote command.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit status (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// Why a connection failed, in words, and whether trying again can help.
+pub fn diagnose(stderr: &str) -> (String, bool) {
+    let s = stderr.trim();
+    let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim();
+    if s.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || s.contains("Host key for") && s.contains("has changed") {
+        return (
+            "the host key has CHANGED since it was recorded in known_hosts; refusing to connect. \
+             If the host was reinstalled, verify the new key fingerprint out of band (provider console) \
+             and then remove the old entry with `ssh-keygen -R HOST`; otherwise this may be an attack"
+                .into(),
+            false,
+        );
+    }
+    if s.contains("Host key verification failed") || s.contains("No ED25519 host key is known") || s.contains("host key is known") {
+        return (
+            "the host key is not in known_hosts; verify it and add it (ssh once by hand), or pass --accept-new-host-keys".into(),
+            false,
+        );
+    }
+    if s.contains("Could not resolve hostname") {
+        return (format!("the host name does not resolve ({last})"), false);
+    }
+    if s.contains("Permission denied") {
+        return (format!("authentication failed ({last}); check ansible_user, the key (ssh-add -l) and authorized_keys"), false);
+    }
+    if s.contains("Connection refused") {
+        return ("connection refused: nothing listens on the SSH port (sshd down, wrong ansible_port, or a firewall rejecting)".into(), true);
+    }
+    if s.contains("timed out") || s.contains("Operation timed out") {
+        return ("connection timed out: the host does not answer (down, wrong address, or a firewall dropping packets)".into(), true);
+    }
+    if s.contains("Connection closed by") || s.contains("kex_exchange_identification") || s.contains("Connection reset") {
+        return (
+            format!("the server closed the connection right after it opened ({last}); often fail2ban, MaxStartups or an AllowUsers rule"),
+            true,
+        );
+    }
+    if s.contains("No route to host") || s.contains("Network is unreachable") {
+        return (format!("no route to the host ({last})"), true);
+    }
+    (format!("ssh failed: {}", if last.is_empty() { "no error output" } else { last }), true)
+}
+
+fn connect_error(host: &str, e: openssh::Error) -> Error {
+    let text = match &e {
+        openssh::Error::Connect(io) => io.to_string(),
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(x) = src {
+                s.push_str(": ");
+                s.push_str(&x.to_string());
+                src = x.source();
+            }
+            s
+        }
+    };
+    let (message, retryable) = diagnose(&text);
+    Error::Connect { host: host.into(), message, retryable }
+}
+
+/// Open the multiplexed master connection, retrying transient failures a
+/// bounded number of times with growing pauses (1s, 3s): hammering a host
+/// that closes connections only gets the address banned (fail2ban).
+pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(if opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
+    b.connect_timeout(opts.connect_timeout);
+    b.server_alive_interval(Duration::from_secs(15));
+    if let Some(p) = c.port {
+        b.port(p);
+    }
+    if let Some(u) = &c.user {
+        b.user(u.clone());
+    }
+    if let Some(k) = &c.key_file {
+        b.keyfile(k);
+    }
+    if let Some(f) = &c.ssh_config {
+        b.config_file(f);
+    }
+    let mut last = None;
+    for attempt in 0..opts.attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(if attempt == 1 { 1 } else { 3 })).await;
+        }
+        match b.connect_mux(&c.address).await {
+            Ok(session) => return Ok(Conn { host: host.into(), session }),
+            Err(e) => {
+                let err = connect_error(host, e);
+                let retry = matches!(err, Error::Connect { retryable: true, .. });
+                last = Some(err);
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    let err = last.expect("at least one attempt");
+    if let Error::Connect { host, message, retryable: true } = err {
+        let n = opts.attempts.max(1);
+        return Err(Error::Connect { host, message: format!("{message} (after {n} attempt{})", if n == 1 { "" } else { "s" }), retryable: true });
+    }
+    Err(err)
+}
+
+impl Conn {
+    /// Run `sh -c SCRIPT NAME ARGS...` with `stdin` fed in, collecting output.
+    pub async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
+        let mut cmd = self.session.command("sh");
+        cmd.arg("-c").arg(script).arg(name);
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped());
+        cmd.stderr(Stdio::piped());
+        let remote = |e: openssh::Error| Error::Remote { host: self.host.clone(), message: format!("running {name}: {e}") };
+        let mut child = cmd.spawn().await.map_err(remote)?;
+        let input = child.stdin().take();
+        let data = stdin.unwrap_or_default();
+        // Feed stdin while collecting output, so a large output cannot deadlock the upload.
+        let write = async move {
+            if let Some(mut w) = input {
+                let r = w.write_all(data).await;
+                let _ = w.shutdown().await;
+                drop(w);
+                r
+            } else {
+                Ok(())
+            }
+        };
+        let (w, out) = tokio::join!(write, child.wait_with_output());
+        let out = out.map_err(remote)?;
+        if let Err(e) = w {
+            return Err(Error::Remote { host: self.host.clone(), message: format!("sending data for {name}: {e}") });
+        }
+        Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
+    }
+
+    /// Close the master connection.
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnoses_in_words() {
+        let (m, r) = diagnose("@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.");
+        assert!(m.contains("CHANGED") && !r, "{m}");
+        let (m, r) = diagnose("ssh: connect to host 10.0.0.1 port 22: Connection refused");
+        assert!(m.contains("refused") && r);
+        let (m, _) = diagnose("kex_exchange_identification: Connection closed by remote host");
+        assert!(m.contains("closed the connection right after"), "{m}");
+        let (m, r) = diagnose("root@x: Permission denied (publickey).");
+        assert!(m.contains("authentication failed") && !r);
+        let (m, _) = diagnose("ssh: connect to host 192.0.2.1 port 22: Connection timed out");
+        assert!(m.contains("timed out"));
+    }
+}
