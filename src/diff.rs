@@ -24,7 +24,10 @@ pub fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) 
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {
         if n == MAX_LINES {
-            out.push_str(&format!("... diff cut after {MAX_LINES} lines ({} more)\n", text.lines().count() - MAX_LINES));
+            out.push_str(&format!(
+                "... diff cut after {MAX_LINES} lines ({} more)\n",
+                text.lines().count() - MAX_LINES
+            ));
             break;
         }
         out.push_str(&redactor.redact(line));

@@ -53,14 +53,24 @@ impl Inventory {
         let body = match body {
             Value::Null => return Ok(()),
             Value::Mapping(m) => m,
-            _ => return Err(Error::invalid(path, format!("group `{name}` must be a mapping with hosts, children or vars"))),
+            _ => {
+                return Err(Error::invalid(
+                    path,
+                    format!("group `{name}` must be a mapping with hosts, children or vars"),
+                ))
+            }
         };
         for (k, v) in body {
             match key_str(path, k)?.as_str() {
                 "hosts" => {
                     let Value::Mapping(hosts) = v else {
-                        if v.is_null() { continue; }
-                        return Err(Error::invalid(path, format!("group `{name}`: hosts must be a mapping of host names")));
+                        if v.is_null() {
+                            continue;
+                        }
+                        return Err(Error::invalid(
+                            path,
+                            format!("group `{name}`: hosts must be a mapping of host names"),
+                        ));
                     };
                     for (h, hv) in hosts {
                         let h = key_str(path, h)?;
@@ -78,8 +88,13 @@ impl Inventory {
                 }
                 "children" => {
                     let Value::Mapping(children) = v else {
-                        if v.is_null() { continue; }
-                        return Err(Error::invalid(path, format!("group `{name}`: children must be a mapping of groups")));
+                        if v.is_null() {
+                            continue;
+                        }
+                        return Err(Error::invalid(
+                            path,
+                            format!("group `{name}`: children must be a mapping of groups"),
+                        ));
                     };
                     for (c, cv) in children {
                         let c = key_str(path, c)?;

@@ -198,7 +198,12 @@ async fn run(cli: Cli) -> Result<u8> {
                     let p = out.join(h).join(dir.path.trim_start_matches('/'));
                     std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
                 }
-                println!("{h}: {} files, {} directories written under {}", d.files.len(), d.dirs.len(), out.join(h).display());
+                println!(
+                    "{h}: {} files, {} directories written under {}",
+                    d.files.len(),
+                    d.dirs.len(),
+                    out.join(h).display()
+                );
             }
             Ok(exit::OK)
         }
@@ -237,7 +242,11 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
         SecretsCommand::Edit { file, recipients } => {
             let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
             let changed = deploy::secrets::edit(&file, &k, &recipients, &editor)?;
-            eprintln!("{}: {}", file.display(), if changed { "saved (re-encrypted)" } else { "unchanged; file not rewritten" });
+            eprintln!(
+                "{}: {}",
+                file.display(),
+                if changed { "saved (re-encrypted)" } else { "unchanged; file not rewritten" }
+            );
             Ok(exit::OK)
         }
         SecretsCommand::Encrypt { file, recipients, out } => {

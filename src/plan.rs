@@ -190,7 +190,12 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
             Some(e) if e.kind != Kind::File => {
-                return Err(format!("{} is {} on the host but declared as a file by role `{}`; remove it by hand or change the role", f.dest, kind_name(e.kind), f.role));
+                return Err(format!(
+                    "{} is {} on the host but declared as a file by role `{}`; remove it by hand or change the role",
+                    f.dest,
+                    kind_name(e.kind),
+                    f.role
+                ));
             }
             Some(e) => {
                 let mut r = Vec::new();

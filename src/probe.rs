@@ -73,7 +73,12 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     let mut lines = text.lines();
     match lines.next() {
         Some("deploy-probe\t1") => {}
-        Some(other) => return Err(format!("unexpected probe header `{}` (is /bin/sh a POSIX shell?)", other.chars().take(80).collect::<String>())),
+        Some(other) => {
+            return Err(format!(
+                "unexpected probe header `{}` (is /bin/sh a POSIX shell?)",
+                other.chars().take(80).collect::<String>()
+            ))
+        }
         None => return Err("empty probe output".into()),
     }
     let mut r = Remote { hostname: String::new(), paths: HashMap::new(), lock: Lock::Free };

@@ -283,14 +283,19 @@ mod tests {
             .unwrap_err();
         let s = e.to_string();
         assert!(s.contains("role.yml:4:"), "{s}");
-        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    content: x\n    mode: 644\n").unwrap_err();
+        let e = crate::yaml::parse::<RoleFile>(
+            Path::new("role.yml"),
+            "files:\n  - dest: /a\n    content: x\n    mode: 644\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("quoted string"), "{e}");
         assert!(s.contains("quoted string"), "{s}");
     }
 
     #[test]
     fn unknown_key_names_allowed_keys() {
-        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    contnet: x\n").unwrap_err();
+        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    contnet: x\n")
+            .unwrap_err();
         let s = e.to_string();
         assert!(s.contains("unknown field `contnet`") && s.contains("expected one of"), "{s}");
         assert!(s.starts_with("role.yml:3:"), "{s}");

@@ -20,9 +20,21 @@ fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
 fn number(v: &Value) -> String {
     let s = v.to_string();
     if s.contains('.') || s.contains('e') || s.contains("inf") || s.to_lowercase().contains("nan") {
-        f64::try_from(v.clone()).map(|f| {
-            if f.is_nan() { "NaN".into() } else if f.is_infinite() { if f > 0.0 { "Infinity".into() } else { "-Infinity".into() } } else { py_float(f) }
-        }).unwrap_or(s)
+        f64::try_from(v.clone())
+            .map(|f| {
+                if f.is_nan() {
+                    "NaN".into()
+                } else if f.is_infinite() {
+                    if f > 0.0 {
+                        "Infinity".into()
+                    } else {
+                        "-Infinity".into()
+                    }
+                } else {
+                    py_float(f)
+                }
+            })
+            .unwrap_or(s)
     } else {
         s
     }

@@ -153,7 +153,10 @@ impl Loaded {
             let file = role.dir.join("defaults.yml");
             for (k, v) in &role.defaults {
                 if let Some(k) = k.as_str() {
-                    defaults.insert(k.into(), Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } });
+                    defaults.insert(
+                        k.into(),
+                        Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } },
+                    );
                 }
             }
         }
@@ -179,11 +182,17 @@ impl Loaded {
                 merge(&mut layers, &f.vars, &f.path, f.secret);
             }
             for (k, v) in extra {
-                layers.insert(k.clone(), Raw { value: Value::from(v.clone()), origin: Origin { file: "-e".into(), secret: false } });
+                layers.insert(
+                    k.clone(),
+                    Raw { value: Value::from(v.clone()), origin: Origin { file: "-e".into(), secret: false } },
+                );
             }
             let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
             names.sort();
-            vars.insert(host.clone(), Arc::new(HostVars::new(host.clone(), names, layers, shared.clone(), var_env.clone())));
+            vars.insert(
+                host.clone(),
+                Arc::new(HostVars::new(host.clone(), names, layers, shared.clone(), var_env.clone())),
+            );
         }
         let all = Value::from_object(AllHostVars(vars.clone()));
         let _ = shared.hostvars.set(all);
@@ -198,7 +207,8 @@ impl Loaded {
 
     /// Render the desired state of `host`, for the roles selected (all when `None`).
     pub fn render_host(&self, host: &str, roles: Option<&[String]>) -> Result<DesiredHost> {
-        let hv = self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
+        let hv =
+            self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
         let ctx = Value::from_dyn_object(hv.clone());
         let connection = self.connection(host, hv, &ctx)?;
         let mut out = DesiredHost { host: host.into(), connection, dirs: vec![], files: vec![], absent: vec![] };
@@ -214,14 +224,23 @@ impl Loaded {
                 let mut claim = |path: &str| -> Result<()> {
                     check_dest(path).map_err(|m| Error::invalid(spec_file, m))?;
                     if let Some(other) = seen.insert(path.to_string(), role_name.clone()) {
-                        return Err(Error::invalid(spec_file, format!("path {path} is also managed by role `{other}`; one path, one owner")));
+                        return Err(Error::invalid(
+                            spec_file,
+                            format!("path {path} is also managed by role `{other}`; one path, one owner"),
+                        ));
                     }
                     Ok(())
                 };
                 for d in &role.spec.dirs {
                     let path = self.render_small(host, hv, env, spec_file, &d.path, &ctx)?;
                     claim(&path)?;
-                    out.dirs.push(DesiredDir { path, role: role_name.clone(), owner: d.owner.clone(), group: d.group.clone(), mode: d.mode.map(|m| m.0) });
+                    out.dirs.push(DesiredDir {
+                        path,
+                        role: role_name.clone(),
+                        owner: d.owner.clone(),
+                        group: d.group.clone(),
+                        mode: d.mode.map(|m| m.0),
+                    });
                 }
                 for f in &role.spec.files {
                     let dest = self.render_small(host, hv, env, spec_file, &f.dest, &ctx)?;
@@ -277,7 +296,15 @@ impl Loaded {
         Ok(out)
     }
 
-    fn render_small(&self, host: &str, hv: &Arc<HostVars>, env: &Environment<'static>, file: &Path, s: &str, ctx: &Value) -> Result<String> {
+    fn render_small(
+        &self,
+        host: &str,
+        hv: &Arc<HostVars>,
+        env: &Environment<'static>,
+        file: &Path,
+        s: &str,
+        ctx: &Value,
+    ) -> Result<String> {
         if !s.contains("{{") && !s.contains("{%") {
             return Ok(s.to_string());
         }
@@ -296,8 +323,11 @@ impl Loaded {
         };
         let root = &self.project.root;
         let port = match get("ansible_port")? {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| {
-                Error::Render { host: host.into(), file: "inventory".into(), line: None, message: format!("ansible_port `{p}` is not a port number") }
+            Some(p) => Some(p.parse::<u16>().map_err(|_| Error::Render {
+                host: host.into(),
+                file: "inventory".into(),
+                line: None,
+                message: format!("ansible_port `{p}` is not a port number"),
             })?),
             None => None,
         };
@@ -312,23 +342,52 @@ impl Loaded {
 
     fn resolve_error(&self, host: &str, hv: &Arc<HostVars>, name: &str) -> Error {
         if let Some(r) = hv.error.lock().unwrap().take() {
-            return Error::Render { host: host.into(), file: r.file, line: None, message: format!("variable `{}`: {}", r.var, r.message) };
+            return Error::Render {
+                host: host.into(),
+                file: r.file,
+                line: None,
+                message: format!("variable `{}`: {}", r.var, r.message),
+            };
         }
-        Error::Render { host: host.into(), file: "inventory".into(), line: None, message: format!("variable `{name}` is undefined") }
+        Error::Render {
+            host: host.into(),
+            file: "inventory".into(),
+            line: None,
+            message: format!("variable `{name}` is undefined"),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn render_error(&self, host: &str, hv: &Arc<HostVars>, file: &Path, e: &minijinja::Error, env: &Environment<'static>, src: &str, ctx: &Value) -> Error {
+    fn render_error(
+        &self,
+        host: &str,
+        hv: &Arc<HostVars>,
+        file: &Path,
+        e: &minijinja::Error,
+        env: &Environment<'static>,
+        src: &str,
+        ctx: &Value,
+    ) -> Error {
         // A failure inside a variable's own template is the root cause; name it.
         if let Some(r) = hv.error.lock().unwrap().take() {
             return Error::Render {
                 host: host.into(),
                 file: file.into(),
                 line: e.line(),
-                message: format!("variable `{}` (set in {}) cannot be resolved: {}", r.var, r.file.display(), r.message),
+                message: format!(
+                    "variable `{}` (set in {}) cannot be resolved: {}",
+                    r.var,
+                    r.file.display(),
+                    r.message
+                ),
             };
         }
-        Error::Render { host: host.into(), file: file.into(), line: e.line(), message: describe_mj_error(e, Some((env, src, ctx))) }
+        Error::Render {
+            host: host.into(),
+            file: file.into(),
+            line: e.line(),
+            message: describe_mj_error(e, Some((env, src, ctx))),
+        }
     }
 }
 
@@ -342,7 +401,13 @@ fn merge(layers: &mut IndexMap<String, Raw>, m: &Mapping, file: &Path, secret: b
 
 /// The vars files for a group or host: NAME.yml / NAME.yaml / NAME.age, or
 /// every *.yml, *.yaml, *.age in NAME/ in name order.
-fn vars_files(dir: &Path, name: &str, keys: &Keys, redactor: &Redactor, warnings: &mut Vec<Warning>) -> Result<Vec<VarsFile>> {
+fn vars_files(
+    dir: &Path,
+    name: &str,
+    keys: &Keys,
+    redactor: &Redactor,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<VarsFile>> {
     let mut paths = Vec::new();
     for ext in ["yml", "yaml", "age"] {
         let p = dir.join(format!("{name}.{ext}"));
@@ -373,7 +438,12 @@ fn vars_files(dir: &Path, name: &str, keys: &Keys, redactor: &Redactor, warnings
             // Parse errors of decrypted text must not quote the text itself.
             serde_yaml::from_str(&text).map_err(|e| {
                 let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-                Error::Yaml { path: path.clone(), line, column, message: "decrypted content is not valid YAML (run `deploy secrets edit` to fix it)".into() }
+                Error::Yaml {
+                    path: path.clone(),
+                    line,
+                    column,
+                    message: "decrypted content is not valid YAML (run `deploy secrets edit` to fix it)".into(),
+                }
             })?
         } else {
             warnings.extend(crate::yaml::yaml11_bool_warnings(&path, &text));
@@ -441,13 +511,18 @@ pub fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'sta
         minijinja::ErrorKind::UndefinedError => {
             let names = source.map(|(env, src, ctx)| undefined_in(env, src, ctx)).unwrap_or_default();
             let line_text = source.zip(e.line()).and_then(|((_, src, _), l)| src.lines().nth(l.saturating_sub(1)));
-            let on_line: Vec<&String> =
-                names.iter().filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n)))).collect();
+            let on_line: Vec<&String> = names
+                .iter()
+                .filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n))))
+                .collect();
             let pick: Vec<&String> = if on_line.is_empty() { names.iter().collect() } else { on_line };
             match pick.as_slice() {
                 [] => e.detail().unwrap_or("undefined variable").to_string(),
                 [one] => format!("undefined variable `{one}`"),
-                many => format!("undefined variables {}", many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                many => format!(
+                    "undefined variables {}",
+                    many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
             }
         }
         _ => match e.detail() {

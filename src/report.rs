@@ -89,7 +89,13 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
             _ => "",
         };
         let reasons = if c.reasons.is_empty() { String::new() } else { format!("  [{}]", c.reasons.join(", ")) };
-        writeln!(out, "  {sym} {}{kind}  {word}{}  {}", redactor.redact(&c.path), reasons, style(format!("role {}", c.role)).dim())?;
+        writeln!(
+            out,
+            "  {sym} {}{kind}  {word}{}  {}",
+            redactor.redact(&c.path),
+            reasons,
+            style(format!("role {}", c.role)).dim()
+        )?;
         if c.secret && matches!(c.action, Action::Create | Action::Update) {
             writeln!(out, "      {}", style("(secret file: content not shown)").dim())?;
         } else if let Some(d) = &c.diff {
@@ -111,13 +117,23 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
         }
     }
     for p in &plan.preserved {
-        writeln!(out, "  {} {}  {}", style("=").dim(), p, style("preserved: differs from the template, never overwritten").dim())?;
+        writeln!(
+            out,
+            "  {} {}  {}",
+            style("=").dim(),
+            p,
+            style("preserved: differs from the template, never overwritten").dim()
+        )?;
     }
     let (c, u, m, d) = plan.counts();
     if plan.changes.is_empty() {
         writeln!(out, "  {} in sync ({} unchanged)", style("✓").green(), plan.unchanged)?;
     } else {
-        writeln!(out, "  {c} to create, {u} to update, {m} attribute changes, {d} to remove, {} unchanged", plan.unchanged)?;
+        writeln!(
+            out,
+            "  {c} to create, {u} to update, {m} attribute changes, {d} to remove, {} unchanged",
+            plan.unchanged
+        )?;
     }
     Ok(())
 }

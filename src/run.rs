@@ -103,26 +103,39 @@ pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> 
     if let Some(limit) = &args.limit {
         for l in limit {
             if !hosts.contains(l) {
-                return Err(Error::Usage(format!("--limit {l}: no such host in `{}` (hosts: {})", args.env, hosts.join(", "))));
+                return Err(Error::Usage(format!(
+                    "--limit {l}: no such host in `{}` (hosts: {})",
+                    args.env,
+                    hosts.join(", ")
+                )));
             }
         }
         hosts.retain(|h| limit.contains(h));
     }
-    let desired: Result<Vec<DesiredHost>> = hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect();
+    let desired: Result<Vec<DesiredHost>> =
+        hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect();
     Ok((loaded, desired?))
 }
 
 fn holder(id: &str) -> String {
-    format!("{}@{} pid={} started={} deploy={}", crate::util::user(), crate::util::hostname(), std::process::id(), crate::util::utc(crate::util::now()), id)
+    format!(
+        "{}@{} pid={} started={} deploy={}",
+        crate::util::user(),
+        crate::util::hostname(),
+        std::process::id(),
+        crate::util::utc(crate::util::now()),
+        id
+    )
 }
 
 /// Explain a lock held by someone else, saying whether the holder is gone.
 fn lock_error(host: &str, env: &str, who: &str) -> Error {
     let mut msg = format!("another deploy holds the lock: {who}");
     let mine = crate::util::hostname();
-    let stale = who.split_whitespace().find_map(|w| w.strip_prefix("pid=")).and_then(|p| p.parse::<u32>().ok()).is_some_and(|pid| {
-        who.contains(&format!("@{mine} ")) && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    });
+    let stale =
+        who.split_whitespace().find_map(|w| w.strip_prefix("pid=")).and_then(|p| p.parse::<u32>().ok()).is_some_and(
+            |pid| who.contains(&format!("@{mine} ")) && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        );
     if stale {
         msg.push_str(" (that process no longer runs on this machine: the lock is stale)");
     }
@@ -131,7 +144,13 @@ fn lock_error(host: &str, env: &str, who: &str) -> Error {
     ))
 }
 
-async fn stage1(desired: &DesiredHost, args: &DeployArgs, holder: &str, redactor: &Redactor, progress: &Progress) -> HostState {
+async fn stage1(
+    desired: &DesiredHost,
+    args: &DeployArgs,
+    holder: &str,
+    redactor: &Redactor,
+    progress: &Progress,
+) -> HostState {
     let host = desired.host.as_str();
     progress.step(host, "connecting");
     let conn = match crate::ssh::connect(host, &desired.connection, &args.ssh).await {
@@ -158,7 +177,10 @@ async fn stage1(desired: &DesiredHost, args: &DeployArgs, holder: &str, redactor
             let stderr = String::from_utf8_lossy(&out.stderr);
             return HostState::Failed(Error::Remote {
                 host: host.into(),
-                message: format!("probe failed: {m}{}", if stderr.trim().is_empty() { String::new() } else { format!(" (stderr: {})", stderr.trim()) }),
+                message: format!(
+                    "probe failed: {m}{}",
+                    if stderr.trim().is_empty() { String::new() } else { format!(" (stderr: {})", stderr.trim()) }
+                ),
             });
         }
     };
@@ -182,7 +204,14 @@ async fn stage1(desired: &DesiredHost, args: &DeployArgs, holder: &str, redactor
         }
         return HostState::Failed(e);
     }
-    progress.done(host, &if plan.changes.is_empty() { "in sync".to_string() } else { format!("{} changes planned", plan.changes.len()) });
+    progress.done(
+        host,
+        &if plan.changes.is_empty() {
+            "in sync".to_string()
+        } else {
+            format!("{} changes planned", plan.changes.len())
+        },
+    );
     HostState::Ready(Box::new(Ready { conn, plan, locked }))
 }
 
@@ -216,7 +245,9 @@ async fn attach_diffs(conn: &Conn, desired: &DesiredHost, plan: &mut HostPlan, r
         let f = &desired.files[i];
         match c.action {
             Action::Create => c.diff = Some(crate::diff::unified(&c.path, None, &f.bytes, redactor)),
-            Action::Update => c.diff = Some(crate::diff::unified(&c.path, old.get(&c.path).map(|v| v.as_slice()), &f.bytes, redactor)),
+            Action::Update => {
+                c.diff = Some(crate::diff::unified(&c.path, old.get(&c.path).map(|v| v.as_slice()), &f.bytes, redactor))
+            }
             _ => {}
         }
     }
@@ -260,7 +291,8 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
 
     let mut tasks = tokio::task::JoinSet::new();
     for (i, d) in desired.iter().enumerate() {
-        let (d, args, holder, redactor, progress) = (d.clone(), args.clone(), holder.clone(), redactor.clone(), progress.clone());
+        let (d, args, holder, redactor, progress) =
+            (d.clone(), args.clone(), holder.clone(), redactor.clone(), progress.clone());
         tasks.spawn(async move { (i, stage1(&d, &args, &holder, &redactor, &progress).await) });
     }
     let mut states: Vec<Option<HostState>> = (0..desired.len()).map(|_| None).collect();
@@ -294,7 +326,8 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                     let _ = print_plan(&mut out, &r.plan, &d.connection.address, &redactor);
                 }
                 HostState::Failed(e) => {
-                    let _ = writeln!(out, "{} {}", console::style(&d.host).bold(), console::style("FAILED").red().bold());
+                    let _ =
+                        writeln!(out, "{} {}", console::style(&d.host).bold(), console::style("FAILED").red().bold());
                     let _ = writeln!(out, "  {}", redactor.redact(&error_text(e)));
                 }
             }
@@ -332,7 +365,15 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
         if !args.json {
             println!("\nNothing to change on {n_ok} host{}.", if n_ok == 1 { "" } else { "s" });
         }
-        return Ok(if failed_stage1 > 0 { if failed_stage1 == names.len() { exit::ERROR } else { exit::PARTIAL } } else { exit::OK });
+        return Ok(if failed_stage1 > 0 {
+            if failed_stage1 == names.len() {
+                exit::ERROR
+            } else {
+                exit::PARTIAL
+            }
+        } else {
+            exit::OK
+        });
     }
     if !args.yes {
         let ok = if std::io::stdin().is_terminal() {
@@ -343,8 +384,10 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
             matches!(answer.trim(), "y" | "Y" | "yes")
         } else {
             release_all(states, false).await;
-            return Err(Error::Usage("refusing to apply without confirmation: standard input is not a terminal".into())
-                .hinted("review the plan, then run again with --yes (or use --check to only see it)"));
+            return Err(Error::Usage(
+                "refusing to apply without confirmation: standard input is not a terminal".into(),
+            )
+            .hinted("review the plan, then run again with --yes (or use --check to only see it)"));
         };
         if !ok {
             release_all(states, false).await;
@@ -382,7 +425,8 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
         match r.expect("every host has a result") {
             Ok(a) if a.error.is_none() && a.invalid.is_empty() => {
                 applied_hosts += 1;
-                let mut s = format!("  {:width$}  {}  {} applied", d.host, console::style("ok    ").green(), a.applied.len());
+                let mut s =
+                    format!("  {:width$}  {}  {} applied", d.host, console::style("ok    ").green(), a.applied.len());
                 for (p, why) in &a.skipped {
                     s.push_str(&format!("\n  {:width$}  {}  {p}: {why}", "", console::style("skip  ").yellow()));
                 }
@@ -392,7 +436,9 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                 failed += 1;
                 let mut s = format!("  {:width$}  {}", d.host, console::style("FAILED").red().bold());
                 for (p, rc, out) in &a.invalid {
-                    s.push_str(&format!("\n    validation of {p} failed (exit {rc}); the old file is unchanged:"));
+                    s.push_str(&format!(
+                        "\n    validation of {p} failed (exit {rc}); the file on the host was not replaced:"
+                    ));
                     for l in out {
                         s.push_str(&format!("\n      | {l}"));
                     }
@@ -404,7 +450,12 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
             }
             Err(e) => {
                 failed += 1;
-                lines.push(format!("  {:width$}  {}  {}", d.host, console::style("FAILED").red().bold(), error_text(&e)));
+                lines.push(format!(
+                    "  {:width$}  {}  {}",
+                    d.host,
+                    console::style("FAILED").red().bold(),
+                    error_text(&e)
+                ));
             }
         }
     }
@@ -427,7 +478,13 @@ fn id_of(holder: &str) -> String {
     holder.rsplit("deploy=").next().unwrap_or("").to_string()
 }
 
-async fn stage2(r: Ready, desired: &DesiredHost, args: &DeployArgs, holder: &str, progress: &Progress) -> std::result::Result<Applied, Error> {
+async fn stage2(
+    r: Ready,
+    desired: &DesiredHost,
+    args: &DeployArgs,
+    holder: &str,
+    progress: &Progress,
+) -> std::result::Result<Applied, Error> {
     let host = desired.host.as_str();
     let id = id_of(holder);
     let audit = audit_line(args, &id, &r.plan);
@@ -459,10 +516,13 @@ async fn stage2(r: Ready, desired: &DesiredHost, args: &DeployArgs, holder: &str
         // pass 2; release it so a failed deploy never blocks the next one.
         let _ = r.conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
     }
-    progress.done(host, match &res {
-        Ok(a) if a.done => "applied",
-        _ => "failed",
-    });
+    progress.done(
+        host,
+        match &res {
+            Ok(a) if a.done => "applied",
+            _ => "failed",
+        },
+    );
     r.conn.close().await;
     res
 }

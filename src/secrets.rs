@@ -26,9 +26,8 @@ fn secret_err(path: &Path, message: impl Into<String>) -> Error {
 impl Keys {
     fn identities(&self, file: &Path) -> Result<Vec<Box<dyn age::Identity>>> {
         let Some(id) = &self.identity else {
-            return Err(secret_err(file, "is encrypted but no age identity was given").hinted(
-                "pass --identity FILE, set DEPLOY_AGE_IDENTITY, or set age_identity in deploy.yml",
-            ));
+            return Err(secret_err(file, "is encrypted but no age identity was given")
+                .hinted("pass --identity FILE, set DEPLOY_AGE_IDENTITY, or set age_identity in deploy.yml"));
         };
         let text = std::fs::read(id).map_err(|e| {
             secret_err(file, format!("cannot read the age identity {}: {e}", id.display()))
@@ -168,10 +167,19 @@ pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Re
     let plain = if file.exists() { keys.decrypt(file)? } else { Vec::new() };
     let recipients = recipients_for(file, recipients, keys)?;
     let dir = TempDir::new()?;
-    let tmp = dir.0.join(file.file_name().map(|n| n.to_string_lossy().trim_end_matches(".age").to_string()).unwrap_or("secrets.yml".into()));
+    let tmp = dir.0.join(
+        file.file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".age").to_string())
+            .unwrap_or("secrets.yml".into()),
+    );
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
         f.write_all(&plain).map_err(|e| Error::io(&tmp, e))?;
     }
     let status = std::process::Command::new("sh")

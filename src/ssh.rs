@@ -60,7 +60,10 @@ pub fn diagnose(stderr: &str) -> (String, bool) {
             false,
         );
     }
-    if s.contains("Host key verification failed") || s.contains("No ED25519 host key is known") || s.contains("host key is known") {
+    if s.contains("Host key verification failed")
+        || s.contains("No ED25519 host key is known")
+        || s.contains("host key is known")
+    {
         return (
             "the host key is not in known_hosts; verify it and add it (ssh once by hand), or pass --accept-new-host-keys".into(),
             false,
@@ -70,15 +73,23 @@ pub fn diagnose(stderr: &str) -> (String, bool) {
         return (format!("the host name does not resolve ({last})"), false);
     }
     if s.contains("Permission denied") {
-        return (format!("authentication failed ({last}); check ansible_user, the key (ssh-add -l) and authorized_keys"), false);
+        return (
+            format!("authentication failed ({last}); check ansible_user, the key (ssh-add -l) and authorized_keys"),
+            false,
+        );
     }
     if s.contains("Connection refused") {
         return ("connection refused: nothing listens on the SSH port (sshd down, wrong ansible_port, or a firewall rejecting)".into(), true);
     }
     if s.contains("timed out") || s.contains("Operation timed out") {
-        return ("connection timed out: the host does not answer (down, wrong address, or a firewall dropping packets)".into(), true);
+        return (
+            "connection timed out: the host does not answer (down, wrong address, or a firewall dropping packets)"
+                .into(),
+            true,
+        );
     }
-    if s.contains("Connection closed by") || s.contains("kex_exchange_identification") || s.contains("Connection reset") {
+    if s.contains("Connection closed by") || s.contains("kex_exchange_identification") || s.contains("Connection reset")
+    {
         return (
             format!("the server closed the connection right after it opened ({last}); often fail2ban, MaxStartups or an AllowUsers rule"),
             true,
@@ -148,7 +159,11 @@ pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Co
     let err = last.expect("at least one attempt");
     if let Error::Connect { host, message, retryable: true } = err {
         let n = opts.attempts.max(1);
-        return Err(Error::Connect { host, message: format!("{message} (after {n} attempt{})", if n == 1 { "" } else { "s" }), retryable: true });
+        return Err(Error::Connect {
+            host,
+            message: format!("{message} (after {n} attempt{})", if n == 1 { "" } else { "s" }),
+            retryable: true,
+        });
     }
     Err(err)
 }
@@ -164,7 +179,8 @@ impl Conn {
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped());
         cmd.stderr(Stdio::piped());
-        let remote = |e: openssh::Error| Error::Remote { host: self.host.clone(), message: format!("running {name}: {e}") };
+        let remote =
+            |e: openssh::Error| Error::Remote { host: self.host.clone(), message: format!("running {name}: {e}") };
         let mut child = cmd.spawn().await.map_err(remote)?;
         let input = child.stdin().take();
         let data = stdin.unwrap_or_default();
@@ -199,7 +215,9 @@ mod tests {
 
     #[test]
     fn diagnoses_in_words() {
-        let (m, r) = diagnose("@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.");
+        let (m, r) = diagnose(
+            "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.",
+        );
         assert!(m.contains("CHANGED") && !r, "{m}");
         let (m, r) = diagnose("ssh: connect to host 10.0.0.1 port 22: Connection refused");
         assert!(m.contains("refused") && r);

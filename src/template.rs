@@ -147,7 +147,11 @@ pub fn py_float(f: f64) -> String {
         return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
     }
     let s = format!("{f}");
-    if s.contains('.') { s } else { format!("{s}.0") }
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Python's repr of a str: single quotes unless the text has ' and no ".
@@ -297,7 +301,11 @@ fn add_ansible(env: &mut Environment<'static>) {
             Some(i) => {
                 let head = &s[..=i];
                 let t = head.trim_end_matches('/');
-                if t.is_empty() { head.to_string() } else { t.to_string() }
+                if t.is_empty() {
+                    head.to_string()
+                } else {
+                    t.to_string()
+                }
             }
         }
     });
@@ -318,7 +326,11 @@ fn add_ansible(env: &mut Environment<'static>) {
                 return n;
             }
         }
-        if v.is_true() { t } else { f }
+        if v.is_true() {
+            t
+        } else {
+            f
+        }
     });
     env.add_filter("split", |v: Value, sep: Option<String>, max: Option<i64>| -> Value {
         let s = py_str(&v);
@@ -617,7 +629,10 @@ mod tests {
     #[test]
     fn python_printing() {
         let ctx = context! { b => true, n => (), l => vec!["x", "y"], f => 0.5, g => 3.0, i => 3 };
-        assert_eq!(r("{{ b }} {{ n }} {{ l }} {{ f }} {{ g }} {{ i }} {{ b | lower }}", ctx), "True None ['x', 'y'] 0.5 3.0 3 true");
+        assert_eq!(
+            r("{{ b }} {{ n }} {{ l }} {{ f }} {{ g }} {{ i }} {{ b | lower }}", ctx),
+            "True None ['x', 'y'] 0.5 3.0 3 true"
+        );
         let m: indexmap::IndexMap<&str, i32> = [("a", 1), ("b", 2)].into_iter().collect();
         assert_eq!(r("{{ m }}", context! { m => m }), "{'a': 1, 'b': 2}");
     }
@@ -644,16 +659,25 @@ mod tests {
         assert_eq!(r("{{ s | regex_replace('(\\\\w+)=(\\\\w+)', '\\\\2=\\\\1') }}", ctx.clone()), "bar=foo");
         assert_eq!(r("{{ s | regex_replace('(?<=foo)=', ':') }}", ctx.clone()), "foo:bar");
         assert_eq!(r("{{ s | regex_search('=(.*)', '\\\\1') }}", ctx.clone()), "['bar']");
-        assert_eq!(r("{{ h | quote }} {{ p | basename }} {{ p | dirname }}", ctx.clone()), "'a b' sshd_config /etc/ssh");
+        assert_eq!(
+            r("{{ h | quote }} {{ p | basename }} {{ p | dirname }}", ctx.clone()),
+            "'a b' sshd_config /etc/ssh"
+        );
         assert_eq!(r("{{ 'yes' | bool }} {{ 'off' | bool }}", ctx.clone()), "True False");
         assert_eq!(r("{{ {'a': 1} | combine({'b': [1]}) | to_json }}", ctx.clone()), "{\"a\": 1, \"b\": [1]}");
-        assert_eq!(r("{{ {'b': 1, 'a': 'é'} | to_nice_json }}", ctx.clone()), "{\n    \"a\": \"\\u00e9\",\n    \"b\": 1\n}");
+        assert_eq!(
+            r("{{ {'b': 1, 'a': 'é'} | to_nice_json }}", ctx.clone()),
+            "{\n    \"a\": \"\\u00e9\",\n    \"b\": 1\n}"
+        );
         assert_eq!(r("{{ {'a': 1} | dict2items }}", ctx.clone()), "[{'key': 'a', 'value': 1}]");
         assert_eq!(r("{{ '1.10.2' is version('1.9', '>') }}", ctx.clone()), "True");
         assert_eq!(r("{{ 'a' | b64encode }} {{ 'YQ==' | b64decode }}", ctx.clone()), "YQ== a");
         assert_eq!(r("{{ 2.5 | round }} {{ 3.7 | int }} {{ 7 / 2 }}", ctx.clone()), "2.0 3 3.5");
         assert_eq!(r("{{ true | ternary('on', 'off') }}", ctx.clone()), "on");
-        assert_eq!(r("{{ 'a,b'.split(',') }} {{ 'x y'.split() }} {{ s.startswith('foo') }}", ctx), "['a', 'b'] ['x', 'y'] True");
+        assert_eq!(
+            r("{{ 'a,b'.split(',') }} {{ 'x y'.split() }} {{ s.startswith('foo') }}", ctx),
+            "['a', 'b'] ['x', 'y'] True"
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub fn deploy_id() -> String {
 
 /// This machine's host name.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The user running deploy.
@@ -71,7 +73,11 @@ pub fn git_commit(root: &std::path::Path) -> String {
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
             let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty { format!("{c}-dirty") } else { c }
+            if dirty {
+                format!("{c}-dirty")
+            } else {
+                c
+            }
         }
         None => "none".into(),
     }

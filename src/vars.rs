@@ -83,7 +83,16 @@ impl HostVars {
         shared: Arc<Shared>,
         env: Arc<Environment<'static>>,
     ) -> HostVars {
-        HostVars { host, group_names, raw, shared, env, cache: Mutex::new(HashMap::new()), failed: Mutex::default(), error: Mutex::new(None) }
+        HostVars {
+            host,
+            group_names,
+            raw,
+            shared,
+            env,
+            cache: Mutex::new(HashMap::new()),
+            failed: Mutex::default(),
+            error: Mutex::new(None),
+        }
     }
 
     /// The raw definition of a variable.
@@ -211,7 +220,9 @@ impl Object for HostVars {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut keys: Vec<Value> = self.raw.keys().map(|k| Value::from(k.clone())).collect();
-        for m in ["inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars", "ansible_managed"] {
+        for m in
+            ["inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars", "ansible_managed"]
+        {
             if !self.raw.contains_key(m) {
                 keys.push(Value::from(m));
             }
@@ -299,7 +310,10 @@ mod tests {
         let ctx = Value::from_dyn_object(h.clone());
         let env = crate::template::environment(None);
         assert_eq!(env.render_str("{{ url }}", &ctx).unwrap(), "https://example.com/h1");
-        assert_eq!(env.render_str("{% for p in ports %}{{ p + 1 }} {% endfor %}{{ tls }}", &ctx).unwrap(), "81 444 True");
+        assert_eq!(
+            env.render_str("{% for p in ports %}{{ p + 1 }} {% endfor %}{{ tls }}", &ctx).unwrap(),
+            "81 444 True"
+        );
     }
 
     #[test]

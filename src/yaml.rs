@@ -56,8 +56,7 @@ impl std::fmt::Display for Warning {
     }
 }
 
-const YAML11_BOOLS: &[&str] =
-    &["yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
+const YAML11_BOOLS: &[&str] = &["yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
 
 /// Find unquoted `key: yes|no|on|off` (and `- yes` list items): PyYAML reads
 /// them as booleans, a YAML 1.2 parser as strings.

@@ -37,8 +37,9 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
   fi
   if [ "$op" = F ] && [ -n "$validate" ]; then
     cmd=$(printf '%s' "$validate" | sed "s|%s|$j/new/$n|g")
-    if ! out=$(sh -c "$cmd" 2>&1 </dev/null); then
-      rc=$?
+    out=$(sh -c "$cmd" 2>&1 </dev/null)
+    rc=$?
+    if [ $rc -ne 0 ]; then
       bad=1
       emit "V${tab}${path}${tab}${rc}"
       printf '%s\n' "$out" | head -n 30 | sed "s/^/O${tab}/"

@@ -122,6 +122,12 @@ up() {
     local addr=$net.$((10 + i))
     mkdir -p "$hd"
     echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"
+    if ip netns list | grep -qw "$ns" && [ ! -s "$hd/sshd.pid" ]; then
+      # left over from a run that died without `down`: not ours to reuse
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+      ip netns del "$ns"
+      ip link del "v$instance-$i" 2>/dev/null || true
+    fi
     if ! ip netns list | grep -qw "$ns"; then
       ip netns add "$ns"
       ip link add "v$instance-$i" type veth peer name eth0 netns "$ns"

@@ -1,0 +1,42 @@
+# deploy: common tasks. Run as root on a Debian machine (the lab uses network
+# namespaces); tests/lab/lab.sh installs the apt packages it needs.
+DEPLOY := target/release/deploy
+HOSTS ?= 3
+ROLE ?=
+
+.PHONY: build demo test lint lab-up lab-down deploy-lab check-lab deploy-role
+
+build:
+	cargo build --release
+
+# Build, bring up the lab, deploy the example (plan + apply), then deploy
+# again to show that nothing changes.
+demo: build lab-up
+	$(DEPLOY) lab --yes
+	@echo
+	@echo "== second run: nothing to change, nothing touched"
+	$(DEPLOY) lab --yes
+
+# Every test, the lab tests included (each test brings up its own lab hosts).
+test:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --quiet -- -D warnings
+	cargo nextest run --no-fail-fast
+
+lint:
+	cargo clippy --all-targets -- -D warnings
+
+lab-up:
+	bash tests/lab/lab.sh up --dir .lab --hosts $(HOSTS)
+
+lab-down:
+	bash tests/lab/lab.sh down --dir .lab
+
+deploy-lab: build
+	$(DEPLOY) lab
+
+check-lab: build
+	$(DEPLOY) lab --check
+
+deploy-role: build
+	$(DEPLOY) lab --role $(ROLE)

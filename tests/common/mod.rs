@@ -1,0 +1,270 @@
+//! Test harness: a private copy of the example repository plus its own lab
+//! (network namespaces with real sshd), brought up with the same script as
+//! `make lab-up`. Each `Lab` takes its own instance number, so tests running
+//! in parallel never share hosts.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const POISON: &str = "POISON-7c1e0b5d-lab-token-never-print";
+pub const DB_PASSWORD: &str = "lab-db-pw-9f3Kq7";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_deploy")
+}
+
+const SLOTS: &str = "/tmp/deploy-lab-slots";
+
+pub struct Lab {
+    pub root: PathBuf,
+    pub instance: u32,
+    slot: PathBuf,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+/// A project directory (copy of the example) without a lab.
+pub fn project() -> (PathBuf, Slot) {
+    let slot = Slot::take();
+    let root = slot.path.join("project");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(repo().join("deploy.yml"), root.join("deploy.yml")).unwrap();
+    copy_dir(&repo().join("inventory"), &root.join("inventory"));
+    copy_dir(&repo().join("roles"), &root.join("roles"));
+    (root, slot)
+}
+
+/// An instance number, held while the directory exists with our pid in it.
+pub struct Slot {
+    pub n: u32,
+    pub path: PathBuf,
+}
+
+impl Slot {
+    fn take() -> Slot {
+        std::fs::create_dir_all(SLOTS).unwrap();
+        for n in 1..250u32 {
+            let path = PathBuf::from(format!("{SLOTS}/{n}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    std::fs::write(path.join("pid"), std::process::id().to_string()).unwrap();
+                    return Slot { n, path };
+                }
+                Err(_) => {
+                    // reclaim a slot whose test process died without cleaning up
+                    let pid = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+                    let alive = !pid.is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
+                    if !alive && path.join("pid").exists() {
+                        let lab = path.join("project/.lab");
+                        if lab.exists() {
+                            let _ = Command::new("bash")
+                                .arg(repo().join("tests/lab/lab.sh"))
+                                .args(["down", "--dir"])
+                                .arg(&lab)
+                                .status();
+                        }
+                        let _ = std::fs::remove_dir_all(&path);
+                        if std::fs::create_dir(&path).is_ok() {
+                            std::fs::write(path.join("pid"), std::process::id().to_string()).unwrap();
+                            return Slot { n, path };
+                        }
+                    }
+                }
+            }
+        }
+        panic!("no free lab slot in {SLOTS}");
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Run the deploy binary in `root`.
+pub fn deploy_in(root: &Path, args: &[&str]) -> Run {
+    let o = Command::new(bin())
+        .current_dir(root)
+        .args(args)
+        .env_remove("DEPLOY_AGE_IDENTITY")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    to_run(o)
+}
+
+pub struct LabWithSlot {
+    pub lab: Lab,
+    _slot: Slot,
+}
+
+impl Drop for LabWithSlot {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("tests/lab/lab.sh"))
+            .args(["down", "--dir", ".lab"])
+            .current_dir(&self.lab.root)
+            .status();
+    }
+}
+
+impl std::ops::Deref for LabWithSlot {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl Lab {
+    /// A fresh copy of the example repository and a lab of `hosts` hosts.
+    pub fn up(hosts: u32) -> LabWithSlot {
+        let (root, slot) = project();
+        let st = Command::new("bash")
+            .arg(repo().join("tests/lab/lab.sh"))
+            .args(["up", "--dir", ".lab", "--instance", &slot.n.to_string(), "--hosts", &hosts.to_string()])
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "lab up failed");
+        // the example inventory lists lab1..lab3; keep the ones this lab has
+        let inv = root.join("inventory/hosts.yml");
+        let text = std::fs::read_to_string(&inv).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let t = l.trim().trim_end_matches(':');
+                !(t.starts_with("lab") && t[3..].parse::<u32>().is_ok_and(|k| k > hosts))
+            })
+            .collect();
+        std::fs::write(&inv, kept.join("\n") + "\n").unwrap();
+        LabWithSlot { lab: Lab { root, instance: slot.n, slot: slot.path.clone() }, _slot: slot }
+    }
+
+    pub fn deploy(&self, args: &[&str]) -> Run {
+        deploy_in(&self.root, args)
+    }
+
+    pub fn lab_cmd(&self, args: &[&str]) {
+        let st = Command::new("bash")
+            .arg(repo().join("tests/lab/lab.sh"))
+            .args(args)
+            .args(["--dir", ".lab"])
+            .current_dir(&self.root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "lab.sh {args:?} failed");
+    }
+
+    /// Run a command on a host with a plain ssh (not through the tool).
+    pub fn ssh(&self, host: &str, cmd: &str) -> Run {
+        let o = Command::new("ssh")
+            .arg("-F")
+            .arg(self.root.join(".lab/ssh_config"))
+            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", host, cmd])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        to_run(o)
+    }
+
+    /// Stdout of a command that must succeed on the host.
+    pub fn sh(&self, host: &str, cmd: &str) -> String {
+        let r = self.ssh(host, cmd);
+        assert_eq!(r.code, 0, "ssh {host} {cmd}: {r:?}");
+        r.stdout
+    }
+
+    pub fn read(&self, host: &str, path: &str) -> Option<Vec<u8>> {
+        let o = Command::new("ssh")
+            .arg("-F")
+            .arg(self.root.join(".lab/ssh_config"))
+            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", host, "cat", path])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        o.status.success().then_some(o.stdout)
+    }
+
+    pub fn write_file(&self, rel: &str, text: &str) {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Locally rendered bytes of `path` for `host`, via `deploy render`.
+    pub fn rendered(&self, host: &str) -> PathBuf {
+        let out = self.slot.join(format!("rendered-{host}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let r = self.deploy(&["render", "lab", "--host", host, "--out", out.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{r:?}");
+        out.join(host)
+    }
+}
+
+/// Poll until `f` holds, or fail naming what was awaited.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Managed paths of the example deployment.
+pub const FILES: &[&str] = &[
+    "/etc/motd",
+    "/etc/deploy-admins",
+    "/opt/stack/VERSION",
+    "/opt/stack/app.conf",
+    "/opt/stack/env/app.env",
+    "/srv/app/data/state.json",
+];

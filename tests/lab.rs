@@ -1,0 +1,446 @@
+//! Behaviour on the lab, over real SSH: every check reads the hosts back with
+//! a plain `ssh`, never through the tool.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn stat(lab: &Lab, host: &str, paths: &[&str]) -> String {
+    lab.sh(host, &format!("stat -c '%n %a %u:%g %i %Y' {}", paths.join(" ")))
+}
+
+#[test]
+fn first_deploy_writes_exact_bytes_owner_and_mode() {
+    let lab = Lab::up(3);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for host in ["lab1", "lab2", "lab3"] {
+        let local = lab.rendered(host);
+        for f in FILES {
+            let want = std::fs::read(local.join(f.trim_start_matches('/'))).unwrap();
+            assert_eq!(lab.read(host, f).as_deref(), Some(&want[..]), "{host}:{f} differs from the rendered bytes");
+        }
+        let st = lab.sh(host, "stat -c '%n %a %u:%g' /etc/motd /opt/stack/env /opt/stack/env/app.env /srv/app/data /srv/app/data/state.json");
+        assert_eq!(
+            st,
+            "/etc/motd 644 0:0\n/opt/stack/env 700 0:0\n/opt/stack/env/app.env 600 0:0\n/srv/app/data 750 1000:1000\n/srv/app/data/state.json 640 1000:1000\n"
+        );
+    }
+    // host-specific variables give host-specific content
+    let c1 = String::from_utf8(lab.read("lab1", "/opt/stack/app.conf").unwrap()).unwrap();
+    let c2 = String::from_utf8(lab.read("lab2", "/opt/stack/app.conf").unwrap()).unwrap();
+    assert!(c1.contains("workers = 2\n") && c1.contains("https://lab1.lab.example/notes"), "{c1}");
+    assert!(c2.contains("workers = 4\n") && c2.contains("sharing = enabled"), "{c2}");
+    // the secret landed on the host (it is only kept out of output)
+    let env = String::from_utf8(lab.read("lab1", "/opt/stack/env/app.env").unwrap()).unwrap();
+    assert!(env.contains(POISON));
+    // journal and audit log
+    let audit = lab.sh("lab1", "cat /var/lib/deploy/audit.log");
+    assert!(audit.contains("env=lab") && audit.contains("created="), "{audit}");
+}
+
+#[test]
+fn second_deploy_changes_nothing() {
+    let lab = Lab::up(2);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before: Vec<String> = ["lab1", "lab2"].iter().map(|h| stat(&lab, h, FILES)).collect();
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Nothing to change on 2 hosts"), "{r:?}");
+    assert!(!r.stdout.contains("applied"), "{r:?}");
+    let after: Vec<String> = ["lab1", "lab2"].iter().map(|h| stat(&lab, h, FILES)).collect();
+    assert_eq!(before, after, "inode or mtime of a managed file changed on a no-op deploy");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 0, "{c:?}");
+}
+
+#[test]
+fn one_variable_changes_exactly_the_affected_file() {
+    let lab = Lab::up(3);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before: Vec<String> = ["lab1", "lab2", "lab3"].iter().map(|h| stat(&lab, h, FILES)).collect();
+    lab.write_file("inventory/host_vars/lab2.yml", "app_workers: 5\napp_features: [search, export, sharing]\n");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    let diff_lines: Vec<&str> = c
+        .stdout
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert_eq!(diff_lines, vec!["-workers = 4", "+workers = 5"], "{c:?}");
+    let j = lab.deploy(&["lab", "--check", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let changed: Vec<(String, String)> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| {
+            h["plan"]["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |c| (h["host"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    assert_eq!(changed, vec![("lab2".to_string(), "/opt/stack/app.conf".to_string())]);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let after: Vec<String> = ["lab1", "lab2", "lab3"].iter().map(|h| stat(&lab, h, FILES)).collect();
+    assert_eq!(before[0], after[0]);
+    assert_eq!(before[2], after[2]);
+    let changed_lines: Vec<(&str, &str)> = before[1].lines().zip(after[1].lines()).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed_lines.len(), 1, "{changed_lines:?}");
+    assert!(changed_lines[0].0.starts_with("/opt/stack/app.conf "));
+    assert!(String::from_utf8(lab.read("lab2", "/opt/stack/app.conf").unwrap()).unwrap().contains("workers = 5\n"));
+}
+
+#[test]
+fn drift_is_shown_and_restored_but_preserved_files_are_kept() {
+    let lab = Lab::up(1);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    lab.sh("lab1", "echo 'hand edit' >> /opt/stack/app.conf; echo '{\"sessions\": [\"keep-me\"]}' > /srv/app/data/state.json; chmod 0666 /etc/motd");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(c.stdout.contains("-hand edit"), "{c:?}");
+    assert!(c.stdout.contains("/etc/motd  attributes  [mode 0666 -> 0644]"), "{c:?}");
+    assert!(c.stdout.contains("/srv/app/data/state.json  preserved"), "{c:?}");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let conf = String::from_utf8(lab.read("lab1", "/opt/stack/app.conf").unwrap()).unwrap();
+    assert!(!conf.contains("hand edit"));
+    assert_eq!(lab.sh("lab1", "stat -c %a /etc/motd"), "644\n");
+    assert_eq!(lab.sh("lab1", "cat /srv/app/data/state.json"), "{\"sessions\": [\"keep-me\"]}\n");
+    // the replaced file is in the journal
+    let j = lab.sh("lab1", "cat /var/lib/deploy/journal/*/old/* | grep -c 'hand edit' || true");
+    assert_eq!(j.trim(), "1");
+    assert_eq!(lab.deploy(&["lab", "--check"]).code, 0);
+}
+
+#[test]
+fn role_and_limit_narrow_the_run() {
+    let lab = Lab::up(2);
+    let r = lab.deploy(&["lab", "--role", "common", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for h in ["lab1", "lab2"] {
+        assert!(lab.read(h, "/etc/deploy-admins").is_some());
+        assert!(lab.read(h, "/opt/stack/app.conf").is_none(), "--role common deployed app's file on {h}");
+    }
+    let r = lab.deploy(&["lab", "--limit", "lab2", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(lab.read("lab2", "/opt/stack/app.conf").is_some());
+    assert!(lab.read("lab1", "/opt/stack/app.conf").is_none(), "--limit lab2 touched lab1");
+    assert!(!r.stdout.contains("lab1"), "{r:?}");
+    let bad = lab.deploy(&["lab", "--role", "nope", "--check"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("role `nope` is not in any phase"), "{bad:?}");
+}
+
+#[test]
+fn failed_validation_keeps_the_old_file_and_changes_nothing() {
+    let lab = Lab::up(2);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before = lab.read("lab1", "/opt/stack/app.conf").unwrap();
+    let motd_before = lab.sh("lab1", "stat -c '%i %Y' /etc/motd");
+    // break the config for every host (validator requires a `listen = ` line),
+    // and change another file of the same host in the same deploy
+    let t = std::fs::read_to_string(lab.root.join("roles/app/templates/app.conf.j2")).unwrap();
+    lab.write_file("roles/app/templates/app.conf.j2", &t.replace("listen = ", "lisen = "));
+    lab.write_file("roles/common/files/VERSION", "example-stack 2.0.0\n");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("validation of /opt/stack/app.conf failed"), "{r:?}");
+    assert!(r.stdout.contains("lab1") && r.stdout.contains("FAILED"), "{r:?}");
+    assert_eq!(lab.read("lab1", "/opt/stack/app.conf").unwrap(), before, "old file not kept byte for byte");
+    assert_eq!(lab.sh("lab1", "cat /opt/stack/VERSION"), "example-stack 1.0.0\n", "other files of the host changed");
+    assert_eq!(lab.sh("lab1", "stat -c '%i %Y' /etc/motd"), motd_before);
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}
+
+#[test]
+fn validator_output_is_shown() {
+    let lab = Lab::up(1);
+    lab.write_file(
+        "roles/common/role.yml",
+        "files:\n  - dest: /etc/deploy-check.conf\n    content: \"x = 1\\n\"\n    mode: \"0644\"\n    validate: \"echo 'line 1: unknown key x' >&2; exit 3\"\n",
+    );
+    let r = lab.deploy(&["lab", "--role", "common", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("(exit 3)") && r.stdout.contains("| line 1: unknown key x"), "{r:?}");
+    assert!(lab.read("lab1", "/etc/deploy-check.conf").is_none());
+}
+
+#[test]
+fn poison_secret_never_printed() {
+    let lab = Lab::up(1);
+    // positive control: the search finds the secret where it is expected
+    let view = lab.deploy(&["secrets", "view", "inventory/group_vars/lab/secrets.age"]);
+    assert!(view.stdout.contains(POISON) && view.stdout.contains(DB_PASSWORD), "control failed: {view:?}");
+    let mut outputs = vec![
+        lab.deploy(&["lab", "--check"]),
+        lab.deploy(&["lab", "--check", "--output", "json"]),
+        lab.deploy(&["lab", "--yes"]),
+    ];
+    // a change of the file that embeds the password shows a diff around it
+    lab.write_file("inventory/host_vars/lab1.yml", "app_features: [search, export, sharing]\n");
+    outputs.push(lab.deploy(&["lab", "--check"]));
+    outputs.push(lab.deploy(&["lab", "--check", "--output", "json"]));
+    // an error while a secret is in scope
+    lab.write_file("inventory/host_vars/lab1.yml", "app_workers: \"{{ vault_api_token }}{{ nope }}\"\n");
+    outputs.push(lab.deploy(&["lab", "--check"]));
+    for o in &outputs {
+        let all = o.all();
+        assert!(!all.contains(POISON) && !all.contains(DB_PASSWORD), "secret printed: {o:?}");
+    }
+    assert!(outputs[3].stdout.contains("<redacted>"), "{:?}", outputs[3]);
+    assert!(String::from_utf8(lab.read("lab1", "/opt/stack/env/app.env").unwrap()).unwrap().contains(POISON));
+}
+
+#[test]
+fn concurrent_deploy_fails_at_once_naming_the_holder() {
+    let lab = Lab::up(1);
+    // the first deploy holds the lock while its validator runs
+    lab.write_file(
+        "roles/common/role.yml",
+        "files:\n  - dest: /etc/slow.conf\n    content: \"x\\n\"\n    validate: \"while [ ! -e /etc/release-validator ]; do sleep 0.05; done\"\n",
+    );
+    let first = std::process::Command::new(bin())
+        .current_dir(&lab.root)
+        .args(["lab", "--role", "common", "--yes"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first deploy to hold the lock", Duration::from_secs(20), || {
+        lab.ssh("lab1", "test -s /var/lib/deploy/lock/holder").code == 0
+    });
+    let start = std::time::Instant::now();
+    let second = lab.deploy(&["lab", "--yes"]);
+    assert!(start.elapsed() < Duration::from_secs(10), "second deploy waited for the lock");
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(second.stdout.contains("another deploy holds the lock"), "{second:?}");
+    assert!(second.stdout.contains(&format!("pid={}", first.id())), "holder not named: {second:?}");
+    lab.sh("lab1", "touch /etc/release-validator");
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lab.sh("lab1", "cat /etc/slow.conf"), "x\n");
+}
+
+#[test]
+fn stale_lock_is_named_and_can_be_released() {
+    let lab = Lab::up(1);
+    let me = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    lab.sh(
+        "lab1",
+        &format!("mkdir -p /var/lib/deploy/lock && echo 'ci@{} pid=999999 started=2026-01-01T00:00:00Z deploy=x' > /var/lib/deploy/lock/holder", me.trim()),
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("ci@") && r.stdout.contains("stale"), "{r:?}");
+    assert!(r.stdout.contains("deploy unlock lab --host lab1"), "{r:?}");
+    let u = lab.deploy(&["unlock", "lab", "--host", "lab1"]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stdout.contains("released the lock held by ci@"), "{u:?}");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+}
+
+#[test]
+fn unreachable_host_does_not_stop_the_others() {
+    let lab = Lab::up(3);
+    lab.lab_cmd(&["kill-sshd", "lab3"]);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stdout.contains("lab3") && r.stdout.contains("connection refused"), "{r:?}");
+    assert!(r.stdout.contains("after 3 attempts"), "{r:?}");
+    assert!(lab.read("lab1", "/opt/stack/app.conf").is_some());
+    assert!(lab.read("lab2", "/opt/stack/app.conf").is_some());
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let lab = Lab::up(2);
+    lab.lab_cmd(&["rekey", "lab2"]);
+    // the lab's known_hosts still has the old key
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stdout.contains("lab2") && r.stdout.contains("host key has CHANGED"), "{r:?}");
+    assert!(lab.read("lab1", "/opt/stack/app.conf").is_some());
+    // accept-new does not override a changed key
+    let r = lab.deploy(&["lab", "--yes", "--accept-new-host-keys", "--limit", "lab2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("CHANGED"), "{r:?}");
+    assert!(lab.ssh("lab2", "true").code != 0, "plain ssh got in with a changed key?");
+}
+
+#[test]
+fn unknown_host_key_needs_accept_new() {
+    let lab = Lab::up(1);
+    std::fs::write(lab.root.join(".lab/known_hosts"), "").unwrap();
+    let r = lab.deploy(&["lab", "--check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("not in known_hosts") && r.stdout.contains("--accept-new-host-keys"), "{r:?}");
+    let r = lab.deploy(&["lab", "--check", "--accept-new-host-keys"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(std::fs::read_to_string(lab.root.join(".lab/known_hosts")).unwrap().contains("ssh-ed25519"));
+}
+
+#[test]
+fn no_tty_without_yes_refuses() {
+    let lab = Lab::up(1);
+    let r = lab.deploy(&["lab"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("standard input is not a terminal") && r.stderr.contains("--yes"), "{r:?}");
+    assert!(lab.read("lab1", "/opt/stack/app.conf").is_none());
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}
+
+/// Bad input: each a clear message naming the place, non-zero exit, and
+/// nothing written on any host.
+#[test]
+fn bad_input_is_refused_before_touching_hosts() {
+    let lab = Lab::up(2);
+    let motd = lab.sh("lab1", "stat -c '%i %Y' /etc/motd; cat /etc/motd");
+    type Case<'a> = (&'a str, Box<dyn Fn(&Lab)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "malformed YAML",
+            Box::new(|l: &Lab| {
+                l.write_file("inventory/group_vars/lab/main.yml", "app_domain: [unclosed\nlog_level: debug\n")
+            }),
+            vec!["inventory/group_vars/lab/main.yml:", ":"],
+        ),
+        (
+            "unknown key",
+            Box::new(|l: &Lab| {
+                let t = std::fs::read_to_string(l.root.join("roles/app/role.yml")).unwrap();
+                l.write_file(
+                    "roles/app/role.yml",
+                    &t.replace("    secret: true", "    secret: true\n    owner_name: root"),
+                )
+            }),
+            vec!["roles/app/role.yml:", "unknown field `owner_name`", "expected one of"],
+        ),
+        (
+            "CRLF template",
+            Box::new(|l: &Lab| l.write_file("roles/common/templates/motd.j2", "line one\r\nline two\r\n")),
+            vec!["roles/common/templates/motd.j2:1", "CRLF"],
+        ),
+        (
+            "non-UTF-8 template",
+            Box::new(|l: &Lab| {
+                std::fs::write(l.root.join("roles/common/templates/motd.j2"), b"ok\ncaf\xe9\n").unwrap()
+            }),
+            vec!["roles/common/templates/motd.j2:2", "UTF-8"],
+        ),
+        (
+            "undefined variable",
+            Box::new(|l: &Lab| {
+                l.write_file("roles/common/templates/motd.j2", "a\n{{ app_name }} on {{ missing_var }}\n")
+            }),
+            vec!["host lab1", "roles/common/templates/motd.j2:2", "undefined variable `missing_var`"],
+        ),
+        (
+            "undefined variable inside a variable",
+            Box::new(|l: &Lab| {
+                l.write_file("inventory/group_vars/lab/main.yml", "app_domain: \"{{ vault_domain }}.example\"\n")
+            }),
+            vec![
+                "host lab1",
+                "variable `app_domain`",
+                "inventory/group_vars/lab/main.yml",
+                "undefined variable `vault_domain`",
+            ],
+        ),
+        (
+            "integer mode",
+            Box::new(|l: &Lab| {
+                let t = std::fs::read_to_string(l.root.join("roles/common/role.yml")).unwrap();
+                l.write_file("roles/common/role.yml", &t.replacen("mode: \"0644\"", "mode: 0644", 1))
+            }),
+            vec!["roles/common/role.yml:", "mode 0644 is a YAML integer", "quoted string"],
+        ),
+        (
+            "wrong age identity",
+            Box::new(|l: &Lab| {
+                let id = l.root.join("other.identity");
+                let _ = std::fs::remove_file(&id);
+                assert_eq!(deploy_in(&l.root, &["secrets", "keygen", "--out", id.to_str().unwrap()]).code, 0);
+                let t = std::fs::read_to_string(l.root.join("deploy.yml")).unwrap();
+                l.write_file("deploy.yml", &t.replace("inventory/lab.identity", "other.identity"));
+            }),
+            vec!["inventory/group_vars/lab/secrets.age", "cannot be decrypted with the identity", "hint:"],
+        ),
+    ];
+    let pristine: Vec<(String, Vec<u8>)> = [
+        "deploy.yml",
+        "roles/app/role.yml",
+        "roles/common/role.yml",
+        "roles/common/templates/motd.j2",
+        "inventory/group_vars/lab/main.yml",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), std::fs::read(lab.root.join(p)).unwrap()))
+    .collect();
+    for (name, break_it, expect) in cases {
+        for (p, b) in &pristine {
+            std::fs::write(lab.root.join(p), b).unwrap();
+        }
+        break_it(&lab);
+        let r = lab.deploy(&["lab", "--yes"]);
+        assert_eq!(r.code, 1, "{name}: {r:?}");
+        assert!(r.stderr.starts_with("error: "), "{name}: {r:?}");
+        for e in expect {
+            assert!(r.stderr.contains(e), "{name}: expected `{e}` in the message: {r:?}");
+        }
+        for h in ["lab1", "lab2"] {
+            assert!(lab.ssh(h, "test -e /opt/stack").code != 0, "{name}: something was written on {h}");
+        }
+        assert_eq!(lab.sh("lab1", "stat -c '%i %Y' /etc/motd; cat /etc/motd"), motd, "{name}");
+    }
+}
+
+#[test]
+fn yaml11_booleans_are_warned_about() {
+    let (root, _slot) = project();
+    std::fs::write(root.join("inventory/host_vars/lab1.yml"), "app_debug: yes\n").unwrap();
+    let out = root.join("out");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = deploy_in(&root, &["lab", "--check", "--limit", "lab1"]);
+    assert!(r.stderr.contains("inventory/host_vars/lab1.yml:1") && r.stderr.contains("key `app_debug`"), "{r:?}");
+}
+
+#[test]
+fn secrets_edit_rewrites_only_on_change_and_leaves_no_plaintext() {
+    let (root, slot) = project();
+    let file = "inventory/group_vars/lab/secrets.age";
+    let before = std::fs::read(root.join(file)).unwrap();
+    let tmp = slot.path.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let edit = |editor: &str| {
+        std::process::Command::new(bin())
+            .current_dir(&root)
+            .args(["secrets", "edit", file])
+            .env("EDITOR", editor)
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+    };
+    let o = edit("true");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(std::fs::read(root.join(file)).unwrap(), before, "unchanged plaintext rewrote the file");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
+    let o = edit("sed -i s/lab-db-pw-9f3Kq7/rotated-pw-1234/");
+    assert!(o.status.success(), "{o:?}");
+    assert_ne!(std::fs::read(root.join(file)).unwrap(), before);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
+    let v = deploy_in(&root, &["secrets", "view", file]);
+    assert!(v.stdout.contains("vault_db_password: rotated-pw-1234"), "{v:?}");
+    // a failing editor leaves the file as it was, and no temp file
+    let after = std::fs::read(root.join(file)).unwrap();
+    let o = edit("false");
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(root.join(file)).unwrap(), after);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
+}
