@@ -131,6 +131,9 @@ enum SecretsCommand {
         /// Output file (default: FILE.age)
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Encrypt with the passphrase in DEPLOY_AGE_PASSPHRASE (scrypt) instead of recipients
+        #[arg(long, conflicts_with = "recipients")]
+        passphrase: bool,
     },
 }
 
@@ -249,12 +252,23 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
             );
             Ok(exit::OK)
         }
-        SecretsCommand::Encrypt { file, recipients, out } => {
+        SecretsCommand::Encrypt { file, recipients, out, passphrase } => {
             let plain = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
             if let Err(e) = serde_yaml::from_slice::<serde_yaml::Value>(&plain) {
                 return Err(deploy::yaml::yaml_error(&file, &e));
             }
             let out = out.unwrap_or_else(|| append_ext(&file, "age"));
+            if passphrase {
+                let Some(pass) = k.passphrase.clone() else {
+                    return Err(Error::Usage(
+                        "--passphrase reads the passphrase from DEPLOY_AGE_PASSPHRASE, which is not set".into(),
+                    ));
+                };
+                let enc = deploy::secrets::encrypt_passphrase(&out, &plain, &pass)?;
+                deploy::secrets::write_atomic(&out, &enc)?;
+                eprintln!("{}: encrypted with a passphrase", out.display());
+                return Ok(exit::OK);
+            }
             let recipients = deploy::secrets::recipients_for(&out, &recipients, &k)?;
             let enc = deploy::secrets::encrypt(&out, &plain, &recipients)?;
             deploy::secrets::write_atomic(&out, &enc)?;

@@ -106,6 +106,26 @@ pub fn encrypt(path: &Path, plain: &[u8], recipients: &[String]) -> Result<Vec<u
     Ok(out)
 }
 
+/// Whether an age file is passphrase-encrypted (scrypt).
+pub fn is_passphrase_file(path: &Path) -> Result<bool> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let dec = age::Decryptor::new(age::armor::ArmoredReader::new(&data[..]))
+        .map_err(|e| secret_err(path, format!("is not an age file: {e}")))?;
+    Ok(dec.is_scrypt())
+}
+
+/// Encrypt `plain` with a passphrase (scrypt), armored.
+pub fn encrypt_passphrase(path: &Path, plain: &[u8], passphrase: &str) -> Result<Vec<u8>> {
+    let enc = age::Encryptor::with_user_passphrase(SecretString::from(passphrase.to_string()));
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(|e| secret_err(path, e.to_string()))?;
+    let mut w = enc.wrap_output(armor).map_err(|e| secret_err(path, e.to_string()))?;
+    w.write_all(plain).map_err(|e| secret_err(path, e.to_string()))?;
+    w.finish().and_then(|a| a.finish()).map_err(|e| secret_err(path, e.to_string()))?;
+    Ok(out)
+}
+
 /// Recipients for a file: --recipient values, else `.age-recipients` found
 /// walking up from the file, else the identity's own public key.
 pub fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<String>> {
@@ -165,7 +185,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The temp file is removed on every path out, including errors.
 pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Result<bool> {
     let plain = if file.exists() { keys.decrypt(file)? } else { Vec::new() };
-    let recipients = recipients_for(file, recipients, keys)?;
+    // A passphrase file stays a passphrase file.
+    let by_passphrase = file.exists() && is_passphrase_file(file)?;
+    let recipients = if by_passphrase { Vec::new() } else { recipients_for(file, recipients, keys)? };
     let dir = TempDir::new()?;
     let tmp = dir.0.join(
         file.file_name()
@@ -201,7 +223,11 @@ pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Re
         let loc = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
         return Err(secret_err(file, format!("the edited text is not valid YAML{loc}; nothing was saved")));
     }
-    let enc = encrypt(file, &edited, &recipients)?;
+    let enc = if by_passphrase {
+        encrypt_passphrase(file, &edited, keys.passphrase.as_deref().unwrap_or_default())?
+    } else {
+        encrypt(file, &edited, &recipients)?
+    };
     write_atomic(file, &enc)?;
     Ok(true)
 }

@@ -444,3 +444,76 @@ fn secrets_edit_rewrites_only_on_change_and_leaves_no_plaintext() {
     assert_eq!(std::fs::read(root.join(file)).unwrap(), after);
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
 }
+
+#[test]
+fn file_changed_between_plan_and_apply_is_left_alone() {
+    let lab = Lab::up(1);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    // The first file's validator holds the apply until we have edited the
+    // second file on the host; the host re-checks each hash before touching it.
+    lab.write_file(
+        "roles/common/role.yml",
+        "files:\n  - dest: /etc/a.conf\n    content: \"a\\n\"\n    validate: \"while [ ! -e /etc/go ]; do sleep 0.05; done\"\n  - dest: /etc/motd\n    content: \"new motd\\n\"\n",
+    );
+    let run = std::process::Command::new(bin())
+        .current_dir(&lab.root)
+        .args(["lab", "--role", "common", "--yes"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the apply to wait in the validator", Duration::from_secs(20), || {
+        lab.ssh("lab1", "pgrep -f 'while \\[ ! -e /etc/go' >/dev/null").code == 0
+    });
+    lab.sh("lab1", "echo 'edited by hand during the deploy' > /etc/motd; touch /etc/go");
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("/etc/motd: changed on the host since the plan"), "{stdout}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), "edited by hand during the deploy\n");
+    assert_eq!(lab.sh("lab1", "cat /etc/a.conf"), "a\n");
+}
+
+#[test]
+fn includes_render_like_ansible() {
+    let (root, slot) = project();
+    std::fs::write(root.join("roles/common/templates/part.j2"), "included {{ app_name }}\n").unwrap();
+    std::fs::write(root.join("roles/common/templates/motd.j2"), "Hello {% include 'part.j2' %}!\n\n").unwrap();
+    let out = slot.path.join("out");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // the include loses its last newline; the template keeps both of its own
+    assert_eq!(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap(), "Hello included notes!\n\n");
+}
+
+#[test]
+fn passphrase_encrypted_vars_files_decrypt() {
+    let (root, slot) = project();
+    let plain = slot.path.join("pp.yml");
+    std::fs::write(&plain, "app_name: from-passphrase-file\n").unwrap();
+    let age = root.join("inventory/host_vars/lab1.age");
+    let enc = std::process::Command::new(bin())
+        .current_dir(&root)
+        .args(["secrets", "encrypt", plain.to_str().unwrap(), "--passphrase", "--out", age.to_str().unwrap()])
+        .env("DEPLOY_AGE_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(enc.status.success(), "{enc:?}");
+    let out = slot.path.join("out");
+    let render = |pass: &str| {
+        std::process::Command::new(bin())
+            .current_dir(&root)
+            .args(["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()])
+            .env("DEPLOY_AGE_PASSPHRASE", pass)
+            .output()
+            .unwrap()
+    };
+    let ok = render("correct horse");
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap().contains("runs from-passphrase-file at"));
+    let bad = render("wrong");
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(e.contains("inventory/host_vars/lab1.age") && e.contains("passphrase"), "{e}");
+}
