@@ -42,12 +42,12 @@ impl Progress {
     /// A host moved to a new step.
     pub fn step(&self, host: &str, msg: &str) {
         let msg = self.redactor.redact(msg);
+        // Without a terminal only each host's outcome is printed (see `done`):
+        // a log of every step of every host buries what matters.
         if self.multi.is_some() {
             if let Some(b) = self.bars.lock().unwrap().get(host) {
                 b.set_message(msg);
             }
-        } else {
-            let _ = writeln!(std::io::stderr(), "{host}: {msg}");
         }
     }
 

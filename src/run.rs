@@ -29,6 +29,8 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
     /// Some hosts failed, others were applied.
     pub const PARTIAL: u8 = 3;
+    /// Interrupted (Ctrl-C) before anything was applied.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// What `deploy ENV` was asked to do.
@@ -379,9 +381,20 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
         let ok = if std::io::stdin().is_terminal() {
             eprint!("\nApply these changes? [y/N] ");
             let _ = std::io::stderr().flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().read_line(&mut answer);
-            matches!(answer.trim(), "y" | "Y" | "yes")
+            let read = tokio::task::spawn_blocking(|| {
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                answer
+            });
+            // Ctrl-C at the prompt must not leave every host locked.
+            tokio::select! {
+                answer = read => matches!(answer.unwrap_or_default().trim(), "y" | "Y" | "yes"),
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("\nInterrupted; releasing the locks, nothing was changed.");
+                    release_all(states, false).await;
+                    return Ok(exit::INTERRUPTED);
+                }
+            }
         } else {
             release_all(states, false).await;
             return Err(Error::Usage(

@@ -44,8 +44,13 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// The user running deploy.
+/// The user running deploy (computed once).
 pub fn user() -> String {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(user_uncached).clone()
+}
+
+fn user_uncached() -> String {
     if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
         return u;
     }
@@ -58,8 +63,14 @@ pub fn user() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The git commit of the repository at `root`, with `-dirty` when it has changes.
+/// The git commit of the repository at `root`, with `-dirty` when it has
+/// changes; computed once per process (it is the same for every host).
 pub fn git_commit(root: &std::path::Path) -> String {
+    static COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COMMIT.get_or_init(|| git_commit_uncached(root)).clone()
+}
+
+fn git_commit_uncached(root: &std::path::Path) -> String {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")

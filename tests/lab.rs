@@ -517,3 +517,24 @@ fn passphrase_encrypted_vars_files_decrypt() {
     let e = String::from_utf8_lossy(&bad.stderr);
     assert!(e.contains("inventory/host_vars/lab1.age") && e.contains("passphrase"), "{e}");
 }
+
+#[test]
+fn full_disk_mid_apply_rolls_the_host_back() {
+    let lab = Lab::up(1);
+    let motd = lab.sh("lab1", "cat /etc/motd");
+    lab.lab_cmd(&["tmpfs", "lab1", "/srv", "64k"]);
+    // a file that cannot fit, applied after files that can
+    std::fs::write(lab.root.join("roles/app/files-big.bin"), vec![b'x'; 256 * 1024]).unwrap();
+    std::fs::create_dir_all(lab.root.join("roles/app/files")).unwrap();
+    std::fs::rename(lab.root.join("roles/app/files-big.bin"), lab.root.join("roles/app/files/big.bin")).unwrap();
+    let t = std::fs::read_to_string(lab.root.join("roles/app/role.yml")).unwrap();
+    lab.write_file("roles/app/role.yml", &format!("{t}  - dest: /srv/app/big.bin\n    src: big.bin\n"));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("/srv/app/big.bin") && r.stdout.contains("disk full?"), "{r:?}");
+    assert!(r.stdout.contains("rolled back"), "{r:?}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "motd not restored");
+    assert!(lab.ssh("lab1", "test -e /opt/stack").code != 0, "created directory left behind");
+    assert_eq!(lab.sh("lab1", "ls -A /srv"), "", "partial files left behind");
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}

@@ -5,7 +5,8 @@
 #
 #   lab.sh up   [--dir DIR] [--instance K] [--hosts N]
 #   lab.sh down [--dir DIR]
-#   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST   (used by failure tests)
+#   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST | tmpfs HOST PATH SIZE
+#                                       (used by failure tests)
 #
 # Instance K owns the subnet 10.231.K.0/24, the bridge dlabK and the namespaces
 # dlK-labI; `make lab-up` is instance 0 in .lab/, each test takes its own instance
@@ -208,6 +209,11 @@ case $cmd in
   down) down;;
   kill-sshd) stop_sshd "$1";;
   start-sshd) dir=$(realpath "$dir"); instance=$(cat "$dir/instance"); start_sshd "$1";;
+  tmpfs)
+    # tmpfs HOST PATH SIZE: a small filesystem at PATH inside HOST's mount
+    # namespace (to test a full disk)
+    pid=$(cat "$dir/hosts/$1/sshd.pid")
+    nsenter -t "$pid" -m mount -t tmpfs -o "size=$3" tmpfs "$2";;
   rekey) dir=$(realpath "$dir"); instance=$(cat "$dir/instance"); stop_sshd "$1"; host_keys "$dir/hosts/$1"; start_sshd "$1";;
   *) die "usage: lab.sh up|down|kill-sshd|start-sshd|rekey [--dir DIR] [--instance K] [--hosts N]";;
 esac
