@@ -3,7 +3,7 @@
 # address, its own sshd, its own nftables and a private mount namespace in which
 # /etc, /opt, /srv and /var/lib/deploy are per-host directories.
 #
-#   lab.sh up   [--dir DIR] [--instance K] [--hosts N]
+#   lab.sh up   [--dir DIR] [--instance K] [--hosts N] [--docker] [--compose-v1 HOSTS]
 #   lab.sh down [--dir DIR]
 #   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST | tmpfs HOST PATH SIZE
 #                                       (used by failure tests)
@@ -15,9 +15,12 @@
 set -euo pipefail
 
 cmd=${1:-}; shift || true
-dir=.lab; instance=0; hosts=3
+dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""
 while [ $# -gt 0 ]; do
   case $1 in
+    --docker) docker=yes; shift;;
+    # hosts (comma-separated) that only have Compose v1 (docker-compose)
+    --compose-v1) v1_hosts=",$2,"; docker=yes; shift 2;;
     --dir) dir=$2; shift 2;;
     --instance) instance=$2; shift 2;;
     --hosts) hosts=$2; shift 2;;
@@ -36,10 +39,18 @@ need_packages() {
   command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
   command -v pgrep >/dev/null || missing+=(procps)
+  if [ "$docker" = yes ]; then
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    [ -x /usr/bin/docker-compose ] || missing+=(docker-compose)
+    [ -x /bin/busybox ] && /bin/busybox --list | grep -qx httpd || missing+=(busybox-static)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "lab: installing ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ "$docker" = yes ]; then
+    bash "$(dirname "$0")/compose-v2.sh" >/dev/null
   fi
 }
 
@@ -66,12 +77,69 @@ start_sshd() {
     set -e
     hd=$1
     for p in etc opt srv var/lib/deploy; do mount --bind "$hd/root/$p" "/$p"; done
+    if [ -d "$hd/root/var/lib/docker" ]; then
+      # a Docker engine of its own: data, containerd state and /run (its socket
+      # at the usual /var/run/docker.sock) private to this host
+      mount --bind "$hd/root/var/lib/docker" /var/lib/docker
+      mount --bind "$hd/root/var/lib/containerd" /var/lib/containerd
+      mount -t tmpfs -o mode=0755 tmpfs /run
+      if [ -f "$hd/compose-v1-only" ]; then
+        mount -t tmpfs tmpfs /usr/libexec/docker/cli-plugins
+      fi
+    fi
     mkdir -p /run/sshd
     exec /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$hd/sshd.log"
   ' sh "$(realpath "$hd")"
   wait_for "sshd of $h to write its pid file" 10 test -s "$hd/sshd.pid"
   wait_for "sshd of $h to listen on $addr:22" 10 \
     nsenter --net="/var/run/netns/$ns" sh -c "ss -ltn | grep -q '$addr:22 '"
+}
+
+start_dockerd() {
+  local h=$1 hd=$dir/hosts/$1
+  local pid; pid=$(cat "$hd/sshd.pid")
+  rm -f "$hd/docker.sock" "$hd/dockerd.pid"
+  # in the host's network and mount namespaces; a second socket in the lab dir
+  # lets this script reach the engine from outside
+  nsenter -t "$pid" -n -m -- setsid dockerd \
+    -H unix:///run/docker.sock -H "unix://$hd/docker.sock" \
+    --pidfile "$hd/dockerd.pid" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --default-address-pool base=10.232.0.0/16,size=24 \
+    --cgroup-parent "/deploy-lab$instance-$h" --storage-driver overlay2 \
+    </dev/null >"$hd/dockerd.log" 2>&1 &
+  wait_for "the Docker engine of $h to answer" 60 docker -H "unix://$hd/docker.sock" version
+  if ! docker -H "unix://$hd/docker.sock" image inspect lab/busybox:1 >/dev/null 2>&1; then
+    docker -H "unix://$hd/docker.sock" import \
+      --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' "$dir/busybox-rootfs.tar" lab/busybox:1 >/dev/null
+  fi
+}
+
+stop_dockerd() {
+  local hd=$dir/hosts/$1
+  if [ -s "$hd/dockerd.pid" ]; then
+    local pid; pid=$(cat "$hd/dockerd.pid")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q dockerd; then
+      # remove containers first: PID 1 of a container may ignore SIGTERM
+      docker -H "unix://$hd/docker.sock" ps -aq 2>/dev/null | xargs -r docker -H "unix://$hd/docker.sock" rm -f >/dev/null 2>&1 || true
+      kill "$pid" 2>/dev/null || true
+      wait_for "dockerd of $1 (pid $pid) to exit" 30 sh -c "! kill -0 $pid"
+    fi
+    rm -f "$hd/dockerd.pid"
+  fi
+}
+
+# A rootfs with busybox and its applets: the lab's only image, imported into
+# each engine (no registry can be reached).
+busybox_rootfs() {
+  [ -f "$dir/busybox-rootfs.tar" ] && return 0
+  local r; r=$(mktemp -d)
+  mkdir -p "$r/bin" "$r/tmp" "$r/www" "$r/etc"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"; done
+  echo 'root:x:0:0:root:/:/bin/sh' >"$r/etc/passwd"
+  echo 'root:x:0:' >"$r/etc/group"
+  tar -C "$r" -cf "$dir/busybox-rootfs.tar" .
+  rm -rf "$r"
 }
 
 stop_sshd() {
@@ -138,6 +206,10 @@ up() {
       ip -n "$ns" link set lo up
       ip -n "$ns" route add default via "$net.1"
     fi
+    if [ "$docker" = yes ] && [ ! -d "$hd/root/var/lib/docker" ]; then
+      mkdir -p "$hd/root/var/lib/docker" "$hd/root/var/lib/containerd" /var/lib/docker /var/lib/containerd
+      case $v1_hosts in *",$h,"*) touch "$hd/compose-v1-only";; esac
+    fi
     if [ ! -d "$hd/root/etc" ]; then
       mkdir -p "$hd/root/opt" "$hd/root/srv" "$hd/root/var/lib/deploy"
       cp -a /etc "$hd/root/etc"
@@ -163,6 +235,10 @@ EOF
       echo "$h" >"$hd/root/etc/hostname"
     fi
     [ -s "$hd/sshd.pid" ] && kill -0 "$(cat "$hd/sshd.pid")" 2>/dev/null || start_sshd "$h"
+    if [ -d "$hd/root/var/lib/docker" ]; then
+      busybox_rootfs
+      [ -s "$hd/dockerd.pid" ] && kill -0 "$(cat "$hd/dockerd.pid")" 2>/dev/null || start_dockerd "$h"
+    fi
   done
 
   write_known_hosts
@@ -192,6 +268,7 @@ down() {
   for hd in "$dir"/hosts/*/; do
     [ -d "$hd" ] || continue
     local h; h=$(basename "$hd")
+    stop_dockerd "$h"
     stop_sshd "$h"
     if [ -f "$hd/netns" ]; then
       local ns; ns=$(cat "$hd/netns")
