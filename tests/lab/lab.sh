@@ -105,7 +105,7 @@ start_dockerd() {
     -H unix:///run/docker.sock -H "unix://$hd/docker.sock" \
     --pidfile "$hd/dockerd.pid" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
     --default-address-pool base=10.232.0.0/16,size=24 \
-    --cgroup-parent "/deploy-lab$instance-$h" --storage-driver overlay2 \
+    --cgroup-parent "/deploy-lab$instance-$h" --storage-driver overlay2 --shutdown-timeout 2 \
     </dev/null >"$hd/dockerd.log" 2>&1 &
   wait_for "the Docker engine of $h to answer" 60 docker -H "unix://$hd/docker.sock" version
   if ! docker -H "unix://$hd/docker.sock" image inspect lab/busybox:1 >/dev/null 2>&1; then
