@@ -4,12 +4,18 @@
 
 use serde::Serialize;
 
-use crate::plan::{Action, Expected, HostPlan, Resource};
+use crate::plan::{Action, Expected, Resource};
 use crate::render::DesiredHost;
 
-/// The apply script, run as `sh -c SCRIPT apply ID HOLDER AUDIT`.
-pub const SCRIPT: &str = include_str!("remote/apply.sh");
-/// Releases the lock and writes the audit line when nothing is applied.
+/// The apply script, run as `sh -c SCRIPT apply JOURNAL_ID HOLDER`.
+pub const SCRIPT: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/apply.sh"));
+/// Restores a journal: `sh -c REVERT revert JOURNAL_ID`.
+pub const REVERT: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/revert.sh"));
+/// Container actions of one compose project (manifest on stdin).
+pub const COMPOSE: &str = include_str!("remote/compose.sh");
+/// Health gate (checks on stdin).
+pub const HEALTH: &str = include_str!("remote/health.sh");
+/// Writes the audit line and releases the lock.
 pub const FINISH: &str = include_str!("remote/finish.sh");
 /// Shows and removes a lock.
 pub const UNLOCK: &str = include_str!("remote/unlock.sh");
@@ -27,11 +33,12 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Build the upload for a plan: a tar with `manifest` and one entry per new content.
-pub fn bundle(plan: &HostPlan, desired: &DesiredHost) -> Vec<u8> {
+/// Build the upload for some of a plan's changes: a tar with `manifest` and
+/// one entry per new content.
+pub fn bundle(changes: &[&crate::plan::Change], desired: &DesiredHost) -> Vec<u8> {
     let mut manifest = String::new();
     let mut contents: Vec<(String, &[u8])> = Vec::new();
-    for (n, c) in plan.changes.iter().enumerate() {
+    for (n, c) in changes.iter().enumerate() {
         let exp = expected_str(&c.expected);
         let line = match (c.resource, c.action) {
             (Resource::Dir, Action::Create) => {
@@ -45,6 +52,10 @@ pub fn bundle(plan: &HostPlan, desired: &DesiredHost) -> Vec<u8> {
             (Resource::File, Action::Metadata) => {
                 let f = &desired.files[c.file.expect("file change has a file")];
                 format!("M\t{n}\t{}\t{}\t{}\t{}\t{exp}\t", c.path, mode(f.mode), opt(&f.owner), opt(&f.group))
+            }
+            (Resource::File, _) if c.content.is_some() => {
+                contents.push((n.to_string(), c.content.as_deref().unwrap_or_default()));
+                format!("F\t{n}\t{}\t0644\t-\t-\t{exp}\t", c.path)
             }
             (Resource::File, _) => {
                 let f = &desired.files[c.file.expect("file change has a file")];
@@ -123,6 +134,52 @@ pub fn parse_apply(out: &[u8]) -> Applied {
         }
     }
     a
+}
+
+/// What the health gate reported.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Health {
+    /// Checks that passed.
+    pub passed: Vec<String>,
+    /// Failed checks: what, why, and the container's last log lines.
+    pub failed: Vec<(String, String, Vec<String>)>,
+}
+
+/// Parse health.sh output.
+pub fn parse_health(out: &[u8]) -> Health {
+    let mut h = Health::default();
+    for line in String::from_utf8_lossy(out).lines() {
+        let f: Vec<&str> = line.splitn(4, '\t').collect();
+        match f[0] {
+            "P" if f.len() >= 3 => h.passed.push(f[2].to_string()),
+            "F" if f.len() == 4 => h.failed.push((f[2].to_string(), f[3].to_string(), vec![])),
+            "L" => {
+                if let Some(last) = h.failed.last_mut() {
+                    last.2.push(line[2..].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    h
+}
+
+/// Parse compose.sh output: Ok, or the error and compose's last output lines.
+pub fn parse_compose(out: &[u8]) -> Result<(), (String, Vec<String>)> {
+    let text = String::from_utf8_lossy(out);
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if let Some(o) = line.strip_prefix("O\t") {
+            lines.push(o.to_string());
+        } else if line == "OK" {
+            return Ok(());
+        } else if let Some(e) = line.strip_prefix("E\t") {
+            let why = e.split_once('\t').map(|x| x.1).unwrap_or(e).to_string();
+            let n = lines.len();
+            return Err((why, lines.split_off(n.saturating_sub(15))));
+        }
+    }
+    Err(("compose step ended without a result".into(), lines))
 }
 
 #[cfg(test)]

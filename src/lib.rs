@@ -6,6 +6,7 @@
 //! touch the network or the terminal; `ssh`, `apply` and `report` do.
 
 pub mod apply;
+pub mod compose;
 pub mod diff;
 pub mod error;
 pub mod inventory;

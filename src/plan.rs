@@ -66,12 +66,49 @@ pub struct Change {
     pub expected: Expected,
     /// Secret file: content is never shown.
     pub secret: bool,
+    /// Phase (index into deploy.yml's phases).
+    pub phase: usize,
     /// Index into the desired files (for file changes).
     #[serde(skip)]
     pub file: Option<usize>,
+    /// Generated content (the compose label override), instead of a desired file.
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
     /// Unified diff (redacted), when computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+}
+
+/// What happens to a compose service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceActionKind {
+    /// No container yet: created.
+    Create,
+    /// An input changed: recreated (never `restart`, which keeps the old environment).
+    Recreate,
+    /// Container exists with the right inputs but is not running.
+    Start,
+    /// A mounted config changed: reload command run in the container.
+    Reload,
+}
+
+/// One service action.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceAction {
+    /// Compose project.
+    pub project: String,
+    /// Service.
+    pub service: String,
+    /// What happens.
+    pub action: ServiceActionKind,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+    /// Phase (of the project's role).
+    pub phase: usize,
+    /// Reload command (for reloads).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 /// The plan for one host.
@@ -79,8 +116,12 @@ pub struct Change {
 pub struct HostPlan {
     /// Inventory name.
     pub host: String,
-    /// Changes, in apply order: dirs (parents first), files, removals.
+    /// Changes, in apply order: by phase; dirs (parents first), files, removals.
     pub changes: Vec<Change>,
+    /// Container actions, by phase.
+    pub services: Vec<ServiceAction>,
+    /// The host's Compose, when it has compose projects.
+    pub compose: Option<crate::probe::ComposeVariant>,
     /// Paths already as desired.
     pub unchanged: usize,
     /// `preserve` files that differ from the template and are left alone.
@@ -88,6 +129,11 @@ pub struct HostPlan {
 }
 
 impl HostPlan {
+    /// Whether anything at all would change.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.services.is_empty()
+    }
+
     /// Counts by action: (create, update, metadata, delete).
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let n = |a: Action| self.changes.iter().filter(|c| c.action == a).count();
@@ -145,8 +191,15 @@ fn kind_name(k: Kind) -> &'static str {
 /// Compare desired and remote state. Errors are paths whose type on the host
 /// conflicts with the declaration (a directory where a file is declared).
 pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, String> {
-    let mut plan = HostPlan { host: desired.host.clone(), changes: vec![], unchanged: 0, preserved: vec![] };
-    for d in &desired.dirs {
+    let mut plan = HostPlan {
+        host: desired.host.clone(),
+        changes: vec![],
+        services: vec![],
+        compose: remote.compose,
+        unchanged: 0,
+        preserved: vec![],
+    };
+    for d in desired.dirs.iter().filter(|d| d.selected) {
         let e = remote.paths.get(&d.path);
         let base = Change {
             path: d.path.clone(),
@@ -156,7 +209,9 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
             reasons: vec![],
             expected: expected(e),
             secret: false,
+            phase: d.phase,
             file: None,
+            content: None,
             diff: None,
         };
         match e {
@@ -174,7 +229,7 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
             }
         }
     }
-    for (i, f) in desired.files.iter().enumerate() {
+    for (i, f) in desired.files.iter().enumerate().filter(|(_, f)| f.selected) {
         let e = remote.paths.get(&f.dest);
         let base = Change {
             path: f.dest.clone(),
@@ -184,7 +239,9 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
             reasons: vec![],
             expected: expected(e),
             secret: f.secret,
+            phase: f.phase,
             file: Some(i),
+            content: None,
             diff: None,
         };
         match e {
@@ -215,7 +272,7 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
             }
         }
     }
-    for (path, role) in &desired.absent {
+    for (path, role, phase, _) in desired.absent.iter().filter(|a| a.3) {
         match remote.paths.get(path) {
             None => plan.unchanged += 1,
             Some(e) => plan.changes.push(Change {
@@ -226,10 +283,161 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
                 reasons: vec![format!("{} present", kind_name(e.kind))],
                 expected: expected(Some(e)),
                 secret: false,
+                phase: *phase,
                 file: None,
+                content: None,
                 diff: None,
             }),
         }
     }
+    plan_compose(desired, remote, &mut plan)?;
+    // apply order: phase by phase; within a phase dirs, files, removals
+    plan.changes.sort_by_key(|c| {
+        (
+            c.phase,
+            match c.resource {
+                Resource::Dir => 0,
+                Resource::File => 1,
+                Resource::Absent => 2,
+            },
+        )
+    });
     Ok(plan)
+}
+
+/// The sha256 a path will have after this run: the desired content when the
+/// file is part of it, else what the host has now.
+fn sha_after(desired: &DesiredHost, remote: &Remote, path: &str) -> String {
+    if let Some(f) = desired.file(path) {
+        let on_host = remote.paths.get(path).and_then(|e| e.sha256.clone());
+        if f.selected && !(f.preserve && on_host.is_some()) {
+            return f.sha256.clone();
+        }
+        return on_host.unwrap_or_else(|| "absent".into());
+    }
+    "unmanaged".into()
+}
+
+fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
+    if desired.compose.is_empty() {
+        return Ok(());
+    }
+    if remote.docker_unreachable {
+        return Err("docker is installed but the engine does not answer (is dockerd running?)".into());
+    }
+    if remote.compose.is_none() {
+        return Err("the host has compose projects but neither `docker compose` nor `docker-compose`; install docker and compose".into());
+    }
+    let changed: std::collections::HashMap<&str, &Change> =
+        plan.changes.iter().filter(|c| c.resource == Resource::File).map(|c| (c.path.as_str(), c)).collect();
+    let role_selected = |role: &str| {
+        desired.files.iter().any(|f| f.role == role && f.selected)
+            || desired.dirs.iter().any(|d| d.role == role && d.selected)
+            || desired.checks.iter().any(|c| c.role == role && c.selected)
+    };
+    let mut new_changes = Vec::new();
+    for p in &desired.compose {
+        let project_in_scope = role_selected(&p.role) || desired.files.iter().all(|f| f.selected);
+        let mut hashes = Vec::new();
+        for s in &p.services {
+            let mut h = format!("def:{}\n", s.definition_sha);
+            for i in &s.inputs {
+                h.push_str(&format!("{i}:{}\n", sha_after(desired, remote, i)));
+            }
+            let hash = crate::render::sha256_hex(h.as_bytes())[..16].to_string();
+            hashes.push((s.name.clone(), hash.clone()));
+            let selected_inputs: Vec<&String> =
+                s.inputs.iter().filter(|i| desired.file(i).is_some_and(|f| f.selected)).collect();
+            if !project_in_scope && selected_inputs.is_empty() {
+                continue;
+            }
+            let containers: Vec<&crate::probe::Container> =
+                remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
+            let mut reasons: Vec<String> = s
+                .inputs
+                .iter()
+                .filter(|i| changed.contains_key(i.as_str()))
+                .map(|i| {
+                    let what = if i.ends_with(".env") || i.contains("/env/") || i.contains(".env.") {
+                        "env file"
+                    } else {
+                        "mounted file"
+                    };
+                    format!("{what} {i} changed")
+                })
+                .collect();
+            let action = if containers.is_empty() {
+                reasons = vec!["no container yet".into()];
+                Some(ServiceActionKind::Create)
+            } else if containers.iter().any(|c| c.inputs != hash) {
+                if reasons.is_empty() {
+                    if p.files.iter().any(|f| changed.contains_key(f.as_str())) {
+                        reasons.push(format!("its definition in {} changed", s.file));
+                    } else if containers.iter().any(|c| c.inputs.is_empty()) {
+                        reasons.push("its container was created outside deploy (no deploy.inputs label)".into());
+                    } else {
+                        reasons
+                            .push("its container was created from other inputs (changed or recreated by hand)".into());
+                    }
+                }
+                Some(ServiceActionKind::Recreate)
+            } else if containers.iter().any(|c| c.state != "running") {
+                let st = containers.iter().map(|c| c.state.as_str()).find(|s| *s != "running").unwrap_or("stopped");
+                reasons = vec![format!("its container is {st}")];
+                Some(ServiceActionKind::Start)
+            } else {
+                None
+            };
+            if let Some(action) = action {
+                plan.services.push(ServiceAction {
+                    project: p.project.clone(),
+                    service: s.name.clone(),
+                    action,
+                    reasons,
+                    phase: p.phase,
+                    command: vec![],
+                });
+            }
+        }
+        for r in &p.reloads {
+            let busy = plan.services.iter().any(|a| a.project == p.project && a.service == r.service);
+            if changed.contains_key(r.file.as_str()) && !busy {
+                plan.services.push(ServiceAction {
+                    project: p.project.clone(),
+                    service: r.service.clone(),
+                    action: ServiceActionKind::Reload,
+                    reasons: vec![format!("mounted config {} changed", r.file)],
+                    phase: p.phase,
+                    command: r.command.clone(),
+                });
+            }
+        }
+        let content = crate::compose::override_file(&p.project, &hashes).into_bytes();
+        let sha = crate::render::sha256_hex(&content);
+        let e = remote.paths.get(&p.override_path);
+        if e.and_then(|e| e.sha256.as_deref()) != Some(sha.as_str()) {
+            if let Some(e) = e.filter(|e| e.kind != Kind::File) {
+                return Err(format!(
+                    "{} is {} on the host; deploy generates this file",
+                    p.override_path,
+                    kind_name(e.kind)
+                ));
+            }
+            new_changes.push(Change {
+                path: p.override_path.clone(),
+                role: p.role.clone(),
+                resource: Resource::File,
+                action: if e.is_some() { Action::Update } else { Action::Create },
+                reasons: vec!["service input labels".into()],
+                expected: expected(e),
+                secret: false,
+                phase: p.phase,
+                file: None,
+                content: Some(content),
+                diff: None,
+            });
+        }
+    }
+    plan.changes.extend(new_changes);
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER PATH...`.
+/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER DOCKER PATH...`.
 pub const SCRIPT: &str = include_str!("remote/probe.sh");
 
 /// The kind of thing at a path.
@@ -56,9 +56,40 @@ pub enum Lock {
     Seen(String),
 }
 
+/// Which Compose the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposeVariant {
+    /// `docker compose` (the v2 plugin).
+    V2,
+    /// `docker-compose` (v1, Python).
+    V1,
+}
+
+/// A container as `docker ps -a` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// Full container id.
+    pub id: String,
+    /// Compose project label.
+    pub project: String,
+    /// Compose service label.
+    pub service: String,
+    /// Our input-hash label (empty when absent).
+    pub inputs: String,
+    /// running, exited, restarting, created, dead, paused.
+    pub state: String,
+}
+
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Remote {
+    /// Compose on the host (None: not asked, or not installed).
+    pub compose: Option<ComposeVariant>,
+    /// Docker was asked about but did not answer.
+    pub docker_unreachable: bool,
+    /// Containers (when asked).
+    pub containers: Vec<Container>,
     /// `uname -n` of the host.
     pub hostname: String,
     /// Existing paths; a managed path missing here does not exist.
@@ -81,7 +112,14 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         }
         None => return Err("empty probe output".into()),
     }
-    let mut r = Remote { hostname: String::new(), paths: HashMap::new(), lock: Lock::Free };
+    let mut r = Remote {
+        compose: None,
+        docker_unreachable: false,
+        containers: Vec::new(),
+        hostname: String::new(),
+        paths: HashMap::new(),
+        lock: Lock::Free,
+    };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
     for line in lines {
@@ -119,6 +157,21 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 }
                 hashes.push((path.to_string(), hash.to_string()));
             }
+            "compose" => {
+                r.compose = match f.get(1) {
+                    Some(&"v2") => Some(ComposeVariant::V2),
+                    Some(&"v1") => Some(ComposeVariant::V1),
+                    _ => None,
+                }
+            }
+            "docker" => r.docker_unreachable = true,
+            "C" if f.len() == 6 => r.containers.push(Container {
+                id: f[1].into(),
+                project: f[2].into(),
+                service: f[3].into(),
+                inputs: f[4].into(),
+                state: f[5].into(),
+            }),
             "end" => ended = true,
             _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
         }
@@ -143,7 +196,8 @@ mod tests {
     const SAMPLE: &str = "deploy-probe\t1\nhost\tlab1\nlock\tacquired\n\
 P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
 P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
-H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\nend\n";
+H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
+compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\nend\n";
 
     #[test]
     fn parses_sample() {
@@ -153,6 +207,9 @@ H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n
         let m = &r.paths["/etc/motd"];
         assert_eq!((m.kind, m.mode, m.sha256.as_deref().map(|s| &s[..4])), (Kind::File, 0o644, Some("e3b0")));
         assert_eq!(r.paths["/opt/app dir"].uid, 1000);
+        assert_eq!(r.compose, Some(ComposeVariant::V1));
+        assert_eq!(r.containers[0].service, "openclaw");
+        assert_eq!(r.containers[0].inputs, "deadbeef");
     }
 
     #[test]

@@ -52,6 +52,103 @@ pub struct RoleFile {
     /// Paths that must not exist.
     #[serde(default)]
     pub absent: Vec<String>,
+    /// Docker Compose projects, brought up at the end of the role's phase.
+    #[serde(default)]
+    pub compose: Vec<ComposeSpec>,
+    /// Checks that gate the role's phase after a change.
+    #[serde(default)]
+    pub health: Vec<HealthSpec>,
+}
+
+/// A Compose project. Which services read which file is learned from the
+/// rendered compose files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSpec {
+    /// Project name (`-p`).
+    pub project: String,
+    /// Project directory on the host.
+    pub dir: String,
+    /// Compose files, relative to `dir` or absolute; each must be managed by a role.
+    pub files: Vec<String>,
+    /// Variables for `${VAR}` interpolation (default: `.env` in `dir`, when managed).
+    pub env_file: Option<String>,
+    /// Mounted config files reloaded in place instead of recreating the service.
+    #[serde(default)]
+    pub reload: Vec<ReloadSpec>,
+    /// How long services may take to become healthy after a change.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: Duration,
+}
+
+fn default_health_timeout() -> Duration {
+    Duration(60)
+}
+
+/// A reload trigger: when `file` changes, run `command` in `service`'s container.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSpec {
+    /// The mounted file (absolute path on the host).
+    pub file: String,
+    /// The service that mounts it.
+    pub service: String,
+    /// Command run in the container (argument list).
+    pub command: Vec<String>,
+}
+
+/// A health check. Exactly one of http, tcp, command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// URL fetched from the host; passes on `status`.
+    pub http: Option<String>,
+    /// Expected HTTP status (default 200).
+    pub status: Option<u16>,
+    /// host:port that must accept a connection.
+    pub tcp: Option<String>,
+    /// Command run on the host; passes on exit 0.
+    pub command: Option<String>,
+    /// How long it may take to pass.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_check_timeout() -> Duration {
+    Duration(30)
+}
+
+/// A duration written as "30s", "2m" or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Duration(pub u64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_yaml::Value::deserialize(d)?;
+        let s = match &v {
+            serde_yaml::Value::Number(n) => {
+                return n.as_u64().map(Duration).ok_or_else(|| D::Error::custom("duration must be positive"))
+            }
+            serde_yaml::Value::String(s) => s.trim().to_string(),
+            _ => return Err(D::Error::custom("duration must be like \"30s\", \"2m\" or \"1h\"")),
+        };
+        parse_duration(&s).map(Duration).map_err(D::Error::custom)
+    }
+}
+
+/// Parse "30s", "2m", "1h", "90".
+pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("duration `{s}` is not like \"30s\", \"2m\" or \"1h\""))
 }
 
 /// A file resource.
@@ -219,6 +316,12 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::yaml::Warning>) 
                 serde_yaml::Value::Null => {}
                 _ => return Err(Error::invalid(&p, "defaults must be a mapping of variables")),
             }
+        }
+    }
+    for h in &spec.health {
+        let n = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()].iter().filter(|b| **b).count();
+        if n != 1 {
+            return Err(Error::invalid(&spec_path, "a health check needs exactly one of http, tcp, command"));
         }
     }
     for f in &spec.files {

@@ -86,6 +86,10 @@ pub struct DesiredFile {
     pub secret: bool,
     /// Never overwritten once present.
     pub preserve: bool,
+    /// Index of the phase of its role.
+    pub phase: usize,
+    /// Part of this run (--role); unselected resources only inform compose analysis.
+    pub selected: bool,
 }
 
 /// A directory as it should be on the host.
@@ -101,6 +105,84 @@ pub struct DesiredDir {
     pub group: Option<Id>,
     /// Mode, if declared.
     pub mode: Option<u32>,
+    /// Index of the phase of its role.
+    pub phase: usize,
+    /// Part of this run (--role).
+    pub selected: bool,
+}
+
+/// A service of a compose project and what it reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredService {
+    /// Service name.
+    pub name: String,
+    /// Hash of its definition (after merging the compose files).
+    pub definition_sha: String,
+    /// Managed files it reads (env files, bind-mounted files, the interpolation .env).
+    pub inputs: Vec<String>,
+    /// The compose file defining it.
+    pub file: String,
+}
+
+/// A mounted file reloaded in place.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reload {
+    /// The file.
+    pub file: String,
+    /// The service.
+    pub service: String,
+    /// Command run in its container.
+    pub command: Vec<String>,
+}
+
+/// A compose project on a host.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredCompose {
+    /// Project name.
+    pub project: String,
+    /// Project directory.
+    pub dir: String,
+    /// Declaring role.
+    pub role: String,
+    /// Phase of that role.
+    pub phase: usize,
+    /// Compose files, absolute.
+    pub files: Vec<String>,
+    /// The generated label override file.
+    pub override_path: String,
+    /// Services.
+    pub services: Vec<DesiredService>,
+    /// Reload triggers.
+    pub reloads: Vec<Reload>,
+    /// Seconds services may take to become healthy.
+    pub health_timeout: u64,
+}
+
+/// What a health check probes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CheckKind {
+    /// HTTP status of a URL, fetched on the host.
+    Http { url: String, status: u16 },
+    /// A TCP connection.
+    Tcp { address: String },
+    /// A command on the host.
+    Command { command: String },
+}
+
+/// A health check gating a phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredCheck {
+    /// Declaring role.
+    pub role: String,
+    /// Its phase.
+    pub phase: usize,
+    /// Part of this run.
+    pub selected: bool,
+    /// What it checks.
+    pub kind: CheckKind,
+    /// Seconds it may take.
+    pub timeout: u64,
 }
 
 /// Everything one host should have.
@@ -114,8 +196,21 @@ pub struct DesiredHost {
     pub dirs: Vec<DesiredDir>,
     /// Files.
     pub files: Vec<DesiredFile>,
-    /// Paths that must not exist, with their role.
-    pub absent: Vec<(String, String)>,
+    /// Paths that must not exist: path, role, phase, selected.
+    pub absent: Vec<(String, String, usize, bool)>,
+    /// Compose projects.
+    pub compose: Vec<DesiredCompose>,
+    /// Health checks.
+    pub checks: Vec<DesiredCheck>,
+    /// Findings worth a warning.
+    pub warnings: Vec<String>,
+}
+
+impl DesiredHost {
+    /// The desired file at `path`, if managed.
+    pub fn file(&self, path: &str) -> Option<&DesiredFile> {
+        self.files.iter().find(|f| f.dest == path)
+    }
 }
 
 impl Loaded {
@@ -211,13 +306,23 @@ impl Loaded {
             self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
         let ctx = Value::from_dyn_object(hv.clone());
         let connection = self.connection(host, hv, &ctx)?;
-        let mut out = DesiredHost { host: host.into(), connection, dirs: vec![], files: vec![], absent: vec![] };
+        let mut out = DesiredHost {
+            host: host.into(),
+            connection,
+            dirs: vec![],
+            files: vec![],
+            absent: vec![],
+            compose: vec![],
+            checks: vec![],
+            warnings: vec![],
+        };
         let mut seen: IndexMap<String, String> = IndexMap::new();
-        for phase in &self.project.file.phases {
+        let mut compose_specs = Vec::new();
+        for (phase_idx, phase) in self.project.file.phases.iter().enumerate() {
             for role_name in &phase.roles {
-                if roles.is_some_and(|rs| !rs.contains(role_name)) {
-                    continue;
-                }
+                // Every role is rendered: a compose project must know what its
+                // services read even when --role selects only some roles.
+                let selected = roles.is_none_or(|rs| rs.contains(role_name));
                 let role = &self.project.roles[role_name];
                 let env = &self.role_envs[role_name];
                 let spec_file = &role.spec_path;
@@ -240,6 +345,8 @@ impl Loaded {
                         owner: d.owner.clone(),
                         group: d.group.clone(),
                         mode: d.mode.map(|m| m.0),
+                        phase: phase_idx,
+                        selected,
                     });
                 }
                 for f in &role.spec.files {
@@ -282,18 +389,175 @@ impl Loaded {
                         validate,
                         secret: f.secret,
                         preserve: f.preserve,
+                        phase: phase_idx,
+                        selected,
                     });
                 }
                 for a in &role.spec.absent {
                     let path = self.render_small(host, hv, env, spec_file, a, &ctx)?;
                     claim(&path)?;
-                    out.absent.push((path, role_name.clone()));
+                    out.absent.push((path, role_name.clone(), phase_idx, selected));
+                }
+                for c in &role.spec.compose {
+                    compose_specs.push((c.clone(), role_name.clone(), phase_idx, spec_file.clone()));
+                }
+                for h in &role.spec.health {
+                    let r = |s: &str| self.render_small(host, hv, env, spec_file, s, &ctx);
+                    let kind = if let Some(u) = &h.http {
+                        CheckKind::Http { url: r(u)?, status: h.status.unwrap_or(200) }
+                    } else if let Some(a) = &h.tcp {
+                        CheckKind::Tcp { address: r(a)? }
+                    } else {
+                        CheckKind::Command { command: r(h.command.as_deref().unwrap_or_default())? }
+                    };
+                    if let CheckKind::Http { url, .. } = &kind {
+                        if url.contains("//localhost") {
+                            out.warnings.push(format!("{}: health check {url} targets `localhost`, which may resolve to ::1 first (IPv6); use 127.0.0.1", spec_file.display()));
+                        }
+                    }
+                    out.checks.push(DesiredCheck {
+                        role: role_name.clone(),
+                        phase: phase_idx,
+                        selected,
+                        kind,
+                        timeout: h.timeout.0,
+                    });
                 }
             }
+        }
+        for (spec, role, phase, spec_file) in compose_specs {
+            let c = self.compose_project(host, hv, &ctx, &out, &spec, &role, phase, &spec_file)?;
+            out.warnings.extend(c.1);
+            out.compose.push(c.0);
         }
         // parents before children, so one pass of mkdir works
         out.dirs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compose_project(
+        &self,
+        host: &str,
+        hv: &Arc<HostVars>,
+        ctx: &Value,
+        out: &DesiredHost,
+        spec: &crate::project::ComposeSpec,
+        role: &str,
+        phase: usize,
+        spec_file: &Path,
+    ) -> Result<(DesiredCompose, Vec<String>)> {
+        let env = &self.role_envs[role];
+        let r = |s: &str| self.render_small(host, hv, env, spec_file, s, ctx);
+        let dir = r(&spec.dir)?;
+        let project = r(&spec.project)?;
+        let bad = |m: String| Error::Render {
+            host: host.into(),
+            file: spec_file.into(),
+            line: None,
+            message: format!("compose project `{project}`: {m}"),
+        };
+        let abs =
+            |p: &str| if p.starts_with('/') { p.to_string() } else { format!("{}/{}", dir.trim_end_matches('/'), p) };
+        let mut files = Vec::new();
+        let mut contents = Vec::new();
+        for f in &spec.files {
+            let path = abs(&r(f)?);
+            let Some(df) = out.file(&path) else {
+                return Err(bad(format!("compose file {path} is not managed by any role; add it to a role's files")));
+            };
+            contents.push((path.clone(), df.bytes.clone()));
+            files.push(path);
+        }
+        let services = crate::compose::analyze(&dir, &contents).map_err(bad)?;
+        let dotenv_path = abs(&spec.env_file.as_deref().map(&r).transpose()?.unwrap_or_else(|| ".env".into()));
+        let dotenv = out.file(&dotenv_path).map(|f| crate::compose::parse_dotenv(&f.bytes));
+        let mut warnings = Vec::new();
+        let reloads: Vec<Reload> = spec
+            .reload
+            .iter()
+            .map(|x| Ok(Reload { file: r(&x.file)?, service: x.service.clone(), command: x.command.clone() }))
+            .collect::<Result<_>>()?;
+        let mut desired = Vec::new();
+        for s in &services {
+            for v in &s.vars {
+                let defined = dotenv.as_ref().is_some_and(|d| d.contains_key(v));
+                if !defined {
+                    return Err(Error::Render {
+                        host: host.into(),
+                        file: s.file.clone().into(),
+                        line: None,
+                        message: format!(
+                            "service `{}` of compose project `{project}` interpolates ${{{v}}}, which no env source defines ({}); define {v} there, or write ${{{v}:-default}}",
+                            s.name,
+                            if dotenv.is_some() { format!("not in {dotenv_path}") } else { format!("{dotenv_path} is not managed by any role") }
+                        ),
+                    });
+                }
+            }
+            if s.healthcheck_localhost {
+                warnings.push(format!("{}: the healthcheck of service `{}` targets `localhost`, which resolves to ::1 first in Alpine-based images; use 127.0.0.1", s.file, s.name));
+            }
+            let mut inputs: Vec<String> = Vec::new();
+            for e in &s.env_files {
+                if out.file(e).is_some() {
+                    inputs.push(e.clone());
+                } else {
+                    warnings.push(format!("{}: env file {e} of service `{}` is not managed by deploy; changes to it will not recreate the service", s.file, s.name));
+                }
+            }
+            for b in &s.binds {
+                for f in &out.files {
+                    if (f.dest == *b || f.dest.starts_with(&format!("{b}/")))
+                        && !reloads.iter().any(|x| x.file == f.dest && x.service == s.name)
+                    {
+                        inputs.push(f.dest.clone());
+                    }
+                }
+            }
+            if !s.vars.is_empty() && dotenv.is_some() {
+                inputs.push(dotenv_path.clone());
+            }
+            inputs.sort();
+            inputs.dedup();
+            for i in &inputs {
+                if let Some(f) = out.file(i) {
+                    if f.phase > phase {
+                        return Err(bad(format!("service `{}` reads {i}, which role `{}` writes in a later phase than the project's; move them into the same phase", s.name, f.role)));
+                    }
+                }
+            }
+            let def = serde_json::to_string(&s.definition).unwrap_or_default();
+            desired.push(DesiredService {
+                name: s.name.clone(),
+                definition_sha: sha256_hex(def.as_bytes()),
+                inputs,
+                file: s.file.clone(),
+            });
+        }
+        for x in &reloads {
+            if !services.iter().any(|s| s.name == x.service) {
+                return Err(bad(format!(
+                    "reload trigger names service `{}`, which the compose files do not define",
+                    x.service
+                )));
+            }
+        }
+        let override_path = format!("{}/.deploy-{project}.override.yml", dir.trim_end_matches('/'));
+        Ok((
+            DesiredCompose {
+                project,
+                dir,
+                role: role.into(),
+                phase,
+                files,
+                override_path,
+                services: desired,
+                reloads,
+                health_timeout: spec.health_timeout.0,
+            },
+            warnings,
+        ))
     }
 
     fn render_small(

@@ -116,6 +116,15 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
             }
         }
     }
+    for a in &plan.services {
+        let (sym, word) = match a.action {
+            crate::plan::ServiceActionKind::Create => (style("+").green(), "create container"),
+            crate::plan::ServiceActionKind::Recreate => (style("↻").yellow(), "recreate container"),
+            crate::plan::ServiceActionKind::Start => (style("▶").yellow(), "start container"),
+            crate::plan::ServiceActionKind::Reload => (style("⟳").cyan(), "reload in place"),
+        };
+        writeln!(out, "  {sym} {}/{}  {word}  [{}]", a.project, a.service, redactor.redact(&a.reasons.join(", ")))?;
+    }
     for p in &plan.preserved {
         writeln!(
             out,

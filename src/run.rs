@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::apply::{Applied, FINISH};
+use crate::apply::FINISH;
 use crate::error::{Error, Result};
-use crate::plan::{plan_host, Action, HostPlan};
+use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
 use crate::probe::Lock;
 use crate::redact::Redactor;
-use crate::render::{DesiredHost, Loaded};
+use crate::render::{CheckKind, DesiredHost, Loaded};
 use crate::report::{print_plan, Progress};
 use crate::secrets::Keys;
 use crate::ssh::{Conn, SshOptions};
@@ -160,13 +160,15 @@ async fn stage1(
         Err(e) => return HostState::Failed(e),
     };
     progress.step(host, "probing");
-    let mut argv: Vec<&str> = vec![if args.check { "check" } else { "lock" }, holder];
+    let docker = if desired.compose.is_empty() { "no" } else { "yes" };
+    let mut argv: Vec<&str> = vec![if args.check { "check" } else { "lock" }, holder, docker];
     let paths: Vec<&str> = desired
         .dirs
         .iter()
         .map(|d| d.path.as_str())
         .chain(desired.files.iter().map(|f| f.dest.as_str()))
         .chain(desired.absent.iter().map(|a| a.0.as_str()))
+        .chain(desired.compose.iter().map(|c| c.override_path.as_str()))
         .collect();
     argv.extend(paths);
     let out = match conn.run("deploy-probe", crate::probe::SCRIPT, &argv, None).await {
@@ -256,10 +258,19 @@ async fn attach_diffs(conn: &Conn, desired: &DesiredHost, plan: &mut HostPlan, r
     Ok(())
 }
 
-fn audit_line(args: &DeployArgs, id: &str, plan: &HostPlan) -> String {
+fn audit_counts(plan: &HostPlan) -> (usize, usize, usize, usize, usize) {
     let (c, u, m, d) = plan.counts();
+    (c, u, m, d, plan.services.len())
+}
+
+fn audit_line(args: &DeployArgs, id: &str, plan: &HostPlan) -> String {
+    audit_line_counts(args, id, &audit_counts(plan))
+}
+
+fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, usize, usize, usize, usize)) -> String {
+    let (c, u, m, d, s) = *counts;
     format!(
-        "{} deploy={id} by={}@{} project_commit={} env={} created={c} updated={u} attributes={m} removed={d}",
+        "{} deploy={id} by={}@{} project_commit={} env={} created={c} updated={u} attributes={m} removed={d} containers={s}",
         crate::util::utc(crate::util::now()),
         crate::util::user(),
         crate::util::hostname(),
@@ -279,7 +290,16 @@ async fn release(ready: Ready, holder: &str, audit: &str) {
 pub async fn deploy(args: DeployArgs) -> Result<u8> {
     let (loaded, desired) = load_and_render(&args)?;
     let redactor = loaded.redactor.clone();
-    let warnings: Vec<String> = loaded.warnings.iter().map(|w| redactor.redact(&w.to_string())).collect();
+    let phase_names: Vec<String> = loaded.project.file.phases.iter().map(|p| p.name.clone()).collect();
+    let mut warnings: Vec<String> = loaded.warnings.iter().map(|w| redactor.redact(&w.to_string())).collect();
+    for d in &desired {
+        for w in &d.warnings {
+            let w = format!("host {}: {}", d.host, redactor.redact(w));
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
     for w in &warnings {
         eprintln!("{} {w}", console::style("warning:").yellow().bold());
     }
@@ -305,7 +325,7 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     progress.clear();
     let states: Vec<HostState> = states.into_iter().map(|s| s.expect("every host reported")).collect();
 
-    let any_changes = states.iter().any(|s| matches!(s, HostState::Ready(r) if !r.plan.changes.is_empty()));
+    let any_changes = states.iter().any(|s| matches!(s, HostState::Ready(r) if !r.plan.is_empty()));
     let failed_stage1 = states.iter().filter(|s| matches!(s, HostState::Failed(_))).count();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -410,16 +430,39 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     }
 
     // stage 2
-    let names2 = names.clone();
-    let progress = Arc::new(Progress::new(&names2, redactor.clone(), args.json));
+    let phases: Arc<Vec<String>> = Arc::new(phase_names);
+    let progress = Arc::new(Progress::new(&names, redactor.clone(), args.json));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut results: Vec<Option<std::result::Result<Applied, Error>>> = (0..desired.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<HostReport>>> = (0..desired.len()).map(|_| None).collect();
     for (i, s) in states.into_iter().enumerate() {
         match s {
             HostState::Failed(e) => results[i] = Some(Err(e)),
             HostState::Ready(r) => {
-                let (d, args, holder, progress) = (desired[i].clone(), args.clone(), holder.clone(), progress.clone());
-                tasks.spawn(async move { (i, stage2(*r, &d, &args, &holder, &progress).await) });
+                let (d, args, holder, progress, phases) =
+                    (desired[i].clone(), args.clone(), holder.clone(), progress.clone(), phases.clone());
+                tasks.spawn(async move {
+                    let counts = audit_counts(&r.plan);
+                    let conn_host = d.host.clone();
+                    let ready = *r;
+                    let res = if ready.plan.is_empty() {
+                        Ok(HostReport::default())
+                    } else {
+                        stage2(&ready, &d, &holder, &phases, &progress).await
+                    };
+                    let result = match &res {
+                        Ok(rep) if rep.failure.is_none() => "ok".to_string(),
+                        Ok(rep) => format!(
+                            "failed-in-phase:{}",
+                            rep.failure.as_ref().map(|f| f.phase.replace(' ', "_")).unwrap_or_default()
+                        ),
+                        Err(_) => "error".into(),
+                    };
+                    let line = format!("{} result={result}", audit_line_counts(&args, &id_of(&holder), &counts));
+                    release(ready, &holder, &line).await;
+                    progress
+                        .done(&conn_host, if matches!(&res, Ok(r) if r.failure.is_none()) { "done" } else { "failed" });
+                    (i, res)
+                });
             }
         }
     }
@@ -436,28 +479,41 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     let mut lines = vec![String::new(), "Summary:".to_string()];
     for (d, r) in desired.iter().zip(results) {
         match r.expect("every host has a result") {
-            Ok(a) if a.error.is_none() && a.invalid.is_empty() => {
+            Ok(rep) if rep.failure.is_none() => {
                 applied_hosts += 1;
-                let mut s =
-                    format!("  {:width$}  {}  {} applied", d.host, console::style("ok    ").green(), a.applied.len());
-                for (p, why) in &a.skipped {
+                let what = if rep.applied.is_empty() && rep.services.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    let mut w = format!("{} applied", rep.applied.len());
+                    if !rep.services.is_empty() {
+                        w.push_str(&format!("; {}", rep.services.join(", ")));
+                    }
+                    w
+                };
+                let mut s = format!("  {:width$}  {}  {what}", d.host, console::style("ok    ").green());
+                for (p, why) in &rep.skipped {
                     s.push_str(&format!("\n  {:width$}  {}  {p}: {why}", "", console::style("skip  ").yellow()));
                 }
                 lines.push(s);
             }
-            Ok(a) => {
+            Ok(rep) => {
                 failed += 1;
-                let mut s = format!("  {:width$}  {}", d.host, console::style("FAILED").red().bold());
-                for (p, rc, out) in &a.invalid {
-                    s.push_str(&format!(
-                        "\n    validation of {p} failed (exit {rc}); the file on the host was not replaced:"
-                    ));
-                    for l in out {
-                        s.push_str(&format!("\n      | {l}"));
-                    }
+                let f = rep.failure.expect("failure");
+                let mut s = format!(
+                    "  {:width$}  {}  phase {}: {}",
+                    d.host,
+                    console::style("FAILED").red().bold(),
+                    f.phase,
+                    f.what
+                );
+                for l in &f.details {
+                    s.push_str(&format!("\n    {l}"));
                 }
-                if let Some((what, why)) = &a.error {
-                    s.push_str(&format!("\n    {what}: {why}"));
+                for l in &f.rolled_back {
+                    s.push_str(&format!("\n    rolled back: {l}"));
+                }
+                if !f.rolled_back.is_empty() || f.what.contains("nothing") {
+                    s.push_str("\n    later phases did not run");
                 }
                 lines.push(s);
             }
@@ -491,53 +547,269 @@ fn id_of(holder: &str) -> String {
     holder.rsplit("deploy=").next().unwrap_or("").to_string()
 }
 
-async fn stage2(
-    r: Ready,
-    desired: &DesiredHost,
-    args: &DeployArgs,
-    holder: &str,
-    progress: &Progress,
-) -> std::result::Result<Applied, Error> {
-    let host = desired.host.as_str();
-    let id = id_of(holder);
-    let audit = audit_line(args, &id, &r.plan);
-    if r.plan.changes.is_empty() {
-        release(r, holder, &audit).await;
-        progress.done(host, "no changes");
-        return Ok(Applied { done: true, ..Default::default() });
+/// What happened on one host during apply.
+#[derive(Debug, Default)]
+pub struct HostReport {
+    /// Paths changed.
+    pub applied: Vec<String>,
+    /// Paths left alone (changed since the plan), with why.
+    pub skipped: Vec<(String, String)>,
+    /// Container actions done ("recreated apps/openclaw").
+    pub services: Vec<String>,
+    /// Why the host failed, if it did.
+    pub failure: Option<Failure>,
+}
+
+/// A failed phase: what failed, the details, and what was restored.
+#[derive(Debug, Default)]
+pub struct Failure {
+    /// Phase name.
+    pub phase: String,
+    /// One line: what failed.
+    pub what: String,
+    /// Output worth showing (validator output, a container's last log lines).
+    pub details: Vec<String>,
+    /// What the rollback did.
+    pub rolled_back: Vec<String>,
+}
+
+fn compose_manifest(variant: crate::probe::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
+    let v = match variant {
+        crate::probe::ComposeVariant::V2 => "v2",
+        crate::probe::ComposeVariant::V1 => "v1",
+    };
+    let mut files = p.files.clone();
+    files.push(p.override_path.clone());
+    format!("P\t{v}\t{}\t{}\t{}\n", p.dir, p.project, files.join("\t"))
+}
+
+fn health_items(services: &[&ServiceAction], desired: &DesiredHost, phase: usize, with_checks: bool) -> String {
+    let mut items = String::new();
+    for a in services {
+        let timeout = desired.compose.iter().find(|c| c.project == a.project).map(|c| c.health_timeout).unwrap_or(60);
+        items.push_str(&format!("S\t{timeout}\t{}\t{}\n", a.project, a.service));
     }
-    progress.step(host, &format!("applying {} changes", r.plan.changes.len()));
-    let bundle = crate::apply::bundle(&r.plan, desired);
-    let out = r.conn.run("deploy-apply", crate::apply::SCRIPT, &[&id, holder, &audit], Some(&bundle)).await;
-    let res = match out {
-        Ok(o) => {
-            let a = crate::apply::parse_apply(&o.stdout);
-            if !a.done && a.error.is_none() && a.invalid.is_empty() {
-                let stderr = String::from_utf8_lossy(&o.stderr);
-                Err(Error::Remote {
-                    host: host.into(),
-                    message: format!("apply ended unexpectedly (exit {:?}): {}", o.code, stderr.trim()),
-                })
-            } else {
-                Ok(a)
+    if with_checks {
+        for c in desired.checks.iter().filter(|c| c.phase == phase && c.selected) {
+            items.push_str(&match &c.kind {
+                CheckKind::Http { url, status } => format!("H\t{}\t{url}\t{status}\n", c.timeout),
+                CheckKind::Tcp { address } => {
+                    let (h, p) = address.rsplit_once(':').unwrap_or((address.as_str(), "0"));
+                    format!("T\t{}\t{h}\t{p}\n", c.timeout)
+                }
+                CheckKind::Command { command } => format!("M\t{}\t{command}\n", c.timeout),
+            });
+        }
+    }
+    items
+}
+
+async fn run_compose(conn: &Conn, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
+    let out = conn.run("deploy-compose", crate::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
+    Ok(crate::apply::parse_compose(&out.stdout))
+}
+
+/// Container actions for one phase, one compose call per project.
+fn phase_manifests(
+    variant: crate::probe::ComposeVariant,
+    desired: &DesiredHost,
+    actions: &[&ServiceAction],
+    rollback: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &desired.compose {
+        let mine: Vec<&&ServiceAction> = actions.iter().filter(|a| a.project == p.project).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut m = compose_manifest(variant, p);
+        let names = |k: ServiceActionKind| -> Vec<String> {
+            mine.iter().filter(|a| a.action == k).map(|a| a.service.clone()).collect()
+        };
+        let (create, start, recreate) =
+            (names(ServiceActionKind::Create), names(ServiceActionKind::Start), names(ServiceActionKind::Recreate));
+        if rollback {
+            // back to the previous inputs: recreate from the restored override,
+            // remove what this deploy created
+            if !recreate.is_empty() {
+                m.push_str(&format!("R\t{}\n", recreate.join("\t")));
+            }
+            if !create.is_empty() {
+                m.push_str(&format!("D\t{}\n", create.join("\t")));
+            }
+        } else if !create.is_empty() && create.len() == p.services.len() {
+            // a new project: everything, in dependency order
+            m.push_str("U\n");
+        } else {
+            let cs: Vec<String> = create.into_iter().chain(start).collect();
+            if !cs.is_empty() {
+                m.push_str(&format!("C\t{}\n", cs.join("\t")));
+            }
+            if !recreate.is_empty() {
+                m.push_str(&format!("R\t{}\n", recreate.join("\t")));
             }
         }
-        Err(e) => Err(e),
-    };
-    if !matches!(&res, Ok(a) if a.done) {
-        // The script releases the lock itself except when it stopped before
-        // pass 2; release it so a failed deploy never blocks the next one.
-        let _ = r.conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
+        for a in mine.iter().filter(|a| a.action == ServiceActionKind::Reload) {
+            m.push_str(&format!("X\t{}\t{}\n", a.service, a.command.join("\t")));
+        }
+        out.push(m);
     }
-    progress.done(
-        host,
-        match &res {
-            Ok(a) if a.done => "applied",
-            _ => "failed",
-        },
-    );
-    r.conn.close().await;
-    res
+    out
+}
+
+async fn stage2(
+    r: &Ready,
+    desired: &DesiredHost,
+    holder: &str,
+    phases: &[String],
+    progress: &Progress,
+) -> Result<HostReport> {
+    let host = desired.host.as_str();
+    let id = id_of(holder);
+    let mut report = HostReport::default();
+    let variant = r.plan.compose;
+    for (p, phase_name) in phases.iter().enumerate() {
+        let changes: Vec<&crate::plan::Change> = r.plan.changes.iter().filter(|c| c.phase == p).collect();
+        let actions: Vec<&ServiceAction> = r.plan.services.iter().filter(|a| a.phase == p).collect();
+        if changes.is_empty() && actions.is_empty() {
+            continue;
+        }
+        let journal = format!("{id}/p{p}");
+        let mut files_applied = false;
+        if !changes.is_empty() {
+            progress.step(host, &format!("{phase_name}: writing {} changes", changes.len()));
+            let bundle = crate::apply::bundle(&changes, desired);
+            let out = r.conn.run("deploy-apply", crate::apply::SCRIPT, &[&journal, holder], Some(&bundle)).await?;
+            let a = crate::apply::parse_apply(&out.stdout);
+            report.skipped.extend(a.skipped.iter().cloned());
+            if !a.invalid.is_empty() {
+                let mut f = Failure {
+                    phase: phase_name.clone(),
+                    what: "validation failed; nothing of this phase was changed".into(),
+                    ..Default::default()
+                };
+                for (path, rc, lines) in &a.invalid {
+                    f.details.push(format!(
+                        "validation of {path} failed (exit {rc}); the file on the host was not replaced:"
+                    ));
+                    f.details.extend(lines.iter().map(|l| format!("  | {l}")));
+                }
+                report.failure = Some(f);
+                return Ok(report);
+            }
+            if let Some((what, why)) = &a.error {
+                report.failure =
+                    Some(Failure { phase: phase_name.clone(), what: format!("{what}: {why}"), ..Default::default() });
+                return Ok(report);
+            }
+            if !a.done {
+                return Err(Error::Remote {
+                    host: host.into(),
+                    message: format!(
+                        "apply ended unexpectedly (exit {:?}): {}",
+                        out.code,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                });
+            }
+            files_applied = !a.applied.is_empty();
+            report.applied.extend(a.applied);
+        }
+        let mut failure: Option<Failure> = None;
+        if !actions.is_empty() {
+            let variant =
+                variant.ok_or_else(|| Error::Remote { host: host.into(), message: "no compose on the host".into() })?;
+            let names: Vec<String> = actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
+            progress.step(host, &format!("{phase_name}: {}", names.join(", ")));
+            for m in phase_manifests(variant, desired, &actions, false) {
+                if let Err((why, lines)) = run_compose(&r.conn, m).await? {
+                    failure =
+                        Some(Failure { phase: phase_name.clone(), what: why, details: lines, ..Default::default() });
+                    break;
+                }
+            }
+            if failure.is_none() {
+                report
+                    .services
+                    .extend(actions.iter().map(|a| format!("{} {}/{}", verb(a.action), a.project, a.service)));
+            }
+        }
+        if failure.is_none() {
+            let items = health_items(&actions, desired, p, true);
+            if !items.is_empty() {
+                progress.step(host, &format!("{phase_name}: waiting for health ({} checks)", items.lines().count()));
+                let out = r.conn.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                let h = crate::apply::parse_health(&out.stdout);
+                if !h.failed.is_empty() {
+                    let mut f =
+                        Failure { phase: phase_name.clone(), what: "health gate failed".into(), ..Default::default() };
+                    for (what, why, logs) in &h.failed {
+                        f.details.push(format!("{what}: {why}"));
+                        if !logs.is_empty() {
+                            f.details.push(format!("  last log lines of {what}:"));
+                            f.details.extend(logs.iter().map(|l| format!("  | {l}")));
+                        }
+                    }
+                    failure = Some(f);
+                }
+            }
+        }
+        if let Some(mut f) = failure {
+            progress.step(host, &format!("{phase_name}: rolling back"));
+            if files_applied {
+                let out = r.conn.run("deploy-revert", crate::apply::REVERT, &[&journal], None).await?;
+                if String::from_utf8_lossy(&out.stdout).contains("REVERTED") {
+                    f.rolled_back.push(format!(
+                        "restored the {} changed paths of phase {phase_name} from the journal",
+                        changes.len()
+                    ));
+                } else {
+                    f.rolled_back.push(format!(
+                        "could not restore the journal {journal}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+            }
+            if let Some(variant) = variant {
+                let back: Vec<&ServiceAction> =
+                    actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
+                for m in phase_manifests(variant, desired, &back, true) {
+                    if let Err((why, _)) = run_compose(&r.conn, m).await? {
+                        f.rolled_back.push(format!("restoring containers failed: {why}"));
+                    }
+                }
+                let recreated: Vec<&ServiceAction> =
+                    back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
+                if !recreated.is_empty() {
+                    let items = health_items(&recreated, desired, p, false);
+                    let out = r.conn.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                    let h = crate::apply::parse_health(&out.stdout);
+                    for s in &h.passed {
+                        f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
+                    }
+                    for (s, why, _) in &h.failed {
+                        f.rolled_back.push(format!("{s} recreated with its previous inputs but NOT healthy: {why}"));
+                    }
+                }
+                for a in back.iter().filter(|a| a.action == ServiceActionKind::Create) {
+                    f.rolled_back.push(format!("removed {}/{}, which this deploy created", a.project, a.service));
+                }
+            }
+            report.applied.clear();
+            report.failure = Some(f);
+            return Ok(report);
+        }
+    }
+    Ok(report)
+}
+
+fn verb(a: ServiceActionKind) -> &'static str {
+    match a {
+        ServiceActionKind::Create => "create",
+        ServiceActionKind::Recreate => "recreate",
+        ServiceActionKind::Start => "start",
+        ServiceActionKind::Reload => "reload",
+    }
 }
 
 /// An error with its hint, on one or two lines.

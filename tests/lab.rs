@@ -112,7 +112,10 @@ fn drift_is_shown_and_restored_but_preserved_files_are_kept() {
     assert_eq!(lab.sh("lab1", "stat -c %a /etc/motd"), "644\n");
     assert_eq!(lab.sh("lab1", "cat /srv/app/data/state.json"), "{\"sessions\": [\"keep-me\"]}\n");
     // the replaced file is in the journal
-    let j = lab.sh("lab1", "cat /var/lib/deploy/journal/*/old/* | grep -c 'hand edit' || true");
+    let j = lab.sh(
+        "lab1",
+        "find /var/lib/deploy/journal -path '*/old/*' -type f -exec cat {} + | grep -c 'hand edit' || true",
+    );
     assert_eq!(j.trim(), "1");
     assert_eq!(lab.deploy(&["lab", "--check"]).code, 0);
 }
@@ -141,20 +144,29 @@ fn failed_validation_keeps_the_old_file_and_changes_nothing() {
     let lab = Lab::up(2);
     assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
     let before = lab.read("lab1", "/opt/stack/app.conf").unwrap();
-    let motd_before = lab.sh("lab1", "stat -c '%i %Y' /etc/motd");
-    // break the config for every host (validator requires a `listen = ` line),
-    // and change another file of the same host in the same deploy
+    let env_before = lab.sh("lab1", "stat -c '%i %Y' /opt/stack/env/app.env; md5sum /opt/stack/env/app.env");
+    // break the config for every host (the validator requires a `listen = `
+    // line), change another file of the same phase, and one of the phase before
     let t = std::fs::read_to_string(lab.root.join("roles/app/templates/app.conf.j2")).unwrap();
     lab.write_file("roles/app/templates/app.conf.j2", &t.replace("listen = ", "lisen = "));
+    let e = std::fs::read_to_string(lab.root.join("roles/app/templates/app.env.j2")).unwrap();
+    lab.write_file("roles/app/templates/app.env.j2", &format!("{e}EXTRA=1\n"));
     lab.write_file("roles/common/files/VERSION", "example-stack 2.0.0\n");
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("validation of /opt/stack/app.conf failed"), "{r:?}");
-    assert!(r.stdout.contains("lab1") && r.stdout.contains("FAILED"), "{r:?}");
+    assert!(r.stdout.contains("lab1") && r.stdout.contains("FAILED  phase app"), "{r:?}");
     assert_eq!(lab.read("lab1", "/opt/stack/app.conf").unwrap(), before, "old file not kept byte for byte");
-    assert_eq!(lab.sh("lab1", "cat /opt/stack/VERSION"), "example-stack 1.0.0\n", "other files of the host changed");
-    assert_eq!(lab.sh("lab1", "stat -c '%i %Y' /etc/motd"), motd_before);
+    assert_eq!(
+        lab.sh("lab1", "stat -c '%i %Y' /opt/stack/env/app.env; md5sum /opt/stack/env/app.env"),
+        env_before,
+        "another file of the failed phase changed"
+    );
+    // the phase before passed and stays applied
+    assert_eq!(lab.sh("lab1", "cat /opt/stack/VERSION"), "example-stack 2.0.0\n");
     assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+    let audit = lab.sh("lab1", "tail -n 1 /var/lib/deploy/audit.log");
+    assert!(audit.contains("result=failed-in-phase:app"), "{audit}");
 }
 
 #[test]
@@ -524,11 +536,13 @@ fn full_disk_mid_apply_rolls_the_host_back() {
     let motd = lab.sh("lab1", "cat /etc/motd");
     lab.lab_cmd(&["tmpfs", "lab1", "/srv", "64k"]);
     // a file that cannot fit, applied after files that can
-    std::fs::write(lab.root.join("roles/app/files-big.bin"), vec![b'x'; 256 * 1024]).unwrap();
-    std::fs::create_dir_all(lab.root.join("roles/app/files")).unwrap();
-    std::fs::rename(lab.root.join("roles/app/files-big.bin"), lab.root.join("roles/app/files/big.bin")).unwrap();
-    let t = std::fs::read_to_string(lab.root.join("roles/app/role.yml")).unwrap();
-    lab.write_file("roles/app/role.yml", &format!("{t}  - dest: /srv/app/big.bin\n    src: big.bin\n"));
+    // in the first phase, after files of the same phase that fit
+    std::fs::write(lab.root.join("roles/common/files/big.bin"), vec![b'x'; 256 * 1024]).unwrap();
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    lab.write_file(
+        "roles/common/role.yml",
+        &t.replace("absent:", "  - dest: /srv/app/big.bin\n    src: big.bin\nabsent:"),
+    );
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("/srv/app/big.bin") && r.stdout.contains("disk full?"), "{r:?}");

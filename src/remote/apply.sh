@@ -1,14 +1,15 @@
-# deploy apply: argv: ID HOLDER AUDIT_LINE; stdin: tar with `manifest` and the
+# deploy apply: argv: JOURNAL_ID HOLDER; stdin: tar with `manifest` and the
 # new contents as files named by index. Output lines (tab-separated):
 #   A path        applied            S path why   skipped (changed since plan)
 #   V path rc     validation failed  O text       a line of validator output
 #   E what why    fatal: nothing (more) was changed
 # Pass 1 checks and validates without changing anything; pass 2 journals the
 # old state and swaps each file in with a rename; a failure in pass 2 restores
-# everything done so far from the journal.
+# everything done so far from the journal. Needs lib.sh (revert_journal).
 set -u
-id=$1; holder=$2; audit=$3
+id=$1; holder=$2
 state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
+tmpid=$(printf '%s' "$id" | tr '/' '-')
 umask 077
 emit() { printf '%s\n' "$*"; }
 if [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$holder" ]; then
@@ -53,17 +54,7 @@ fi
 # pass 2
 umask 022
 : >"$j/journal"
-rollback() {
-  tac "$j/journal" | while IFS="$tab" read -r kind path was n meta; do
-    case $kind in
-      F) if [ "$was" = absent ]; then rm -f "$path"; else cp -p "$j/old/$n" "$path.deploy-rb" && mv -f "$path.deploy-rb" "$path"; fi;;
-      D) [ "$was" = absent ] && rmdir "$path" 2>/dev/null;;
-      M) set -- $meta; chmod "$1" "$path"; chown "$2:$3" "$path";;
-      R) cp -a "$j/old/$n" "$path";;
-    esac
-  done
-}
-fail() { emit "E${tab}$1${tab}$2; every change on this host was rolled back"; rollback; rm -f "$state/lock/holder"; rmdir "$state/lock" 2>/dev/null; exit 5; }
+fail() { emit "E${tab}$1${tab}$2; every change of this phase on this host was rolled back"; revert_journal "$j"; exit 5; }
 meta() { if [ "$1" != - ]; then chmod "$1" "$3" || return 1; fi; if [ "$2" != - ]; then chown "$2" "$3" || return 1; fi; }
 skipped() { grep -qx "$1" "$j/skip"; }
 applied=0
@@ -80,7 +71,7 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
       [ "$mode" = - ] && mode=0755
       meta "$mode" "$og" "$path" || fail "$path" "cannot set owner/mode ($og $mode)";;
     F)
-      tmp="$(dirname "$path")/.$(basename "$path").deploy-$id"
+      tmp="$(dirname "$path")/.$(basename "$path").deploy-$tmpid"
       if [ "$exp" = absent ]; then
         printf 'F\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
         [ "$mode" = - ] && mode=0644
@@ -106,6 +97,4 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
   emit "A${tab}${path}"
 done <"$j/new/manifest"
 rm -rf "$j/new"
-printf '%s applied=%s\n' "$audit" "$applied" >>"$state/audit.log"
-rm -f "$state/lock/holder"; rmdir "$state/lock"
 emit "DONE${tab}${applied}"

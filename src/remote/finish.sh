@@ -1,5 +1,4 @@
-# deploy finish: release our lock and append the audit line, when nothing was applied.
-# argv: HOLDER AUDIT_LINE
+# deploy finish: append the audit line and release our lock. argv: HOLDER AUDIT_LINE
 state=/var/lib/deploy
 if [ "$(cat "$state/lock/holder" 2>/dev/null)" = "$1" ]; then
   [ -n "$2" ] && printf '%s\n' "$2" >>"$state/audit.log"

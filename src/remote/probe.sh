@@ -1,6 +1,7 @@
 # deploy probe: one round trip collects the state of every managed path.
-# argv: MODE (check|lock) HOLDER PATH...   output: versioned, tab-separated.
-mode=$1; holder=$2; shift 2
+# argv: MODE (check|lock) HOLDER DOCKER (yes|no) PATH...
+# output: versioned, tab-separated.
+mode=$1; holder=$2; docker=$3; shift 3
 printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
 state=/var/lib/deploy
@@ -14,6 +15,17 @@ if [ "$mode" = lock ]; then
   fi
 elif [ -d "$state/lock" ]; then
   printf 'lock\tseen\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"
+fi
+if [ "$docker" = yes ]; then
+  if ! command -v docker >/dev/null 2>&1; then
+    printf 'compose\tnone\n'
+  else
+    if docker compose version >/dev/null 2>&1; then printf 'compose\tv2\n'
+    elif command -v docker-compose >/dev/null 2>&1; then printf 'compose\tv1\n'
+    else printf 'compose\tnone\n'; fi
+    docker ps -a --no-trunc --format 'C\t{{.ID}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.service"}}\t{{.Label "deploy.inputs"}}\t{{.State}}' 2>/dev/null \
+      || printf 'docker\tunreachable\n'
+  fi
 fi
 if [ $# -gt 0 ]; then
   stat --printf 'P\t%F\t%a\t%u\t%g\t%U\t%G\t%n\n' -- "$@" 2>/dev/null

@@ -1,0 +1,37 @@
+# deploy compose: container actions for one project. stdin, tab-separated:
+#   P VARIANT DIR PROJECT FILE...   (first line)
+#   U                       up -d (everything, dependencies honoured)
+#   C SERVICE...            up -d --no-deps (create or start)
+#   R SERVICE...            up -d --no-deps --force-recreate
+#   D SERVICE...            rm -s -f (remove; used by rollback)
+#   X SERVICE ARG...        reload: run ARG... in the service's container
+# output: OK/E lines; compose's own output as O lines.
+set -f
+tab=$(printf '\t')
+IFS="$tab" read -r _ variant dir project files
+IFS="$tab"; set -- $files; unset IFS
+fargs=""
+for f do fargs="$fargs -f $f"; done
+dc() {
+  if [ "$variant" = v2 ]; then docker compose --project-directory "$dir" -p "$project" $fargs "$@"
+  else docker-compose --project-directory "$dir" -p "$project" $fargs "$@"; fi
+}
+run() {
+  if out=$("$@" 2>&1); then printf '%s\n' "$out" | sed "s/^/O${tab}/"; return 0
+  else rc=$?; printf '%s\n' "$out" | tail -n 30 | sed "s/^/O${tab}/"; return $rc; fi
+}
+cd "$dir" || { printf 'E\tcd\tno directory %s\n' "$dir"; exit 2; }
+while IFS="$tab" read -r op rest; do
+  IFS="$tab"; set -- $rest; unset IFS
+  case $op in
+    U) run dc up -d || { printf 'E\tup\tcompose up failed\n'; exit 3; };;
+    C) run dc up -d --no-deps "$@" || { printf 'E\tup\tcompose up of %s failed\n' "$*"; exit 3; };;
+    R) run dc up -d --no-deps --force-recreate "$@" || { printf 'E\trecreate\tcompose recreate of %s failed\n' "$*"; exit 3; };;
+    D) run dc rm -s -f "$@" || { printf 'E\tremove\tcompose rm of %s failed\n' "$*"; exit 3; };;
+    X) svc=$1; shift
+       id=$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$svc" | head -n 1)
+       [ -n "$id" ] || { printf 'E\treload\tno running container for %s\n' "$svc"; exit 3; }
+       run docker exec "$id" "$@" || { printf 'E\treload\treload command in %s failed\n' "$svc"; exit 3; };;
+  esac
+done
+printf 'OK\n'
