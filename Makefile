@@ -26,8 +26,9 @@ test:
 lint:
 	cargo clippy --all-targets -- -D warnings
 
+# every host runs its own Docker engine; lab3 has only Compose v1
 lab-up:
-	bash tests/lab/lab.sh up --dir .lab --hosts $(HOSTS)
+	bash tests/lab/lab.sh up --dir .lab --hosts $(HOSTS) --docker --compose-v1 lab3
 
 lab-down:
 	bash tests/lab/lab.sh down --dir .lab

@@ -183,11 +183,9 @@ pub fn analyze(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<Service>, S
                             binds.push(abs(dir, src));
                         }
                     }
-                    Value::Mapping(_) => {
-                        if v.get("type").and_then(|t| t.as_str()) == Some("bind") {
-                            if let Some(src) = v.get("source").and_then(|s| s.as_str()) {
-                                binds.push(abs(dir, src));
-                            }
+                    Value::Mapping(_) if v.get("type").and_then(|t| t.as_str()) == Some("bind") => {
+                        if let Some(src) = v.get("source").and_then(|s| s.as_str()) {
+                            binds.push(abs(dir, src));
                         }
                     }
                     _ => {}

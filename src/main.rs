@@ -188,8 +188,14 @@ async fn run(cli: Cli) -> Result<u8> {
                 Some(h) => vec![h],
                 None => loaded.hosts.clone(),
             };
+            for w in &loaded.warnings {
+                eprintln!("{} {}", console::style("warning:").yellow().bold(), loaded.redactor.redact(&w.to_string()));
+            }
             for h in &hosts {
                 let d = loaded.render_host(h, None)?;
+                for w in &d.warnings {
+                    eprintln!("{} host {h}: {}", console::style("warning:").yellow().bold(), loaded.redactor.redact(w));
+                }
                 for f in &d.files {
                     let p = out.join(h).join(f.dest.trim_start_matches('/'));
                     if let Some(parent) = p.parent() {

@@ -536,10 +536,26 @@ impl Loaded {
             });
         }
         for x in &reloads {
-            if !services.iter().any(|s| s.name == x.service) {
+            let Some(svc) = services.iter().find(|s| s.name == x.service) else {
                 return Err(bad(format!(
                     "reload trigger names service `{}`, which the compose files do not define",
                     x.service
+                )));
+            };
+            // A single-file bind mount pins the file's inode: deploy replaces
+            // files by rename, so the container would go on seeing the old file
+            // and the reload would re-read stale config.
+            if svc.binds.contains(&x.file) {
+                let dir = x.file.rsplit_once('/').map(|d| d.0).unwrap_or("/");
+                return Err(bad(format!(
+                    "service `{}` mounts {} as a single file, so a reload in place would not see the new content (files are replaced by rename, and a file bind mount keeps the old inode); mount its directory instead ({dir}:...), or drop the reload trigger to have the service recreated",
+                    x.service, x.file
+                )));
+            }
+            if !svc.binds.iter().any(|b| x.file.starts_with(&format!("{b}/"))) {
+                return Err(bad(format!(
+                    "reload trigger: service `{}` does not mount {} (no bind mount covers it)",
+                    x.service, x.file
                 )));
             }
         }

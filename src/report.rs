@@ -135,12 +135,15 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
         )?;
     }
     let (c, u, m, d) = plan.counts();
-    if plan.changes.is_empty() {
+    if plan.is_empty() {
         writeln!(out, "  {} in sync ({} unchanged)", style("✓").green(), plan.unchanged)?;
     } else {
+        let n = plan.services.len();
+        let containers =
+            if n == 0 { String::new() } else { format!(", {n} container action{}", if n == 1 { "" } else { "s" }) };
         writeln!(
             out,
-            "  {c} to create, {u} to update, {m} attribute changes, {d} to remove, {} unchanged",
+            "  {c} to create, {u} to update, {m} attribute changes, {d} to remove, {} unchanged{containers}",
             plan.unchanged
         )?;
     }

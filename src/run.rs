@@ -791,6 +791,10 @@ async fn stage2(
                         f.rolled_back.push(format!("{s} recreated with its previous inputs but NOT healthy: {why}"));
                     }
                 }
+                for a in back.iter().filter(|a| a.action == ServiceActionKind::Reload) {
+                    f.rolled_back
+                        .push(format!("re-ran the reload of {}/{} with the restored config", a.project, a.service));
+                }
                 for a in back.iter().filter(|a| a.action == ServiceActionKind::Create) {
                     f.rolled_back.push(format!("removed {}/{}, which this deploy created", a.project, a.service));
                 }

@@ -20,14 +20,18 @@ run() {
   if out=$("$@" 2>&1); then printf '%s\n' "$out" | sed "s/^/O${tab}/"; return 0
   else rc=$?; printf '%s\n' "$out" | tail -n 30 | sed "s/^/O${tab}/"; return $rc; fi
 }
-cd "$dir" || { printf 'E\tcd\tno directory %s\n' "$dir"; exit 2; }
+cd "$dir" 2>/dev/null || cd /
 while IFS="$tab" read -r op rest; do
   IFS="$tab"; set -- $rest; unset IFS
   case $op in
     U) run dc up -d || { printf 'E\tup\tcompose up failed\n'; exit 3; };;
     C) run dc up -d --no-deps "$@" || { printf 'E\tup\tcompose up of %s failed\n' "$*"; exit 3; };;
     R) run dc up -d --no-deps --force-recreate "$@" || { printf 'E\trecreate\tcompose recreate of %s failed\n' "$*"; exit 3; };;
-    D) run dc rm -s -f "$@" || { printf 'E\tremove\tcompose rm of %s failed\n' "$*"; exit 3; };;
+    D) # by label, not through compose: the compose files may already be restored away
+       for svc do
+         docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$svc" \
+           | xargs -r docker rm -f >/dev/null || { printf 'E\tremove\tremoving %s failed\n' "$svc"; exit 3; }
+       done;;
     X) svc=$1; shift
        id=$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$svc" | head -n 1)
        [ -n "$id" ] || { printf 'E\treload\tno running container for %s\n' "$svc"; exit 3; }

@@ -9,10 +9,17 @@
 # last log lines); exit 1 when any check failed.
 tab=$(printf '\t')
 now() { date +%s; }
+# "STATE HEALTH ID" of a service's container, from `docker ps` (its format
+# fields are stable across CLI and engine versions, unlike inspect templates).
 svc_state() {
-  id=$(docker ps -aq --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$2" | head -n 1)
-  [ -n "$id" ] || { echo "missing"; return; }
-  docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Id}}' "$id" 2>/dev/null || echo "missing"
+  line=$(docker ps -a --no-trunc --filter "label=com.docker.compose.project=$1" \
+    --filter "label=com.docker.compose.service=$2" --format '{{.State}}|{{.Status}}|{{.ID}}' | head -n 1)
+  [ -n "$line" ] || { echo missing; return; }
+  st=${line%%|*}; rest=${line#*|}; status=${rest%%|*}; id=${rest#*|}
+  case $status in
+    *"(healthy)"*) h=healthy;; *"(unhealthy)"*) h=unhealthy;; *"(health: starting)"*) h=starting;; *) h=none;;
+  esac
+  echo "$st $h $id"
 }
 http_status() {
   if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 -w '%{http_code}' "$1"
@@ -20,20 +27,23 @@ http_status() {
 }
 failed=0
 while IFS="$tab" read -r kind timeout a b; do
-  deadline=$(( $(now) + timeout )); why="not ready"; ok=no; last_restarts=""; cid=""
+  deadline=$(( $(now) + timeout )); why="not ready"; ok=no; restarts=0; was_running=no; cid=""
   while :; do
     case $kind in
       S) set -- $(svc_state "$a" "$b")
-         st=$1; health=${2:-}; restarts=${3:-0}; cid=${4:-}
+         st=$1; health=${2:-}; cid=${3:-}
          if [ "$st" = missing ]; then why="no container"
          elif [ "$health" = healthy ]; then ok=yes; break
          elif [ "$health" = unhealthy ]; then why="container is unhealthy (its healthcheck fails)"; break
          elif [ "$st" = exited ] || [ "$st" = dead ]; then why="container $st"; break
+         elif [ "$st" = restarting ]; then
+           restarts=$((restarts + 1)); why="container keeps restarting (crash loop)"
+           [ "$restarts" -ge 2 ] && break
          elif [ "$health" = none ] && [ "$st" = running ]; then
-           # no healthcheck: running, and still running without a restart on the next poll
-           [ "$last_restarts" = "$restarts" ] && { ok=yes; break; }
-           last_restarts=$restarts; why="running, not yet stable"
-         else why="container $st, health $health"; fi;;
+           # no healthcheck: running on two polls in a row, never seen restarting
+           [ "$was_running" = yes ] && [ "$restarts" = 0 ] && { ok=yes; break; }
+           was_running=yes; why="running, not yet stable"
+         else why="container $st, health $health"; was_running=no; fi;;
       H) code=$(http_status "$a"); [ "$code" = "$b" ] && { ok=yes; break; }; why="HTTP status ${code:-none}, expected $b";;
       T) bash -c "exec 3<>/dev/tcp/$a/$b" 2>/dev/null && { ok=yes; break; }; why="cannot connect to $a:$b";;
       M) out=$(sh -c "$a" 2>&1 </dev/null) && { ok=yes; break; }

@@ -163,13 +163,42 @@ impl std::ops::Deref for LabWithSlot {
     }
 }
 
+/// The example without its container phases, for tests of file handling on
+/// labs without Docker engines.
+pub const FILES_ONLY: &str = "project: example-stack
+age_identity: inventory/lab.identity
+phases:
+  - name: base
+    roles: [common]
+  - name: app
+    roles: [app]
+";
+
 impl Lab {
-    /// A fresh copy of the example repository and a lab of `hosts` hosts.
+    /// A fresh copy of the example (files only) and a lab of `hosts` hosts.
     pub fn up(hosts: u32) -> LabWithSlot {
+        let l = Lab::start(hosts, &[]);
+        std::fs::write(l.root.join("deploy.yml"), FILES_ONLY).unwrap();
+        l
+    }
+
+    /// The whole example and a lab whose hosts each run a Docker engine;
+    /// `v1_hosts` have only Compose v1 (`docker-compose`).
+    pub fn up_docker(hosts: u32, v1_hosts: &[&str]) -> LabWithSlot {
+        let mut extra = vec!["--docker".to_string()];
+        if !v1_hosts.is_empty() {
+            extra.push("--compose-v1".into());
+            extra.push(v1_hosts.join(","));
+        }
+        Lab::start(hosts, &extra)
+    }
+
+    fn start(hosts: u32, extra: &[String]) -> LabWithSlot {
         let (root, slot) = project();
         let st = Command::new("bash")
             .arg(repo().join("tests/lab/lab.sh"))
             .args(["up", "--dir", ".lab", "--instance", &slot.n.to_string(), "--hosts", &hosts.to_string()])
+            .args(extra)
             .current_dir(&root)
             .stdout(Stdio::null())
             .status()
@@ -232,6 +261,21 @@ impl Lab {
             .output()
             .unwrap();
         o.status.success().then_some(o.stdout)
+    }
+
+    /// `name id started-at` of every container on a host, sorted.
+    pub fn containers(&self, host: &str) -> Vec<String> {
+        let ids = self.sh(host, "docker ps -aq --no-trunc");
+        let mut out: Vec<String> = ids
+            .lines()
+            .map(|id| {
+                self.sh(host, &format!("docker inspect -f '{{{{.Name}}}} {{{{.Id}}}} {{{{.State.StartedAt}}}}' {id}"))
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn write_file(&self, rel: &str, text: &str) {

@@ -42,7 +42,7 @@ need_packages() {
   if [ "$docker" = yes ]; then
     command -v dockerd >/dev/null || missing+=(docker.io)
     [ -x /usr/bin/docker-compose ] || missing+=(docker-compose)
-    [ -x /bin/busybox ] && /bin/busybox --list | grep -qx httpd || missing+=(busybox-static)
+    { [ -x /bin/busybox ] && /bin/busybox --list | grep -x httpd >/dev/null; } || missing+=(busybox-static)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "lab: installing ${missing[*]}" >&2
