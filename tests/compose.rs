@@ -248,3 +248,64 @@ fn localhost_healthcheck_is_warned_about() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("healthcheck of service `openclaw` targets `localhost`"), "{r:?}");
 }
+
+#[test]
+fn changed_definition_recreates_only_that_service() {
+    let lab = deployed(1, &[]);
+    let before = lab.containers("lab1");
+    let t = std::fs::read_to_string(lab.root.join("roles/apps/templates/apps.yml.j2")).unwrap();
+    lab.write_file(
+        "roles/apps/templates/apps.yml.j2",
+        &t.replace(
+            "    env_file: env/notes.env\n",
+            "    env_file: env/notes.env\n    environment:\n      NOTES_MODE: readonly\n",
+        ),
+    );
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(
+        c.stdout.contains("apps/notes  recreate container  [its definition in /opt/stack/apps.yml changed]"),
+        "{c:?}"
+    );
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    assert_eq!(changed(&before, &lab.containers("lab1")), vec!["apps-notes-1"]);
+    assert_eq!(env_in(&lab, "lab1", "apps-notes-1", "NOTES_MODE"), "readonly");
+}
+
+#[test]
+fn tcp_and_command_checks_gate_the_phase() {
+    let lab = deployed(1, &[]);
+    // a command check that fails, and a TCP check that passes
+    let role = std::fs::read_to_string(lab.root.join("roles/apps/role.yml")).unwrap();
+    lab.write_file(
+        "roles/apps/role.yml",
+        &format!("{role}health:\n  - tcp: 127.0.0.1:18789\n    timeout: 5s\n  - command: test -e /etc/ready-marker\n    timeout: 2s\n"),
+    );
+    lab.write_file("inventory/host_vars/lab1.yml", "notes_title: gated\n");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("test -e /etc/ready-marker: exit 1") && r.stdout.contains("(after 2s)"), "{r:?}");
+    assert!(!r.stdout.contains("127.0.0.1:18789: cannot connect"), "{r:?}");
+    assert_eq!(env_in(&lab, "lab1", "apps-notes-1", "NOTES_TITLE"), "Notes", "not rolled back");
+    lab.sh("lab1", "touch /etc/ready-marker");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(env_in(&lab, "lab1", "apps-notes-1", "NOTES_TITLE"), "gated");
+}
+
+#[test]
+fn lab_engines_are_isolated() {
+    let lab = Lab::up_docker(2, &[]);
+    lab.sh("lab1", "docker run -d --name only-on-lab1 lab/busybox:1 sleep 600 >/dev/null");
+    assert!(lab.sh("lab1", "docker ps --format '{{.Names}}'").contains("only-on-lab1"));
+    assert!(!lab.sh("lab2", "docker ps -a --format '{{.Names}}'").contains("only-on-lab1"));
+    // each host's /var/run/docker.sock is a different engine
+    let id1 = lab.sh("lab1", "docker info -f '{{.ID}}'");
+    let id2 = lab.sh("lab2", "docker info -f '{{.ID}}'");
+    assert!(!id1.trim().is_empty());
+    assert_ne!(id1, id2, "both hosts talk to the same engine");
+    let root1 = lab.sh("lab1", "docker info -f '{{.DockerRootDir}}'");
+    // the machine's own default socket (if any engine runs there) is not a lab engine
+    let machine = std::process::Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&machine.stdout).contains("only-on-lab1"), "{root1}");
+}

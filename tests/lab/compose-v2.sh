@@ -4,7 +4,7 @@
 # a temporary sources list, `apt-get download`, `dpkg -x`. Idempotent.
 set -euo pipefail
 dest=/usr/libexec/docker/cli-plugins/docker-compose
-if [ -x "$dest" ] && "$dest" version 2>/dev/null | grep -q 'v2\.'; then exit 0; fi
+if [ -x "$dest" ] && "$dest" version 2>/dev/null | grep -Eq 'version v?2\.'; then exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
@@ -17,5 +17,5 @@ dpkg -x "$tmp"/docker-compose_*.deb "$tmp/x"
 bin=$(find "$tmp/x" -path '*cli-plugins/docker-compose' -type f | head -1)
 [ -n "$bin" ] || { echo "compose-v2: no cli plugin in the package" >&2; exit 1; }
 mkdir -p "$(dirname "$dest")"
-install -m 0755 "$bin" "$dest"
+install -m 0755 "$bin" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
 "$dest" version
