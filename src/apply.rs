@@ -15,6 +15,14 @@ pub const REVERT: &str = concat!(include_str!("remote/lib.sh"), include_str!("re
 pub const COMPOSE: &str = include_str!("remote/compose.sh");
 /// Health gate (checks on stdin).
 pub const HEALTH: &str = include_str!("remote/health.sh");
+/// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
+pub const ARM: &str = include_str!("remote/arm.sh");
+/// The revert the timer runs.
+pub const DEADMAN: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/deadman.sh"));
+/// Cancels exactly one deploy's timer, run over a fresh connection.
+pub const DISARM: &str = include_str!("remote/disarm.sh");
+/// Runs and records on_change commands.
+pub const TRIGGERS: &str = include_str!("remote/triggers.sh");
 /// Writes the audit line and releases the lock.
 pub const FINISH: &str = include_str!("remote/finish.sh");
 /// Shows and removes a lock.
@@ -162,6 +170,20 @@ pub fn parse_health(out: &[u8]) -> Health {
         }
     }
     h
+}
+
+/// The files arm.sh installs in the journal: the revert and the compose helper.
+pub fn arm_bundle() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("deadman.sh", DEADMAN), ("compose.sh", COMPOSE)] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o700);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, name, data.as_bytes()).expect("tar into memory");
+    }
+    b.into_inner().expect("tar into memory")
 }
 
 /// Parse compose.sh output: Ok, or the error and compose's last output lines.

@@ -122,6 +122,9 @@ pub struct HostPlan {
     pub services: Vec<ServiceAction>,
     /// The host's Compose, when it has compose projects.
     pub compose: Option<crate::probe::ComposeVariant>,
+    /// The audit line of the previous deploy, when the host reverted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_revert: Option<String>,
     /// Paths already as desired.
     pub unchanged: usize,
     /// `preserve` files that differ from the template and are left alone.
@@ -196,6 +199,7 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
         changes: vec![],
         services: vec![],
         compose: remote.compose,
+        previous_revert: remote.reverted.clone(),
         unchanged: 0,
         preserved: vec![],
     };

@@ -96,6 +96,8 @@ pub struct Remote {
     pub paths: HashMap<String, Entry>,
     /// The lock.
     pub lock: Lock,
+    /// The audit line of the last deploy, when the host reverted it.
+    pub reverted: Option<String>,
 }
 
 /// Parse probe output. Errors describe what was malformed.
@@ -119,6 +121,7 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         hostname: String::new(),
         paths: HashMap::new(),
         lock: Lock::Free,
+        reverted: None,
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
@@ -165,6 +168,7 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 }
             }
             "docker" => r.docker_unreachable = true,
+            "reverted" => r.reverted = f.get(1).map(|s| s.to_string()),
             "C" if f.len() == 6 => r.containers.push(Container {
                 id: f[1].into(),
                 project: f[2].into(),

@@ -37,6 +37,10 @@ pub struct Phase {
     pub name: String,
     /// Roles, applied in this order.
     pub roles: Vec<String>,
+    /// Run this phase under a dead-man switch: the host reverts the whole
+    /// deploy after this long unless the controller confirms over a fresh
+    /// connection (for changes that can lock it out: firewall, sshd).
+    pub deadman: Option<Duration>,
 }
 
 /// roles/<role>/role.yml.
@@ -177,6 +181,9 @@ pub struct FileSpec {
     /// Created when absent, never overwritten or deleted.
     #[serde(default)]
     pub preserve: bool,
+    /// Command run on the host after the file changed (and again after a
+    /// revert restored it), e.g. `nft -f /etc/nftables.conf`.
+    pub on_change: Option<String>,
 }
 
 /// A directory resource.

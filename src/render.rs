@@ -86,6 +86,8 @@ pub struct DesiredFile {
     pub secret: bool,
     /// Never overwritten once present.
     pub preserve: bool,
+    /// Command run on the host after it changed.
+    pub on_change: Option<String>,
     /// Index of the phase of its role.
     pub phase: usize,
     /// Part of this run (--role); unselected resources only inform compose analysis.
@@ -377,6 +379,13 @@ impl Loaded {
                         Some(v) => Some(self.render_small(host, hv, env, spec_file, v, &ctx)?),
                         None => None,
                     };
+                    let on_change = match &f.on_change {
+                        Some(v) => Some(self.render_small(host, hv, env, spec_file, v, &ctx)?),
+                        None => None,
+                    };
+                    if on_change.as_deref().is_some_and(|c| c.contains('\n')) {
+                        return Err(Error::invalid(spec_file, format!("file {dest}: on_change must be one line")));
+                    }
                     out.files.push(DesiredFile {
                         sha256: sha256_hex(&bytes),
                         bytes,
@@ -389,6 +398,7 @@ impl Loaded {
                         validate,
                         secret: f.secret,
                         preserve: f.preserve,
+                        on_change,
                         phase: phase_idx,
                         selected,
                     });

@@ -77,6 +77,14 @@ impl Progress {
 /// Print one host's plan with its diffs.
 pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor: &Redactor) -> std::io::Result<()> {
     writeln!(out, "{} {}", style(&plan.host).bold(), style(format!("({address})")).dim())?;
+    if let Some(line) = &plan.previous_revert {
+        writeln!(
+            out,
+            "  {} the last deploy to this host was REVERTED by its dead-man switch (the controller never confirmed it): {}",
+            style("!").red().bold(),
+            line
+        )?;
+    }
     for c in &plan.changes {
         let (sym, word) = match (c.action, c.resource) {
             (Action::Create, _) => (style("+").green(), "create"),

@@ -6,6 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -290,7 +291,13 @@ async fn release(ready: Ready, holder: &str, audit: &str) {
 pub async fn deploy(args: DeployArgs) -> Result<u8> {
     let (loaded, desired) = load_and_render(&args)?;
     let redactor = loaded.redactor.clone();
-    let phase_names: Vec<String> = loaded.project.file.phases.iter().map(|p| p.name.clone()).collect();
+    let phase_names: Vec<PhaseInfo> = loaded
+        .project
+        .file
+        .phases
+        .iter()
+        .map(|p| PhaseInfo { name: p.name.clone(), deadman: p.deadman.map(|d| d.0) })
+        .collect();
     let mut warnings: Vec<String> = loaded.warnings.iter().map(|w| redactor.redact(&w.to_string())).collect();
     for d in &desired {
         for w in &d.warnings {
@@ -430,7 +437,7 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     }
 
     // stage 2
-    let phases: Arc<Vec<String>> = Arc::new(phase_names);
+    let phases: Arc<Vec<PhaseInfo>> = Arc::new(phase_names);
     let progress = Arc::new(Progress::new(&names, redactor.clone(), args.json));
     let mut tasks = tokio::task::JoinSet::new();
     let mut results: Vec<Option<Result<HostReport>>> = (0..desired.len()).map(|_| None).collect();
@@ -447,7 +454,7 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                     let res = if ready.plan.is_empty() {
                         Ok(HostReport::default())
                     } else {
-                        stage2(&ready, &d, &holder, &phases, &progress).await
+                        stage2(&ready, &d, &holder, &phases, &args, &progress).await
                     };
                     let result = match &res {
                         Ok(rep) if rep.failure.is_none() => "ok".to_string(),
@@ -458,7 +465,11 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                         Err(_) => "error".into(),
                     };
                     let line = format!("{} result={result}", audit_line_counts(&args, &id_of(&holder), &counts));
-                    release(ready, &holder, &line).await;
+                    if matches!(&res, Ok(rep) if rep.keep_lock) {
+                        ready.conn.close().await;
+                    } else {
+                        release(ready, &holder, &line).await;
+                    }
                     progress
                         .done(&conn_host, if matches!(&res, Ok(r) if r.failure.is_none()) { "done" } else { "failed" });
                     (i, res)
@@ -491,6 +502,9 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                     w
                 };
                 let mut s = format!("  {:width$}  {}  {what}", d.host, console::style("ok    ").green());
+                for l in &rep.deadman {
+                    s.push_str(&format!("\n    {l}"));
+                }
                 for (p, why) in &rep.skipped {
                     s.push_str(&format!("\n  {:width$}  {}  {p}: {why}", "", console::style("skip  ").yellow()));
                 }
@@ -511,6 +525,9 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                 }
                 for l in &f.rolled_back {
                     s.push_str(&format!("\n    rolled back: {l}"));
+                }
+                for l in &rep.deadman {
+                    s.push_str(&format!("\n    dead-man switch: {l}"));
                 }
                 if !f.rolled_back.is_empty() || f.what.contains("nothing") {
                     s.push_str("\n    later phases did not run");
@@ -558,6 +575,10 @@ pub struct HostReport {
     pub services: Vec<String>,
     /// Why the host failed, if it did.
     pub failure: Option<Failure>,
+    /// What the dead-man switch did.
+    pub deadman: Vec<String>,
+    /// The lock must stay: an unconfirmed deploy's revert releases it.
+    pub keep_lock: bool,
 }
 
 /// A failed phase: what failed, the details, and what was restored.
@@ -657,25 +678,178 @@ fn phase_manifests(
     out
 }
 
+/// One phase as stage 2 needs it.
+#[derive(Debug, Clone)]
+pub struct PhaseInfo {
+    /// Name from deploy.yml.
+    pub name: String,
+    /// Dead-man window in seconds, for guarded phases.
+    pub deadman: Option<u64>,
+}
+
+/// An armed dead-man timer on a host.
+#[derive(Debug, Clone)]
+pub struct Armed {
+    /// systemd, at or sleeper.
+    pub mechanism: String,
+    /// Unit name, at job or process group.
+    pub handle: String,
+    /// When the host reverts (epoch seconds).
+    pub deadline: u64,
+}
+
+async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &DeployArgs) -> Result<Armed> {
+    let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
+    let _ = args;
+    let out = r
+        .conn
+        .run("deploy-arm", crate::apply::ARM, &[id, &secs.to_string(), &prefer], Some(&crate::apply::arm_bundle()))
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("ARMED\t")).ok_or_else(|| Error::Remote {
+        host: host.into(),
+        message: format!(
+            "cannot arm the dead-man switch, so nothing of the guarded phase was changed: {} {}",
+            text.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })?;
+    let f: Vec<&str> = line.split('\t').collect();
+    Ok(Armed {
+        mechanism: f[1].into(),
+        handle: f[2].into(),
+        deadline: f.get(3).and_then(|d| d.parse().ok()).unwrap_or(0),
+    })
+}
+
+fn clock(epoch: u64) -> String {
+    let t = crate::util::utc(epoch);
+    format!("{} UTC", &t[11..19])
+}
+
 async fn stage2(
     r: &Ready,
     desired: &DesiredHost,
     holder: &str,
-    phases: &[String],
+    phases: &[PhaseInfo],
+    args: &DeployArgs,
     progress: &Progress,
 ) -> Result<HostReport> {
     let host = desired.host.as_str();
     let id = id_of(holder);
     let mut report = HostReport::default();
+    let mut armed: Option<Armed> = None;
+    if let Err(e) = phases_loop(r, desired, holder, phases, args, progress, &mut report, &mut armed).await {
+        if armed.is_none() {
+            return Err(e);
+        }
+        report.failure = Some(Failure { phase: "(connection)".into(), what: error_text(&e), ..Default::default() });
+    }
+    let Some(a) = armed else { return Ok(report) };
+    report.deadman.push(format!(
+        "dead-man switch armed with {} ({}); the host reverts at {} unless confirmed",
+        a.mechanism,
+        a.handle,
+        clock(a.deadline)
+    ));
+    progress.step(host, "confirming over a fresh SSH connection");
+    let confirm = crate::ssh::run_fresh(
+        host,
+        &desired.connection,
+        &args.ssh,
+        "deploy-disarm",
+        crate::apply::DISARM,
+        &[&id],
+        Duration::from_secs(30),
+    )
+    .await;
+    let why = match confirm {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).starts_with("DISARMED") => {
+            report.deadman.push(format!(
+                "confirmed over a fresh SSH connection; cancelled exactly this deploy's {} timer",
+                a.mechanism
+            ));
+            return Ok(report);
+        }
+        Ok(o) => format!("{} {}", String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => e.to_string(),
+    };
+    // Unconfirmed is reverted: keep the lock (the revert releases it) and watch it happen.
+    report.keep_lock = true;
+    report.deadman.push(format!(
+        "could NOT confirm over a fresh SSH connection ({why}); the host will revert this deploy by itself at {}",
+        clock(a.deadline)
+    ));
+    progress.step(host, &format!("unconfirmed: waiting for the host to revert at {}", clock(a.deadline)));
+    let now = crate::util::now();
+    if a.deadline > now {
+        tokio::time::sleep(Duration::from_secs(a.deadline - now + 1)).await;
+    }
+    let check = format!("test -e /var/lib/deploy/journal/{id}/reverted && echo REVERTED");
+    let limit = crate::util::now() + 90;
+    let mut outcome = format!(
+        "the host did not answer a fresh connection within 90s after {}; check it from the provider console",
+        clock(a.deadline)
+    );
+    while crate::util::now() < limit {
+        if let Ok(o) = crate::ssh::run_fresh(
+            host,
+            &desired.connection,
+            &args.ssh,
+            "deploy-check",
+            &check,
+            &[],
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            if String::from_utf8_lossy(&o.stdout).contains("REVERTED") {
+                outcome = "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    report.deadman.push(outcome);
+    if report.failure.is_none() {
+        report.failure = Some(Failure {
+            phase: "confirm".into(),
+            what: "not confirmed; the deploy was reverted".into(),
+            ..Default::default()
+        });
+    }
+    report.applied.clear();
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn phases_loop(
+    r: &Ready,
+    desired: &DesiredHost,
+    holder: &str,
+    phases: &[PhaseInfo],
+    args: &DeployArgs,
+    progress: &Progress,
+    report: &mut HostReport,
+    armed: &mut Option<Armed>,
+) -> Result<()> {
+    let host = desired.host.as_str();
+    let id = id_of(holder);
     let variant = r.plan.compose;
-    for (p, phase_name) in phases.iter().enumerate() {
+    for (p, phase) in phases.iter().enumerate() {
+        let phase_name = &phase.name;
         let changes: Vec<&crate::plan::Change> = r.plan.changes.iter().filter(|c| c.phase == p).collect();
         let actions: Vec<&ServiceAction> = r.plan.services.iter().filter(|a| a.phase == p).collect();
         if changes.is_empty() && actions.is_empty() {
             continue;
         }
         let journal = format!("{id}/p{p}");
+        if let (Some(secs), None) = (phase.deadman, armed.as_ref()) {
+            progress.step(host, &format!("{phase_name}: arming the dead-man switch ({secs}s)"));
+            *armed = Some(arm(r, host, &id, secs, args).await?);
+        }
         let mut files_applied = false;
+        let mut triggers: Vec<String> = Vec::new();
         if !changes.is_empty() {
             progress.step(host, &format!("{phase_name}: writing {} changes", changes.len()));
             let bundle = crate::apply::bundle(&changes, desired);
@@ -695,12 +869,12 @@ async fn stage2(
                     f.details.extend(lines.iter().map(|l| format!("  | {l}")));
                 }
                 report.failure = Some(f);
-                return Ok(report);
+                return Ok(());
             }
             if let Some((what, why)) = &a.error {
                 report.failure =
                     Some(Failure { phase: phase_name.clone(), what: format!("{what}: {why}"), ..Default::default() });
-                return Ok(report);
+                return Ok(());
             }
             if !a.done {
                 return Err(Error::Remote {
@@ -713,10 +887,37 @@ async fn stage2(
                 });
             }
             files_applied = !a.applied.is_empty();
+            for c in changes.iter().filter(|c| a.applied.contains(&c.path)) {
+                if let Some(cmd) = c.file.and_then(|i| desired.files[i].on_change.clone()) {
+                    if !triggers.contains(&cmd) {
+                        triggers.push(cmd);
+                    }
+                }
+            }
             report.applied.extend(a.applied);
         }
         let mut failure: Option<Failure> = None;
-        if !actions.is_empty() {
+        if !triggers.is_empty() {
+            progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
+            let input = triggers.join("\n") + "\n";
+            let out =
+                r.conn.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
+                let f: Vec<&str> = line.splitn(3, '\t').collect();
+                failure = Some(Failure {
+                    phase: phase_name.clone(),
+                    what: format!(
+                        "on_change command `{}` failed (exit {})",
+                        f.get(1).unwrap_or(&""),
+                        f.get(2).unwrap_or(&"?")
+                    ),
+                    details: text.lines().filter_map(|l| l.strip_prefix("O\t")).map(|l| format!("  | {l}")).collect(),
+                    ..Default::default()
+                });
+            }
+        }
+        if failure.is_none() && !actions.is_empty() {
             let variant =
                 variant.ok_or_else(|| Error::Remote { host: host.into(), message: "no compose on the host".into() })?;
             let names: Vec<String> = actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
@@ -732,6 +933,17 @@ async fn stage2(
                 report
                     .services
                     .extend(actions.iter().map(|a| format!("{} {}/{}", verb(a.action), a.project, a.service)));
+                if armed.is_some() {
+                    // what the dead-man revert must recreate after restoring files
+                    let back: Vec<&ServiceAction> =
+                        actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
+                    for (k, m) in phase_manifests(variant, desired, &back, true).into_iter().enumerate() {
+                        let path = format!("/var/lib/deploy/journal/{journal}/compose-revert.{k}");
+                        r.conn
+                            .run("deploy-save", "mkdir -p \"${1%/*}\" && cat >\"$1\"", &[&path], Some(m.as_bytes()))
+                            .await?;
+                    }
+                }
             }
         }
         if failure.is_none() {
@@ -758,6 +970,19 @@ async fn stage2(
             progress.step(host, &format!("{phase_name}: rolling back"));
             if files_applied {
                 let out = r.conn.run("deploy-revert", crate::apply::REVERT, &[&journal], None).await?;
+                if !triggers.is_empty() {
+                    // the restored files must take effect again (firewall, sshd)
+                    let input = triggers.join("\n") + "\n";
+                    let rj = format!("{journal}/rollback");
+                    let t =
+                        r.conn.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
+                    let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
+                    f.rolled_back.push(format!(
+                        "re-ran {} on the restored files{}",
+                        triggers.join("; "),
+                        if ok { "" } else { ": FAILED" }
+                    ));
+                }
                 if String::from_utf8_lossy(&out.stdout).contains("REVERTED") {
                     f.rolled_back.push(format!(
                         "restored the {} changed paths of phase {phase_name} from the journal",
@@ -801,10 +1026,10 @@ async fn stage2(
             }
             report.applied.clear();
             report.failure = Some(f);
-            return Ok(report);
+            return Ok(());
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 fn verb(a: ServiceActionKind) -> &'static str {

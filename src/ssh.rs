@@ -168,6 +168,66 @@ pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Co
     Err(err)
 }
 
+/// Run `sh -c SCRIPT NAME ARGS...` over a NEW connection: multiplexing off
+/// (`ControlMaster=no`, `ControlPath=none`), so neither our master nor one
+/// from the user's ssh config can carry it. An established connection
+/// survives a firewall change that blocks new ones; only a fresh connection
+/// proves the next deploy will get in. Bounded by `limit`.
+pub async fn run_fresh(
+    host: &str,
+    c: &Connection,
+    opts: &SshOptions,
+    name: &str,
+    script: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Result<Output> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes"]);
+    cmd.args([
+        "-o",
+        if opts.accept_new_host_keys { "StrictHostKeyChecking=accept-new" } else { "StrictHostKeyChecking=yes" },
+    ]);
+    cmd.arg("-o").arg(format!("ConnectTimeout={}", opts.connect_timeout.as_secs().max(1)));
+    if let Some(f) = &c.ssh_config {
+        cmd.arg("-F").arg(f);
+    }
+    if let Some(p) = c.port {
+        cmd.arg("-p").arg(p.to_string());
+    }
+    if let Some(u) = &c.user {
+        cmd.arg("-l").arg(u);
+    }
+    if let Some(k) = &c.key_file {
+        cmd.args(["-o", "IdentitiesOnly=yes", "-i"]).arg(k);
+    }
+    // ssh joins the remote command with spaces for the remote shell: quote each word
+    let mut remote =
+        vec!["sh".to_string(), "-c".into(), crate::template::shell_quote(script), crate::template::shell_quote(name)];
+    remote.extend(args.iter().map(|a| crate::template::shell_quote(a)));
+    cmd.arg("--").arg(&c.address).arg(remote.join(" "));
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let out = match tokio::time::timeout(limit, cmd.output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return Err(Error::Connect { host: host.into(), message: format!("cannot run ssh: {e}"), retryable: false })
+        }
+        Err(_) => {
+            return Err(Error::Connect {
+                host: host.into(),
+                message: format!("a fresh ssh connection did not complete within {}s", limit.as_secs()),
+                retryable: true,
+            })
+        }
+    };
+    // 255 is ssh's own failure: connecting, not the remote command
+    if out.status.code() == Some(255) {
+        let (message, retryable) = diagnose(&String::from_utf8_lossy(&out.stderr));
+        return Err(Error::Connect { host: host.into(), message, retryable });
+    }
+    Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
+}
+
 impl Conn {
     /// Run `sh -c SCRIPT NAME ARGS...` with `stdin` fed in, collecting output.
     pub async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {

@@ -58,8 +58,11 @@ fail() { emit "E${tab}$1${tab}$2; every change of this phase on this host was ro
 meta() { if [ "$1" != - ]; then chmod "$1" "$3" || return 1; fi; if [ "$2" != - ]; then chown "$2" "$3" || return 1; fi; }
 skipped() { grep -qx "$1" "$j/skip"; }
 applied=0
+deploy_dir=$state/journal/${id%%/*}
 while IFS="$tab" read -r op n path mode owner group exp validate; do
   skipped "$n" && continue
+  # the dead-man timer reverted this deploy meanwhile: write nothing more
+  [ -e "$deploy_dir/reverting" ] && fail "$path" "the host's dead-man switch is reverting this deploy"
   og=-
   if [ "$owner" != - ] || [ "$group" != - ]; then
     og="${owner#-}:${group#-}"

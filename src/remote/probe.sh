@@ -16,6 +16,8 @@ if [ "$mode" = lock ]; then
 elif [ -d "$state/lock" ]; then
   printf 'lock\tseen\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"
 fi
+last=$(tail -n 1 "$state/audit.log" 2>/dev/null)
+case $last in *" REVERTED "*) printf 'reverted\t%s\n' "$last";; esac
 if [ "$docker" = yes ]; then
   if ! command -v docker >/dev/null 2>&1; then
     printf 'compose\tnone\n'

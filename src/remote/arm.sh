@@ -1,0 +1,34 @@
+# deploy arm: schedule this deploy's revert with a timer that does not depend
+# on the SSH session. argv: DEPLOY_ID DELAY_SECONDS PREFER (auto|systemd|at|sleeper)
+# stdin: tar with deadman.sh and compose.sh. output: ARMED MECHANISM HANDLE DEADLINE
+id=$1; delay=$2; prefer=$3
+state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
+umask 077
+mkdir -p "$j" && tar -xf - -C "$j" || { printf 'E\tarm\tcannot write %s\n' "$j"; exit 3; }
+deadline=$(( $(date +%s) + delay ))
+mech=""
+if [ "$prefer" = auto ] || [ "$prefer" = systemd ]; then
+  if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    unit="deploy-deadman-$(printf '%s' "$id" | tr -c 'A-Za-z0-9\n' '-')"
+    if systemd-run --quiet --unit "$unit" --on-active="${delay}s" /bin/sh "$j/deadman.sh" "$id" >/dev/null 2>&1; then
+      mech=systemd; handle=$unit
+    fi
+  fi
+fi
+if [ -z "$mech" ] && { [ "$prefer" = auto ] || [ "$prefer" = at ]; }; then
+  if command -v at >/dev/null 2>&1 && { pgrep -x atd >/dev/null 2>&1 || [ "$prefer" = at ]; }; then
+    # at counts in minutes: round up, never revert early
+    mins=$(( (delay + 59) / 60 ))
+    out=$(echo "/bin/sh $j/deadman.sh $id" | at now + "$mins" minutes 2>&1)
+    job=$(printf '%s\n' "$out" | awk '/^job /{print $2}')
+    if [ -n "$job" ]; then mech=at; handle=$job; deadline=$(( $(date +%s) + mins * 60 )); fi
+  fi
+fi
+if [ -z "$mech" ]; then
+  # a detached sleeper in its own session: survives the SSH session ending
+  nohup setsid sh -c "sleep $delay; exec /bin/sh '$j/deadman.sh' '$id'" </dev/null >/dev/null 2>&1 &
+  handle=$!
+  mech=sleeper
+fi
+printf '%s\t%s\t%s\n' "$mech" "$handle" "$deadline" >"$j/deadman.armed"
+printf 'ARMED\t%s\t%s\t%s\n' "$mech" "$handle" "$deadline"

@@ -1,0 +1,159 @@
+//! The dead-man switch on the lab: real nftables in each host's namespace,
+//! real sshd, the controller confirming over a fresh connection.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WINDOW: u64 = 10;
+
+/// The file example plus the firewall in a last phase under a short window.
+fn guarded_lab() -> LabWithSlot {
+    let lab = Lab::up(1);
+    lab.write_file(
+        "deploy.yml",
+        &format!("{FILES_ONLY}  - name: hardening\n    roles: [firewall]\n    deadman: {WINDOW}s\n"),
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("confirmed over a fresh SSH connection"), "{r:?}");
+    lab
+}
+
+fn ssh_base(lab: &Lab) -> Command {
+    let mut c = Command::new("ssh");
+    c.arg("-F").arg(lab.root.join(".lab/ssh_config")).stdin(Stdio::null());
+    c
+}
+
+fn spawn_deploy(lab: &Lab, args: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .current_dir(&lab.root)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn audit(lab: &Lab) -> String {
+    lab.sh("lab1", "cat /var/lib/deploy/audit.log")
+}
+
+#[test]
+fn lockout_is_reverted_by_the_host_and_the_fresh_connection_is_what_saw_it() {
+    let lab = guarded_lab();
+    let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    // our own multiplexed connection, opened before the change
+    let ctl = lab.root.join(".lab/test-master");
+    let st = ssh_base(&lab)
+        .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-fN"])
+        .arg("-o")
+        .arg(format!("ControlPath={}", ctl.display()))
+        .arg("lab1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let via_master = |cmd: &str| {
+        ssh_base(&lab).arg("-o").arg(format!("ControlPath={}", ctl.display())).args(["lab1", cmd]).output().unwrap()
+    };
+    // SSH only from an address range the controller is not in
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"192.0.2.0/24\"]\n");
+    let started = Instant::now();
+    let deploy = spawn_deploy(&lab, &["lab", "--yes"]);
+    wait_until("the lockout rules to be in force", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&via_master("nft list ruleset").stdout).contains("192.0.2.0/24")
+    });
+    // the established, multiplexed connection still works: a check over it would have passed
+    assert!(via_master("true").status.success(), "the old multiplexed connection was cut");
+    // a fresh connection does not get in
+    let fresh = ssh_base(&lab)
+        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ConnectTimeout=2", "lab1", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(fresh.status.code(), Some(255), "a fresh connection got in through the lockout");
+    assert!(started.elapsed() < Duration::from_secs(WINDOW), "checks ran after the window");
+
+    let out = deploy.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("could NOT confirm over a fresh SSH connection"), "{stdout}");
+    assert!(stdout.contains("will revert this deploy by itself at"), "{stdout}");
+    assert!(stdout.contains("the host reverted the deploy by itself"), "{stdout}");
+    // plain ssh gets in again, and the file is byte for byte what it was
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), before);
+    assert!(!lab.sh("lab1", "nft list ruleset").contains("192.0.2.0/24"), "old rules not in force again");
+    assert!(audit(&lab).contains(" REVERTED deploy="));
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "the revert did not release the lock");
+    // the next deploy says so before anything else
+    let c = lab.deploy(&["lab", "--check"]);
+    assert!(c.stdout.contains("the last deploy to this host was REVERTED"), "{c:?}");
+    let _ =
+        ssh_base(&lab).arg("-o").arg(format!("ControlPath={}", ctl.display())).args(["-O", "exit", "lab1"]).output();
+}
+
+#[test]
+fn confirmed_deploy_cancels_only_its_own_timer_and_never_reverts() {
+    let lab = guarded_lab();
+    // someone else's timer, queued before the deploy
+    let decoy =
+        lab.sh("lab1", "nohup setsid sh -c 'sleep 300; touch /etc/decoy-fired' >/dev/null 2>&1 </dev/null & echo $!");
+    let decoy = decoy.trim().to_string();
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"10.231.0.0/16\", \"192.0.2.0/24\"]\n");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("armed with sleeper"), "the mechanism is not named: {r:?}");
+    assert!(r.stdout.contains("cancelled exactly this deploy's sleeper timer"), "{r:?}");
+    let after = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    // past the window: nothing reverts
+    std::thread::sleep(Duration::from_secs(WINDOW + 3));
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), after);
+    assert!(!audit(&lab).contains("REVERTED"));
+    assert!(audit(&lab).contains("CONFIRMED deploy="));
+    assert_eq!(lab.ssh("lab1", &format!("kill -0 {decoy}")).code, 0, "another timer on the host was cancelled");
+    lab.sh("lab1", &format!("kill -- -{decoy}"));
+}
+
+/// Kill the controller (SIGKILL) while the host waits at `pause`, then check
+/// the host returns to its previous state within the window by itself.
+fn killed_at(pause_role: &str) {
+    let lab = guarded_lab();
+    let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    let t = std::fs::read_to_string(lab.root.join("roles/firewall/role.yml")).unwrap();
+    lab.write_file("roles/firewall/role.yml", &format!("{t}{pause_role}"));
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"10.231.0.0/16\", \"198.51.100.0/24\"]\n");
+    let mut deploy = spawn_deploy(&lab, &["lab", "--yes"]);
+    wait_until("the deploy to reach the pause", Duration::from_secs(30), || {
+        lab.ssh("lab1", "pgrep -f 'while \\[ ! -e /etc/deploy-g[o]' >/dev/null").code == 0
+    });
+    let armed = lab.sh("lab1", "cat /var/lib/deploy/journal/*/deadman.armed");
+    assert!(armed.starts_with("sleeper"), "{armed}");
+    deploy.kill().unwrap();
+    let _ = deploy.wait();
+    lab.sh("lab1", "touch /etc/deploy-go");
+    wait_until("the host to revert by itself", Duration::from_secs(WINDOW + 20), || {
+        audit(&lab).contains(" REVERTED deploy=")
+    });
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), before, "not back byte for byte");
+    assert!(!lab.sh("lab1", "nft list ruleset").contains("198.51.100.0/24"));
+    assert!(lab.read("lab1", "/etc/paused.conf").is_none(), "a file the deploy created is still there");
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}
+
+#[test]
+fn controller_killed_before_the_swap_the_host_reverts() {
+    killed_at(
+        "  - dest: /etc/paused.conf\n    content: \"x\\n\"\n    validate: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n",
+    );
+}
+
+#[test]
+fn controller_killed_during_the_health_wait_the_host_reverts() {
+    killed_at(
+        "  - dest: /etc/paused.conf\n    content: \"x\\n\"\nhealth:\n  - command: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n    timeout: 60s\n",
+    );
+}
