@@ -19,9 +19,14 @@ use deploy::ssh::SshOptions;
 #[derive(Parser, Debug)]
 #[command(name = "deploy", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
-    /// Environment to deploy: a group of inventory/hosts.yml (lab, prod, ...)
+    /// Environment to deploy: a group of inventory/hosts.yml (lab, prod, ...),
+    /// or a toggle command (vpn-on, vpn-off, vpn-status) followed by the environment
     #[arg(required = true)]
     env: Option<String>,
+
+    /// The environment, after a toggle command: `deploy vpn-on prod`
+    #[arg(value_name = "ENV")]
+    toggle_env: Option<String>,
 
     #[command(flatten)]
     run: RunFlags,
@@ -66,6 +71,16 @@ struct RunFlags {
     /// Output format of the plan
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+    /// Toggles: how long the host waits for confirmation before reverting (e.g. 15m)
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    confirm_within: Option<u64>,
+    /// Toggles: apply and leave the timer running, so the change reverts by itself (a trial)
+    #[arg(long)]
+    no_confirm: bool,
+}
+
+fn parse_window(s: &str) -> std::result::Result<u64, String> {
+    deploy::project::parse_duration(s)
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +182,33 @@ async fn run(cli: Cli) -> Result<u8> {
     let g = cli.global.clone();
     match cli.command {
         None => {
-            let env = cli.env.expect("clap requires env");
+            let first = cli.env.expect("clap requires env");
+            let (env, toggle) = match cli.toggle_env.clone() {
+                None => (first, None),
+                Some(env) => {
+                    let (name, action) = first.rsplit_once('-').ok_or_else(|| {
+                        Error::Usage(format!(
+                            "`{first}` is not a toggle command: write NAME-on, NAME-off or NAME-status"
+                        ))
+                    })?;
+                    (env, Some((name.to_string(), action.to_string())))
+                }
+            };
+            let toggle_run = match &toggle {
+                None => None,
+                Some((name, action)) if action == "on" || action == "off" => Some(deploy::run::ToggleRun {
+                    name: name.clone(),
+                    on: action == "on",
+                    window: cli.run.confirm_within,
+                    confirm: !cli.run.no_confirm,
+                }),
+                Some((_, action)) if action == "status" => None,
+                Some((name, action)) => {
+                    return Err(Error::Usage(format!("`{name}-{action}`: a toggle takes -on, -off or -status")))
+                }
+            };
             let args = DeployArgs {
+                toggle: toggle_run,
                 root: g.root.clone(),
                 env,
                 check: cli.run.check,
@@ -180,6 +220,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 keys: keys(&g),
                 ssh: SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() },
             };
+            if let Some((name, action)) = &toggle {
+                if action == "status" {
+                    return deploy::run::toggle_status(args, name).await;
+                }
+            }
             deploy::run::deploy(args).await
         }
         Some(Command::Render { env, host, out }) => {

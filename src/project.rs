@@ -23,6 +23,31 @@ pub struct ProjectFile {
     /// DEPLOY_AGE_IDENTITY is given; relative to the project root.
     #[serde(default)]
     pub age_identity: Option<PathBuf>,
+    /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
+    #[serde(default)]
+    pub toggles: IndexMap<String, Toggle>,
+}
+
+/// A toggle: a variable flipped between two values, applied to some roles
+/// under a dead-man switch that reverts it unless confirmed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    /// The variable it sets.
+    pub var: String,
+    /// Its value when on.
+    pub on: serde_yaml::Value,
+    /// Its value when off.
+    pub off: serde_yaml::Value,
+    /// The roles re-rendered and applied.
+    pub roles: Vec<String>,
+    /// Window to confirm in before the host reverts by itself.
+    #[serde(default = "default_auto_revert")]
+    pub auto_revert: Duration,
+}
+
+fn default_auto_revert() -> Duration {
+    Duration(900)
 }
 
 fn default_managed() -> String {
@@ -297,6 +322,16 @@ impl Project {
                     continue;
                 }
                 roles.insert(r.clone(), load_role(root, r, warnings)?);
+            }
+        }
+        for (name, t) in &file.toggles {
+            for r in &t.roles {
+                if !roles.contains_key(r) {
+                    return Err(Error::invalid(
+                        &path,
+                        format!("toggle `{name}` names role `{r}`, which no phase lists"),
+                    ));
+                }
             }
         }
         Ok(Project { root: root.to_path_buf(), file, roles })

@@ -18,6 +18,10 @@ use crate::secrets::Keys;
 use crate::vars::{yaml_to_value, AllHostVars, HostVars, Origin, Raw, Shared};
 use crate::yaml::Warning;
 
+/// Where a host records the state of each toggle (written through the
+/// journal, so a revert restores it with everything else).
+pub const TOGGLE_DIR: &str = "/var/lib/deploy/toggles";
+
 /// One vars file, parsed.
 #[derive(Debug, Clone)]
 struct VarsFile {
@@ -206,6 +210,8 @@ pub struct DesiredHost {
     pub checks: Vec<DesiredCheck>,
     /// Findings worth a warning.
     pub warnings: Vec<String>,
+    /// Unmanaged paths the probe also reports (toggle state files).
+    pub extra_probe: Vec<String>,
 }
 
 impl DesiredHost {
@@ -304,8 +310,25 @@ impl Loaded {
 
     /// Render the desired state of `host`, for the roles selected (all when `None`).
     pub fn render_host(&self, host: &str, roles: Option<&[String]>) -> Result<DesiredHost> {
-        let hv =
+        self.render_host_with(host, roles, &[])
+    }
+
+    /// Render with toggle values layered on the host's variables.
+    pub fn render_host_with(
+        &self,
+        host: &str,
+        roles: Option<&[String]>,
+        overrides: &[(String, Value)],
+    ) -> Result<DesiredHost> {
+        let base =
             self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
+        let owned;
+        let hv = if overrides.is_empty() {
+            base
+        } else {
+            owned = Arc::new(base.with_overrides(overrides));
+            &owned
+        };
         let ctx = Value::from_dyn_object(hv.clone());
         let connection = self.connection(host, hv, &ctx)?;
         let mut out = DesiredHost {
@@ -317,6 +340,7 @@ impl Loaded {
             compose: vec![],
             checks: vec![],
             warnings: vec![],
+            extra_probe: self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect(),
         };
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let mut compose_specs = Vec::new();

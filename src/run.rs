@@ -57,12 +57,29 @@ pub struct DeployArgs {
     pub keys: Keys,
     /// SSH settings.
     pub ssh: SshOptions,
+    /// A toggle run (`deploy vpn-on ENV`).
+    pub toggle: Option<ToggleRun>,
+}
+
+/// `deploy NAME-on|NAME-off ENV`.
+#[derive(Debug, Clone)]
+pub struct ToggleRun {
+    /// Toggle name.
+    pub name: String,
+    /// On or off.
+    pub on: bool,
+    /// --confirm-within, else the toggle's auto_revert.
+    pub window: Option<u64>,
+    /// False for --no-confirm: leave the timer running (a trial).
+    pub confirm: bool,
 }
 
 struct Ready {
     conn: Conn,
     plan: HostPlan,
     locked: bool,
+    /// What the plan was made from (re-rendered when a toggle is on).
+    desired: Arc<DesiredHost>,
 }
 
 enum HostState {
@@ -115,9 +132,67 @@ pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> 
         }
         hosts.retain(|h| limit.contains(h));
     }
-    let desired: Result<Vec<DesiredHost>> =
-        hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect();
+    let desired: Result<Vec<DesiredHost>> = match &args.toggle {
+        None => hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect(),
+        Some(t) => {
+            let spec = loaded.project.file.toggles.get(&t.name).ok_or_else(|| {
+                let known: Vec<&String> = loaded.project.file.toggles.keys().collect();
+                Error::Usage(format!(
+                    "no toggle `{}` in deploy.yml (toggles: {})",
+                    t.name,
+                    known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let value = crate::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+            let overrides = vec![(spec.var.clone(), value)];
+            hosts.iter().map(|h| toggle_desired(&loaded, h, &t.name, t.on, spec, &overrides)).collect()
+        }
+    };
     Ok((loaded, desired?))
+}
+
+/// A host's desired state for a toggle run: the toggle's roles rendered with
+/// its value, plus the toggle's state file in the last of their phases.
+fn toggle_desired(
+    loaded: &Loaded,
+    host: &str,
+    name: &str,
+    on: bool,
+    spec: &crate::project::Toggle,
+    overrides: &[(String, minijinja::Value)],
+) -> Result<DesiredHost> {
+    let mut d = loaded.render_host_with(host, Some(&spec.roles), overrides)?;
+    let phase = d.files.iter().filter(|f| f.selected).map(|f| f.phase).max().unwrap_or(0);
+    let role = spec.roles[0].clone();
+    let bytes = if on { b"on\n".to_vec() } else { b"off\n".to_vec() };
+    d.dirs.push(crate::render::DesiredDir {
+        path: crate::render::TOGGLE_DIR.into(),
+        role: role.clone(),
+        owner: None,
+        group: None,
+        mode: Some(0o755),
+        phase,
+        selected: true,
+    });
+    d.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    d.files.push(crate::render::DesiredFile {
+        dest: format!("{}/{name}", crate::render::TOGGLE_DIR),
+        role,
+        source: format!("toggle {name}"),
+        sha256: crate::render::sha256_hex(&bytes),
+        bytes,
+        owner: None,
+        group: None,
+        mode: Some(0o644),
+        validate: None,
+        secret: false,
+        preserve: false,
+        on_change: None,
+        phase,
+        selected: true,
+    });
+    d.extra_probe.retain(|p| !p.ends_with(&format!("/{name}")));
+    Ok(d)
 }
 
 fn holder(id: &str) -> String {
@@ -147,54 +222,105 @@ fn lock_error(host: &str, env: &str, who: &str) -> Error {
     ))
 }
 
-async fn stage1(
+fn probe_paths(desired: &DesiredHost) -> Vec<String> {
+    desired
+        .dirs
+        .iter()
+        .map(|d| d.path.clone())
+        .chain(desired.files.iter().map(|f| f.dest.clone()))
+        .chain(desired.absent.iter().map(|a| a.0.clone()))
+        .chain(desired.compose.iter().map(|c| c.override_path.clone()))
+        .chain(desired.extra_probe.iter().cloned())
+        .collect()
+}
+
+async fn probe(
+    conn: &Conn,
+    host: &str,
     desired: &DesiredHost,
+    mode: &str,
+    holder: &str,
+) -> Result<crate::probe::Remote> {
+    let docker = if desired.compose.is_empty() { "no" } else { "yes" };
+    let paths = probe_paths(desired);
+    let mut argv: Vec<&str> = vec![mode, holder, docker];
+    argv.extend(paths.iter().map(|p| p.as_str()));
+    let out = conn.run("deploy-probe", crate::probe::SCRIPT, &argv, None).await?;
+    crate::probe::parse_probe(&out.stdout).map_err(|m| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Error::Remote {
+            host: host.into(),
+            message: format!(
+                "probe failed: {m}{}",
+                if stderr.trim().is_empty() { String::new() } else { format!(" (stderr: {})", stderr.trim()) }
+            ),
+        }
+    })
+}
+
+/// Toggles that are on according to the host's own state files.
+fn toggles_on(loaded: &Loaded, remote: &crate::probe::Remote) -> Vec<(String, minijinja::Value)> {
+    let on = crate::render::sha256_hex(b"on\n");
+    loaded
+        .project
+        .file
+        .toggles
+        .iter()
+        .filter(|(name, _)| {
+            remote.paths.get(&format!("{}/{name}", crate::render::TOGGLE_DIR)).and_then(|e| e.sha256.as_deref())
+                == Some(on.as_str())
+        })
+        .map(|(_, t)| (t.var.clone(), crate::vars::yaml_to_value(&t.on)))
+        .collect()
+}
+
+async fn stage1(
+    desired: Arc<DesiredHost>,
+    loaded: &Loaded,
     args: &DeployArgs,
     holder: &str,
     redactor: &Redactor,
     progress: &Progress,
 ) -> HostState {
-    let host = desired.host.as_str();
+    let host = desired.host.clone();
+    let host = host.as_str();
     progress.step(host, "connecting");
     let conn = match crate::ssh::connect(host, &desired.connection, &args.ssh).await {
         Ok(c) => c,
         Err(e) => return HostState::Failed(e),
     };
     progress.step(host, "probing");
-    let docker = if desired.compose.is_empty() { "no" } else { "yes" };
-    let mut argv: Vec<&str> = vec![if args.check { "check" } else { "lock" }, holder, docker];
-    let paths: Vec<&str> = desired
-        .dirs
-        .iter()
-        .map(|d| d.path.as_str())
-        .chain(desired.files.iter().map(|f| f.dest.as_str()))
-        .chain(desired.absent.iter().map(|a| a.0.as_str()))
-        .chain(desired.compose.iter().map(|c| c.override_path.as_str()))
-        .collect();
-    argv.extend(paths);
-    let out = match conn.run("deploy-probe", crate::probe::SCRIPT, &argv, None).await {
-        Ok(o) => o,
+    let mut desired = desired;
+    let mut remote = match probe(&conn, host, &desired, if args.check { "check" } else { "lock" }, holder).await {
+        Ok(r) => r,
         Err(e) => return HostState::Failed(e),
     };
-    let remote = match crate::probe::parse_probe(&out.stdout) {
-        Ok(r) => r,
-        Err(m) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return HostState::Failed(Error::Remote {
-                host: host.into(),
-                message: format!(
-                    "probe failed: {m}{}",
-                    if stderr.trim().is_empty() { String::new() } else { format!(" (stderr: {})", stderr.trim()) }
-                ),
-            });
+    if args.toggle.is_none() {
+        // A toggle that is on stays on: render this host with its value, as
+        // recorded on the host, so a plain deploy never undoes it silently.
+        let overrides = toggles_on(loaded, &remote);
+        if !overrides.is_empty() {
+            let again = match loaded.render_host_with(host, args.roles.as_deref(), &overrides) {
+                Ok(d) => Arc::new(d),
+                Err(e) => return HostState::Failed(e),
+            };
+            if probe_paths(&again) != probe_paths(&desired) {
+                let lock = remote.lock.clone();
+                remote = match probe(&conn, host, &again, "check", holder).await {
+                    Ok(r) => r,
+                    Err(e) => return HostState::Failed(e),
+                };
+                remote.lock = lock;
+            }
+            desired = again;
         }
-    };
+    }
     let locked = match &remote.lock {
         Lock::Taken(who) => return HostState::Failed(lock_error(host, &args.env, who)),
         Lock::Acquired => true,
         _ => false,
     };
-    let mut plan = match plan_host(desired, &remote) {
+    let mut plan = match plan_host(&desired, &remote) {
         Ok(p) => p,
         Err(m) => {
             if locked {
@@ -203,7 +329,7 @@ async fn stage1(
             return HostState::Failed(Error::Remote { host: host.into(), message: m });
         }
     };
-    if let Err(e) = attach_diffs(&conn, desired, &mut plan, redactor).await {
+    if let Err(e) = attach_diffs(&conn, &desired, &mut plan, redactor).await {
         if locked {
             let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
         }
@@ -217,7 +343,7 @@ async fn stage1(
             format!("{} changes planned", plan.changes.len())
         },
     );
-    HostState::Ready(Box::new(Ready { conn, plan, locked }))
+    HostState::Ready(Box::new(Ready { conn, plan, locked, desired }))
 }
 
 /// Fetch the old contents of updated files (not secret ones) in one command
@@ -298,6 +424,14 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
         .iter()
         .map(|p| PhaseInfo { name: p.name.clone(), deadman: p.deadman.map(|d| d.0) })
         .collect();
+    // a toggle always runs under the dead-man switch, every phase it touches
+    let phase_names: Vec<PhaseInfo> = match &args.toggle {
+        None => phase_names,
+        Some(t) => {
+            let window = t.window.unwrap_or_else(|| loaded.project.file.toggles[&t.name].auto_revert.0);
+            phase_names.into_iter().map(|p| PhaseInfo { deadman: Some(window), ..p }).collect()
+        }
+    };
     let mut warnings: Vec<String> = loaded.warnings.iter().map(|w| redactor.redact(&w.to_string())).collect();
     for d in &desired {
         for w in &d.warnings {
@@ -310,7 +444,7 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     for w in &warnings {
         eprintln!("{} {w}", console::style("warning:").yellow().bold());
     }
-    drop(loaded);
+    let loaded = Arc::new(loaded);
     let id = crate::util::deploy_id();
     let holder = Arc::new(holder(&id));
     let names: Vec<String> = desired.iter().map(|d| d.host.clone()).collect();
@@ -322,7 +456,8 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     for (i, d) in desired.iter().enumerate() {
         let (d, args, holder, redactor, progress) =
             (d.clone(), args.clone(), holder.clone(), redactor.clone(), progress.clone());
-        tasks.spawn(async move { (i, stage1(&d, &args, &holder, &redactor, &progress).await) });
+        let loaded = loaded.clone();
+        tasks.spawn(async move { (i, stage1(d, &loaded, &args, &holder, &redactor, &progress).await) });
     }
     let mut states: Vec<Option<HostState>> = (0..desired.len()).map(|_| None).collect();
     while let Some(r) = tasks.join_next().await {
@@ -454,7 +589,7 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
                     let res = if ready.plan.is_empty() {
                         Ok(HostReport::default())
                     } else {
-                        stage2(&ready, &d, &holder, &phases, &args, &progress).await
+                        stage2(&ready, &ready.desired, &holder, &phases, &args, &progress).await
                     };
                     let result = match &res {
                         Ok(rep) if rep.failure.is_none() => "ok".to_string(),
@@ -752,6 +887,14 @@ async fn stage2(
         a.handle,
         clock(a.deadline)
     ));
+    if args.toggle.as_ref().is_some_and(|t| !t.confirm) {
+        report.deadman.push(format!(
+            "trial run (--no-confirm): not confirming; the host reverts this change by itself at {}",
+            clock(a.deadline)
+        ));
+        report.keep_lock = true;
+        return Ok(report);
+    }
     progress.step(host, "confirming over a fresh SSH connection");
     let confirm = crate::ssh::run_fresh(
         host,
@@ -1039,6 +1182,83 @@ fn verb(a: ServiceActionKind) -> &'static str {
         ServiceActionKind::Start => "start",
         ServiceActionKind::Reload => "reload",
     }
+}
+
+/// `deploy NAME-status ENV`: the toggle's state as each host reports it (its
+/// state file, the files compared with both renderings, the rules in force,
+/// a pending revert), never from local memory.
+pub async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
+    let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    let spec = loaded
+        .project
+        .file
+        .toggles
+        .get(name)
+        .ok_or_else(|| Error::Usage(format!("no toggle `{name}` in deploy.yml")))?
+        .clone();
+    let mut failed = 0;
+    for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
+        let render = |v: &serde_yaml::Value| {
+            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::vars::yaml_to_value(v))])
+        };
+        let (on, off) = (render(&spec.on)?, render(&spec.off)?);
+        let files: Vec<&crate::render::DesiredFile> = on.files.iter().filter(|f| f.selected).collect();
+        let conn = match crate::ssh::connect(host, &on.connection, &args.ssh).await {
+            Ok(c) => c,
+            Err(e) => {
+                failed += 1;
+                println!("{host}: {}", error_text(&e));
+                continue;
+            }
+        };
+        let mut argv: Vec<&str> = vec![name];
+        argv.extend(files.iter().map(|f| f.dest.as_str()));
+        let out = conn.run("deploy-status", include_str!("remote/status.sh"), &argv, None).await?;
+        conn.close().await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let state = text.lines().find_map(|l| l.strip_prefix("state\t")).unwrap_or("unset").to_string();
+        let (mut on_match, mut off_match) = (0, 0);
+        for l in text.lines().filter_map(|l| l.strip_prefix("H\t")) {
+            let (path, hash) = l.split_once('\t').unwrap_or((l, ""));
+            if on.file(path).is_some_and(|f| f.sha256 == hash) {
+                on_match += 1;
+            }
+            if off.file(path).is_some_and(|f| f.sha256 == hash) {
+                off_match += 1;
+            }
+        }
+        let n = files.len();
+        let files_say = if on_match == n && off_match != n {
+            "ON".to_string()
+        } else if off_match == n && on_match != n {
+            "OFF".to_string()
+        } else {
+            format!("neither ({on_match}/{n} files match ON, {off_match}/{n} match OFF)")
+        };
+        println!(
+            "{host}: {name} state file says {}; the files on the host are the {files_say} rendering",
+            state.to_uppercase()
+        );
+        let rules: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("R\t")).collect();
+        if !rules.is_empty() {
+            println!("  rules in force:");
+            for r in rules {
+                println!("    {r}");
+            }
+        }
+        let pending: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pending\t")).collect();
+        if pending.is_empty() {
+            println!("  no revert pending");
+        }
+        for p in pending {
+            let (id, when) = p.split_once('\t').unwrap_or((p, "0"));
+            println!(
+                "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
+                clock(when.parse().unwrap_or(0))
+            );
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::ERROR })
 }
 
 /// An error with its hint, on one or two lines.

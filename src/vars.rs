@@ -95,6 +95,22 @@ impl HostVars {
         }
     }
 
+    /// The same host with `overrides` layered above everything but `-e`
+    /// (toggle values), resolved afresh.
+    pub fn with_overrides(&self, overrides: &[(String, Value)]) -> HostVars {
+        let mut raw = self.raw.clone();
+        let extra: Vec<(String, Raw)> = raw
+            .iter()
+            .filter(|(_, r)| r.origin.file.as_os_str() == "-e")
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (k, v) in overrides {
+            raw.insert(k.clone(), Raw { value: v.clone(), origin: Origin { file: "toggle".into(), secret: false } });
+        }
+        raw.extend(extra);
+        HostVars::new(self.host.clone(), self.group_names.clone(), raw, self.shared.clone(), self.env.clone())
+    }
+
     /// The raw definition of a variable.
     pub fn raw(&self, name: &str) -> Option<&Raw> {
         self.raw.get(name)

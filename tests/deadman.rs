@@ -157,3 +157,74 @@ fn controller_killed_during_the_health_wait_the_host_reverts() {
         "  - dest: /etc/paused.conf\n    content: \"x\\n\"\nhealth:\n  - command: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n    timeout: 60s\n",
     );
 }
+
+const TOGGLES: &str =
+    "toggles:\n  vpn:\n    var: vpn_mode\n    on: vpn\n    off: public\n    roles: [firewall]\n    auto_revert: 15m\n";
+
+fn toggle_lab() -> LabWithSlot {
+    let lab = guarded_lab();
+    let d = std::fs::read_to_string(lab.root.join("deploy.yml")).unwrap();
+    lab.write_file("deploy.yml", &format!("{d}{TOGGLES}"));
+    lab
+}
+
+#[test]
+fn vpn_on_status_off_read_back_from_the_host() {
+    let lab = toggle_lab();
+    let r = lab.deploy(&["vpn-on", "lab", "--yes", "--confirm-within", "20s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("confirmed over a fresh SSH connection"), "{r:?}");
+    let rules = lab.sh("lab1", "nft list ruleset");
+    assert!(rules.contains("ip saddr 100.64.0.0/10 tcp dport 443 accept"), "{rules}");
+    assert!(!rules.contains("dport { 80, 443 }"), "{rules}");
+    let s = lab.deploy(&["vpn-status", "lab"]);
+    assert_eq!(s.code, 0, "{s:?}");
+    assert!(s.stdout.contains("vpn state file says ON; the files on the host are the ON rendering"), "{s:?}");
+    assert!(s.stdout.contains("no revert pending"), "{s:?}");
+    // a plain deploy keeps the toggle: it renders with the host's recorded state
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 0, "a plain deploy would undo vpn-on: {c:?}");
+    let r = lab.deploy(&["vpn-off", "lab", "--yes", "--confirm-within", "20s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rules = lab.sh("lab1", "nft list ruleset");
+    assert!(rules.contains("tcp dport { 80, 443 } accept") && !rules.contains("100.64.0.0/10"), "{rules}");
+    let s = lab.deploy(&["vpn-status", "lab"]);
+    assert!(s.stdout.contains("vpn state file says OFF; the files on the host are the OFF rendering"), "{s:?}");
+}
+
+#[test]
+fn failed_vpn_on_ends_in_the_previous_mode_not_public() {
+    let lab = toggle_lab();
+    // the previous mode: public, plus an extra SSH range of this host's own
+    lab.write_file(
+        "inventory/host_vars/lab1.yml",
+        "ssh_allowed_from: [\"10.231.0.0/16\", \"198.51.100.0/24\"]\n# VPN-only mode would let SSH in from the VPN alone: the controller is locked out\nssh_allowed_from_vpn: [\"100.64.0.0/10\"]\n",
+    );
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    let r = lab.deploy(&["vpn-on", "lab", "--yes", "--confirm-within", "10s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("could NOT confirm") && r.stdout.contains("the host reverted the deploy by itself"),
+        "{r:?}"
+    );
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), before, "not the previous mode byte for byte");
+    let rules = lab.sh("lab1", "nft list ruleset");
+    assert!(rules.contains("198.51.100.0/24") && rules.contains("dport { 80, 443 }"), "{rules}");
+    assert!(lab.read("lab1", "/var/lib/deploy/toggles/vpn").is_none(), "the toggle state was not restored");
+}
+
+#[test]
+fn no_confirm_is_a_trial_that_reverts_itself() {
+    let lab = toggle_lab();
+    let r = lab.deploy(&["vpn-on", "lab", "--yes", "--no-confirm", "--confirm-within", "8s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("trial run (--no-confirm)"), "{r:?}");
+    assert!(lab.sh("lab1", "nft list ruleset").contains("100.64.0.0/10"));
+    let s = lab.deploy(&["vpn-status", "lab"]);
+    assert!(s.stdout.contains("a revert is PENDING"), "{s:?}");
+    wait_until("the trial to revert", Duration::from_secs(30), || audit(&lab).contains(" REVERTED deploy="));
+    assert!(!lab.sh("lab1", "nft list ruleset").contains("100.64.0.0/10"));
+    let s = lab.deploy(&["vpn-status", "lab"]);
+    assert!(s.stdout.contains("state file says UNSET") && s.stdout.contains("no revert pending"), "{s:?}");
+}
