@@ -102,6 +102,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// What each host records: last deploys, lock, pending or past reverts, toggles
+    Status {
+        /// Environment
+        env: String,
+    },
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
         /// Environment
@@ -260,6 +265,22 @@ async fn run(cli: Cli) -> Result<u8> {
                 );
             }
             Ok(exit::OK)
+        }
+        Some(Command::Status { env }) => {
+            let args = DeployArgs {
+                root: g.root.clone(),
+                env,
+                check: true,
+                yes: false,
+                roles: None,
+                limit: None,
+                json: false,
+                extra: extra(&g)?,
+                keys: keys(&g),
+                ssh: SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() },
+                toggle: None,
+            };
+            deploy::run::host_status(args).await
         }
         Some(Command::Unlock { env, host }) => {
             let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;

@@ -112,7 +112,11 @@ fn failed_health_gate_rolls_the_phase_back() {
     std::fs::create_dir_all(lab.root.join("roles/late")).unwrap();
     lab.write_file("roles/late/role.yml", "files:\n  - dest: /etc/late.conf\n    content: \"late\\n\"\n");
     let d = std::fs::read_to_string(lab.root.join("deploy.yml")).unwrap();
-    lab.write_file("deploy.yml", &format!("{d}  - name: late\n    roles: [late]\n"));
+    assert!(d.contains("    deadman: 2m\n"));
+    lab.write_file(
+        "deploy.yml",
+        &d.replace("    deadman: 2m\n", "    deadman: 2m\n  - name: late\n    roles: [late]\n"),
+    );
     // the gateway refuses this model and exits
     lab.write_file("inventory/host_vars/lab1.yml", "openclaw_model: broken-model\n");
     let r = lab.deploy(&["lab", "--yes"]);

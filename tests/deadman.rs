@@ -89,9 +89,12 @@ fn lockout_is_reverted_by_the_host_and_the_fresh_connection_is_what_saw_it() {
     assert!(!lab.sh("lab1", "nft list ruleset").contains("192.0.2.0/24"), "old rules not in force again");
     assert!(audit(&lab).contains(" REVERTED deploy="));
     assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "the revert did not release the lock");
-    // the next deploy says so before anything else
+    // the next deploy, and `deploy status`, say so before anything else
     let c = lab.deploy(&["lab", "--check"]);
     assert!(c.stdout.contains("the last deploy to this host was REVERTED"), "{c:?}");
+    let st = lab.deploy(&["status", "lab"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(st.stdout.starts_with("lab1:\n  the last deploy was REVERTED"), "{st:?}");
     let _ =
         ssh_base(&lab).arg("-o").arg(format!("ControlPath={}", ctl.display())).args(["-O", "exit", "lab1"]).output();
 }
@@ -227,4 +230,29 @@ fn no_confirm_is_a_trial_that_reverts_itself() {
     assert!(!lab.sh("lab1", "nft list ruleset").contains("100.64.0.0/10"));
     let s = lab.deploy(&["vpn-status", "lab"]);
     assert!(s.stdout.contains("state file says UNSET") && s.stdout.contains("no revert pending"), "{s:?}");
+}
+
+#[test]
+fn at_timer_is_used_and_only_its_own_job_cancelled() {
+    let lab = Lab::up_atd(1);
+    lab.write_file("deploy.yml", &format!("{FILES_ONLY}  - name: hardening\n    roles: [firewall]\n    deadman: 2m\n"));
+    // someone else's at job, queued before the deploy
+    lab.sh("lab1", "echo 'touch /etc/decoy-at-fired' | at now + 30 minutes 2>/dev/null");
+    let queued = lab.sh("lab1", "atq");
+    assert_eq!(queued.lines().count(), 1, "{queued}");
+    let o = Command::new(bin())
+        .current_dir(&lab.root)
+        .args(["lab", "--yes"])
+        .env("NO_COLOR", "1")
+        .env("DEPLOY_DEADMAN_MECHANISM", "at")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("dead-man switch armed with at (")
+            && stdout.contains("cancelled exactly this deploy's at timer"),
+        "{stdout}"
+    );
+    assert_eq!(lab.sh("lab1", "atq"), queued, "the decoy job was removed or ours left behind");
 }

@@ -193,6 +193,13 @@ impl Lab {
         Lab::start(hosts, &extra)
     }
 
+    /// A lab whose hosts each run their own atd.
+    pub fn up_atd(hosts: u32) -> LabWithSlot {
+        let l = Lab::start(hosts, &["--atd".to_string()]);
+        std::fs::write(l.root.join("deploy.yml"), FILES_ONLY).unwrap();
+        l
+    }
+
     fn start(hosts: u32, extra: &[String]) -> LabWithSlot {
         let (root, slot) = project();
         let st = Command::new("bash")

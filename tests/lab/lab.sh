@@ -15,10 +15,12 @@
 set -euo pipefail
 
 cmd=${1:-}; shift || true
-dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""
+dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""; atd=no
 while [ $# -gt 0 ]; do
   case $1 in
     --docker) docker=yes; shift;;
+    # an atd per host (its own spool and /run), for the `at` dead-man timer
+    --atd) atd=yes; shift;;
     # hosts (comma-separated) that only have Compose v1 (docker-compose)
     --compose-v1) v1_hosts=",$2,"; docker=yes; shift 2;;
     --dir) dir=$2; shift 2;;
@@ -39,6 +41,7 @@ need_packages() {
   command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
   command -v pgrep >/dev/null || missing+=(procps)
+  if [ "$atd" = yes ]; then command -v atd >/dev/null || missing+=(at); fi
   if [ "$docker" = yes ]; then
     command -v dockerd >/dev/null || missing+=(docker.io)
     [ -x /usr/bin/docker-compose ] || missing+=(docker-compose)
@@ -86,6 +89,12 @@ start_sshd() {
       if [ -f "$hd/compose-v1-only" ]; then
         mount -t tmpfs tmpfs /usr/libexec/docker/cli-plugins
       fi
+    fi
+    if [ -d "$hd/root/var/spool/cron" ]; then
+      mount --bind "$hd/root/var/spool/cron" /var/spool/cron
+      mountpoint -q /run || mount -t tmpfs -o mode=0755 tmpfs /run
+      rm -f /var/spool/cron/atjobs/.SEQ.lock
+      atd
     fi
     mkdir -p /run/sshd
     exec /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$hd/sshd.log"
@@ -210,6 +219,14 @@ up() {
       mkdir -p "$hd/root/var/lib/docker" "$hd/root/var/lib/containerd" /var/lib/docker /var/lib/containerd
       case $v1_hosts in *",$h,"*) touch "$hd/compose-v1-only";; esac
     fi
+    if [ "$atd" = yes ] && [ ! -d "$hd/root/var/spool/cron" ]; then
+      mkdir -p "$hd/root/var/spool/cron/atjobs" "$hd/root/var/spool/cron/atspool"
+      chown daemon:daemon "$hd/root/var/spool/cron/atjobs" "$hd/root/var/spool/cron/atspool"
+      chmod 1770 "$hd/root/var/spool/cron/atjobs" "$hd/root/var/spool/cron/atspool"
+      # at's job sequence file, as the package creates it
+      : >"$hd/root/var/spool/cron/atjobs/.SEQ"
+      chown daemon:daemon "$hd/root/var/spool/cron/atjobs/.SEQ"; chmod 0600 "$hd/root/var/spool/cron/atjobs/.SEQ"
+    fi
     if [ ! -d "$hd/root/etc" ]; then
       mkdir -p "$hd/root/opt" "$hd/root/srv" "$hd/root/var/lib/deploy"
       cp -a /etc "$hd/root/etc"
@@ -269,6 +286,11 @@ down() {
     [ -d "$hd" ] || continue
     local h; h=$(basename "$hd")
     stop_dockerd "$h"
+    if [ -d "$hd/root/var/spool/cron" ] && [ -s "$hd/sshd.pid" ]; then
+      # atd daemonized inside this host's mount namespace: its pid file is there
+      local ap; ap=$(nsenter -t "$(cat "$hd/sshd.pid")" -m cat /run/atd.pid 2>/dev/null || true)
+      [ -n "$ap" ] && kill "$ap" 2>/dev/null || true
+    fi
     stop_sshd "$h"
     if [ -f "$hd/netns" ]; then
       local ns; ns=$(cat "$hd/netns")

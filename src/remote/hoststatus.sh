@@ -1,0 +1,10 @@
+# deploy status: what the host records about deploys. argv: none
+state=/var/lib/deploy
+if [ -d "$state/lock" ]; then printf 'lock\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"; fi
+for d in "$state"/journal/*/; do
+  [ -f "$d/deadman.armed" ] || continue
+  [ -e "$d/confirmed" ] || [ -e "$d/reverted" ] && continue
+  printf 'pending\t%s\t%s\n' "$(basename "$d")" "$(cut -f3 "$d/deadman.armed")"
+done
+for t in "$state"/toggles/*; do [ -f "$t" ] && printf 'toggle\t%s\t%s\n' "$(basename "$t")" "$(cat "$t")"; done
+tail -n 5 "$state/audit.log" 2>/dev/null | sed 's/^/A\t/'
