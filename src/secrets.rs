@@ -97,6 +97,11 @@ pub fn encrypt(path: &Path, plain: &[u8], recipients: &[String]) -> Result<Vec<u
     }
     let enc = age::Encryptor::with_recipients(rs.iter().map(|b| b.as_ref()))
         .map_err(|e| secret_err(path, format!("cannot encrypt: {e}")))?;
+    armored(path, enc, plain)
+}
+
+/// Run an encryptor over `plain`, ASCII-armored so the file diffs as text in git.
+fn armored(path: &Path, enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(|e| secret_err(path, e.to_string()))?;
@@ -117,13 +122,7 @@ pub fn is_passphrase_file(path: &Path) -> Result<bool> {
 /// Encrypt `plain` with a passphrase (scrypt), armored.
 pub fn encrypt_passphrase(path: &Path, plain: &[u8], passphrase: &str) -> Result<Vec<u8>> {
     let enc = age::Encryptor::with_user_passphrase(SecretString::from(passphrase.to_string()));
-    let mut out = Vec::new();
-    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-        .map_err(|e| secret_err(path, e.to_string()))?;
-    let mut w = enc.wrap_output(armor).map_err(|e| secret_err(path, e.to_string()))?;
-    w.write_all(plain).map_err(|e| secret_err(path, e.to_string()))?;
-    w.finish().and_then(|a| a.finish()).map_err(|e| secret_err(path, e.to_string()))?;
-    Ok(out)
+    armored(path, enc, plain)
 }
 
 /// Recipients for a file: --recipient values, else `.age-recipients` found

@@ -30,14 +30,7 @@ fn ssh_base(lab: &Lab) -> Command {
 }
 
 fn spawn_deploy(lab: &Lab, args: &[&str]) -> std::process::Child {
-    Command::new(bin())
-        .current_dir(&lab.root)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_in(&lab.root, args)
 }
 
 fn audit(lab: &Lab) -> String {

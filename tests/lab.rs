@@ -216,14 +216,7 @@ fn concurrent_deploy_fails_at_once_naming_the_holder() {
         "roles/common/role.yml",
         "files:\n  - dest: /etc/slow.conf\n    content: \"x\\n\"\n    validate: \"while [ ! -e /etc/release-validator ]; do sleep 0.05; done\"\n",
     );
-    let first = std::process::Command::new(bin())
-        .current_dir(&lab.root)
-        .args(["lab", "--role", "common", "--yes"])
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_in(&lab.root, &["lab", "--role", "common", "--yes"]);
     wait_until("the first deploy to hold the lock", Duration::from_secs(20), || {
         lab.ssh("lab1", "test -s /var/lib/deploy/lock/holder").code == 0
     });
@@ -467,14 +460,7 @@ fn file_changed_between_plan_and_apply_is_left_alone() {
         "roles/common/role.yml",
         "files:\n  - dest: /etc/a.conf\n    content: \"a\\n\"\n    validate: \"while [ ! -e /etc/go ]; do sleep 0.05; done\"\n  - dest: /etc/motd\n    content: \"new motd\\n\"\n",
     );
-    let run = std::process::Command::new(bin())
-        .current_dir(&lab.root)
-        .args(["lab", "--role", "common", "--yes"])
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_in(&lab.root, &["lab", "--role", "common", "--yes"]);
     wait_until("the apply to wait in the validator", Duration::from_secs(20), || {
         lab.ssh("lab1", "pgrep -f 'while \\[ ! -e /etc/go' >/dev/null").code == 0
     });

@@ -141,6 +141,18 @@ pub fn deploy_in(root: &Path, args: &[&str]) -> Run {
     to_run(o)
 }
 
+/// Start the deploy binary in `root` without waiting, output captured.
+pub fn spawn_in(root: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .current_dir(root)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub struct LabWithSlot {
     pub lab: Lab,
     _slot: Slot,
