@@ -150,32 +150,30 @@ pub fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<
 /// Write a new identity to `out` (0600, never overwriting); return its public key.
 pub fn keygen(out: &Path) -> Result<String> {
     use age::secrecy::ExposeSecret;
-    use std::os::unix::fs::OpenOptionsExt;
     let id = age::x25519::Identity::generate();
     let public = id.to_public().to_string();
     let text = format!("# public key: {public}\n{}\n", id.to_string().expose_secret());
+    write_new_private(out, text.as_bytes())?;
+    Ok(public)
+}
+
+/// Create `path` (never an existing file) with mode 0600 and write `bytes`:
+/// keys and plaintext must not be readable by others for even a moment.
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(out)
-        .map_err(|e| Error::io(out, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io(out, e))?;
-    Ok(public)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Write bytes to `path` atomically (temp file + rename) with mode 0600 for temp.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
+    write_new_private(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -193,16 +191,7 @@ pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Re
             .map(|n| n.to_string_lossy().trim_end_matches(".age").to_string())
             .unwrap_or("secrets.yml".into()),
     );
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&plain).map_err(|e| Error::io(&tmp, e))?;
-    }
+    write_new_private(&tmp, &plain)?;
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
