@@ -54,43 +54,43 @@ pub fn project() -> (PathBuf, Slot) {
     (root, slot)
 }
 
-/// An instance number, held while the directory exists with our pid in it.
+/// An instance number, held by an flock on `SLOTS/N.lock` for as long as the
+/// test process lives. The kernel drops the lock when the process dies, so a
+/// crashed test frees its slot without any pid bookkeeping, and two processes
+/// can never both believe they own the same slot (nextest starts many at once).
 pub struct Slot {
     pub n: u32,
     pub path: PathBuf,
+    _lock: std::fs::File,
 }
 
 impl Slot {
     fn take() -> Slot {
         std::fs::create_dir_all(SLOTS).unwrap();
         for n in 1..250u32 {
-            let path = PathBuf::from(format!("{SLOTS}/{n}"));
-            match std::fs::create_dir(&path) {
-                Ok(()) => {
-                    std::fs::write(path.join("pid"), std::process::id().to_string()).unwrap();
-                    return Slot { n, path };
-                }
-                Err(_) => {
-                    // reclaim a slot whose test process died without cleaning up
-                    let pid = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let alive = !pid.is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
-                    if !alive && path.join("pid").exists() {
-                        let lab = path.join("project/.lab");
-                        if lab.exists() {
-                            let _ = Command::new("bash")
-                                .arg(repo().join("tests/lab/lab.sh"))
-                                .args(["down", "--dir"])
-                                .arg(&lab)
-                                .status();
-                        }
-                        let _ = std::fs::remove_dir_all(&path);
-                        if std::fs::create_dir(&path).is_ok() {
-                            std::fs::write(path.join("pid"), std::process::id().to_string()).unwrap();
-                            return Slot { n, path };
-                        }
-                    }
-                }
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(format!("{SLOTS}/{n}.lock"))
+                .unwrap();
+            if lock.try_lock().is_err() {
+                continue;
             }
+            // ours now; whatever a dead holder left behind goes first
+            let path = PathBuf::from(format!("{SLOTS}/{n}"));
+            let lab = path.join("project/.lab");
+            if lab.exists() {
+                let _ = Command::new("bash")
+                    .arg(repo().join("tests/lab/lab.sh"))
+                    .args(["down", "--dir"])
+                    .arg(&lab)
+                    .stdout(Stdio::null())
+                    .status();
+            }
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            return Slot { n, path, _lock: lock };
         }
         panic!("no free lab slot in {SLOTS}");
     }
@@ -98,6 +98,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // the directory goes before the lock is released (field drop order)
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
