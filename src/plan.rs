@@ -125,6 +125,9 @@ pub struct HostPlan {
     /// The audit line of the previous deploy, when the host reverted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_revert: Option<String>,
+    /// Facts about this run worth saying before the changes (a fallback port).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Paths already as desired.
     pub unchanged: usize,
     /// `preserve` files that differ from the template and are left alone.
@@ -200,6 +203,7 @@ pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, Str
         services: vec![],
         compose: remote.compose,
         previous_revert: remote.reverted.clone(),
+        notes: Vec::new(),
         unchanged: 0,
         preserved: vec![],
     };

@@ -98,6 +98,10 @@ pub struct Remote {
     pub lock: Lock,
     /// The audit line of the last deploy, when the host reverted it.
     pub reverted: Option<String>,
+    /// This controller's address as the host sees it (from SSH_CONNECTION).
+    pub client_addr: Option<String>,
+    /// The port this connection reached sshd on.
+    pub server_port: Option<u16>,
 }
 
 /// Parse probe output. Errors describe what was malformed.
@@ -122,6 +126,8 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         paths: HashMap::new(),
         lock: Lock::Free,
         reverted: None,
+        client_addr: None,
+        server_port: None,
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
@@ -169,6 +175,14 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
             }
             "docker" => r.docker_unreachable = true,
             "reverted" => r.reverted = f.get(1).map(|s| s.to_string()),
+            "client" => {
+                // SSH_CONNECTION: client-addr client-port server-addr server-port
+                let w: Vec<&str> = f.get(1).unwrap_or(&"").split_whitespace().collect();
+                if w.len() == 4 {
+                    r.client_addr = Some(w[0].to_string());
+                    r.server_port = w[3].parse().ok();
+                }
+            }
             "C" if f.len() == 6 => r.containers.push(Container {
                 id: f[1].into(),
                 project: f[2].into(),

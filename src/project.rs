@@ -44,6 +44,12 @@ pub struct Toggle {
     /// Window to confirm in before the host reverts by itself.
     #[serde(default = "default_auto_revert")]
     pub auto_revert: Duration,
+    /// The ssh destination the confirmation connects to, rendered per host
+    /// with the toggled value (a host's VPN address or ssh_config alias, so
+    /// that the confirm proves the way in the new mode relies on). Empty:
+    /// the host's usual destination. Port and user stay the host's.
+    #[serde(default)]
+    pub confirm_via: Option<String>,
 }
 
 fn default_auto_revert() -> Duration {
@@ -87,6 +93,31 @@ pub struct RoleFile {
     /// Checks that gate the role's phase after a change.
     #[serde(default)]
     pub health: Vec<HealthSpec>,
+    /// Checks that must hold before any change of this role is made; a
+    /// failing one stops the host before anything is armed or written.
+    #[serde(default)]
+    pub preflight: Vec<PreflightSpec>,
+}
+
+/// A pre-flight check. Exactly one of that, command, healthy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreflightSpec {
+    /// A Jinja expression that must be true, evaluated on the controller with
+    /// the host's variables (toggled values included) and the facts
+    /// `deploy_controller_addr` (this controller's address as the host sees
+    /// it), `deploy_confirm_addr` (the same through a toggle's confirm_via)
+    /// and `deploy_ssh_port` (the port the next deploy connects to).
+    pub that: Option<String>,
+    /// Shown when `that` is false (a template).
+    pub msg: Option<String>,
+    /// A read-only command on the host that must exit 0 (`sshd -t`).
+    pub command: Option<String>,
+    /// Compose services (`project/service`) that must be healthy before a
+    /// toggle, when they exist: after it, a failure must be the toggle's.
+    /// Not checked before plain deploys, which may be the fix.
+    #[serde(default)]
+    pub healthy: Vec<String>,
 }
 
 /// A Compose project. Which services read which file is learned from the
@@ -364,6 +395,15 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::yaml::Warning>) 
         let n = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()].iter().filter(|b| **b).count();
         if n != 1 {
             return Err(Error::invalid(&spec_path, "a health check needs exactly one of http, tcp, command"));
+        }
+    }
+    for p in &spec.preflight {
+        let n = [p.that.is_some(), p.command.is_some(), !p.healthy.is_empty()].iter().filter(|b| **b).count();
+        if n != 1 {
+            return Err(Error::invalid(&spec_path, "a preflight check needs exactly one of that, command, healthy"));
+        }
+        if let Some(bad) = p.healthy.iter().find(|s| s.split('/').filter(|x| !x.is_empty()).count() != 2) {
+            return Err(Error::invalid(&spec_path, format!("preflight healthy: `{bad}` is not `project/service`")));
         }
     }
     for f in &spec.files {

@@ -62,6 +62,9 @@ pub struct Connection {
     pub key_file: Option<PathBuf>,
     /// deploy_ssh_config: an ssh_config file passed with -F.
     pub ssh_config: Option<PathBuf>,
+    /// deploy_fallback_port: where sshd listens until this deploy moves it
+    /// to ansible_port. Tried only when nothing listens on ansible_port.
+    pub fallback_port: Option<u16>,
 }
 
 /// A file as it should be on the host.
@@ -191,6 +194,40 @@ pub struct DesiredCheck {
     pub timeout: u64,
 }
 
+/// A pre-flight check of a role, run before any of its changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredPreflight {
+    /// Declaring role.
+    pub role: String,
+    /// What it checks.
+    pub kind: PreflightKind,
+}
+
+/// What a pre-flight check looks at.
+#[derive(Debug, Clone, Serialize)]
+pub enum PreflightKind {
+    /// An expression over the host's variables and the connection facts,
+    /// evaluated once those facts are known (after the probe).
+    That {
+        /// The expression, as written.
+        expr: String,
+        /// Its message template, as written.
+        msg: Option<String>,
+    },
+    /// A command on the host that must exit 0.
+    Command {
+        /// The rendered command.
+        command: String,
+    },
+    /// A Compose service that must be healthy when it exists.
+    Healthy {
+        /// Compose project.
+        project: String,
+        /// Service.
+        service: String,
+    },
+}
+
 /// Everything one host should have.
 #[derive(Debug, Clone, Serialize)]
 pub struct DesiredHost {
@@ -212,6 +249,11 @@ pub struct DesiredHost {
     pub warnings: Vec<String>,
     /// Unmanaged paths the probe also reports (toggle state files).
     pub extra_probe: Vec<String>,
+    /// Pre-flight checks of the selected roles.
+    pub preflight: Vec<DesiredPreflight>,
+    /// Where a toggle's confirmation connects (its `confirm_via`), when not
+    /// the usual destination.
+    pub confirm_via: Option<String>,
 }
 
 impl DesiredHost {
@@ -341,6 +383,8 @@ impl Loaded {
             checks: vec![],
             warnings: vec![],
             extra_probe: self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect(),
+            preflight: vec![],
+            confirm_via: None,
         };
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let mut compose_specs = Vec::new();
@@ -431,6 +475,23 @@ impl Loaded {
                     let path = self.render_small(host, hv, env, spec_file, a, &ctx)?;
                     claim(&path)?;
                     out.absent.push((path, role_name.clone(), phase_idx, selected));
+                }
+                for p in role.spec.preflight.iter().filter(|_| selected) {
+                    let kinds: Vec<PreflightKind> = if let Some(e) = &p.that {
+                        vec![PreflightKind::That { expr: e.clone(), msg: p.msg.clone() }]
+                    } else if let Some(c) = &p.command {
+                        vec![PreflightKind::Command { command: self.render_small(host, hv, env, spec_file, c, &ctx)? }]
+                    } else {
+                        p.healthy
+                            .iter()
+                            .map(|s| {
+                                let (project, service) = s.split_once('/').unwrap_or_default();
+                                PreflightKind::Healthy { project: project.into(), service: service.into() }
+                            })
+                            .collect()
+                    };
+                    out.preflight
+                        .extend(kinds.into_iter().map(|kind| DesiredPreflight { role: role_name.clone(), kind }));
                 }
                 for c in &role.spec.compose {
                     compose_specs.push((c.clone(), role_name.clone(), phase_idx, spec_file.clone()));
@@ -610,6 +671,56 @@ impl Loaded {
         ))
     }
 
+    /// The host's variables with `overrides` (toggled values, connection
+    /// facts) layered on, for evaluating templates outside a role's files.
+    fn vars_with(&self, host: &str, overrides: &[(String, Value)]) -> Result<Arc<HostVars>> {
+        let base =
+            self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
+        Ok(if overrides.is_empty() { base.clone() } else { Arc::new(base.with_overrides(overrides)) })
+    }
+
+    /// Render a one-line template of deploy.yml (a toggle's confirm_via)
+    /// for `host`.
+    pub fn render_line(&self, host: &str, overrides: &[(String, Value)], s: &str) -> Result<String> {
+        let hv = self.vars_with(host, overrides)?;
+        let ctx = Value::from_dyn_object(hv.clone());
+        let env = crate::template::environment(None);
+        let file = self.project.root.join("deploy.yml");
+        self.render_small(host, &hv, &env, &file, s, &ctx)
+    }
+
+    /// Evaluate the `that` pre-flight checks of `desired` with `overrides`
+    /// (toggled values and the connection facts) on the host's variables,
+    /// for the roles in `roles`. Returns "role: message" for each that fails.
+    pub fn failed_assertions(
+        &self,
+        desired: &DesiredHost,
+        overrides: &[(String, Value)],
+        roles: &[&str],
+    ) -> Result<Vec<String>> {
+        let host = desired.host.as_str();
+        let hv = self.vars_with(host, overrides)?;
+        let ctx = Value::from_dyn_object(hv.clone());
+        let mut failed = Vec::new();
+        for p in desired.preflight.iter().filter(|p| roles.contains(&p.role.as_str())) {
+            let PreflightKind::That { expr, msg } = &p.kind else { continue };
+            let env = &self.role_envs[&p.role];
+            let spec_file = &self.project.roles[&p.role].spec_path;
+            let ok = env
+                .compile_expression(expr)
+                .and_then(|e| e.eval(&ctx))
+                .map_err(|e| self.render_error(host, &hv, spec_file, &e, env, expr, &ctx))?;
+            if !ok.is_true() {
+                let text = match msg {
+                    Some(m) => self.render_small(host, &hv, env, spec_file, m, &ctx)?,
+                    None => format!("`{expr}` is false"),
+                };
+                failed.push(format!("{}: {text}", p.role));
+            }
+        }
+        Ok(failed)
+    }
+
     fn render_small(
         &self,
         host: &str,
@@ -636,21 +747,26 @@ impl Loaded {
             }
         };
         let root = &self.project.root;
-        let port = match get("ansible_port")? {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| Error::Render {
-                host: host.into(),
-                file: "inventory".into(),
-                line: None,
-                message: format!("ansible_port `{p}` is not a port number"),
-            })?),
-            None => None,
+        let port_var = |name: &str| -> Result<Option<u16>> {
+            match get(name)? {
+                Some(p) => Ok(Some(p.parse::<u16>().map_err(|_| Error::Render {
+                    host: host.into(),
+                    file: "inventory".into(),
+                    line: None,
+                    message: format!("{name} `{p}` is not a port number"),
+                })?)),
+                None => Ok(None),
+            }
         };
+        let port = port_var("ansible_port")?;
+        let fallback_port = port_var("deploy_fallback_port")?;
         Ok(Connection {
             address: get("ansible_host")?.unwrap_or_else(|| host.to_string()),
             port,
             user: get("ansible_user")?,
             key_file: get("ansible_ssh_private_key_file")?.map(|p| root.join(p)),
             ssh_config: get("deploy_ssh_config")?.map(|p| root.join(p)),
+            fallback_port,
         })
     }
 

@@ -85,6 +85,9 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
             line
         )?;
     }
+    for n in &plan.notes {
+        writeln!(out, "  {} {n}", style("!").yellow().bold())?;
+    }
     for c in &plan.changes {
         let (sym, word) = match (c.action, c.resource) {
             (Action::Create, _) => (style("+").green(), "create"),

@@ -192,6 +192,10 @@ fn toggle_desired(
         selected: true,
     });
     d.extra_probe.retain(|p| !p.ends_with(&format!("/{name}")));
+    if let Some(t) = &spec.confirm_via {
+        let v = loaded.render_line(host, overrides, t)?;
+        d.confirm_via = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    }
     Ok(d)
 }
 
@@ -295,10 +299,16 @@ async fn stage1(
         Ok(r) => r,
         Err(e) => return HostState::Failed(e),
     };
+    let mut overrides = match &args.toggle {
+        Some(t) => {
+            let spec = &loaded.project.file.toggles[&t.name];
+            vec![(spec.var.clone(), crate::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
+        }
+        None => toggles_on(loaded, &remote),
+    };
     if args.toggle.is_none() {
         // A toggle that is on stays on: render this host with its value, as
         // recorded on the host, so a plain deploy never undoes it silently.
-        let overrides = toggles_on(loaded, &remote);
         if !overrides.is_empty() {
             let again = match loaded.render_host_with(host, args.roles.as_deref(), &overrides) {
                 Ok(d) => Arc::new(d),
@@ -335,6 +345,63 @@ async fn stage1(
         }
         return HostState::Failed(e);
     }
+    let port_now = if conn.fallback.is_some() {
+        desired.connection.port.unwrap_or(22)
+    } else {
+        remote.server_port.or(desired.connection.port).unwrap_or(22)
+    };
+    let client = remote.client_addr.clone().unwrap_or_default();
+    overrides.push(("deploy_controller_addr".into(), client.clone().into()));
+    overrides.push(("deploy_ssh_port".into(), port_now.into()));
+    // A toggle confirming through another way in (its VPN address) relies on
+    // it: prove it works now, and learn our address as seen that way, before
+    // switching to rules that may leave only that way open.
+    let confirm_addr = match &desired.confirm_via {
+        None => Ok(client),
+        Some(via) => {
+            let mut c = desired.connection.clone();
+            c.address = via.clone();
+            match crate::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", "echo \"$SSH_CONNECTION\"", &[], Duration::from_secs(30)).await {
+                Ok(o) if o.code == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()),
+                Ok(o) => Err(format!("exit {:?}", o.code)),
+                Err(Error::Connect { message, .. }) => Err(message),
+                Err(e) => Err(e.to_string()),
+            }
+            .map_err(|why| Error::Remote {
+                host: host.into(),
+                message: format!("the confirmation would connect through {via} (confirm_via), which does not work now: {why}. Nothing was changed; fix that way in first"),
+            })
+        }
+    };
+    let confirm_addr = match confirm_addr {
+        Ok(a) => a,
+        Err(e) => {
+            if locked {
+                let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
+            }
+            return HostState::Failed(e);
+        }
+    };
+    overrides.push(("deploy_confirm_addr".into(), confirm_addr.into()));
+    let checked = match conn.fallback {
+        Some(fb) => fallback_guard(loaded, args, &desired, &plan, fb),
+        None => Ok(()),
+    };
+    let checked = match checked {
+        Ok(()) => preflight(&conn, loaded, &desired, &remote, &plan, &overrides, args.toggle.is_some()).await,
+        e => e,
+    };
+    if let Err(e) = checked {
+        if locked {
+            let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
+        }
+        return HostState::Failed(e);
+    }
+    if let Some(fb) = conn.fallback {
+        plan.notes.push(format!(
+            "nothing listens on port {port_now} (ansible_port) yet: connected on deploy_fallback_port {fb}; this deploy must move sshd, and its confirmation uses port {port_now}"
+        ));
+    }
     progress.done(
         host,
         &if plan.changes.is_empty() {
@@ -344,6 +411,83 @@ async fn stage1(
         },
     );
     HostState::Ready(Box::new(Ready { conn, plan, locked, desired }))
+}
+
+/// Connected through deploy_fallback_port: only a deploy that changes
+/// something under the dead-man switch can be the one moving sshd, and only
+/// the switch's confirmation on ansible_port proves it did.
+fn fallback_guard(loaded: &Loaded, args: &DeployArgs, desired: &DesiredHost, plan: &HostPlan, fb: u16) -> Result<()> {
+    let guarded = args.toggle.is_some()
+        || plan.changes.iter().any(|c| loaded.project.file.phases.get(c.phase).is_some_and(|p| p.deadman.is_some()));
+    if guarded {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        host: desired.host.clone(),
+        message: format!(
+            "nothing listens on ansible_port {}, so this deploy connected on deploy_fallback_port {fb}, but it changes nothing under a dead-man switch: it cannot be the deploy that moves sshd, and nothing would prove the next deploy gets in. Nothing was changed. Fix ansible_port, or deploy the sshd change (in a `deadman:` phase)",
+            desired.connection.port.unwrap_or(22)
+        ),
+    })
+}
+
+/// Run the pre-flight checks of the roles this host's plan changes: the
+/// `that` expressions here, commands and container health on the host.
+/// Read-only; a failure stops the host before anything is armed or written.
+/// Container health is checked before toggles only: a plain deploy may be
+/// the very fix for a broken service and must not be held back by it.
+async fn preflight(
+    conn: &Conn,
+    loaded: &Loaded,
+    desired: &DesiredHost,
+    remote: &crate::probe::Remote,
+    plan: &HostPlan,
+    facts: &[(String, minijinja::Value)],
+    toggle: bool,
+) -> Result<()> {
+    if desired.preflight.is_empty() {
+        return Ok(());
+    }
+    let mut roles: Vec<&str> = plan.changes.iter().map(|c| c.role.as_str()).collect();
+    for a in &plan.services {
+        if let Some(c) = desired.compose.iter().find(|c| c.project == a.project) {
+            roles.push(c.role.as_str());
+        }
+    }
+    roles.sort_unstable();
+    roles.dedup();
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let mut failed = loaded.failed_assertions(desired, facts, &roles)?;
+    let mut items = String::new();
+    for p in desired.preflight.iter().filter(|p| roles.contains(&p.role.as_str())) {
+        match &p.kind {
+            crate::render::PreflightKind::Command { command } => items.push_str(&format!("M\t30\t{command}\n")),
+            crate::render::PreflightKind::Healthy { project, service } => {
+                // a service this deploy creates has nothing to be healthy yet
+                if toggle && remote.containers.iter().any(|c| &c.project == project && &c.service == service) {
+                    items.push_str(&format!("S\t5\t{project}\t{service}\n"));
+                }
+            }
+            crate::render::PreflightKind::That { .. } => {}
+        }
+    }
+    if !items.is_empty() {
+        let out = conn.run("deploy-preflight", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+        let h = crate::apply::parse_health(&out.stdout);
+        failed.extend(h.failed.iter().map(|(what, why, _)| format!("{what}: {why}")));
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        host: desired.host.clone(),
+        message: format!(
+            "pre-flight checks failed; nothing was changed:\n{}",
+            failed.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+        ),
+    })
 }
 
 /// Fetch the old contents of updated files (not secret ones) in one command
@@ -895,21 +1039,38 @@ async fn stage2(
         report.keep_lock = true;
         return Ok(report);
     }
-    progress.step(host, "confirming over a fresh SSH connection");
-    let confirm = crate::ssh::run_fresh(
-        host,
-        &desired.connection,
-        &args.ssh,
-        "deploy-disarm",
-        crate::apply::DISARM,
-        &[&id],
-        Duration::from_secs(30),
-    )
-    .await;
+    // the way the next deploy (or, for a toggle with confirm_via, the new
+    // mode's way in) reaches the host: ansible_port even when this run came
+    // in through deploy_fallback_port
+    let mut via = desired.connection.clone();
+    if let Some(v) = &desired.confirm_via {
+        via.address = v.clone();
+    }
+    let dest = match via.port {
+        Some(p) => format!("{}:{p}", via.address),
+        None => via.address.clone(),
+    };
+    progress.step(host, &format!("confirming over a fresh SSH connection to {dest}"));
+    // A reloaded sshd re-executes itself and is briefly not listening: retry
+    // what may be transient (refused, timed out) with pauses, but stop well
+    // before the host's own revert fires; an authentication or host key
+    // failure is an answer, not a hiccup.
+    let give_up = a.deadline.saturating_sub(5).min(crate::util::now() + 60);
+    let confirm = loop {
+        let limit = Duration::from_secs(give_up.saturating_sub(crate::util::now()).clamp(5, 30));
+        let r =
+            crate::ssh::run_fresh(host, &via, &args.ssh, "deploy-disarm", crate::apply::DISARM, &[&id], limit).await;
+        match &r {
+            Err(Error::Connect { retryable: true, .. }) if crate::util::now() + 1 < give_up => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => break r,
+        }
+    };
     let why = match confirm {
         Ok(o) if String::from_utf8_lossy(&o.stdout).starts_with("DISARMED") => {
             report.deadman.push(format!(
-                "confirmed over a fresh SSH connection; cancelled exactly this deploy's {} timer",
+                "confirmed over a fresh SSH connection to {dest}; cancelled exactly this deploy's {} timer",
                 a.mechanism
             ));
             return Ok(report);
@@ -920,7 +1081,7 @@ async fn stage2(
     // Unconfirmed is reverted: keep the lock (the revert releases it) and watch it happen.
     report.keep_lock = true;
     report.deadman.push(format!(
-        "could NOT confirm over a fresh SSH connection ({why}); the host will revert this deploy by itself at {}",
+        "could NOT confirm over a fresh SSH connection to {dest} ({why}); the host will revert this deploy by itself at {}",
         clock(a.deadline)
     ));
     progress.step(host, &format!("unconfirmed: waiting for the host to revert at {}", clock(a.deadline)));
@@ -929,22 +1090,19 @@ async fn stage2(
         tokio::time::sleep(Duration::from_secs(a.deadline - now + 1)).await;
     }
     let check = format!("test -e /var/lib/deploy/journal/{id}/reverted && echo REVERTED");
+    // reverted, sshd is back where this run found it
+    let mut back = desired.connection.clone();
+    if let Some(fb) = r.conn.fallback {
+        back.port = Some(fb);
+    }
     let limit = crate::util::now() + 90;
     let mut outcome = format!(
         "the host did not answer a fresh connection within 90s after {}; check it from the provider console",
         clock(a.deadline)
     );
     while crate::util::now() < limit {
-        if let Ok(o) = crate::ssh::run_fresh(
-            host,
-            &desired.connection,
-            &args.ssh,
-            "deploy-check",
-            &check,
-            &[],
-            Duration::from_secs(10),
-        )
-        .await
+        if let Ok(o) =
+            crate::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10)).await
         {
             if String::from_utf8_lossy(&o.stdout).contains("REVERTED") {
                 outcome = "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();

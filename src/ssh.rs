@@ -34,6 +34,8 @@ pub struct Conn {
     /// Inventory name, for messages.
     pub host: String,
     session: Session,
+    /// Set when ansible_port refused and deploy_fallback_port answered.
+    pub fallback: Option<u16>,
 }
 
 /// The output of a remote command.
@@ -123,11 +125,29 @@ fn connect_error(host: &str, e: openssh::Error) -> Error {
 /// bounded number of times with growing pauses (1s, 3s): hammering a host
 /// that closes connections only gets the address banned (fail2ban).
 pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
+    match connect_port(host, c, c.port, opts).await {
+        Err(Error::Connect { message, retryable: true, .. }) if c.fallback_port.is_some() => {
+            // sshd is still on its old port (refused, or dropped by a firewall
+            // that does not open the new one yet): this deploy moves it
+            let mut conn = connect_port(host, c, c.fallback_port, opts).await.map_err(|e| match e {
+                Error::Connect { host, message: m, retryable } => {
+                    Error::Connect { host, message: format!("{message}; and on deploy_fallback_port: {m}"), retryable }
+                }
+                other => other,
+            })?;
+            conn.fallback = c.fallback_port;
+            Ok(conn)
+        }
+        other => other,
+    }
+}
+
+async fn connect_port(host: &str, c: &Connection, port: Option<u16>, opts: &SshOptions) -> Result<Conn> {
     let mut b = SessionBuilder::default();
     b.known_hosts_check(if opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
     b.connect_timeout(opts.connect_timeout);
     b.server_alive_interval(Duration::from_secs(15));
-    if let Some(p) = c.port {
+    if let Some(p) = port {
         b.port(p);
     }
     if let Some(u) = &c.user {
@@ -145,10 +165,11 @@ pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Co
             tokio::time::sleep(Duration::from_secs(if attempt == 1 { 1 } else { 3 })).await;
         }
         match b.connect_mux(&c.address).await {
-            Ok(session) => return Ok(Conn { host: host.into(), session }),
+            Ok(session) => return Ok(Conn { host: host.into(), session, fallback: None }),
             Err(e) => {
                 let err = connect_error(host, e);
-                let retry = matches!(err, Error::Connect { retryable: true, .. });
+                // with a fallback port, no answer is an answer: go there
+                let retry = matches!(err, Error::Connect { retryable: true, .. }) && c.fallback_port.is_none();
                 last = Some(err);
                 if !retry {
                     break;

@@ -366,6 +366,46 @@ fn add_ansible(env: &mut Environment<'static>) {
     });
     env.add_test("truthy", |v: Value| v.is_true());
     env.add_test("falsy", |v: Value| !v.is_true());
+    // ansible.utils' in_network / in_any_network, for pre-flight checks such
+    // as "the controller's address is allowed by the new rules"
+    env.add_test("in_network", |v: Value, net: String| -> Result<bool, MjError> {
+        ip_in_network(&py_str(&v), &net).map_err(err)
+    });
+    env.add_test("in_any_network", |v: Value, nets: Vec<String>| -> Result<bool, MjError> {
+        let addr = py_str(&v);
+        for n in &nets {
+            if ip_in_network(&addr, n).map_err(err)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    });
+}
+
+/// Whether `addr` lies in `net` ("10.0.0.0/8", "::1/128", or a bare address).
+pub fn ip_in_network(addr: &str, net: &str) -> Result<bool, String> {
+    use std::net::IpAddr;
+    let a: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
+    let (base, len) = match net.trim().split_once('/') {
+        Some((b, l)) => (b, Some(l.parse::<u32>().map_err(|_| format!("`{net}` is not a network"))?)),
+        None => (net.trim(), None),
+    };
+    let b: IpAddr = base.parse().map_err(|_| format!("`{net}` is not a network"))?;
+    let (a, b, bits) = match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        (IpAddr::V6(a), IpAddr::V4(b)) => match a.to_ipv4_mapped() {
+            Some(a) => (u32::from(a) as u128, u32::from(b) as u128, 32),
+            None => return Ok(false),
+        },
+        _ => return Ok(false),
+    };
+    let len = len.unwrap_or(bits);
+    if len > bits {
+        return Err(format!("`{net}`: prefix length {len} is longer than {bits}"));
+    }
+    let mask = if len == 0 { 0 } else { (u128::MAX << (128 - len)) >> (128 - bits) };
+    Ok(a & mask == b & mask)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -620,6 +660,24 @@ pub fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Va
 mod tests {
     use super::*;
     use minijinja::context;
+
+    #[test]
+    fn networks() {
+        assert!(ip_in_network("10.231.3.1", "10.231.0.0/16").unwrap());
+        assert!(!ip_in_network("10.232.3.1", "10.231.0.0/16").unwrap());
+        assert!(ip_in_network("100.64.7.1", "100.64.0.0/10").unwrap());
+        assert!(!ip_in_network("100.128.0.1", "100.64.0.0/10").unwrap());
+        assert!(ip_in_network("192.0.2.1", "0.0.0.0/0").unwrap());
+        assert!(ip_in_network("192.0.2.1", "192.0.2.1").unwrap());
+        assert!(ip_in_network("::ffff:10.1.2.3", "10.0.0.0/8").unwrap());
+        assert!(ip_in_network("2001:db8::1", "2001:db8::/32").unwrap());
+        assert!(!ip_in_network("2001:db8::1", "10.0.0.0/8").unwrap());
+        assert!(ip_in_network("x", "10.0.0.0/8").is_err());
+        let env = environment(None);
+        let t = |src: &str| env.render_str(src, context! { a => "10.231.3.1", nets => ["192.0.2.0/24", "10.0.0.0/8"] });
+        assert_eq!(t("{{ a is in_any_network(nets) }}").unwrap(), "True");
+        assert_eq!(t("{{ a is in_network('192.0.2.0/24') }}").unwrap(), "False");
+    }
 
     fn r(src: &str, ctx: Value) -> String {
         let env = environment(None);

@@ -24,7 +24,7 @@ fn changed(before: &[String], after: &[String]) -> Vec<String> {
     out
 }
 
-const STACK: &[&str] = &["apps-notes-1", "apps-openclaw-1", "apps-openclaw-worker-1", "infra-db-1", "infra-proxy-1"];
+const STACK: &[&str] = &["apps-notes-1", "apps-openclaw-1", "apps-openclaw-worker-1", "infra-db-1", "proxy-proxy-1"];
 
 fn deployed(hosts: u32, v1: &[&str]) -> LabWithSlot {
     let lab = Lab::up_docker(hosts, v1);
@@ -208,10 +208,10 @@ fn mounted_config_change_reloads_in_place() {
     lab.write_file("inventory/host_vars/lab1.yml", "proxy_protected:\n  /admin: \"admin:letmein\"\n");
     let c = lab.deploy(&["lab", "--check"]);
     assert!(
-        c.stdout.contains("infra/proxy  reload in place  [mounted config /opt/stack/proxy/httpd.conf changed]"),
+        c.stdout.contains("proxy/proxy  reload in place  [mounted config /opt/stack/proxy/httpd.conf changed]"),
         "{c:?}"
     );
-    assert!(!c.stdout.contains("infra/proxy  recreate"), "{c:?}");
+    assert!(!c.stdout.contains("proxy/proxy  recreate"), "{c:?}");
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     // same container, new behaviour
@@ -223,9 +223,9 @@ fn mounted_config_change_reloads_in_place() {
 #[test]
 fn reload_of_a_single_file_mount_is_refused() {
     let (root, _slot) = project();
-    let t = std::fs::read_to_string(root.join("roles/infra/templates/infra.yml.j2")).unwrap();
+    let t = std::fs::read_to_string(root.join("roles/proxy/templates/proxy.yml.j2")).unwrap();
     std::fs::write(
-        root.join("roles/infra/templates/infra.yml.j2"),
+        root.join("roles/proxy/templates/proxy.yml.j2"),
         t.replace("./proxy:/etc/proxy:ro", "./proxy/httpd.conf:/etc/httpd.conf:ro"),
     )
     .unwrap();

@@ -23,6 +23,23 @@ fn guarded_lab() -> LabWithSlot {
     lab
 }
 
+/// Drop the firewall's pre-flight checks, which refuse a lockout they can
+/// foresee: these tests need one that gets past them (as a rule the checks
+/// do not model would) to exercise the switch itself.
+fn without_preflight(lab: &Lab) {
+    let t = std::fs::read_to_string(lab.root.join("roles/firewall/role.yml")).unwrap();
+    let cut = t.find("preflight:").expect("the firewall role has pre-flight checks");
+    lab.write_file("roles/firewall/role.yml", &t[..cut]);
+}
+
+/// Add a file (YAML list item) to the firewall role, and optionally more
+/// top-level keys.
+fn add_to_firewall(lab: &Lab, file_item: &str, more: &str) {
+    let t = std::fs::read_to_string(lab.root.join("roles/firewall/role.yml")).unwrap();
+    let t = t.replacen("files:\n", &format!("files:\n{file_item}"), 1);
+    lab.write_file("roles/firewall/role.yml", &format!("{t}{more}"));
+}
+
 fn ssh_base(lab: &Lab) -> Command {
     let mut c = Command::new("ssh");
     c.arg("-F").arg(lab.root.join(".lab/ssh_config")).stdin(Stdio::null());
@@ -40,6 +57,7 @@ fn audit(lab: &Lab) -> String {
 #[test]
 fn lockout_is_reverted_by_the_host_and_the_fresh_connection_is_what_saw_it() {
     let lab = guarded_lab();
+    without_preflight(&lab);
     let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
     // our own multiplexed connection, opened before the change
     let ctl = lab.root.join(".lab/test-master");
@@ -116,11 +134,10 @@ fn confirmed_deploy_cancels_only_its_own_timer_and_never_reverts() {
 
 /// Kill the controller (SIGKILL) while the host waits at `pause`, then check
 /// the host returns to its previous state within the window by itself.
-fn killed_at(pause_role: &str) {
+fn killed_at(pause_file: &str, more: &str) {
     let lab = guarded_lab();
     let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
-    let t = std::fs::read_to_string(lab.root.join("roles/firewall/role.yml")).unwrap();
-    lab.write_file("roles/firewall/role.yml", &format!("{t}{pause_role}"));
+    add_to_firewall(&lab, pause_file, more);
     lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"10.231.0.0/16\", \"198.51.100.0/24\"]\n");
     let mut deploy = spawn_deploy(&lab, &["lab", "--yes"]);
     wait_until("the deploy to reach the pause", Duration::from_secs(30), || {
@@ -144,13 +161,15 @@ fn killed_at(pause_role: &str) {
 fn controller_killed_before_the_swap_the_host_reverts() {
     killed_at(
         "  - dest: /etc/paused.conf\n    content: \"x\\n\"\n    validate: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n",
+        "",
     );
 }
 
 #[test]
 fn controller_killed_during_the_health_wait_the_host_reverts() {
     killed_at(
-        "  - dest: /etc/paused.conf\n    content: \"x\\n\"\nhealth:\n  - command: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n    timeout: 60s\n",
+        "  - dest: /etc/paused.conf\n    content: \"x\\n\"\n",
+        "health:\n  - command: \"while [ ! -e /etc/deploy-go ]; do sleep 0.1; done\"\n    timeout: 60s\n",
     );
 }
 
@@ -191,6 +210,7 @@ fn vpn_on_status_off_read_back_from_the_host() {
 #[test]
 fn failed_vpn_on_ends_in_the_previous_mode_not_public() {
     let lab = toggle_lab();
+    without_preflight(&lab);
     // the previous mode: public, plus an extra SSH range of this host's own
     lab.write_file(
         "inventory/host_vars/lab1.yml",

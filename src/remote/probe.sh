@@ -4,6 +4,7 @@
 mode=$1; holder=$2; docker=$3; shift 3
 printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
+printf 'client\t%s\n' "${SSH_CONNECTION:-}"
 state=/var/lib/deploy
 if [ "$mode" = lock ]; then
   mkdir -p "$state" 2>/dev/null

@@ -298,6 +298,39 @@ impl Lab {
         out
     }
 
+    /// A lab host's address on the lab network (outside the VPN range).
+    pub fn addr(&self, host: &str) -> String {
+        std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/addr"))).unwrap().trim().to_string()
+    }
+
+    /// A lab host's address in the VPN range (100.64.K.x).
+    pub fn vpn_addr(&self, host: &str) -> String {
+        std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/vpn_addr"))).unwrap().trim().to_string()
+    }
+
+    /// HTTP status of `url` fetched from this machine with source address
+    /// `from` (the controller has one address in and one outside the VPN
+    /// range); "000" when no connection is made within 2 seconds.
+    pub fn http_from(&self, from: &str, url: &str) -> String {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2", "--max-time", "4"])
+            .args(["--interface", from, url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// sshd's log of a lab host (LogLevel VERBOSE: one line per connection).
+    pub fn sshd_log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/sshd.log"))).unwrap_or_default()
+    }
+
+    /// A lab host's /var/lib/deploy, seen from this side (the lab's per-host
+    /// directories are plain directories here).
+    pub fn state_dir(&self, host: &str) -> PathBuf {
+        self.root.join(format!(".lab/hosts/{host}/root/var/lib/deploy"))
+    }
+
     pub fn write_file(&self, rel: &str, text: &str) {
         let p = self.root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

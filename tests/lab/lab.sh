@@ -73,7 +73,10 @@ start_sshd() {
   local h=$1 hd=$dir/hosts/$1
   local ns; ns=$(cat "$hd/netns")
   local addr; addr=$(cat "$hd/addr")
-  rm -f "$hd/sshd.pid"
+  # sshd writes its pid inside the host's /etc (so that an on_change reload
+  # finds it there); $hd/sshd.pid points at it for this script
+  rm -f "$hd/root/etc/ssh/lab-sshd.pid"
+  ln -sfn root/etc/ssh/lab-sshd.pid "$hd/sshd.pid"
   # unshare gives the sshd (and every session it forks) a private mount namespace;
   # nsenter --net rather than `ip netns exec`, which remounts /sys (see LAB-NOTES).
   nsenter --net="/var/run/netns/$ns" unshare --mount --propagation private sh -c '
@@ -100,8 +103,9 @@ start_sshd() {
     exec /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$hd/sshd.log"
   ' sh "$(realpath "$hd")"
   wait_for "sshd of $h to write its pid file" 10 test -s "$hd/sshd.pid"
-  wait_for "sshd of $h to listen on $addr:22" 10 \
-    nsenter --net="/var/run/netns/$ns" sh -c "ss -ltn | grep -q '$addr:22 '"
+  # on whatever port its config gives (the hardening role may have moved it)
+  wait_for "sshd of $h to listen" 10 \
+    nsenter --net="/var/run/netns/$ns" sh -c "ss -ltnp | grep -q \"pid=\$(cat '$hd/sshd.pid'),\""
 }
 
 start_dockerd() {
@@ -184,7 +188,7 @@ up() {
   need_packages
   mkdir -p "$dir/hosts" /opt /srv /var/lib/deploy  # mount points for the per-host binds
   dir=$(realpath "$dir")
-  local net=10.231.$instance br=dlab$instance
+  local net=10.231.$instance vpn=100.64.$instance br=dlab$instance
   echo "$instance" >"$dir/instance"
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C deploy-lab -f "$dir/id_ed25519"
 
@@ -193,13 +197,16 @@ up() {
     echo "$br" >"$dir/bridge"
   fi
   ip addr replace "$net.1/24" dev "$br"
+  # the controller is also a client in the VPN range (100.64.0.0/10), so tests
+  # reach each host through its VPN address as well as from outside that range
+  ip addr replace "$vpn.1/24" dev "$br"
   ip link set "$br" up
 
   for i in $(seq 1 "$hosts"); do
     local h=lab$i hd=$dir/hosts/lab$i ns; ns=$(ns_name "$h")
     local addr=$net.$((10 + i))
     mkdir -p "$hd"
-    echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"
+    echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"; echo "$vpn.$((10 + i))" >"$hd/vpn_addr"
     if ip netns list | grep -qw "$ns" && [ ! -s "$hd/sshd.pid" ]; then
       # left over from a run that died without `down`: not ours to reuse
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
@@ -211,6 +218,7 @@ up() {
       ip link add "v$instance-$i" type veth peer name eth0 netns "$ns"
       ip link set "v$instance-$i" master "$br" up
       ip -n "$ns" addr add "$addr/24" dev eth0
+      ip -n "$ns" addr add "$vpn.$((10 + i))/24" dev eth0
       ip -n "$ns" link set eth0 up
       ip -n "$ns" link set lo up
       ip -n "$ns" route add default via "$net.1"
@@ -233,20 +241,25 @@ up() {
       rm -f "$hd/root/etc/ssh/sshd_config.d/"*.conf
       host_keys "$hd"
       cp "$dir/id_ed25519.pub" "$hd/root/etc/ssh/lab_authorized_keys"
-      cat >"$hd/root/etc/ssh/sshd_config" <<EOF
-# lab host $h ($addr): written by tests/lab/lab.sh
-ListenAddress $addr
-Port 22
+      # The lab's own settings live in a drop-in, so that the example's
+      # hardening role can own sshd_config as it would on a real host.
+      cat >"$hd/root/etc/ssh/sshd_config.d/00-lab.conf" <<EOF
+# lab host $h: written by tests/lab/lab.sh
 HostKey /etc/ssh/ssh_host_ed25519_key
-PidFile $hd/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
+PidFile /etc/ssh/lab-sshd.pid
 AuthorizedKeysFile /etc/ssh/lab_authorized_keys
 UsePAM no
 LogLevel VERBOSE
 MaxSessions 64
 MaxStartups 200:30:400
+EOF
+      cat >"$hd/root/etc/ssh/sshd_config" <<EOF
+# lab host $h ($addr): written by tests/lab/lab.sh
+Include /etc/ssh/sshd_config.d/*.conf
+Port 22
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 EOF
       echo "$h" >"$hd/root/etc/hostname"
@@ -266,6 +279,18 @@ EOF
       cat <<EOF
 Host $h
   HostName $(cat "$hd/addr")
+  HostKeyAlias $h
+  User root
+  IdentityFile $dir/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile $dir/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+  ConnectTimeout 5
+# the same host through its VPN address
+Host $h-vpn
+  HostName $(cat "$hd/vpn_addr")
+  HostKeyAlias $h
   User root
   IdentityFile $dir/id_ed25519
   IdentitiesOnly yes
