@@ -202,7 +202,10 @@ fn vpn_on_status_off_read_back_from_the_host() {
     let r = lab.deploy(&["vpn-off", "lab", "--yes", "--confirm-within", "20s"]);
     assert_eq!(r.code, 0, "{r:?}");
     let rules = lab.sh("lab1", "nft list ruleset");
-    assert!(rules.contains("tcp dport { 80, 443 } accept") && !rules.contains("100.64.0.0/10"), "{rules}");
+    assert!(
+        rules.contains("tcp dport { 80, 443 } accept") && !rules.contains("ip saddr 100.64.0.0/10 tcp dport 443"),
+        "{rules}"
+    );
     let s = lab.deploy(&["vpn-status", "lab"]);
     assert!(s.stdout.contains("vpn state file says OFF; the files on the host are the OFF rendering"), "{s:?}");
 }
@@ -236,11 +239,11 @@ fn no_confirm_is_a_trial_that_reverts_itself() {
     let r = lab.deploy(&["vpn-on", "lab", "--yes", "--no-confirm", "--confirm-within", "8s"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("trial run (--no-confirm)"), "{r:?}");
-    assert!(lab.sh("lab1", "nft list ruleset").contains("100.64.0.0/10"));
+    assert!(lab.sh("lab1", "nft list ruleset").contains("ip saddr 100.64.0.0/10 tcp dport 443"));
     let s = lab.deploy(&["vpn-status", "lab"]);
     assert!(s.stdout.contains("a revert is PENDING"), "{s:?}");
     wait_until("the trial to revert", Duration::from_secs(30), || audit(&lab).contains(" REVERTED deploy="));
-    assert!(!lab.sh("lab1", "nft list ruleset").contains("100.64.0.0/10"));
+    assert!(!lab.sh("lab1", "nft list ruleset").contains("ip saddr 100.64.0.0/10 tcp dport 443"));
     let s = lab.deploy(&["vpn-status", "lab"]);
     assert!(s.stdout.contains("state file says UNSET") && s.stdout.contains("no revert pending"), "{s:?}");
 }
@@ -268,4 +271,100 @@ fn at_timer_is_used_and_only_its_own_job_cancelled() {
         "{stdout}"
     );
     assert_eq!(lab.sh("lab1", "atq"), queued, "the decoy job was removed or ours left behind");
+}
+
+#[test]
+fn preflight_refuses_a_lockout_it_can_foresee_before_arming_anything() {
+    let lab = guarded_lab();
+    let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    let journals = lab.sh("lab1", "ls /var/lib/deploy/journal");
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"192.0.2.0/24\"]\n");
+    let controller = format!("10.231.{}.1", lab.instance);
+    for args in [&["lab", "--check"][..], &["lab", "--yes"][..]] {
+        let r = lab.deploy(args);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.all().contains("pre-flight checks failed; nothing was changed"), "{r:?}");
+        assert!(
+            r.all().contains(&format!(
+                "firewall: the new rules let SSH in only from 192.0.2.0/24, not from this controller ({controller})"
+            )),
+            "{r:?}"
+        );
+        assert!(r.all().contains("add it to ssh_allowed_from"), "{r:?}");
+    }
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), before);
+    assert_eq!(lab.sh("lab1", "ls /var/lib/deploy/journal"), journals, "something was armed or journaled");
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}
+
+#[test]
+fn controller_killed_mid_upload_the_host_reverts() {
+    let lab = guarded_lab();
+    let before = lab.read("lab1", "/etc/nftables.conf").unwrap();
+    // a large file in the guarded phase, so that the upload takes a while
+    let size: u64 = 64 << 20;
+    let mut big = Vec::with_capacity(size as usize);
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    while (big.len() as u64) < size {
+        // xorshift: incompressible enough, and no dependency
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::create_dir_all(lab.root.join("roles/firewall/files")).unwrap();
+    std::fs::write(lab.root.join("roles/firewall/files/big.bin"), &big).unwrap();
+    drop(big);
+    add_to_firewall(&lab, "  - dest: /opt/big.bin\n    src: big.bin\n    mode: \"0644\"\n", "");
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"10.231.0.0/16\", \"198.51.100.0/24\"]\n");
+    let journal = lab.state_dir("lab1").join("journal");
+    let existing: Vec<_> = std::fs::read_dir(&journal).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut deploy = spawn_deploy(&lab, &["lab", "--yes"]);
+    // watch the upload arrive from this side: the host's /var/lib/deploy is a
+    // directory here, so no ssh round trip delays the kill
+    let partial = |j: &std::path::Path| -> Option<u64> {
+        for e in std::fs::read_dir(j).ok()?.flatten() {
+            if existing.contains(&e.file_name()) {
+                continue;
+            }
+            for p in std::fs::read_dir(e.path()).ok()?.flatten() {
+                for f in std::fs::read_dir(p.path().join("new")).into_iter().flatten().flatten() {
+                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len > 0 && len < size {
+                        return Some(len);
+                    }
+                }
+            }
+        }
+        None
+    };
+    let start = Instant::now();
+    let got = loop {
+        if let Some(n) = partial(&journal) {
+            break n;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for the upload to begin");
+        assert!(deploy.try_wait().unwrap().is_none(), "the deploy ended before its upload was seen");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    deploy.kill().unwrap();
+    let _ = deploy.wait();
+    assert!(got < size, "the upload had finished: not mid-upload");
+    wait_until("the host to revert by itself", Duration::from_secs(WINDOW + 30), || {
+        audit(&lab).contains(" REVERTED deploy=")
+    });
+    assert_eq!(lab.read("lab1", "/etc/nftables.conf").unwrap(), before, "not back byte for byte");
+    assert!(!lab.sh("lab1", "nft list ruleset").contains("198.51.100.0/24"));
+    assert!(lab.ssh("lab1", "test -e /opt/big.bin").code != 0, "the half-uploaded file landed");
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+    // nothing of the upload is left lying around on the host
+    let left: Vec<_> = std::fs::read_dir(&journal)
+        .unwrap()
+        .flatten()
+        .filter(|e| !existing.contains(&e.file_name()))
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten().collect::<Vec<_>>())
+        .flat_map(|p| std::fs::read_dir(p.path().join("new")).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .collect();
+    assert!(left.is_empty(), "pieces of the upload left on the host: {left:?}");
 }

@@ -16,7 +16,10 @@ if [ "$prefer" = auto ] || [ "$prefer" = systemd ]; then
   fi
 fi
 if [ -z "$mech" ] && { [ "$prefer" = auto ] || [ "$prefer" = at ]; }; then
-  if command -v at >/dev/null 2>&1 && { pgrep -x atd >/dev/null 2>&1 || [ "$prefer" = at ]; }; then
+  # atd of this host, by its pid file: pgrep would also see an atd of another
+  # container sharing the PID namespace, and a job no atd reads never fires
+  apid=$(cat /run/atd.pid 2>/dev/null)
+  if command -v at >/dev/null 2>&1 && { { [ -n "$apid" ] && [ "$(cat "/proc/$apid/comm" 2>/dev/null)" = atd ]; } || [ "$prefer" = at ]; }; then
     # at counts in minutes: round up, never revert early
     mins=$(( (delay + 59) / 60 ))
     out=$(echo "/bin/sh $j/deadman.sh $id" | at now + "$mins" minutes 2>&1)

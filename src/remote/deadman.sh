@@ -21,6 +21,8 @@ for p in $(ls -d "$j"/p* 2>/dev/null | sort -r); do
     [ -f "$m" ] && sh "$j/compose.sh" <"$m"
   done
 done
+# an upload cut off mid-way leaves its pieces here: nothing uses them now
+rm -rf "$j"/p*/new
 touch "$j/reverted"
 printf '%s REVERTED deploy=%s reason=not-confirmed-by-the-controller-within-the-window\n' "$(date -u +%FT%TZ)" "$id" >>"$state/audit.log"
 if grep -q "deploy=$id\$" "$state/lock/holder" 2>/dev/null; then rm -f "$state/lock/holder"; rmdir "$state/lock"; fi
