@@ -4,7 +4,7 @@ DEPLOY := target/release/deploy
 HOSTS ?= 3
 ROLE ?=
 
-.PHONY: build demo test lint lab-up lab-down deploy-lab check-lab deploy-role
+.PHONY: build demo test lint bench lab-up lab-down deploy-lab check-lab deploy-role
 
 build:
 	cargo build --release
@@ -25,6 +25,12 @@ test:
 
 lint:
 	cargo clippy --all-targets -- -D warnings
+
+# deploy against Ansible (default, and pipelining) and pyinfra on a 5-host lab:
+# medians of 3 runs per scenario, every file verified after every run.
+# BENCH_ARGS="--hosts 50 --tools deploy --scenarios noop" for the scale run.
+bench: build
+	python3 bench/bench.py $(BENCH_ARGS)
 
 # every host runs its own Docker engine; lab3 has only Compose v1
 lab-up:
