@@ -52,6 +52,9 @@ struct Global {
     /// Accept and record the key of a host never connected to before
     #[arg(long, global = true)]
     accept_new_host_keys: bool,
+    /// Hosts worked on at once; the others wait their turn
+    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -223,7 +226,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 json: cli.run.output == Output::Json,
                 extra: extra(&g)?,
                 keys: keys(&g),
-                ssh: SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() },
+                ssh: SshOptions {
+                    accept_new_host_keys: g.accept_new_host_keys,
+                    parallel: g.parallel.into(),
+                    ..Default::default()
+                },
             };
             if let Some((name, action)) = &toggle {
                 if action == "status" {
@@ -277,7 +284,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 json: false,
                 extra: extra(&g)?,
                 keys: keys(&g),
-                ssh: SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() },
+                ssh: SshOptions {
+                    accept_new_host_keys: g.accept_new_host_keys,
+                    parallel: g.parallel.into(),
+                    ..Default::default()
+                },
                 toggle: None,
             };
             deploy::run::host_status(args).await
@@ -285,7 +296,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Some(Command::Unlock { env, host }) => {
             let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
             let d = loaded.render_host(&host, None)?;
-            let opts = SshOptions { accept_new_host_keys: g.accept_new_host_keys, ..Default::default() };
+            let opts = SshOptions {
+                accept_new_host_keys: g.accept_new_host_keys,
+                parallel: g.parallel.into(),
+                ..Default::default()
+            };
             let conn = deploy::ssh::connect(&host, &d.connection, &opts).await?;
             let out = conn.run("deploy-unlock", deploy::apply::UNLOCK, &[], None).await?;
             conn.close().await;

@@ -596,12 +596,18 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     let args = Arc::new(args);
     let desired: Vec<Arc<DesiredHost>> = desired.into_iter().map(Arc::new).collect();
 
+    // --parallel bounds the hosts being worked on; connections stay open
+    // between the stages (the masters are separate ssh processes)
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.ssh.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, d) in desired.iter().enumerate() {
         let (d, args, holder, redactor, progress) =
             (d.clone(), args.clone(), holder.clone(), redactor.clone(), progress.clone());
-        let loaded = loaded.clone();
-        tasks.spawn(async move { (i, stage1(d, &loaded, &args, &holder, &redactor, &progress).await) });
+        let (loaded, slots) = (loaded.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            (i, stage1(d, &loaded, &args, &holder, &redactor, &progress).await)
+        });
     }
     let mut states: Vec<Option<HostState>> = (0..desired.len()).map(|_| None).collect();
     while let Some(r) = tasks.join_next().await {
@@ -726,7 +732,9 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
             HostState::Ready(r) => {
                 let (d, args, holder, progress, phases) =
                     (desired[i].clone(), args.clone(), holder.clone(), progress.clone(), phases.clone());
+                let slots = slots.clone();
                 tasks.spawn(async move {
+                    let _slot = slots.acquire_owned().await;
                     let counts = audit_counts(&r.plan);
                     let conn_host = d.host.clone();
                     let ready = *r;

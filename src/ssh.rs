@@ -21,11 +21,13 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Attempts for failures that can be transient.
     pub attempts: u32,
+    /// Hosts worked on at once (connect, probe, apply); the others wait.
+    pub parallel: usize,
 }
 
 impl Default for SshOptions {
     fn default() -> Self {
-        SshOptions { accept_new_host_keys: false, connect_timeout: Duration::from_secs(5), attempts: 3 }
+        SshOptions { accept_new_host_keys: false, connect_timeout: Duration::from_secs(5), attempts: 3, parallel: 32 }
     }
 }
 
