@@ -650,16 +650,21 @@ pub async fn deploy(args: DeployArgs) -> Result<u8> {
     let _ = out.flush();
     drop(out);
 
+    // every host at once: closing a master takes a moment, and in turn
+    // those moments add up to most of a no-op run
     let release_all = |states: Vec<HostState>, audit: bool| {
         let holder = holder.clone();
         let args = args.clone();
         async move {
+            let mut tasks = tokio::task::JoinSet::new();
             for s in states {
                 if let HostState::Ready(r) = s {
                     let line = if audit { audit_line(&args, &id_of(&holder), &r.plan) } else { String::new() };
-                    release(*r, &holder, &line).await;
+                    let holder = holder.clone();
+                    tasks.spawn(async move { release(*r, &holder, &line).await });
                 }
             }
+            while tasks.join_next().await.is_some() {}
         }
     };
 
