@@ -17,6 +17,8 @@ pub const COMPOSE: &str = include_str!("remote/compose.sh");
 pub const HEALTH: &str = include_str!("remote/health.sh");
 /// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
 pub const ARM: &str = include_str!("remote/arm.sh");
+/// Takes the lock and sends old contents for diffs, in one round trip.
+pub const LOCKFETCH: &str = include_str!("remote/lockfetch.sh");
 /// The revert the timer runs.
 pub const DEADMAN: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/deadman.sh"));
 /// Cancels exactly one deploy's timer, run over a fresh connection.

@@ -295,7 +295,10 @@ async fn stage1(
     };
     progress.step(host, "probing");
     let mut desired = desired;
-    let mut remote = match probe(&conn, host, &desired, if args.check { "check" } else { "lock" }, holder).await {
+    // The probe never locks: a host with nothing to change costs one round
+    // trip. The lock is taken once there is something to do (lock_and_fetch),
+    // and the apply re-checks every file's hash against this probe anyway.
+    let mut remote = match probe(&conn, host, &desired, "check", holder).await {
         Ok(r) => r,
         Err(e) => return HostState::Failed(e),
     };
@@ -325,26 +328,15 @@ async fn stage1(
             desired = again;
         }
     }
-    let locked = match &remote.lock {
-        Lock::Taken(who) => return HostState::Failed(lock_error(host, &args.env, who)),
-        Lock::Acquired => true,
-        _ => false,
-    };
+    if let Lock::Taken(who) | Lock::Seen(who) = &remote.lock {
+        if !args.check {
+            return HostState::Failed(lock_error(host, &args.env, who));
+        }
+    }
     let mut plan = match plan_host(&desired, &remote) {
         Ok(p) => p,
-        Err(m) => {
-            if locked {
-                let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
-            }
-            return HostState::Failed(Error::Remote { host: host.into(), message: m });
-        }
+        Err(m) => return HostState::Failed(Error::Remote { host: host.into(), message: m }),
     };
-    if let Err(e) = attach_diffs(&conn, &desired, &mut plan, redactor).await {
-        if locked {
-            let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
-        }
-        return HostState::Failed(e);
-    }
     let port_now = if conn.fallback.is_some() {
         desired.connection.port.unwrap_or(22)
     } else {
@@ -375,12 +367,7 @@ async fn stage1(
     };
     let confirm_addr = match confirm_addr {
         Ok(a) => a,
-        Err(e) => {
-            if locked {
-                let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
-            }
-            return HostState::Failed(e);
-        }
+        Err(e) => return HostState::Failed(e),
     };
     overrides.push(("deploy_confirm_addr".into(), confirm_addr.into()));
     let checked = match conn.fallback {
@@ -392,9 +379,10 @@ async fn stage1(
         e => e,
     };
     if let Err(e) = checked {
-        if locked {
-            let _ = conn.run("deploy-finish", FINISH, &[holder, ""], None).await;
-        }
+        return HostState::Failed(e);
+    }
+    let locked = !args.check && !plan.is_empty();
+    if let Err(e) = lock_and_fetch(&conn, &desired, &mut plan, redactor, locked, holder, &args.env).await {
         return HostState::Failed(e);
     }
     if let Some(fb) = conn.fallback {
@@ -490,16 +478,29 @@ async fn preflight(
     })
 }
 
-/// Fetch the old contents of updated files (not secret ones) in one command
-/// and attach redacted diffs.
-async fn attach_diffs(conn: &Conn, desired: &DesiredHost, plan: &mut HostPlan, redactor: &Redactor) -> Result<()> {
+/// In one round trip: take the lock (when `lock`: the host has changes and
+/// this is not --check) and fetch the old contents of updated files (not
+/// secret ones); attach redacted diffs.
+#[allow(clippy::too_many_arguments)]
+async fn lock_and_fetch(
+    conn: &Conn,
+    desired: &DesiredHost,
+    plan: &mut HostPlan,
+    redactor: &Redactor,
+    lock: bool,
+    holder: &str,
+    env: &str,
+) -> Result<()> {
     let wanted: Vec<String> =
         plan.changes.iter().filter(|c| c.action == Action::Update && !c.secret).map(|c| c.path.clone()).collect();
     let mut old: std::collections::HashMap<String, Vec<u8>> = Default::default();
-    if !wanted.is_empty() {
-        let mut args: Vec<&str> = Vec::new();
+    if lock || !wanted.is_empty() {
+        let mut args: Vec<&str> = vec![if lock { "lock" } else { "check" }, holder];
         args.extend(wanted.iter().map(|s| s.as_str()));
-        let out = conn.run("deploy-fetch", "tar -cf - -- \"$@\" 2>/dev/null; exit 0", &args, None).await?;
+        let out = conn.run("deploy-lock", crate::apply::LOCKFETCH, &args, None).await?;
+        if out.code == Some(3) {
+            return Err(lock_error(&desired.host, env, String::from_utf8_lossy(&out.stderr).trim()));
+        }
         let mut ar = tar::Archive::new(&out.stdout[..]);
         if let Ok(entries) = ar.entries() {
             for mut e in entries.flatten() {

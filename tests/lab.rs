@@ -54,6 +54,14 @@ fn second_deploy_changes_nothing() {
     assert_eq!(before, after, "inode or mtime of a managed file changed on a no-op deploy");
     let c = lab.deploy(&["lab", "--check"]);
     assert_eq!(c.code, 0, "{c:?}");
+    // by design, a host with nothing to change costs one connection and one
+    // command (the probe): no lock taken and released, no audit line
+    let sessions = |h: &str| lab.sshd_log(h).matches("Starting session:").count();
+    let conns = |h: &str| lab.sshd_log(h).matches("Connection from ").count();
+    let (s0, c0) = (sessions("lab1"), conns("lab1"));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!((conns("lab1") - c0, sessions("lab1") - s0), (1, 1), "a no-op took more than one round trip");
 }
 
 #[test]
