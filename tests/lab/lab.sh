@@ -214,6 +214,9 @@ up() {
       ip link del "v$instance-$i" 2>/dev/null || true
     fi
     if ! ip netns list | grep -qw "$ns"; then
+      # a veth of a namespace deleted a moment ago goes away asynchronously
+      ip link del "v$instance-$i" 2>/dev/null || true
+      wait_for "the old veth v$instance-$i to go" 10 sh -c "! ip link show v$instance-$i"
       ip netns add "$ns"
       ip link add "v$instance-$i" type veth peer name eth0 netns "$ns"
       ip link set "v$instance-$i" master "$br" up
