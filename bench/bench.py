@@ -514,6 +514,13 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="one run each, correctness only, no table")
     ap.add_argument("--keep-lab", action="store_true")
     ap.add_argument("--setup", action="store_true", help="only create bench/.venv (ansible-core, pyinfra)")
+    ap.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        metavar="RESULTS.json",
+        help="add the tools of an earlier run (its saved results file) to the table, marked as such",
+    )
     args = ap.parse_args()
     if args.setup:
         ensure_venv()
@@ -539,6 +546,42 @@ def main():
             lab(w, "down")
 
 
+TOOLS = ["deploy", "ansible", "ansible-pipelining", "pyinfra"]
+
+
+def save_results(w, args, runs, results, floor, peers):
+    """Every full run leaves its raw figures behind, so that a slow peer measured
+    once (Ansible: about 45 minutes for 3 runs of 3 scenarios) can be shown
+    beside a later deploy run with --merge."""
+    stamp = time.strftime("%Y-%m-%dT%H%M%S")
+    out = w.root / f"results-{stamp}.json"
+    data = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "hosts": len(w.hosts),
+        "runs": runs,
+        "peers": list(peers),
+        "machine": f"{os.cpu_count()} cores, {os.uname().release}",
+        "floor": {"conn": floor[0], "hash": floor[1]},
+        "results": {f"{n}|{sc}": rs for (n, sc), rs in results.items()},
+    }
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    log(f"bench: raw figures in {out}")
+
+
+def load_merged(files, wanted, scenarios, hosts):
+    merged = {}
+    for f in files:
+        data = json.loads(Path(f).read_text())
+        if data["hosts"] != hosts:
+            raise SystemExit(f"bench: {f} was measured on {data['hosts']} hosts, this run has {hosts}")
+        for key, rs in data["results"].items():
+            name, sc = key.split("|")
+            # what this run measures itself always wins
+            if name not in wanted and sc in scenarios:
+                merged[(name, sc)] = (rs, data["when"])
+    return merged
+
+
 def run_all(w, args):
     runs = 1 if args.smoke else args.runs
     wanted = args.tools.split(",")
@@ -548,6 +591,7 @@ def run_all(w, args):
     unknown = [t for t in wanted if t not in makers]
     if unknown:
         raise SystemExit(f"bench: unknown tools {unknown}; known: deploy, ansible, ansible-pipelining, pyinfra")
+    merged = load_merged(args.merge, wanted, scenarios, len(w.hosts))
     for name in wanted:
         make = makers[name]
         for sc in scenarios:
@@ -567,14 +611,24 @@ def run_all(w, args):
         return
     floor_conn, floor_hash = floors(w, max(runs, 3))
     a, p = versions()
+    save_results(w, args, runs, results, (floor_conn, floor_hash), (a, p))
+    for (name, sc), (rs, when) in merged.items():
+        results[(name, sc)] = rs
+    earlier = sorted({(name, when) for (name, _), (_, when) in merged.items()})
+    wanted = [t for t in TOOLS if t in wanted or any(n == t for n, _ in earlier)]
     print(f"\n{len(w.hosts)} hosts, 50 files + 7 directories each; medians of {runs} runs; {time.strftime('%Y-%m-%d')}")
-    print(f"peers: {a}; {p}; machine: {os.cpu_count()} cores, {os.uname().release}\n")
+    print(f"peers: {a}; {p}; machine: {os.cpu_count()} cores, {os.uname().release}")
+    for name, when in earlier:
+        print(f"{name}: from the earlier run of {when} (same machine and lab; --merge)")
+    print()
     widths = [19, 7, 9, 8, 6, 9, 8, 11, 8]
     print(fmt_row(["tool", "scen.", "wall s", "x deploy", "conns", "sessions", "cpu s", "machine s", "rss MB"], widths))
     for sc in scenarios:
         ref = statistics.median(r["wall"] for r in results.get(("deploy", sc), [{"wall": float("nan")}]))
         for name in wanted:
-            rs = results[(name, sc)]
+            rs = results.get((name, sc))
+            if not rs:
+                continue
             med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
             print(
                 fmt_row(
