@@ -17,8 +17,8 @@ pub const COMPOSE: &str = include_str!("remote/compose.sh");
 pub const HEALTH: &str = include_str!("remote/health.sh");
 /// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
 pub const ARM: &str = include_str!("remote/arm.sh");
-/// Takes the lock and sends old contents for diffs, in one round trip.
-pub const LOCKFETCH: &str = include_str!("remote/lockfetch.sh");
+/// Defines `take_lock HOLDER` (see `with_lock`).
+const LOCK: &str = include_str!("remote/lock.sh");
 /// The revert the timer runs.
 pub const DEADMAN: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/deadman.sh"));
 /// Cancels exactly one deploy's timer, run over a fresh connection.
@@ -29,6 +29,21 @@ pub const TRIGGERS: &str = include_str!("remote/triggers.sh");
 pub const FINISH: &str = include_str!("remote/finish.sh");
 /// Shows and removes a lock.
 pub const UNLOCK: &str = include_str!("remote/unlock.sh");
+
+/// `script`, preceded by taking the lock for `holder` (exit 75 and
+/// `deploy-lock-held\tWHO` on stderr when another deploy holds it).
+pub fn with_lock(script: &str, holder: &str) -> String {
+    format!("{LOCK}take_lock '{}' || exit 75\n{script}", holder.replace('\'', "'\\''"))
+}
+
+/// Who holds the lock, when `with_lock` found it taken.
+pub fn lock_held(code: Option<i32>, stderr: &[u8]) -> Option<String> {
+    if code != Some(75) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    text.lines().find_map(|l| l.strip_prefix("deploy-lock-held\t")).map(|w| w.trim().to_string())
+}
 
 fn expected_str(e: &Expected) -> String {
     match e {
@@ -117,6 +132,9 @@ pub struct Applied {
     pub error: Option<(String, String)>,
     /// The script finished normally.
     pub done: bool,
+    /// It also wrote the audit line and released the lock (the apply was the
+    /// host's last step).
+    pub finished: bool,
 }
 
 /// Parse the apply script's output.
@@ -140,6 +158,7 @@ pub fn parse_apply(out: &[u8]) -> Applied {
             }
             ("E", Some(w), Some(why)) => a.error = Some((w.to_string(), why.to_string())),
             ("DONE", _, _) => a.done = true,
+            ("FINISHED", _, _) => a.finished = true,
             _ => {}
         }
     }
@@ -209,6 +228,14 @@ pub fn parse_compose(out: &[u8]) -> Result<(), (String, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_prefix_quotes_the_holder() {
+        let s = with_lock("echo hi", "o'brien@x pid=1");
+        assert!(s.contains("take_lock 'o'\\''brien@x pid=1' || exit 75\necho hi"), "{s}");
+        assert_eq!(lock_held(Some(75), b"deploy-lock-held\tci@y pid=2 \n"), Some("ci@y pid=2".into()));
+        assert_eq!(lock_held(Some(3), b"deploy-lock-held\tci@y\n"), None);
+    }
 
     #[test]
     fn parses_output() {

@@ -1,13 +1,15 @@
 //! The probe: one shell command per host reports type, mode, owner and sha256
-//! of every managed path (two forks on the host however many paths), and takes
-//! the deploy lock in the same round trip. `parse_probe` is pure and tested on
+//! of every managed path (a few forks on the host however many paths), the
+//! containers, the lock as found, and the current contents of the files this
+//! deploy would change, all in one round trip. `parse_probe` is pure and tested on
 //! captured output.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER DOCKER PATH...`.
+/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER DOCKER OLDMAX PATH...`
+/// (wanted hashes on stdin).
 pub const SCRIPT: &str = include_str!("remote/probe.sh");
 
 /// The kind of thing at a path.
@@ -81,6 +83,16 @@ pub struct Container {
     pub state: String,
 }
 
+/// The current contents of a file the deploy would change, sent by the
+/// probe for its diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Old {
+    /// The bytes on the host.
+    Bytes(#[serde(skip)] Vec<u8>),
+    /// Over the probe's limit; its size.
+    TooLarge(u64),
+}
+
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Remote {
@@ -102,7 +114,13 @@ pub struct Remote {
     pub client_addr: Option<String>,
     /// The port this connection reached sshd on.
     pub server_port: Option<u16>,
+    /// Current contents of files asked about that differ from the wanted hash.
+    #[serde(skip)]
+    pub old: HashMap<String, Old>,
 }
+
+/// Largest old file the probe sends for a diff (a diff shows 400 lines at most).
+pub const OLD_MAX: u64 = 1 << 20;
 
 /// Parse probe output. Errors describe what was malformed.
 pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
@@ -128,6 +146,7 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         reverted: None,
         client_addr: None,
         server_port: None,
+        old: HashMap::new(),
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
@@ -190,6 +209,20 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 inputs: f[4].into(),
                 state: f[5].into(),
             }),
+            "old" if f.len() == 3 => {
+                let old = match f[2].strip_prefix('-') {
+                    Some(size) => Old::TooLarge(size.parse().map_err(|_| format!("bad size in `{}`", f[1]))?),
+                    None => {
+                        use base64::Engine;
+                        Old::Bytes(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(f[2])
+                                .map_err(|e| format!("bad contents of {} in the probe output: {e}", f[1]))?,
+                        )
+                    }
+                };
+                r.old.insert(f[1].to_string(), old);
+            }
             "end" => ended = true,
             _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
         }
@@ -215,7 +248,8 @@ mod tests {
 P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
 P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
 H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
-compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\nend\n";
+compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\n\
+old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
 
     #[test]
     fn parses_sample() {
@@ -228,6 +262,9 @@ compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\nend\n";
         assert_eq!(r.compose, Some(ComposeVariant::V1));
         assert_eq!(r.containers[0].service, "openclaw");
         assert_eq!(r.containers[0].inputs, "deadbeef");
+        assert_eq!(r.old["/etc/motd"], Old::Bytes(b"hello\n".to_vec()));
+        assert_eq!(r.old["/var/big"], Old::TooLarge(2_000_000));
+        assert_eq!(r.old["/etc/empty"], Old::Bytes(vec![]));
     }
 
     #[test]

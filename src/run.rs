@@ -5,6 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,9 +78,34 @@ pub struct ToggleRun {
 struct Ready {
     conn: Conn,
     plan: HostPlan,
-    locked: bool,
+    /// This deploy holds the host's lock.
+    locked: AtomicBool,
+    /// A command that takes the lock was sent (it may hold it).
+    lock_sent: AtomicBool,
+    /// The audit line is written and the lock released (by the apply).
+    finished: AtomicBool,
+    holder: String,
+    env: String,
     /// What the plan was made from (re-rendered when a toggle is on).
     desired: Arc<DesiredHost>,
+}
+
+impl Ready {
+    /// Run a remote script on the host. Until the lock is held, the script
+    /// takes it first, in the same round trip, and fails naming the holder
+    /// when another deploy has it.
+    async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<crate::ssh::Output> {
+        if self.locked.load(Ordering::SeqCst) {
+            return self.conn.run(name, script, args, stdin).await;
+        }
+        self.lock_sent.store(true, Ordering::SeqCst);
+        let out = self.conn.run(name, &crate::apply::with_lock(script, &self.holder), args, stdin).await?;
+        if let Some(who) = crate::apply::lock_held(out.code, &out.stderr) {
+            return Err(lock_error(&self.desired.host, &self.env, &who));
+        }
+        self.locked.store(true, Ordering::SeqCst);
+        Ok(out)
+    }
 }
 
 enum HostState {
@@ -247,9 +273,18 @@ async fn probe(
 ) -> Result<crate::probe::Remote> {
     let docker = if desired.compose.is_empty() { "no" } else { "yes" };
     let paths = probe_paths(desired);
-    let mut argv: Vec<&str> = vec![mode, holder, docker];
+    let old_max = crate::probe::OLD_MAX.to_string();
+    let mut argv: Vec<&str> = vec![mode, holder, docker, &old_max];
     argv.extend(paths.iter().map(|p| p.as_str()));
-    let out = conn.run("deploy-probe", crate::probe::SCRIPT, &argv, None).await?;
+    // the files whose current contents a diff would show: secret ones never
+    // leave the host, preserved ones are never overwritten
+    let wanted: String = desired
+        .files
+        .iter()
+        .filter(|f| !f.secret && !f.preserve)
+        .map(|f| format!("{}  {}\n", f.sha256, f.dest))
+        .collect();
+    let out = conn.run("deploy-probe", crate::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
     crate::probe::parse_probe(&out.stdout).map_err(|m| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Error::Remote {
@@ -296,7 +331,8 @@ async fn stage1(
     progress.step(host, "probing");
     let mut desired = desired;
     // The probe never locks: a host with nothing to change costs one round
-    // trip. The lock is taken once there is something to do (lock_and_fetch),
+    // trip. The lock is taken once there is something to do (by the apply's
+    // first command, or before a prompt: lock_and_diff),
     // and the apply re-checks every file's hash against this probe anyway.
     let mut remote = match probe(&conn, host, &desired, "check", holder).await {
         Ok(r) => r,
@@ -381,8 +417,12 @@ async fn stage1(
     if let Err(e) = checked {
         return HostState::Failed(e);
     }
-    let locked = !args.check && !plan.is_empty();
-    if let Err(e) = lock_and_fetch(&conn, &desired, &mut plan, redactor, locked, holder, &args.env).await {
+    // Only a prompt needs the lock now (the plan must hold until it is
+    // answered); with --yes the apply's first command takes it, which saves
+    // a round trip, and the apply re-checks every hash under the lock anyway.
+    let prompt = !args.yes && std::io::stdin().is_terminal();
+    let locked = !args.check && !plan.is_empty() && prompt;
+    if let Err(e) = lock_and_diff(&conn, &desired, &mut plan, &remote, redactor, locked, holder, &args.env).await {
         return HostState::Failed(e);
     }
     if let Some(fb) = conn.fallback {
@@ -398,7 +438,16 @@ async fn stage1(
             format!("{} changes planned", plan.changes.len())
         },
     );
-    HostState::Ready(Box::new(Ready { conn, plan, locked, desired }))
+    HostState::Ready(Box::new(Ready {
+        conn,
+        plan,
+        locked: AtomicBool::new(locked),
+        lock_sent: AtomicBool::new(locked),
+        finished: AtomicBool::new(false),
+        holder: holder.to_string(),
+        env: args.env.clone(),
+        desired,
+    }))
 }
 
 /// Connected through deploy_fallback_port: only a deploy that changes
@@ -478,39 +527,24 @@ async fn preflight(
     })
 }
 
-/// In one round trip: take the lock (when `lock`: the host has changes and
-/// this is not --check) and fetch the old contents of updated files (not
-/// secret ones); attach redacted diffs.
+/// Attach redacted diffs (old contents came with the probe) and, when `lock`
+/// (a prompt is coming: the plan must still hold when it is answered), take
+/// the lock now; otherwise the first command of the apply takes it.
 #[allow(clippy::too_many_arguments)]
-async fn lock_and_fetch(
+async fn lock_and_diff(
     conn: &Conn,
     desired: &DesiredHost,
     plan: &mut HostPlan,
+    remote: &crate::probe::Remote,
     redactor: &Redactor,
     lock: bool,
     holder: &str,
     env: &str,
 ) -> Result<()> {
-    let wanted: Vec<String> =
-        plan.changes.iter().filter(|c| c.action == Action::Update && !c.secret).map(|c| c.path.clone()).collect();
-    let mut old: std::collections::HashMap<String, Vec<u8>> = Default::default();
-    if lock || !wanted.is_empty() {
-        let mut args: Vec<&str> = vec![if lock { "lock" } else { "check" }, holder];
-        args.extend(wanted.iter().map(|s| s.as_str()));
-        let out = conn.run("deploy-lock", crate::apply::LOCKFETCH, &args, None).await?;
-        if out.code == Some(3) {
-            return Err(lock_error(&desired.host, env, String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        let mut ar = tar::Archive::new(&out.stdout[..]);
-        if let Ok(entries) = ar.entries() {
-            for mut e in entries.flatten() {
-                let name = format!("/{}", e.path().map(|p| p.to_string_lossy().to_string()).unwrap_or_default());
-                let mut buf = Vec::new();
-                use std::io::Read;
-                if e.read_to_end(&mut buf).is_ok() {
-                    old.insert(name, buf);
-                }
-            }
+    if lock {
+        let out = conn.run("deploy-lock", &crate::apply::with_lock("", holder), &[], None).await?;
+        if let Some(who) = crate::apply::lock_held(out.code, &out.stderr) {
+            return Err(lock_error(&desired.host, env, &who));
         }
     }
     for c in plan.changes.iter_mut() {
@@ -519,13 +553,22 @@ async fn lock_and_fetch(
             continue;
         }
         let f = &desired.files[i];
-        match c.action {
-            Action::Create => c.diff = Some(crate::diff::unified(&c.path, None, &f.bytes, redactor)),
-            Action::Update => {
-                c.diff = Some(crate::diff::unified(&c.path, old.get(&c.path).map(|v| v.as_slice()), &f.bytes, redactor))
+        c.diff = match (c.action, remote.old.get(&c.path)) {
+            (Action::Create, _) => Some(crate::diff::unified(&c.path, None, &f.bytes, redactor)),
+            (Action::Update, Some(crate::probe::Old::Bytes(old))) => {
+                Some(crate::diff::unified(&c.path, Some(old), &f.bytes, redactor))
             }
-            _ => {}
-        }
+            (Action::Update, Some(crate::probe::Old::TooLarge(n))) => Some(format!(
+                "no diff: the file on the host has {n} bytes, over the {} a diff is made of; new: {} bytes\n",
+                crate::probe::OLD_MAX,
+                f.bytes.len()
+            )),
+            // changed between the probe's hash and its read, or a path sha256sum escapes
+            (Action::Update, None) => {
+                Some(format!("no diff: the host did not send the current contents; new: {} bytes\n", f.bytes.len()))
+            }
+            _ => None,
+        };
     }
     Ok(())
 }
@@ -552,7 +595,8 @@ fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, usize, usize,
 }
 
 async fn release(ready: Ready, holder: &str, audit: &str) {
-    if ready.locked {
+    // finish.sh releases only a lock this deploy holds
+    if ready.lock_sent.load(Ordering::SeqCst) && !ready.finished.load(Ordering::SeqCst) {
         let _ = ready.conn.run("deploy-finish", FINISH, &[holder, audit], None).await;
     }
     ready.conn.close().await;
@@ -918,8 +962,8 @@ fn health_items(services: &[&ServiceAction], desired: &DesiredHost, phase: usize
     items
 }
 
-async fn run_compose(conn: &Conn, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
-    let out = conn.run("deploy-compose", crate::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
+async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
+    let out = r.run("deploy-compose", crate::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
     Ok(crate::apply::parse_compose(&out.stdout))
 }
 
@@ -995,7 +1039,6 @@ async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &DeployArgs) -> R
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
     let _ = args;
     let out = r
-        .conn
         .run("deploy-arm", crate::apply::ARM, &[id, &secs.to_string(), &prefer], Some(&crate::apply::arm_bundle()))
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -1168,8 +1211,24 @@ async fn phases_loop(
         if !changes.is_empty() {
             progress.step(host, &format!("{phase_name}: writing {} changes", changes.len()));
             let bundle = crate::apply::bundle(&changes, desired);
-            let out = r.conn.run("deploy-apply", crate::apply::SCRIPT, &[&journal, holder], Some(&bundle)).await?;
+            // nothing after this apply: it writes the audit line and releases
+            // the lock itself (a changed host costs two round trips in all)
+            let last = armed.is_none()
+                && actions.is_empty()
+                && changes.iter().all(|c| c.file.is_none_or(|i| desired.files[i].on_change.is_none()))
+                && health_items(&[], desired, p, true).is_empty()
+                && !r.plan.changes.iter().any(|c| c.phase > p)
+                && !r.plan.services.iter().any(|a| a.phase > p);
+            let audit = if last {
+                format!("{} result=ok", audit_line_counts(args, &id, &audit_counts(&r.plan)))
+            } else {
+                String::new()
+            };
+            let out = r.run("deploy-apply", crate::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
             let a = crate::apply::parse_apply(&out.stdout);
+            if a.finished {
+                r.finished.store(true, Ordering::SeqCst);
+            }
             report.skipped.extend(a.skipped.iter().cloned());
             if !a.invalid.is_empty() {
                 let mut f = Failure {
@@ -1216,7 +1275,7 @@ async fn phases_loop(
             progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
             let input = triggers.join("\n") + "\n";
             let out =
-                r.conn.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
+                r.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
                 let f: Vec<&str> = line.splitn(3, '\t').collect();
@@ -1238,7 +1297,7 @@ async fn phases_loop(
             let names: Vec<String> = actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
             progress.step(host, &format!("{phase_name}: {}", names.join(", ")));
             for m in phase_manifests(variant, desired, &actions, false) {
-                if let Err((why, lines)) = run_compose(&r.conn, m).await? {
+                if let Err((why, lines)) = run_compose(r, m).await? {
                     failure =
                         Some(Failure { phase: phase_name.clone(), what: why, details: lines, ..Default::default() });
                     break;
@@ -1254,8 +1313,7 @@ async fn phases_loop(
                         actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
                     for (k, m) in phase_manifests(variant, desired, &back, true).into_iter().enumerate() {
                         let path = format!("/var/lib/deploy/journal/{journal}/compose-revert.{k}");
-                        r.conn
-                            .run("deploy-save", "mkdir -p \"${1%/*}\" && cat >\"$1\"", &[&path], Some(m.as_bytes()))
+                        r.run("deploy-save", "mkdir -p \"${1%/*}\" && cat >\"$1\"", &[&path], Some(m.as_bytes()))
                             .await?;
                     }
                 }
@@ -1265,7 +1323,7 @@ async fn phases_loop(
             let items = health_items(&actions, desired, p, true);
             if !items.is_empty() {
                 progress.step(host, &format!("{phase_name}: waiting for health ({} checks)", items.lines().count()));
-                let out = r.conn.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                let out = r.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
                 let h = crate::apply::parse_health(&out.stdout);
                 if !h.failed.is_empty() {
                     let mut f =
@@ -1284,13 +1342,13 @@ async fn phases_loop(
         if let Some(mut f) = failure {
             progress.step(host, &format!("{phase_name}: rolling back"));
             if files_applied {
-                let out = r.conn.run("deploy-revert", crate::apply::REVERT, &[&journal], None).await?;
+                let out = r.run("deploy-revert", crate::apply::REVERT, &[&journal], None).await?;
                 if !triggers.is_empty() {
                     // the restored files must take effect again (firewall, sshd)
                     let input = triggers.join("\n") + "\n";
                     let rj = format!("{journal}/rollback");
                     let t =
-                        r.conn.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
+                        r.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
                     let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
                     f.rolled_back.push(format!(
                         "re-ran {} on the restored files{}",
@@ -1314,7 +1372,7 @@ async fn phases_loop(
                 let back: Vec<&ServiceAction> =
                     actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
                 for m in phase_manifests(variant, desired, &back, true) {
-                    if let Err((why, _)) = run_compose(&r.conn, m).await? {
+                    if let Err((why, _)) = run_compose(r, m).await? {
                         f.rolled_back.push(format!("restoring containers failed: {why}"));
                     }
                 }
@@ -1322,7 +1380,7 @@ async fn phases_loop(
                     back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
                 if !recreated.is_empty() {
                     let items = health_items(&recreated, desired, p, false);
-                    let out = r.conn.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                    let out = r.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
                     let h = crate::apply::parse_health(&out.stdout);
                     for s in &h.passed {
                         f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));

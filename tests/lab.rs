@@ -70,8 +70,19 @@ fn one_variable_changes_exactly_the_affected_file() {
     assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
     let before: Vec<String> = ["lab1", "lab2", "lab3"].iter().map(|h| stat(&lab, h, FILES)).collect();
     lab.write_file("inventory/host_vars/lab2.yml", "app_workers: 5\napp_features: [search, export, sharing]\n");
+    // round trips per host, counted in sshd's own log: (connections, sessions)
+    let count = |h: &str| {
+        let log = lab.sshd_log(h);
+        (log.matches("Connection from ").count(), log.matches("Starting session:").count())
+    };
+    let trips = |before: &[(usize, usize)]| -> Vec<(usize, usize)> {
+        ["lab1", "lab2", "lab3"].iter().zip(before).map(|(h, b)| (count(h).0 - b.0, count(h).1 - b.1)).collect()
+    };
+    let before_check: Vec<(usize, usize)> = ["lab1", "lab2", "lab3"].iter().map(|h| count(h)).collect();
     let c = lab.deploy(&["lab", "--check"]);
     assert_eq!(c.code, 2, "{c:?}");
+    // the diff's old contents come with the probe
+    assert_eq!(trips(&before_check), vec![(1, 1); 3], "a check took more than one round trip per host");
     let diff_lines: Vec<&str> = c
         .stdout
         .lines()
@@ -94,7 +105,15 @@ fn one_variable_changes_exactly_the_affected_file() {
         })
         .collect();
     assert_eq!(changed, vec![("lab2".to_string(), "/opt/stack/app.conf".to_string())]);
-    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before_apply: Vec<(usize, usize)> = ["lab1", "lab2", "lab3"].iter().map(|h| count(h)).collect();
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // by design: the probe, then one upload that takes the lock, swaps the
+    // file, writes the audit line and releases the lock
+    assert_eq!(trips(&before_apply), vec![(1, 1), (1, 2), (1, 1)], "{r:?}");
+    let audit = lab.sh("lab2", "tail -n 1 /var/lib/deploy/audit.log");
+    assert!(audit.contains(" updated=1 ") && audit.ends_with("result=ok\n"), "{audit}");
+    assert_eq!(lab.ssh("lab2", "test -e /var/lib/deploy/lock").code, 1, "lock left behind");
     let after: Vec<String> = ["lab1", "lab2", "lab3"].iter().map(|h| stat(&lab, h, FILES)).collect();
     assert_eq!(before[0], after[0]);
     assert_eq!(before[2], after[2]);
@@ -238,6 +257,40 @@ fn concurrent_deploy_fails_at_once_naming_the_holder() {
     let out = first.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(lab.sh("lab1", "cat /etc/slow.conf"), "x\n");
+}
+
+#[test]
+fn lock_taken_after_the_probe_stops_the_apply_before_it_writes() {
+    let lab = Lab::up(1);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let audit = lab.sh("lab1", "cat /var/lib/deploy/audit.log");
+    // With --yes the lock is taken by the apply's own command. Another
+    // deploy grabbing it between our probe and our apply (here: a pre-flight
+    // command, which runs in between) must stop us with nothing written.
+    lab.write_file(
+        "roles/common/role.yml",
+        "files:\n  - dest: /etc/motd\n    content: \"new motd\\n\"\npreflight:\n  - command: \"mkdir -p /var/lib/deploy/lock && echo 'ci@elsewhere pid=1 deploy=other' > /var/lib/deploy/lock/holder\"\n",
+    );
+    let motd = lab.sh("lab1", "cat /etc/motd");
+    let r = lab.deploy(&["lab", "--role", "common", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("another deploy holds the lock: ci@elsewhere pid=1 deploy=other"), "{r:?}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "written without the lock");
+    assert_eq!(lab.sh("lab1", "cat /var/lib/deploy/lock/holder"), "ci@elsewhere pid=1 deploy=other\n", "their lock was touched");
+    assert_eq!(lab.sh("lab1", "cat /var/lib/deploy/audit.log"), audit, "an audit line for a deploy that did nothing");
+}
+
+#[test]
+fn a_large_old_file_is_not_sent_for_a_diff() {
+    let lab = Lab::up(1);
+    lab.write_file("roles/common/role.yml", "files:\n  - dest: /etc/big.conf\n    content: \"small now\\n\"\n");
+    lab.sh("lab1", "head -c 2000000 /dev/zero | tr '\\0' 'x' > /etc/big.conf");
+    let c = lab.deploy(&["lab", "--role", "common", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(c.stdout.contains("no diff: the file on the host has 2000000 bytes, over the 1048576"), "{c:?}");
+    assert!(!c.stdout.contains("xxxxxxxx"), "{c:?}");
+    assert_eq!(lab.deploy(&["lab", "--role", "common", "--yes"]).code, 0);
+    assert_eq!(lab.sh("lab1", "cat /etc/big.conf"), "small now\n");
 }
 
 #[test]

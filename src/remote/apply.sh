@@ -1,13 +1,14 @@
-# deploy apply: argv: JOURNAL_ID HOLDER; stdin: tar with `manifest` and the
+# deploy apply: argv: JOURNAL_ID HOLDER [AUDIT_LINE]; stdin: tar with `manifest` and the
 # new contents as files named by index. Output lines (tab-separated):
 #   A path        applied            S path why   skipped (changed since plan)
 #   V path rc     validation failed  O text       a line of validator output
 #   E what why    fatal: nothing (more) was changed
+#   DONE n        finished          FINISHED      audit line written, lock released
 # Pass 1 checks and validates without changing anything; pass 2 journals the
 # old state and swaps each file in with a rename; a failure in pass 2 restores
 # everything done so far from the journal. Needs lib.sh (revert_journal).
 set -u
-id=$1; holder=$2
+id=$1; holder=$2; audit=${3:-}
 state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
 tmpid=$(printf '%s' "$id" | tr '/' '-')
 umask 077
@@ -101,3 +102,9 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
 done <"$j/new/manifest"
 rm -rf "$j/new"
 emit "DONE${tab}${applied}"
+# the host's last step: finish here rather than in another round trip
+if [ -n "$audit" ]; then
+  printf '%s\n' "$audit" >>"$state/audit.log"
+  rm -f "$state/lock/holder"; rmdir "$state/lock"
+  emit "FINISHED"
+fi

@@ -1,7 +1,11 @@
 # deploy probe: one round trip collects the state of every managed path.
-# argv: MODE (check|lock) HOLDER DOCKER (yes|no) PATH...
+# argv: MODE (check|lock) HOLDER DOCKER (yes|no) OLDMAX PATH...
+# stdin: "SHA256  PATH" of the files this deploy would write whose current
+# contents a diff may show (never secret ones): those that differ come back
+# base64-encoded when at most OLDMAX bytes, so a changed host needs no second
+# round trip before the plan is shown.
 # output: versioned, tab-separated.
-mode=$1; holder=$2; docker=$3; shift 3
+mode=$1; holder=$2; docker=$3; oldmax=$4; shift 4
 printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
@@ -32,6 +36,27 @@ if [ "$docker" = yes ]; then
 fi
 if [ $# -gt 0 ]; then
   stat --printf 'P\t%F\t%a\t%u\t%g\t%U\t%G\t%n\n' -- "$@" 2>/dev/null
-  find "$@" -maxdepth 0 -type f -exec sha256sum -- {} + 2>/dev/null | sed 's/^/H\t/'
+  sums=$(find "$@" -maxdepth 0 -type f -exec sha256sum -- {} + 2>/dev/null)
+  if [ -n "$sums" ]; then
+    printf '%s\n' "$sums" | sed 's/^/H\t/'
+    # current sums, a separator, then the wanted ones (stdin): one pipe, no
+    # temp file (the disk may be full) and no size limit of an argument
+    { printf '%s\n--\n' "$sums"; cat; } | awk '
+      $0 == "--" { wanted = 1; next }
+      !wanted { cur[substr($0, 67)] = substr($0, 1, 64); next }
+      { p = substr($0, 67); if ((p in cur) && cur[p] != substr($0, 1, 64)) print p }' |
+    while IFS= read -r p; do
+      size=$(stat -c %s -- "$p") || continue
+      if [ "$size" -le "$oldmax" ]; then
+        printf 'old\t%s\t' "$p"; base64 -w0 -- "$p"; printf '\n'
+      else
+        printf 'old\t%s\t-%s\n' "$p" "$size"
+      fi
+    done
+  else
+    cat >/dev/null  # drained, or the controller's write of it fails
+  fi
+else
+  cat >/dev/null
 fi
 printf 'end\n'

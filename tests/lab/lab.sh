@@ -279,21 +279,19 @@ EOF
     echo "# written by tests/lab/lab.sh: ssh -F $dir/ssh_config lab1"
     for hd in "$dir"/hosts/*/; do
       local h; h=$(basename "$hd")
+      # $h-vpn: the same host (same key) through its VPN address
       cat <<EOF
 Host $h
   HostName $(cat "$hd/addr")
   HostKeyAlias $h
-  User root
-  IdentityFile $dir/id_ed25519
-  IdentitiesOnly yes
-  UserKnownHostsFile $dir/known_hosts
-  StrictHostKeyChecking yes
-  BatchMode yes
-  ConnectTimeout 5
-# the same host through its VPN address
 Host $h-vpn
   HostName $(cat "$hd/vpn_addr")
   HostKeyAlias $h
+EOF
+    done
+    # last: ssh takes the first value it finds, so these are every host's defaults
+    cat <<EOF
+Host *
   User root
   IdentityFile $dir/id_ed25519
   IdentitiesOnly yes
@@ -302,7 +300,6 @@ Host $h-vpn
   BatchMode yes
   ConnectTimeout 5
 EOF
-    done
   } >"$dir/ssh_config"
   echo "lab: $(ls "$dir/hosts" | wc -l) hosts up in $dir (ssh -F $dir/ssh_config lab1)"
 }
