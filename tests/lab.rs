@@ -281,6 +281,53 @@ fn lock_taken_after_the_probe_stops_the_apply_before_it_writes() {
 }
 
 #[test]
+fn a_prompt_holds_the_lock_until_it_is_answered() {
+    use std::io::{Read, Write};
+    let lab = Lab::up(1);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    lab.write_file("roles/common/role.yml", "files:\n  - dest: /etc/motd\n    content: \"answered\\n\"\n");
+    // a terminal for the question: script(1) runs the deploy on a pty
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{} lab --role common", bin()), "/dev/null"])
+        .current_dir(&lab.root)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answer = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    // the plan on screen must still hold when it is answered: nobody else
+    // may deploy in between
+    wait_until("the prompting deploy to hold the lock", Duration::from_secs(30), || {
+        lab.ssh("lab1", "test -s /var/lib/deploy/lock/holder").code == 0
+    });
+    let other = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(other.code, 1, "{other:?}");
+    assert!(other.stdout.contains("another deploy holds the lock"), "{other:?}");
+    assert_ne!(lab.sh("lab1", "cat /etc/motd"), "answered\n");
+    answer.write_all(b"y\n").unwrap();
+    let mut status = None;
+    wait_until("the deploy to finish after the answer", Duration::from_secs(60), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    drop(answer);
+    let out = reader.join().unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("Apply these changes?"), "{out}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), "answered\n");
+    assert_eq!(lab.ssh("lab1", "test -e /var/lib/deploy/lock").code, 1, "lock left behind");
+    assert!(lab.sh("lab1", "tail -n 1 /var/lib/deploy/audit.log").ends_with("result=ok\n"));
+}
+
+#[test]
 fn a_large_old_file_is_not_sent_for_a_diff() {
     let lab = Lab::up(1);
     lab.write_file("roles/common/role.yml", "files:\n  - dest: /etc/big.conf\n    content: \"small now\\n\"\n");
