@@ -1274,8 +1274,7 @@ async fn phases_loop(
         if !triggers.is_empty() {
             progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
             let input = triggers.join("\n") + "\n";
-            let out =
-                r.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
+            let out = r.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
                 let f: Vec<&str> = line.splitn(3, '\t').collect();
@@ -1347,8 +1346,7 @@ async fn phases_loop(
                     // the restored files must take effect again (firewall, sshd)
                     let input = triggers.join("\n") + "\n";
                     let rj = format!("{journal}/rollback");
-                    let t =
-                        r.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
+                    let t = r.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
                     let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
                     f.rolled_back.push(format!(
                         "re-ran {} on the restored files{}",

@@ -276,7 +276,11 @@ fn lock_taken_after_the_probe_stops_the_apply_before_it_writes() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("another deploy holds the lock: ci@elsewhere pid=1 deploy=other"), "{r:?}");
     assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "written without the lock");
-    assert_eq!(lab.sh("lab1", "cat /var/lib/deploy/lock/holder"), "ci@elsewhere pid=1 deploy=other\n", "their lock was touched");
+    assert_eq!(
+        lab.sh("lab1", "cat /var/lib/deploy/lock/holder"),
+        "ci@elsewhere pid=1 deploy=other\n",
+        "their lock was touched"
+    );
     assert_eq!(lab.sh("lab1", "cat /var/lib/deploy/audit.log"), audit, "an audit line for a deploy that did nothing");
 }
 
