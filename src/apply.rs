@@ -8,7 +8,8 @@ use crate::plan::{Action, Expected, Resource};
 use crate::render::DesiredHost;
 
 /// The apply script, run as `sh -c SCRIPT apply JOURNAL_ID HOLDER`.
-pub const SCRIPT: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/apply.sh"));
+pub const SCRIPT: &str =
+    concat!(include_str!("remote/lib.sh"), include_str!("remote/lock.sh"), include_str!("remote/apply.sh"));
 /// Restores a journal: `sh -c REVERT revert JOURNAL_ID`.
 pub const REVERT: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/revert.sh"));
 /// Container actions of one compose project (manifest on stdin).
@@ -17,7 +18,7 @@ pub const COMPOSE: &str = include_str!("remote/compose.sh");
 pub const HEALTH: &str = include_str!("remote/health.sh");
 /// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
 pub const ARM: &str = include_str!("remote/arm.sh");
-/// Defines `take_lock HOLDER` (see `with_lock`).
+/// Defines `take_lock HOLDER` (see `with_lock`) and `finish_lock`.
 const LOCK: &str = include_str!("remote/lock.sh");
 /// The revert the timer runs.
 pub const DEADMAN: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/deadman.sh"));
@@ -26,7 +27,7 @@ pub const DISARM: &str = include_str!("remote/disarm.sh");
 /// Runs and records on_change commands.
 pub const TRIGGERS: &str = include_str!("remote/triggers.sh");
 /// Writes the audit line and releases the lock.
-pub const FINISH: &str = include_str!("remote/finish.sh");
+pub const FINISH: &str = concat!(include_str!("remote/lock.sh"), include_str!("remote/finish.sh"));
 /// Shows and removes a lock.
 pub const UNLOCK: &str = include_str!("remote/unlock.sh");
 

@@ -6,7 +6,8 @@
 #   DONE n        finished          FINISHED      audit line written, lock released
 # Pass 1 checks and validates without changing anything; pass 2 journals the
 # old state and swaps each file in with a rename; a failure in pass 2 restores
-# everything done so far from the journal. Needs lib.sh (revert_journal).
+# everything done so far from the journal. Needs lib.sh (revert_journal) and
+# lock.sh (finish_lock).
 set -u
 id=$1; holder=$2; audit=${3:-}
 state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
@@ -104,7 +105,6 @@ rm -rf "$j/new"
 emit "DONE${tab}${applied}"
 # the host's last step: finish here rather than in another round trip
 if [ -n "$audit" ]; then
-  printf '%s\n' "$audit" >>"$state/audit.log"
-  rm -f "$state/lock/holder"; rmdir "$state/lock"
+  finish_lock "$holder" "$audit"
   emit "FINISHED"
 fi

@@ -10,3 +10,11 @@ take_lock() {
     exit 75
   fi
 }
+# finish_lock HOLDER AUDIT_LINE: append the audit line and release the lock,
+# only if HOLDER holds it.
+finish_lock() {
+  if [ "$(cat /var/lib/deploy/lock/holder 2>/dev/null)" = "$1" ]; then
+    [ -n "$2" ] && printf '%s\n' "$2" >>/var/lib/deploy/audit.log
+    rm -f /var/lib/deploy/lock/holder; rmdir /var/lib/deploy/lock
+  fi
+}
