@@ -1,26 +1,19 @@
 //! deploy: converge Debian hosts to the state declared in a repository of
 //! inventory + roles, over plain OpenSSH.
 //!
-//! Data flows one way: load -> render -> probe -> plan -> show -> apply. The
-//! pure stages (inventory, project, vars, template, render, plan, diff) never
-//! touch the network or the terminal; `ssh`, `apply` and `report` do.
+//! Data flows one way, one module per stage:
+//! `load` (files) -> `render` (desired state per host) -> `remote::probe`
+//! (what the host has) -> `plan` (pure data) -> `report` (shown) ->
+//! `engine` (applied through `remote`). `commands` wires them per command.
+//! The pure stages (load, render, plan) never touch the network or the
+//! terminal; only `report` writes to the terminal.
 
-pub mod apply;
-pub mod compose;
-pub mod diff;
 pub mod error;
-pub mod inventory;
+pub mod load;
 pub mod plan;
-pub mod probe;
-pub mod project;
-pub mod pyfmt;
 pub mod redact;
+pub mod remote;
 pub mod render;
 pub mod report;
 pub mod run;
-pub mod secrets;
-pub mod ssh;
-pub mod template;
 pub mod util;
-pub mod vars;
-pub mod yaml;

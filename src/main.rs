@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 
 use deploy::error::{Error, Result};
 use deploy::run::{exit, DeployArgs};
-use deploy::secrets::Keys;
-use deploy::ssh::SshOptions;
+use deploy::load::secrets::Keys;
+use deploy::remote::ssh::SshOptions;
 
 /// Converge hosts to the state declared in this repository (deploy.yml,
 /// inventory/, roles/), over SSH.
@@ -83,7 +83,7 @@ struct RunFlags {
 }
 
 fn parse_window(s: &str) -> std::result::Result<u64, String> {
-    deploy::project::parse_duration(s)
+    deploy::load::project::parse_duration(s)
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,8 +301,8 @@ async fn run(cli: Cli) -> Result<u8> {
                 parallel: g.parallel.into(),
                 ..Default::default()
             };
-            let conn = deploy::ssh::connect(&host, &d.connection, &opts).await?;
-            let out = conn.run("deploy-unlock", deploy::apply::UNLOCK, &[], None).await?;
+            let conn = deploy::remote::ssh::connect(&host, &d.connection, &opts).await?;
+            let out = conn.run("deploy-unlock", deploy::remote::apply::UNLOCK, &[], None).await?;
             conn.close().await;
             let text = String::from_utf8_lossy(&out.stdout);
             match text.split_once('\t') {
@@ -319,7 +319,7 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
     let k = keys(g);
     match cmd {
         SecretsCommand::Keygen { out } => {
-            let public = deploy::secrets::keygen(&out)?;
+            let public = deploy::load::secrets::keygen(&out)?;
             println!("{public}");
             Ok(exit::OK)
         }
@@ -331,7 +331,7 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
         }
         SecretsCommand::Edit { file, recipients } => {
             let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
-            let changed = deploy::secrets::edit(&file, &k, &recipients, &editor)?;
+            let changed = deploy::load::secrets::edit(&file, &k, &recipients, &editor)?;
             eprintln!(
                 "{}: {}",
                 file.display(),
@@ -342,7 +342,7 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
         SecretsCommand::Encrypt { file, recipients, out, passphrase } => {
             let plain = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
             if let Err(e) = serde_yaml::from_slice::<serde_yaml::Value>(&plain) {
-                return Err(deploy::yaml::yaml_error(&file, &e));
+                return Err(deploy::load::yaml::yaml_error(&file, &e));
             }
             let out = out.unwrap_or_else(|| append_ext(&file, "age"));
             if passphrase {
@@ -351,14 +351,14 @@ fn secrets(cmd: SecretsCommand, g: &Global) -> Result<u8> {
                         "--passphrase reads the passphrase from DEPLOY_AGE_PASSPHRASE, which is not set".into(),
                     ));
                 };
-                let enc = deploy::secrets::encrypt_passphrase(&out, &plain, &pass)?;
-                deploy::secrets::write_atomic(&out, &enc)?;
+                let enc = deploy::load::secrets::encrypt_passphrase(&out, &plain, &pass)?;
+                deploy::load::secrets::write_atomic(&out, &enc)?;
                 eprintln!("{}: encrypted with a passphrase", out.display());
                 return Ok(exit::OK);
             }
-            let recipients = deploy::secrets::recipients_for(&out, &recipients, &k)?;
-            let enc = deploy::secrets::encrypt(&out, &plain, &recipients)?;
-            deploy::secrets::write_atomic(&out, &enc)?;
+            let recipients = deploy::load::secrets::recipients_for(&out, &recipients, &k)?;
+            let enc = deploy::load::secrets::encrypt(&out, &plain, &recipients)?;
+            deploy::load::secrets::write_atomic(&out, &enc)?;
             eprintln!("{}: encrypted to {} recipient(s)", out.display(), recipients.len());
             Ok(exit::OK)
         }

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::apply::FINISH;
+use crate::remote::apply::FINISH;
 use crate::error::{Error, Result};
 use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
-use crate::probe::Lock;
+use crate::remote::probe::Lock;
 use crate::redact::Redactor;
 use crate::render::{CheckKind, DesiredHost, Loaded};
 use crate::report::{print_plan, Progress};
-use crate::secrets::Keys;
-use crate::ssh::{Conn, SshOptions};
+use crate::load::secrets::Keys;
+use crate::remote::ssh::{Conn, SshOptions};
 
 /// Exit statuses (Terraform's -detailed-exitcode for --check).
 pub mod exit {
@@ -94,13 +94,13 @@ impl Ready {
     /// Run a remote script on the host. Until the lock is held, the script
     /// takes it first, in the same round trip, and fails naming the holder
     /// when another deploy has it.
-    async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<crate::ssh::Output> {
+    async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<crate::remote::ssh::Output> {
         if self.locked.load(Ordering::SeqCst) {
             return self.conn.run(name, script, args, stdin).await;
         }
         self.lock_sent.store(true, Ordering::SeqCst);
-        let out = self.conn.run(name, &crate::apply::with_lock(script, &self.holder), args, stdin).await?;
-        if let Some(who) = crate::apply::lock_held(out.code, &out.stderr) {
+        let out = self.conn.run(name, &crate::remote::apply::with_lock(script, &self.holder), args, stdin).await?;
+        if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
             return Err(lock_error(&self.desired.host, &self.env, &who));
         }
         self.locked.store(true, Ordering::SeqCst);
@@ -169,7 +169,7 @@ pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> 
                     known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                 ))
             })?;
-            let value = crate::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+            let value = crate::render::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off });
             let overrides = vec![(spec.var.clone(), value)];
             hosts.iter().map(|h| toggle_desired(&loaded, h, &t.name, t.on, spec, &overrides)).collect()
         }
@@ -184,7 +184,7 @@ fn toggle_desired(
     host: &str,
     name: &str,
     on: bool,
-    spec: &crate::project::Toggle,
+    spec: &crate::load::project::Toggle,
     overrides: &[(String, minijinja::Value)],
 ) -> Result<DesiredHost> {
     let mut d = loaded.render_host_with(host, Some(&spec.roles), overrides)?;
@@ -270,10 +270,10 @@ async fn probe(
     desired: &DesiredHost,
     mode: &str,
     holder: &str,
-) -> Result<crate::probe::Remote> {
+) -> Result<crate::remote::probe::Remote> {
     let docker = if desired.compose.is_empty() { "no" } else { "yes" };
     let paths = probe_paths(desired);
-    let old_max = crate::probe::OLD_MAX.to_string();
+    let old_max = crate::remote::probe::OLD_MAX.to_string();
     let mut argv: Vec<&str> = vec![mode, holder, docker, &old_max];
     argv.extend(paths.iter().map(|p| p.as_str()));
     // the files whose current contents a diff would show: secret ones never
@@ -284,8 +284,8 @@ async fn probe(
         .filter(|f| !f.secret && !f.preserve)
         .map(|f| format!("{}  {}\n", f.sha256, f.dest))
         .collect();
-    let out = conn.run("deploy-probe", crate::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
-    crate::probe::parse_probe(&out.stdout).map_err(|m| {
+    let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
+    crate::remote::probe::parse_probe(&out.stdout).map_err(|m| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Error::Remote {
             host: host.into(),
@@ -298,7 +298,7 @@ async fn probe(
 }
 
 /// Toggles that are on according to the host's own state files.
-fn toggles_on(loaded: &Loaded, remote: &crate::probe::Remote) -> Vec<(String, minijinja::Value)> {
+fn toggles_on(loaded: &Loaded, remote: &crate::remote::probe::Remote) -> Vec<(String, minijinja::Value)> {
     let on = crate::render::sha256_hex(b"on\n");
     loaded
         .project
@@ -309,7 +309,7 @@ fn toggles_on(loaded: &Loaded, remote: &crate::probe::Remote) -> Vec<(String, mi
             remote.paths.get(&format!("{}/{name}", crate::render::TOGGLE_DIR)).and_then(|e| e.sha256.as_deref())
                 == Some(on.as_str())
         })
-        .map(|(_, t)| (t.var.clone(), crate::vars::yaml_to_value(&t.on)))
+        .map(|(_, t)| (t.var.clone(), crate::render::vars::yaml_to_value(&t.on)))
         .collect()
 }
 
@@ -324,7 +324,7 @@ async fn stage1(
     let host = desired.host.clone();
     let host = host.as_str();
     progress.step(host, "connecting");
-    let conn = match crate::ssh::connect(host, &desired.connection, &args.ssh).await {
+    let conn = match crate::remote::ssh::connect(host, &desired.connection, &args.ssh).await {
         Ok(c) => c,
         Err(e) => return HostState::Failed(e),
     };
@@ -341,7 +341,7 @@ async fn stage1(
     let mut overrides = match &args.toggle {
         Some(t) => {
             let spec = &loaded.project.file.toggles[&t.name];
-            vec![(spec.var.clone(), crate::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
+            vec![(spec.var.clone(), crate::render::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
         }
         None => toggles_on(loaded, &remote),
     };
@@ -389,7 +389,7 @@ async fn stage1(
         Some(via) => {
             let mut c = desired.connection.clone();
             c.address = via.clone();
-            match crate::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", "echo \"$SSH_CONNECTION\"", &[], Duration::from_secs(30)).await {
+            match crate::remote::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", "echo \"$SSH_CONNECTION\"", &[], Duration::from_secs(30)).await {
                 Ok(o) if o.code == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()),
                 Ok(o) => Err(format!("exit {:?}", o.code)),
                 Err(Error::Connect { message, .. }) => Err(message),
@@ -477,7 +477,7 @@ async fn preflight(
     conn: &Conn,
     loaded: &Loaded,
     desired: &DesiredHost,
-    remote: &crate::probe::Remote,
+    remote: &crate::remote::probe::Remote,
     plan: &HostPlan,
     facts: &[(String, minijinja::Value)],
     toggle: bool,
@@ -511,8 +511,8 @@ async fn preflight(
         }
     }
     if !items.is_empty() {
-        let out = conn.run("deploy-preflight", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-        let h = crate::apply::parse_health(&out.stdout);
+        let out = conn.run("deploy-preflight", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+        let h = crate::remote::apply::parse_health(&out.stdout);
         failed.extend(h.failed.iter().map(|(what, why, _)| format!("{what}: {why}")));
     }
     if failed.is_empty() {
@@ -535,15 +535,15 @@ async fn lock_and_diff(
     conn: &Conn,
     desired: &DesiredHost,
     plan: &mut HostPlan,
-    remote: &crate::probe::Remote,
+    remote: &crate::remote::probe::Remote,
     redactor: &Redactor,
     lock: bool,
     holder: &str,
     env: &str,
 ) -> Result<()> {
     if lock {
-        let out = conn.run("deploy-lock", &crate::apply::with_lock("", holder), &[], None).await?;
-        if let Some(who) = crate::apply::lock_held(out.code, &out.stderr) {
+        let out = conn.run("deploy-lock", &crate::remote::apply::with_lock("", holder), &[], None).await?;
+        if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
             return Err(lock_error(&desired.host, env, &who));
         }
     }
@@ -554,13 +554,13 @@ async fn lock_and_diff(
         }
         let f = &desired.files[i];
         c.diff = match (c.action, remote.old.get(&c.path)) {
-            (Action::Create, _) => Some(crate::diff::unified(&c.path, None, &f.bytes, redactor)),
-            (Action::Update, Some(crate::probe::Old::Bytes(old))) => {
-                Some(crate::diff::unified(&c.path, Some(old), &f.bytes, redactor))
+            (Action::Create, _) => Some(crate::plan::diff::unified(&c.path, None, &f.bytes, redactor)),
+            (Action::Update, Some(crate::remote::probe::Old::Bytes(old))) => {
+                Some(crate::plan::diff::unified(&c.path, Some(old), &f.bytes, redactor))
             }
-            (Action::Update, Some(crate::probe::Old::TooLarge(n))) => Some(format!(
+            (Action::Update, Some(crate::remote::probe::Old::TooLarge(n))) => Some(format!(
                 "no diff: the file on the host has {n} bytes, over the {} a diff is made of; new: {} bytes\n",
-                crate::probe::OLD_MAX,
+                crate::remote::probe::OLD_MAX,
                 f.bytes.len()
             )),
             // changed between the probe's hash and its read, or a path sha256sum escapes
@@ -931,10 +931,10 @@ pub struct Failure {
     pub rolled_back: Vec<String>,
 }
 
-fn compose_manifest(variant: crate::probe::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
+fn compose_manifest(variant: crate::remote::probe::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
     let v = match variant {
-        crate::probe::ComposeVariant::V2 => "v2",
-        crate::probe::ComposeVariant::V1 => "v1",
+        crate::remote::probe::ComposeVariant::V2 => "v2",
+        crate::remote::probe::ComposeVariant::V1 => "v1",
     };
     let mut files = p.files.clone();
     files.push(p.override_path.clone());
@@ -963,13 +963,13 @@ fn health_items(services: &[&ServiceAction], desired: &DesiredHost, phase: usize
 }
 
 async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
-    let out = r.run("deploy-compose", crate::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
-    Ok(crate::apply::parse_compose(&out.stdout))
+    let out = r.run("deploy-compose", crate::remote::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
+    Ok(crate::remote::apply::parse_compose(&out.stdout))
 }
 
 /// Container actions for one phase, one compose call per project.
 fn phase_manifests(
-    variant: crate::probe::ComposeVariant,
+    variant: crate::remote::probe::ComposeVariant,
     desired: &DesiredHost,
     actions: &[&ServiceAction],
     rollback: bool,
@@ -1039,7 +1039,7 @@ async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &DeployArgs) -> R
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
     let _ = args;
     let out = r
-        .run("deploy-arm", crate::apply::ARM, &[id, &secs.to_string(), &prefer], Some(&crate::apply::arm_bundle()))
+        .run("deploy-arm", crate::remote::apply::ARM, &[id, &secs.to_string(), &prefer], Some(&crate::remote::apply::arm_bundle()))
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("ARMED\t")).ok_or_else(|| Error::Remote {
@@ -1116,7 +1116,7 @@ async fn stage2(
     let confirm = loop {
         let limit = Duration::from_secs(give_up.saturating_sub(crate::util::now()).clamp(5, 30));
         let r =
-            crate::ssh::run_fresh(host, &via, &args.ssh, "deploy-disarm", crate::apply::DISARM, &[&id], limit).await;
+            crate::remote::ssh::run_fresh(host, &via, &args.ssh, "deploy-disarm", crate::remote::apply::DISARM, &[&id], limit).await;
         match &r {
             Err(Error::Connect { retryable: true, .. }) if crate::util::now() + 1 < give_up => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1159,7 +1159,7 @@ async fn stage2(
     );
     while crate::util::now() < limit {
         if let Ok(o) =
-            crate::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10)).await
+            crate::remote::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10)).await
         {
             if String::from_utf8_lossy(&o.stdout).contains("REVERTED") {
                 outcome = "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();
@@ -1210,7 +1210,7 @@ async fn phases_loop(
         let mut triggers: Vec<String> = Vec::new();
         if !changes.is_empty() {
             progress.step(host, &format!("{phase_name}: writing {} changes", changes.len()));
-            let bundle = crate::apply::bundle(&changes, desired);
+            let bundle = crate::remote::apply::bundle(&changes, desired);
             // nothing after this apply: it writes the audit line and releases
             // the lock itself (a changed host costs two round trips in all)
             let last = armed.is_none()
@@ -1224,8 +1224,8 @@ async fn phases_loop(
             } else {
                 String::new()
             };
-            let out = r.run("deploy-apply", crate::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
-            let a = crate::apply::parse_apply(&out.stdout);
+            let out = r.run("deploy-apply", crate::remote::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
+            let a = crate::remote::apply::parse_apply(&out.stdout);
             if a.finished {
                 r.finished.store(true, Ordering::SeqCst);
             }
@@ -1274,7 +1274,7 @@ async fn phases_loop(
         if !triggers.is_empty() {
             progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
             let input = triggers.join("\n") + "\n";
-            let out = r.run("deploy-triggers", crate::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
+            let out = r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
                 let f: Vec<&str> = line.splitn(3, '\t').collect();
@@ -1322,8 +1322,8 @@ async fn phases_loop(
             let items = health_items(&actions, desired, p, true);
             if !items.is_empty() {
                 progress.step(host, &format!("{phase_name}: waiting for health ({} checks)", items.lines().count()));
-                let out = r.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                let h = crate::apply::parse_health(&out.stdout);
+                let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                let h = crate::remote::apply::parse_health(&out.stdout);
                 if !h.failed.is_empty() {
                     let mut f =
                         Failure { phase: phase_name.clone(), what: "health gate failed".into(), ..Default::default() };
@@ -1341,12 +1341,12 @@ async fn phases_loop(
         if let Some(mut f) = failure {
             progress.step(host, &format!("{phase_name}: rolling back"));
             if files_applied {
-                let out = r.run("deploy-revert", crate::apply::REVERT, &[&journal], None).await?;
+                let out = r.run("deploy-revert", crate::remote::apply::REVERT, &[&journal], None).await?;
                 if !triggers.is_empty() {
                     // the restored files must take effect again (firewall, sshd)
                     let input = triggers.join("\n") + "\n";
                     let rj = format!("{journal}/rollback");
-                    let t = r.run("deploy-triggers", crate::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
+                    let t = r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
                     let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
                     f.rolled_back.push(format!(
                         "re-ran {} on the restored files{}",
@@ -1378,8 +1378,8 @@ async fn phases_loop(
                     back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
                 if !recreated.is_empty() {
                     let items = health_items(&recreated, desired, p, false);
-                    let out = r.run("deploy-health", crate::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                    let h = crate::apply::parse_health(&out.stdout);
+                    let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+                    let h = crate::remote::apply::parse_health(&out.stdout);
                     for s in &h.passed {
                         f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
                     }
@@ -1427,11 +1427,11 @@ pub async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
     let mut failed = 0;
     for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
         let render = |v: &serde_yaml::Value| {
-            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::vars::yaml_to_value(v))])
+            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::render::vars::yaml_to_value(v))])
         };
         let (on, off) = (render(&spec.on)?, render(&spec.off)?);
         let files: Vec<&crate::render::DesiredFile> = on.files.iter().filter(|f| f.selected).collect();
-        let conn = match crate::ssh::connect(host, &on.connection, &args.ssh).await {
+        let conn = match crate::remote::ssh::connect(host, &on.connection, &args.ssh).await {
             Ok(c) => c,
             Err(e) => {
                 failed += 1;
@@ -1496,7 +1496,7 @@ pub async fn host_status(args: DeployArgs) -> Result<u8> {
     let mut failed = 0;
     for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
         let d = loaded.render_host(host, None)?;
-        let conn = match crate::ssh::connect(host, &d.connection, &args.ssh).await {
+        let conn = match crate::remote::ssh::connect(host, &d.connection, &args.ssh).await {
             Ok(c) => c,
             Err(e) => {
                 failed += 1;

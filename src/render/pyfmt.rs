@@ -4,7 +4,7 @@
 use minijinja::value::ValueKind;
 use minijinja::Value;
 
-use crate::template::{py_float, py_str};
+use crate::render::template::{py_float, py_str};
 
 fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
     let mut out: Vec<(Value, Value)> = v

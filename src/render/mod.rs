@@ -2,6 +2,10 @@
 //! host, the desired state: every managed path with its bytes, hash and
 //! metadata. Pure: reads local files only, never touches a host.
 
+pub mod pyfmt;
+pub mod template;
+pub mod vars;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,12 +15,12 @@ use serde::Serialize;
 use serde_yaml::Mapping;
 
 use crate::error::{Error, Result};
-use crate::inventory::Inventory;
-use crate::project::{check_dest, Id, Project};
+use crate::load::inventory::Inventory;
+use crate::load::project::{check_dest, Id, Project};
 use crate::redact::Redactor;
-use crate::secrets::Keys;
-use crate::vars::{yaml_to_value, AllHostVars, HostVars, Origin, Raw, Shared};
-use crate::yaml::Warning;
+use crate::load::secrets::Keys;
+use crate::render::vars::{yaml_to_value, AllHostVars, HostVars, Origin, Raw, Shared};
+use crate::load::yaml::Warning;
 
 /// Where a host records the state of each toggle (written through the
 /// journal, so a revert restores it with everything else).
@@ -270,8 +274,8 @@ impl Loaded {
         let project = Project::load(root, &mut warnings)?;
         let inv_path = root.join("inventory/hosts.yml");
         let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
-        let inv_text = crate::yaml::read_text(&inv_path)?;
-        warnings.extend(crate::yaml::yaml11_bool_warnings(&inv_path, &inv_text));
+        let inv_text = crate::load::yaml::read_text(&inv_path)?;
+        warnings.extend(crate::load::yaml::yaml11_bool_warnings(&inv_path, &inv_text));
         let inventory = Inventory::parse(&inv_path, &inv_text)?;
         let Some(hosts) = inventory.hosts_of(env_name) else {
             let groups: Vec<&String> = inventory.groups.keys().filter(|g| *g != "all").collect();
@@ -290,7 +294,7 @@ impl Loaded {
             inventory.groups.keys().map(|g| (g.clone(), inventory.hosts_of(g).unwrap_or_default())).collect();
         shared.groups = Value::from_serialize(&groups_value);
         let shared = Arc::new(shared);
-        let var_env = Arc::new(crate::template::environment(None));
+        let var_env = Arc::new(crate::render::template::environment(None));
 
         // role defaults, in phase order: later roles override earlier ones
         let mut defaults: IndexMap<String, Raw> = IndexMap::new();
@@ -345,7 +349,7 @@ impl Loaded {
         let role_envs = project
             .roles
             .values()
-            .map(|r| (r.name.clone(), Arc::new(crate::template::environment(Some(r.dir.join("templates"))))))
+            .map(|r| (r.name.clone(), Arc::new(crate::render::template::environment(Some(r.dir.join("templates"))))))
             .collect();
         Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, vars, role_envs })
     }
@@ -427,8 +431,8 @@ impl Loaded {
                         let raw = std::fs::read(&path).map_err(|e| {
                             Error::invalid(spec_file, format!("file {dest}: template {}: {e}", path.display()))
                         })?;
-                        let src = crate::template::check_source(&path, &raw)?;
-                        let text = crate::template::render_str(env, t, &src, &ctx)
+                        let src = crate::render::template::check_source(&path, &raw)?;
+                        let text = crate::render::template::render_str(env, t, &src, &ctx)
                             .map_err(|e| self.render_error(host, hv, &path, &e, env, &src, &ctx))?;
                         (text.into_bytes(), format!("{role_name}/templates/{t}"))
                     } else if let Some(s) = &f.src {
@@ -439,7 +443,7 @@ impl Loaded {
                         (raw, format!("{role_name}/files/{s}"))
                     } else {
                         let c = f.content.as_deref().unwrap_or_default();
-                        let text = crate::template::render_str(env, &format!("{dest} (content)"), c, &ctx)
+                        let text = crate::render::template::render_str(env, &format!("{dest} (content)"), c, &ctx)
                             .map_err(|e| self.render_error(host, hv, spec_file, &e, env, c, &ctx))?;
                         (text.into_bytes(), format!("{role_name}/role.yml"))
                     };
@@ -537,7 +541,7 @@ impl Loaded {
         hv: &Arc<HostVars>,
         ctx: &Value,
         out: &DesiredHost,
-        spec: &crate::project::ComposeSpec,
+        spec: &crate::load::project::ComposeSpec,
         role: &str,
         phase: usize,
         spec_file: &Path,
@@ -564,9 +568,9 @@ impl Loaded {
             contents.push((path.clone(), df.bytes.clone()));
             files.push(path);
         }
-        let services = crate::compose::analyze(&dir, &contents).map_err(bad)?;
+        let services = crate::plan::compose::analyze(&dir, &contents).map_err(bad)?;
         let dotenv_path = abs(&spec.env_file.as_deref().map(&r).transpose()?.unwrap_or_else(|| ".env".into()));
-        let dotenv = out.file(&dotenv_path).map(|f| crate::compose::parse_dotenv(&f.bytes));
+        let dotenv = out.file(&dotenv_path).map(|f| crate::plan::compose::parse_dotenv(&f.bytes));
         let mut warnings = Vec::new();
         let reloads: Vec<Reload> = spec
             .reload
@@ -684,7 +688,7 @@ impl Loaded {
     pub fn render_line(&self, host: &str, overrides: &[(String, Value)], s: &str) -> Result<String> {
         let hv = self.vars_with(host, overrides)?;
         let ctx = Value::from_dyn_object(hv.clone());
-        let env = crate::template::environment(None);
+        let env = crate::render::template::environment(None);
         let file = self.project.root.join("deploy.yml");
         self.render_small(host, &hv, &env, &file, s, &ctx)
     }
@@ -742,7 +746,7 @@ impl Loaded {
                 return Ok(None);
             }
             match ctx.get_attr(name) {
-                Ok(v) if !v.is_undefined() && !v.is_none() => Ok(Some(crate::template::py_str(&v))),
+                Ok(v) if !v.is_undefined() && !v.is_none() => Ok(Some(crate::render::template::py_str(&v))),
                 _ => Err(self.resolve_error(host, hv, name)),
             }
         };
@@ -862,7 +866,7 @@ fn vars_files(
             let bytes = keys.decrypt(&path)?;
             String::from_utf8(bytes).map_err(|_| Error::invalid(&path, "decrypted content is not UTF-8 YAML"))?
         } else {
-            crate::yaml::read_text(&path)?
+            crate::load::yaml::read_text(&path)?
         };
         let value: serde_yaml::Value = if secret {
             // Parse errors of decrypted text must not quote the text itself.
@@ -876,8 +880,8 @@ fn vars_files(
                 }
             })?
         } else {
-            warnings.extend(crate::yaml::yaml11_bool_warnings(&path, &text));
-            crate::yaml::parse(&path, &text)?
+            warnings.extend(crate::load::yaml::yaml11_bool_warnings(&path, &text));
+            crate::load::yaml::parse(&path, &text)?
         };
         let vars = match value {
             serde_yaml::Value::Mapping(m) => m,

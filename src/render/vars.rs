@@ -301,7 +301,7 @@ mod tests {
     use super::*;
 
     fn host(vars: &[(&str, serde_yaml::Value)]) -> Arc<HostVars> {
-        let env = Arc::new(crate::template::environment(None));
+        let env = Arc::new(crate::render::template::environment(None));
         let raw = vars
             .iter()
             .map(|(k, v)| {
@@ -324,7 +324,7 @@ mod tests {
             ("tls", y("\"{{ ports | length > 1 }}\"")),
         ]);
         let ctx = Value::from_dyn_object(h.clone());
-        let env = crate::template::environment(None);
+        let env = crate::render::template::environment(None);
         assert_eq!(env.render_str("{{ url }}", &ctx).unwrap(), "https://example.com/h1");
         assert_eq!(
             env.render_str("{% for p in ports %}{{ p + 1 }} {% endfor %}{{ tls }}", &ctx).unwrap(),
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn cycles_are_reported() {
         let h = host(&[("a", y("\"{{ b }}\"")), ("b", y("\"{{ a }}\""))]);
-        let env = crate::template::environment(None);
+        let env = crate::render::template::environment(None);
         assert!(env.render_str("{{ a }}", Value::from_dyn_object(h.clone())).is_err());
         let e = h.error.lock().unwrap().clone().unwrap();
         assert!(e.message.contains("refers to itself"), "{}", e.message);

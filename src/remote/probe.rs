@@ -10,7 +10,7 @@ use serde::Serialize;
 
 /// The probe script, run as `sh -c SCRIPT probe MODE HOLDER DOCKER OLDMAX PATH...`
 /// (wanted hashes on stdin).
-pub const SCRIPT: &str = include_str!("remote/probe.sh");
+pub const SCRIPT: &str = include_str!("probe.sh");
 
 /// The kind of thing at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,10 +2,13 @@
 //! printed, serialised for `--output json`, and applied; `--check` stops
 //! after printing it. Building it writes nothing anywhere.
 
+pub mod compose;
+pub mod diff;
+
 use serde::Serialize;
 
-use crate::probe::{Entry, Kind, Remote};
-use crate::project::Id;
+use crate::remote::probe::{Entry, Kind, Remote};
+use crate::load::project::Id;
 use crate::render::DesiredHost;
 
 /// What happens to a path.
@@ -121,7 +124,7 @@ pub struct HostPlan {
     /// Container actions, by phase.
     pub services: Vec<ServiceAction>,
     /// The host's Compose, when it has compose projects.
-    pub compose: Option<crate::probe::ComposeVariant>,
+    pub compose: Option<crate::remote::probe::ComposeVariant>,
     /// The audit line of the previous deploy, when the host reverted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_revert: Option<String>,
@@ -359,7 +362,7 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
             if !project_in_scope && selected_inputs.is_empty() {
                 continue;
             }
-            let containers: Vec<&crate::probe::Container> =
+            let containers: Vec<&crate::remote::probe::Container> =
                 remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
             let mut reasons: Vec<String> = s
                 .inputs
@@ -420,7 +423,7 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
                 });
             }
         }
-        let content = crate::compose::override_file(&p.project, &hashes).into_bytes();
+        let content = crate::plan::compose::override_file(&p.project, &hashes).into_bytes();
         let sha = crate::render::sha256_hex(&content);
         let e = remote.paths.get(&p.override_path);
         if e.and_then(|e| e.sha256.as_deref()) != Some(sha.as_str()) {

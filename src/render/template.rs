@@ -201,25 +201,25 @@ fn add_ansible(env: &mut Environment<'static>) {
         let sort: Option<bool> = kw.get("sort_keys")?;
         kw.assert_all_used()?;
         let mut out = String::new();
-        crate::pyfmt::json(&mut out, &v, indent, sort.unwrap_or(false), 0, indent.is_some());
+        crate::render::pyfmt::json(&mut out, &v, indent, sort.unwrap_or(false), 0, indent.is_some());
         Ok(out)
     });
     env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, MjError> {
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
         let mut out = String::new();
-        crate::pyfmt::json(&mut out, &v, Some(indent.unwrap_or(4)), true, 0, true);
+        crate::render::pyfmt::json(&mut out, &v, Some(indent.unwrap_or(4)), true, 0, true);
         Ok(out)
     });
     env.add_filter("to_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
-        Ok(crate::pyfmt::yaml(&v, indent.unwrap_or(2), true))
+        Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(2), true))
     });
     env.add_filter("to_nice_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
-        Ok(crate::pyfmt::yaml(&v, indent.unwrap_or(4), false))
+        Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(4), false))
     });
     env.add_filter("b64encode", |v: Value| {
         use base64::Engine;

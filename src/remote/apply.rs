@@ -9,27 +9,27 @@ use crate::render::DesiredHost;
 
 /// The apply script, run as `sh -c SCRIPT apply JOURNAL_ID HOLDER`.
 pub const SCRIPT: &str =
-    concat!(include_str!("remote/lib.sh"), include_str!("remote/lock.sh"), include_str!("remote/apply.sh"));
+    concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
 /// Restores a journal: `sh -c REVERT revert JOURNAL_ID`.
-pub const REVERT: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/revert.sh"));
+pub const REVERT: &str = concat!(include_str!("lib.sh"), include_str!("revert.sh"));
 /// Container actions of one compose project (manifest on stdin).
-pub const COMPOSE: &str = include_str!("remote/compose.sh");
+pub const COMPOSE: &str = include_str!("compose.sh");
 /// Health gate (checks on stdin).
-pub const HEALTH: &str = include_str!("remote/health.sh");
+pub const HEALTH: &str = include_str!("health.sh");
 /// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
-pub const ARM: &str = include_str!("remote/arm.sh");
+pub const ARM: &str = include_str!("arm.sh");
 /// Defines `take_lock HOLDER` (see `with_lock`) and `finish_lock`.
-const LOCK: &str = include_str!("remote/lock.sh");
+const LOCK: &str = include_str!("lock.sh");
 /// The revert the timer runs.
-pub const DEADMAN: &str = concat!(include_str!("remote/lib.sh"), include_str!("remote/deadman.sh"));
+pub const DEADMAN: &str = concat!(include_str!("lib.sh"), include_str!("deadman.sh"));
 /// Cancels exactly one deploy's timer, run over a fresh connection.
-pub const DISARM: &str = include_str!("remote/disarm.sh");
+pub const DISARM: &str = include_str!("disarm.sh");
 /// Runs and records on_change commands.
-pub const TRIGGERS: &str = include_str!("remote/triggers.sh");
+pub const TRIGGERS: &str = include_str!("triggers.sh");
 /// Writes the audit line and releases the lock.
-pub const FINISH: &str = concat!(include_str!("remote/lock.sh"), include_str!("remote/finish.sh"));
+pub const FINISH: &str = concat!(include_str!("lock.sh"), include_str!("finish.sh"));
 /// Shows and removes a lock.
-pub const UNLOCK: &str = include_str!("remote/unlock.sh");
+pub const UNLOCK: &str = include_str!("unlock.sh");
 
 /// `script`, preceded by taking the lock for `holder` (exit 75 and
 /// `deploy-lock-held\tWHO` on stderr when another deploy holds it).

@@ -336,16 +336,16 @@ pub struct Project {
 
 impl Project {
     /// Load deploy.yml and its roles from `root`.
-    pub fn load(root: &Path, warnings: &mut Vec<crate::yaml::Warning>) -> Result<Project> {
+    pub fn load(root: &Path, warnings: &mut Vec<crate::load::yaml::Warning>) -> Result<Project> {
         let path = root.join("deploy.yml");
         if !path.exists() {
             return Err(Error::invalid(&path, "not found").hinted(
                 "run deploy from the root of a deploy repository (the directory holding deploy.yml), or pass --root DIR",
             ));
         }
-        let text = crate::yaml::read_text(&path)?;
-        warnings.extend(crate::yaml::yaml11_bool_warnings(&path, &text));
-        let file: ProjectFile = crate::yaml::parse(&path, &text)?;
+        let text = crate::load::yaml::read_text(&path)?;
+        warnings.extend(crate::load::yaml::yaml11_bool_warnings(&path, &text));
+        let file: ProjectFile = crate::load::yaml::parse(&path, &text)?;
         let mut roles = IndexMap::new();
         for phase in &file.phases {
             for r in &phase.roles {
@@ -369,22 +369,22 @@ impl Project {
     }
 }
 
-fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::yaml::Warning>) -> Result<Role> {
+fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warning>) -> Result<Role> {
     let dir = root.join("roles").join(name);
     let spec_path = dir.join("role.yml");
     if !spec_path.exists() {
         return Err(Error::invalid(&spec_path, format!("role `{name}` is named in deploy.yml but has no role.yml")));
     }
-    let text = crate::yaml::read_text(&spec_path)?;
-    warnings.extend(crate::yaml::yaml11_bool_warnings(&spec_path, &text));
+    let text = crate::load::yaml::read_text(&spec_path)?;
+    warnings.extend(crate::load::yaml::yaml11_bool_warnings(&spec_path, &text));
     check_unquoted_modes(&spec_path, &text)?;
-    let spec: RoleFile = crate::yaml::parse(&spec_path, &text)?;
+    let spec: RoleFile = crate::load::yaml::parse(&spec_path, &text)?;
     let mut defaults = serde_yaml::Mapping::new();
     for p in [dir.join("defaults.yml"), dir.join("defaults/main.yml")] {
         if p.exists() {
-            let text = crate::yaml::read_text(&p)?;
-            warnings.extend(crate::yaml::yaml11_bool_warnings(&p, &text));
-            match crate::yaml::parse::<serde_yaml::Value>(&p, &text)? {
+            let text = crate::load::yaml::read_text(&p)?;
+            warnings.extend(crate::load::yaml::yaml11_bool_warnings(&p, &text));
+            match crate::load::yaml::parse::<serde_yaml::Value>(&p, &text)? {
                 serde_yaml::Value::Mapping(m) => defaults.extend(m),
                 serde_yaml::Value::Null => {}
                 _ => return Err(Error::invalid(&p, "defaults must be a mapping of variables")),
@@ -468,7 +468,7 @@ mod tests {
             .unwrap_err();
         let s = e.to_string();
         assert!(s.contains("role.yml:4:"), "{s}");
-        let e = crate::yaml::parse::<RoleFile>(
+        let e = crate::load::yaml::parse::<RoleFile>(
             Path::new("role.yml"),
             "files:\n  - dest: /a\n    content: x\n    mode: 644\n",
         )
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_allowed_keys() {
-        let e = crate::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    contnet: x\n")
+        let e = crate::load::yaml::parse::<RoleFile>(Path::new("role.yml"), "files:\n  - dest: /a\n    contnet: x\n")
             .unwrap_err();
         let s = e.to_string();
         assert!(s.contains("unknown field `contnet`") && s.contains("expected one of"), "{s}");

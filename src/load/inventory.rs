@@ -32,7 +32,7 @@ pub struct Inventory {
 impl Inventory {
     /// Parse `hosts.yml` text.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
-        let root: Value = crate::yaml::parse(path, text)?;
+        let root: Value = crate::load::yaml::parse(path, text)?;
         let mut inv = Inventory::default();
         inv.groups.insert("all".into(), Group::default());
         let Value::Mapping(top) = root else {
