@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use deploy::error::{Error, Result};
-use deploy::run::{exit, DeployArgs};
 use deploy::load::secrets::Keys;
 use deploy::remote::ssh::SshOptions;
+use deploy::run::{exit, DeployArgs};
 
 /// Converge hosts to the state declared in this repository (deploy.yml,
 /// inventory/, roles/), over SSH.
@@ -240,7 +240,7 @@ async fn run(cli: Cli) -> Result<u8> {
             deploy::run::deploy(args).await
         }
         Some(Command::Render { env, host, out }) => {
-            let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
+            let loaded = deploy::render::Renderer::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
             let hosts = match host {
                 Some(h) => vec![h],
                 None => loaded.hosts.clone(),
@@ -294,7 +294,7 @@ async fn run(cli: Cli) -> Result<u8> {
             deploy::run::host_status(args).await
         }
         Some(Command::Unlock { env, host }) => {
-            let loaded = deploy::render::Loaded::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
+            let loaded = deploy::render::Renderer::load(&g.root, &env, &keys(&g), &extra(&g)?)?;
             let d = loaded.render_host(&host, None)?;
             let opts = SshOptions {
                 accept_new_host_keys: g.accept_new_host_keys,

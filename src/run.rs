@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::remote::apply::FINISH;
 use crate::error::{Error, Result};
-use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
-use crate::remote::probe::Lock;
-use crate::redact::Redactor;
-use crate::render::{CheckKind, DesiredHost, Loaded};
-use crate::report::{print_plan, Progress};
 use crate::load::secrets::Keys;
+use crate::plan::state::Lock;
+use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
+use crate::redact::Redactor;
+use crate::remote::apply::FINISH;
 use crate::remote::ssh::{Conn, SshOptions};
+use crate::render::{CheckKind, DesiredHost, Renderer as Loaded};
+use crate::report::{print_plan, Progress};
 
 /// Exit statuses (Terraform's -detailed-exitcode for --check).
 pub mod exit {
@@ -94,7 +94,13 @@ impl Ready {
     /// Run a remote script on the host. Until the lock is held, the script
     /// takes it first, in the same round trip, and fails naming the holder
     /// when another deploy has it.
-    async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<crate::remote::ssh::Output> {
+    async fn run(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<crate::remote::ssh::Output> {
         if self.locked.load(Ordering::SeqCst) {
             return self.conn.run(name, script, args, stdin).await;
         }
@@ -169,7 +175,7 @@ pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> 
                     known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                 ))
             })?;
-            let value = crate::render::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+            let value = crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off });
             let overrides = vec![(spec.var.clone(), value)];
             hosts.iter().map(|h| toggle_desired(&loaded, h, &t.name, t.on, spec, &overrides)).collect()
         }
@@ -205,7 +211,7 @@ fn toggle_desired(
         dest: format!("{}/{name}", crate::render::TOGGLE_DIR),
         role,
         source: format!("toggle {name}"),
-        sha256: crate::render::sha256_hex(&bytes),
+        sha256: crate::util::sha256_hex(&bytes),
         bytes,
         owner: None,
         group: None,
@@ -270,7 +276,7 @@ async fn probe(
     desired: &DesiredHost,
     mode: &str,
     holder: &str,
-) -> Result<crate::remote::probe::Remote> {
+) -> Result<crate::plan::state::Remote> {
     let docker = if desired.compose.is_empty() { "no" } else { "yes" };
     let paths = probe_paths(desired);
     let old_max = crate::remote::probe::OLD_MAX.to_string();
@@ -298,8 +304,8 @@ async fn probe(
 }
 
 /// Toggles that are on according to the host's own state files.
-fn toggles_on(loaded: &Loaded, remote: &crate::remote::probe::Remote) -> Vec<(String, minijinja::Value)> {
-    let on = crate::render::sha256_hex(b"on\n");
+fn toggles_on(loaded: &Loaded, remote: &crate::plan::state::Remote) -> Vec<(String, minijinja::Value)> {
+    let on = crate::util::sha256_hex(b"on\n");
     loaded
         .project
         .file
@@ -309,7 +315,7 @@ fn toggles_on(loaded: &Loaded, remote: &crate::remote::probe::Remote) -> Vec<(St
             remote.paths.get(&format!("{}/{name}", crate::render::TOGGLE_DIR)).and_then(|e| e.sha256.as_deref())
                 == Some(on.as_str())
         })
-        .map(|(_, t)| (t.var.clone(), crate::render::vars::yaml_to_value(&t.on)))
+        .map(|(_, t)| (t.var.clone(), crate::load::yaml::yaml_to_value(&t.on)))
         .collect()
 }
 
@@ -341,7 +347,7 @@ async fn stage1(
     let mut overrides = match &args.toggle {
         Some(t) => {
             let spec = &loaded.project.file.toggles[&t.name];
-            vec![(spec.var.clone(), crate::render::vars::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
+            vec![(spec.var.clone(), crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
         }
         None => toggles_on(loaded, &remote),
     };
@@ -477,7 +483,7 @@ async fn preflight(
     conn: &Conn,
     loaded: &Loaded,
     desired: &DesiredHost,
-    remote: &crate::remote::probe::Remote,
+    remote: &crate::plan::state::Remote,
     plan: &HostPlan,
     facts: &[(String, minijinja::Value)],
     toggle: bool,
@@ -535,7 +541,7 @@ async fn lock_and_diff(
     conn: &Conn,
     desired: &DesiredHost,
     plan: &mut HostPlan,
-    remote: &crate::remote::probe::Remote,
+    remote: &crate::plan::state::Remote,
     redactor: &Redactor,
     lock: bool,
     holder: &str,
@@ -555,10 +561,10 @@ async fn lock_and_diff(
         let f = &desired.files[i];
         c.diff = match (c.action, remote.old.get(&c.path)) {
             (Action::Create, _) => Some(crate::plan::diff::unified(&c.path, None, &f.bytes, redactor)),
-            (Action::Update, Some(crate::remote::probe::Old::Bytes(old))) => {
+            (Action::Update, Some(crate::plan::state::Old::Bytes(old))) => {
                 Some(crate::plan::diff::unified(&c.path, Some(old), &f.bytes, redactor))
             }
-            (Action::Update, Some(crate::remote::probe::Old::TooLarge(n))) => Some(format!(
+            (Action::Update, Some(crate::plan::state::Old::TooLarge(n))) => Some(format!(
                 "no diff: the file on the host has {n} bytes, over the {} a diff is made of; new: {} bytes\n",
                 crate::remote::probe::OLD_MAX,
                 f.bytes.len()
@@ -931,10 +937,10 @@ pub struct Failure {
     pub rolled_back: Vec<String>,
 }
 
-fn compose_manifest(variant: crate::remote::probe::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
+fn compose_manifest(variant: crate::plan::state::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
     let v = match variant {
-        crate::remote::probe::ComposeVariant::V2 => "v2",
-        crate::remote::probe::ComposeVariant::V1 => "v1",
+        crate::plan::state::ComposeVariant::V2 => "v2",
+        crate::plan::state::ComposeVariant::V1 => "v1",
     };
     let mut files = p.files.clone();
     files.push(p.override_path.clone());
@@ -969,7 +975,7 @@ async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<
 
 /// Container actions for one phase, one compose call per project.
 fn phase_manifests(
-    variant: crate::remote::probe::ComposeVariant,
+    variant: crate::plan::state::ComposeVariant,
     desired: &DesiredHost,
     actions: &[&ServiceAction],
     rollback: bool,
@@ -1039,7 +1045,12 @@ async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &DeployArgs) -> R
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
     let _ = args;
     let out = r
-        .run("deploy-arm", crate::remote::apply::ARM, &[id, &secs.to_string(), &prefer], Some(&crate::remote::apply::arm_bundle()))
+        .run(
+            "deploy-arm",
+            crate::remote::apply::ARM,
+            &[id, &secs.to_string(), &prefer],
+            Some(&crate::remote::apply::arm_bundle()),
+        )
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("ARMED\t")).ok_or_else(|| Error::Remote {
@@ -1115,8 +1126,16 @@ async fn stage2(
     let give_up = a.deadline.saturating_sub(5).min(crate::util::now() + 60);
     let confirm = loop {
         let limit = Duration::from_secs(give_up.saturating_sub(crate::util::now()).clamp(5, 30));
-        let r =
-            crate::remote::ssh::run_fresh(host, &via, &args.ssh, "deploy-disarm", crate::remote::apply::DISARM, &[&id], limit).await;
+        let r = crate::remote::ssh::run_fresh(
+            host,
+            &via,
+            &args.ssh,
+            "deploy-disarm",
+            crate::remote::apply::DISARM,
+            &[&id],
+            limit,
+        )
+        .await;
         match &r {
             Err(Error::Connect { retryable: true, .. }) if crate::util::now() + 1 < give_up => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1159,7 +1178,8 @@ async fn stage2(
     );
     while crate::util::now() < limit {
         if let Ok(o) =
-            crate::remote::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10)).await
+            crate::remote::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10))
+                .await
         {
             if String::from_utf8_lossy(&o.stdout).contains("REVERTED") {
                 outcome = "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();
@@ -1224,7 +1244,8 @@ async fn phases_loop(
             } else {
                 String::new()
             };
-            let out = r.run("deploy-apply", crate::remote::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
+            let out =
+                r.run("deploy-apply", crate::remote::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
             let a = crate::remote::apply::parse_apply(&out.stdout);
             if a.finished {
                 r.finished.store(true, Ordering::SeqCst);
@@ -1274,7 +1295,8 @@ async fn phases_loop(
         if !triggers.is_empty() {
             progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
             let input = triggers.join("\n") + "\n";
-            let out = r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
+            let out =
+                r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
                 let f: Vec<&str> = line.splitn(3, '\t').collect();
@@ -1346,7 +1368,9 @@ async fn phases_loop(
                     // the restored files must take effect again (firewall, sshd)
                     let input = triggers.join("\n") + "\n";
                     let rj = format!("{journal}/rollback");
-                    let t = r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&rj], Some(input.as_bytes())).await?;
+                    let t = r
+                        .run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&rj], Some(input.as_bytes()))
+                        .await?;
                     let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
                     f.rolled_back.push(format!(
                         "re-ran {} on the restored files{}",
@@ -1427,7 +1451,7 @@ pub async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
     let mut failed = 0;
     for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
         let render = |v: &serde_yaml::Value| {
-            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::render::vars::yaml_to_value(v))])
+            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::load::yaml::yaml_to_value(v))])
         };
         let (on, off) = (render(&spec.on)?, render(&spec.off)?);
         let files: Vec<&crate::render::DesiredFile> = on.files.iter().filter(|f| f.selected).collect();

@@ -94,6 +94,12 @@ fn git_commit_uncached(root: &std::path::Path) -> String {
     }
 }
 
+/// sha256 as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

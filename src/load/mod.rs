@@ -1,7 +1,230 @@
 //! Reading the repository: deploy.yml and role.yml, the inventory, vars
-//! files and age-encrypted secrets. Reads local files only.
+//! files and age-encrypted secrets, merged into each host's variable layers.
+//! Reads local files only; evaluating the variables is `render`'s work.
 
 pub mod inventory;
 pub mod project;
 pub mod secrets;
 pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use minijinja::Value;
+use serde_yaml::Mapping;
+
+use crate::error::{Error, Result};
+use crate::redact::Redactor;
+use inventory::Inventory;
+use project::Project;
+use secrets::Keys;
+use yaml::{yaml_to_value, Warning};
+
+/// Where a variable was defined, for errors.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The file that set it (or a description like `-e`).
+    pub file: PathBuf,
+    /// Whether it came from an encrypted file.
+    pub secret: bool,
+}
+
+/// One raw variable before resolution.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    /// The value as written.
+    pub value: Value,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// One host's variables as written, merged by precedence (role defaults <
+/// group_vars/all < parent group < child group < host_vars < `-e`).
+#[derive(Debug, Clone)]
+pub struct HostLayers {
+    /// Groups the host belongs to (excluding `all` and `ungrouped`), sorted.
+    pub groups: Vec<String>,
+    /// Variable name -> the winning definition.
+    pub vars: IndexMap<String, Raw>,
+}
+
+/// One vars file, parsed.
+#[derive(Debug, Clone)]
+struct VarsFile {
+    path: PathBuf,
+    vars: Mapping,
+    secret: bool,
+}
+
+/// Everything read from the repository for one environment.
+pub struct Loaded {
+    /// deploy.yml and roles.
+    pub project: Project,
+    /// The inventory.
+    pub inventory: Inventory,
+    /// Non-fatal findings to show the user.
+    pub warnings: Vec<Warning>,
+    /// Secret values to mask in output.
+    pub redactor: Redactor,
+    /// The environment (group) being deployed.
+    pub env_name: String,
+    /// Hosts of the environment, in inventory order.
+    pub hosts: Vec<String>,
+    /// Variable layers of each host of the environment.
+    pub layers: IndexMap<String, HostLayers>,
+}
+
+impl Loaded {
+    /// Load the repository at `root` for environment `env_name`.
+    pub fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
+        let mut warnings = Vec::new();
+        let project = Project::load(root, &mut warnings)?;
+        let inv_path = root.join("inventory/hosts.yml");
+        let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
+        let inv_text = yaml::read_text(&inv_path)?;
+        warnings.extend(yaml::yaml11_bool_warnings(&inv_path, &inv_text));
+        let inventory = Inventory::parse(&inv_path, &inv_text)?;
+        let Some(hosts) = inventory.hosts_of(env_name) else {
+            let groups: Vec<&String> = inventory.groups.keys().filter(|g| *g != "all").collect();
+            return Err(Error::Usage(format!(
+                "environment `{env_name}` is not a group in {}; groups: {}",
+                inv_path.display(),
+                groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if hosts.is_empty() {
+            return Err(Error::Usage(format!("group `{env_name}` in {} has no hosts", inv_path.display())));
+        }
+        let redactor = Redactor::default();
+        let defaults = role_defaults(&project);
+        let mut group_cache: IndexMap<String, Vec<VarsFile>> = IndexMap::new();
+        let mut layers = IndexMap::new();
+        for host in &hosts {
+            let groups = inventory.groups_of(host);
+            let mut vars: IndexMap<String, Raw> = defaults.clone();
+            for g in &groups {
+                merge(&mut vars, &inventory.groups[g].vars, &inv_path, false);
+                if !group_cache.contains_key(g) {
+                    let files = vars_files(&root.join("inventory/group_vars"), g, keys, &redactor, &mut warnings)?;
+                    group_cache.insert(g.clone(), files);
+                }
+                for f in &group_cache[g] {
+                    merge(&mut vars, &f.vars, &f.path, f.secret);
+                }
+            }
+            merge(&mut vars, &inventory.hosts[host], &inv_path, false);
+            for f in vars_files(&root.join("inventory/host_vars"), host, keys, &redactor, &mut warnings)? {
+                merge(&mut vars, &f.vars, &f.path, f.secret);
+            }
+            for (k, v) in extra {
+                vars.insert(
+                    k.clone(),
+                    Raw { value: Value::from(v.clone()), origin: Origin { file: "-e".into(), secret: false } },
+                );
+            }
+            let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
+            names.sort();
+            layers.insert(host.clone(), HostLayers { groups: names, vars });
+        }
+        Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, layers })
+    }
+}
+
+/// Role defaults, in phase order: later roles override earlier ones.
+fn role_defaults(project: &Project) -> IndexMap<String, Raw> {
+    let mut defaults: IndexMap<String, Raw> = IndexMap::new();
+    for role in project.roles.values() {
+        let file = role.dir.join("defaults.yml");
+        for (k, v) in &role.defaults {
+            if let Some(k) = k.as_str() {
+                defaults.insert(
+                    k.into(),
+                    Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } },
+                );
+            }
+        }
+    }
+    defaults
+}
+
+fn merge(layers: &mut IndexMap<String, Raw>, m: &Mapping, file: &Path, secret: bool) {
+    for (k, v) in m {
+        if let Some(k) = k.as_str() {
+            layers.insert(k.into(), Raw { value: yaml_to_value(v), origin: Origin { file: file.into(), secret } });
+        }
+    }
+}
+
+/// The vars files for a group or host: NAME.yml / NAME.yaml / NAME.age, or
+/// every *.yml, *.yaml, *.age in NAME/ in name order.
+fn vars_files(
+    dir: &Path,
+    name: &str,
+    keys: &Keys,
+    redactor: &Redactor,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<VarsFile>> {
+    let mut paths = Vec::new();
+    for ext in ["yml", "yaml", "age"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.is_file() {
+            paths.push(p);
+        }
+    }
+    let sub = dir.join(name);
+    if sub.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&sub)
+            .map_err(|e| Error::io(&sub, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "age")))
+            .collect();
+        entries.sort();
+        paths.extend(entries);
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let secret = path.extension().is_some_and(|e| e == "age");
+        let text = if secret {
+            let bytes = keys.decrypt(&path)?;
+            String::from_utf8(bytes).map_err(|_| Error::invalid(&path, "decrypted content is not UTF-8 YAML"))?
+        } else {
+            yaml::read_text(&path)?
+        };
+        let value: serde_yaml::Value = if secret {
+            // Parse errors of decrypted text must not quote the text itself.
+            serde_yaml::from_str(&text).map_err(|e| {
+                let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                Error::Yaml {
+                    path: path.clone(),
+                    line,
+                    column,
+                    message: "decrypted content is not valid YAML (run `deploy secrets edit` to fix it)".into(),
+                }
+            })?
+        } else {
+            warnings.extend(yaml::yaml11_bool_warnings(&path, &text));
+            yaml::parse(&path, &text)?
+        };
+        let vars = match value {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => Mapping::new(),
+            _ => return Err(Error::invalid(&path, "a vars file must be a mapping of variable names to values")),
+        };
+        if secret {
+            register_secrets(redactor, &serde_yaml::Value::Mapping(vars.clone()));
+        }
+        out.push(VarsFile { path, vars, secret });
+    }
+    Ok(out)
+}
+
+fn register_secrets(r: &Redactor, v: &serde_yaml::Value) {
+    match v {
+        serde_yaml::Value::String(s) => r.add(s),
+        serde_yaml::Value::Number(n) => r.add(&n.to_string()),
+        serde_yaml::Value::Sequence(s) => s.iter().for_each(|x| register_secrets(r, x)),
+        serde_yaml::Value::Mapping(m) => m.values().for_each(|x| register_secrets(r, x)),
+        serde_yaml::Value::Tagged(t) => register_secrets(r, &t.value),
+        _ => {}
+    }
+}

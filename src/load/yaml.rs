@@ -7,6 +7,9 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+use indexmap::IndexMap;
+use minijinja::Value;
+
 use crate::error::{Error, Result};
 
 /// Read a file as UTF-8 text, naming the file on failure.
@@ -114,5 +117,36 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.yml:"), "{s}");
         assert!(!s.contains(" at line "), "{s}");
+    }
+}
+
+/// Convert parsed YAML into a template value, keeping mapping order.
+pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::from(()),
+        serde_yaml::Value::Bool(b) => Value::from(*b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_yaml::Value::String(s) => Value::from(s.clone()),
+        serde_yaml::Value::Sequence(s) => Value::from(s.iter().map(yaml_to_value).collect::<Vec<_>>()),
+        serde_yaml::Value::Mapping(m) => {
+            let mut out = IndexMap::new();
+            for (k, v) in m {
+                let key = match k {
+                    serde_yaml::Value::String(s) => Value::from(s.clone()),
+                    other => yaml_to_value(other),
+                };
+                out.insert(key, yaml_to_value(v));
+            }
+            Value::from_iter(out)
+        }
+        serde_yaml::Value::Tagged(t) => yaml_to_value(&t.value),
     }
 }

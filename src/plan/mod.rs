@@ -2,13 +2,13 @@
 //! printed, serialised for `--output json`, and applied; `--check` stops
 //! after printing it. Building it writes nothing anywhere.
 
-pub mod compose;
 pub mod diff;
+pub mod state;
 
 use serde::Serialize;
 
-use crate::remote::probe::{Entry, Kind, Remote};
 use crate::load::project::Id;
+use crate::plan::state::{Entry, Kind, Remote};
 use crate::render::DesiredHost;
 
 /// What happens to a path.
@@ -124,7 +124,7 @@ pub struct HostPlan {
     /// Container actions, by phase.
     pub services: Vec<ServiceAction>,
     /// The host's Compose, when it has compose projects.
-    pub compose: Option<crate::remote::probe::ComposeVariant>,
+    pub compose: Option<crate::plan::state::ComposeVariant>,
     /// The audit line of the previous deploy, when the host reverted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_revert: Option<String>,
@@ -355,14 +355,14 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
             for i in &s.inputs {
                 h.push_str(&format!("{i}:{}\n", sha_after(desired, remote, i)));
             }
-            let hash = crate::render::sha256_hex(h.as_bytes())[..16].to_string();
+            let hash = crate::util::sha256_hex(h.as_bytes())[..16].to_string();
             hashes.push((s.name.clone(), hash.clone()));
             let selected_inputs: Vec<&String> =
                 s.inputs.iter().filter(|i| desired.file(i).is_some_and(|f| f.selected)).collect();
             if !project_in_scope && selected_inputs.is_empty() {
                 continue;
             }
-            let containers: Vec<&crate::remote::probe::Container> =
+            let containers: Vec<&crate::plan::state::Container> =
                 remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
             let mut reasons: Vec<String> = s
                 .inputs
@@ -423,8 +423,8 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
                 });
             }
         }
-        let content = crate::plan::compose::override_file(&p.project, &hashes).into_bytes();
-        let sha = crate::render::sha256_hex(&content);
+        let content = crate::render::compose::override_file(&p.project, &hashes).into_bytes();
+        let sha = crate::util::sha256_hex(&content);
         let e = remote.paths.get(&p.override_path);
         if e.and_then(|e| e.sha256.as_deref()) != Some(sha.as_str()) {
             if let Some(e) = e.filter(|e| e.kind != Kind::File) {

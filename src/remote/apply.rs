@@ -8,8 +8,7 @@ use crate::plan::{Action, Expected, Resource};
 use crate::render::DesiredHost;
 
 /// The apply script, run as `sh -c SCRIPT apply JOURNAL_ID HOLDER`.
-pub const SCRIPT: &str =
-    concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
+pub const SCRIPT: &str = concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
 /// Restores a journal: `sh -c REVERT revert JOURNAL_ID`.
 pub const REVERT: &str = concat!(include_str!("lib.sh"), include_str!("revert.sh"));
 /// Container actions of one compose project (manifest on stdin).

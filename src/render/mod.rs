@@ -1,357 +1,82 @@
-//! Load a repository (deploy.yml, inventory, vars, secrets) and render, per
-//! host, the desired state: every managed path with its bytes, hash and
-//! metadata. Pure: reads local files only, never touches a host.
+//! Rendering: per host, the desired state (every managed path with its
+//! bytes, hash and metadata) from the loaded repository. Pure: reads role
+//! files only, never touches a host.
 
+pub mod compose;
+pub mod desired;
 pub mod pyfmt;
 pub mod template;
 pub mod vars;
 
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use minijinja::{Environment, Value};
-use serde::Serialize;
-use serde_yaml::Mapping;
 
 use crate::error::{Error, Result};
-use crate::load::inventory::Inventory;
-use crate::load::project::{check_dest, Id, Project};
-use crate::redact::Redactor;
+use crate::load::project::check_dest;
 use crate::load::secrets::Keys;
-use crate::render::vars::{yaml_to_value, AllHostVars, HostVars, Origin, Raw, Shared};
-use crate::load::yaml::Warning;
+use crate::load::Loaded;
+use crate::util::sha256_hex;
+pub use desired::*;
+use template::describe_mj_error;
+use vars::{AllHostVars, HostVars, Shared};
 
-/// Where a host records the state of each toggle (written through the
-/// journal, so a revert restores it with everything else).
-pub const TOGGLE_DIR: &str = "/var/lib/deploy/toggles";
-
-/// One vars file, parsed.
-#[derive(Debug, Clone)]
-struct VarsFile {
-    path: PathBuf,
-    vars: Mapping,
-    secret: bool,
-}
-
-/// Everything read from the repository for one environment.
-pub struct Loaded {
-    /// deploy.yml and roles.
-    pub project: Project,
-    /// The inventory.
-    pub inventory: Inventory,
-    /// Non-fatal findings to show the user.
-    pub warnings: Vec<Warning>,
-    /// Secret values to mask in output.
-    pub redactor: Redactor,
-    /// The environment (group) being deployed.
-    pub env_name: String,
-    /// Hosts of the environment, in inventory order.
-    pub hosts: Vec<String>,
+/// A loaded repository with each host's variables ready to evaluate and a
+/// template environment per role.
+pub struct Renderer {
+    loaded: Loaded,
     /// Variables of each host of the environment.
     pub vars: IndexMap<String, Arc<HostVars>>,
     role_envs: IndexMap<String, Arc<Environment<'static>>>,
 }
 
-/// How to reach a host, from its variables.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Connection {
-    /// ssh destination (ansible_host, else the inventory name).
-    pub address: String,
-    /// ansible_port.
-    pub port: Option<u16>,
-    /// ansible_user.
-    pub user: Option<String>,
-    /// ansible_ssh_private_key_file.
-    pub key_file: Option<PathBuf>,
-    /// deploy_ssh_config: an ssh_config file passed with -F.
-    pub ssh_config: Option<PathBuf>,
-    /// deploy_fallback_port: where sshd listens until this deploy moves it
-    /// to ansible_port. Tried only when nothing listens on ansible_port.
-    pub fallback_port: Option<u16>,
-}
-
-/// A file as it should be on the host.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredFile {
-    /// Absolute destination path.
-    pub dest: String,
-    /// Role that declares it.
-    pub role: String,
-    /// Template or source it came from (for messages).
-    pub source: String,
-    /// Rendered bytes.
-    #[serde(skip)]
-    pub bytes: Vec<u8>,
-    /// sha256 of `bytes`, hex.
-    pub sha256: String,
-    /// Owner, if declared.
-    pub owner: Option<Id>,
-    /// Group, if declared.
-    pub group: Option<Id>,
-    /// Mode, if declared.
-    pub mode: Option<u32>,
-    /// Validation command (`%s` = the new file).
-    pub validate: Option<String>,
-    /// Content never shown.
-    pub secret: bool,
-    /// Never overwritten once present.
-    pub preserve: bool,
-    /// Command run on the host after it changed.
-    pub on_change: Option<String>,
-    /// Index of the phase of its role.
-    pub phase: usize,
-    /// Part of this run (--role); unselected resources only inform compose analysis.
-    pub selected: bool,
-}
-
-/// A directory as it should be on the host.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredDir {
-    /// Absolute path.
-    pub path: String,
-    /// Role that declares it.
-    pub role: String,
-    /// Owner, if declared.
-    pub owner: Option<Id>,
-    /// Group, if declared.
-    pub group: Option<Id>,
-    /// Mode, if declared.
-    pub mode: Option<u32>,
-    /// Index of the phase of its role.
-    pub phase: usize,
-    /// Part of this run (--role).
-    pub selected: bool,
-}
-
-/// A service of a compose project and what it reads.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredService {
-    /// Service name.
-    pub name: String,
-    /// Hash of its definition (after merging the compose files).
-    pub definition_sha: String,
-    /// Managed files it reads (env files, bind-mounted files, the interpolation .env).
-    pub inputs: Vec<String>,
-    /// The compose file defining it.
-    pub file: String,
-}
-
-/// A mounted file reloaded in place.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reload {
-    /// The file.
-    pub file: String,
-    /// The service.
-    pub service: String,
-    /// Command run in its container.
-    pub command: Vec<String>,
-}
-
-/// A compose project on a host.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredCompose {
-    /// Project name.
-    pub project: String,
-    /// Project directory.
-    pub dir: String,
-    /// Declaring role.
-    pub role: String,
-    /// Phase of that role.
-    pub phase: usize,
-    /// Compose files, absolute.
-    pub files: Vec<String>,
-    /// The generated label override file.
-    pub override_path: String,
-    /// Services.
-    pub services: Vec<DesiredService>,
-    /// Reload triggers.
-    pub reloads: Vec<Reload>,
-    /// Seconds services may take to become healthy.
-    pub health_timeout: u64,
-}
-
-/// What a health check probes.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum CheckKind {
-    /// HTTP status of a URL, fetched on the host.
-    Http { url: String, status: u16 },
-    /// A TCP connection.
-    Tcp { address: String },
-    /// A command on the host.
-    Command { command: String },
-}
-
-/// A health check gating a phase.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredCheck {
-    /// Declaring role.
-    pub role: String,
-    /// Its phase.
-    pub phase: usize,
-    /// Part of this run.
-    pub selected: bool,
-    /// What it checks.
-    pub kind: CheckKind,
-    /// Seconds it may take.
-    pub timeout: u64,
-}
-
-/// A pre-flight check of a role, run before any of its changes.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredPreflight {
-    /// Declaring role.
-    pub role: String,
-    /// What it checks.
-    pub kind: PreflightKind,
-}
-
-/// What a pre-flight check looks at.
-#[derive(Debug, Clone, Serialize)]
-pub enum PreflightKind {
-    /// An expression over the host's variables and the connection facts,
-    /// evaluated once those facts are known (after the probe).
-    That {
-        /// The expression, as written.
-        expr: String,
-        /// Its message template, as written.
-        msg: Option<String>,
-    },
-    /// A command on the host that must exit 0.
-    Command {
-        /// The rendered command.
-        command: String,
-    },
-    /// A Compose service that must be healthy when it exists.
-    Healthy {
-        /// Compose project.
-        project: String,
-        /// Service.
-        service: String,
-    },
-}
-
-/// Everything one host should have.
-#[derive(Debug, Clone, Serialize)]
-pub struct DesiredHost {
-    /// Inventory name.
-    pub host: String,
-    /// How to reach it.
-    pub connection: Connection,
-    /// Directories, parents before children.
-    pub dirs: Vec<DesiredDir>,
-    /// Files.
-    pub files: Vec<DesiredFile>,
-    /// Paths that must not exist: path, role, phase, selected.
-    pub absent: Vec<(String, String, usize, bool)>,
-    /// Compose projects.
-    pub compose: Vec<DesiredCompose>,
-    /// Health checks.
-    pub checks: Vec<DesiredCheck>,
-    /// Findings worth a warning.
-    pub warnings: Vec<String>,
-    /// Unmanaged paths the probe also reports (toggle state files).
-    pub extra_probe: Vec<String>,
-    /// Pre-flight checks of the selected roles.
-    pub preflight: Vec<DesiredPreflight>,
-    /// Where a toggle's confirmation connects (its `confirm_via`), when not
-    /// the usual destination.
-    pub confirm_via: Option<String>,
-}
-
-impl DesiredHost {
-    /// The desired file at `path`, if managed.
-    pub fn file(&self, path: &str) -> Option<&DesiredFile> {
-        self.files.iter().find(|f| f.dest == path)
+impl Deref for Renderer {
+    type Target = Loaded;
+    fn deref(&self) -> &Loaded {
+        &self.loaded
     }
 }
 
-impl Loaded {
-    /// Load the repository at `root` for environment `env_name`.
-    pub fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
-        let mut warnings = Vec::new();
-        let project = Project::load(root, &mut warnings)?;
-        let inv_path = root.join("inventory/hosts.yml");
-        let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
-        let inv_text = crate::load::yaml::read_text(&inv_path)?;
-        warnings.extend(crate::load::yaml::yaml11_bool_warnings(&inv_path, &inv_text));
-        let inventory = Inventory::parse(&inv_path, &inv_text)?;
-        let Some(hosts) = inventory.hosts_of(env_name) else {
-            let groups: Vec<&String> = inventory.groups.keys().filter(|g| *g != "all").collect();
-            return Err(Error::Usage(format!(
-                "environment `{env_name}` is not a group in {}; groups: {}",
-                inv_path.display(),
-                groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        };
-        if hosts.is_empty() {
-            return Err(Error::Usage(format!("group `{env_name}` in {} has no hosts", inv_path.display())));
-        }
-        let redactor = Redactor::default();
-        let mut shared = Shared { managed: project.file.ansible_managed.clone(), ..Default::default() };
-        let groups_value: IndexMap<String, Vec<String>> =
-            inventory.groups.keys().map(|g| (g.clone(), inventory.hosts_of(g).unwrap_or_default())).collect();
-        shared.groups = Value::from_serialize(&groups_value);
-        let shared = Arc::new(shared);
-        let var_env = Arc::new(crate::render::template::environment(None));
+impl Renderer {
+    /// Load the repository at `root` for environment `env_name`, ready to render.
+    pub fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Renderer> {
+        Ok(Renderer::new(Loaded::load(root, env_name, keys, extra)?))
+    }
 
-        // role defaults, in phase order: later roles override earlier ones
-        let mut defaults: IndexMap<String, Raw> = IndexMap::new();
-        for role in project.roles.values() {
-            let file = role.dir.join("defaults.yml");
-            for (k, v) in &role.defaults {
-                if let Some(k) = k.as_str() {
-                    defaults.insert(
-                        k.into(),
-                        Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } },
-                    );
-                }
-            }
-        }
-
-        let mut group_cache: IndexMap<String, Vec<VarsFile>> = IndexMap::new();
-        let mut vars = IndexMap::new();
-        for host in &hosts {
-            let groups = inventory.groups_of(host);
-            let mut layers: IndexMap<String, Raw> = defaults.clone();
-            for g in &groups {
-                let inline = &inventory.groups[g].vars;
-                merge(&mut layers, inline, &inv_path, false);
-                if !group_cache.contains_key(g) {
-                    let files = vars_files(&root.join("inventory/group_vars"), g, keys, &redactor, &mut warnings)?;
-                    group_cache.insert(g.clone(), files);
-                }
-                for f in &group_cache[g] {
-                    merge(&mut layers, &f.vars, &f.path, f.secret);
-                }
-            }
-            merge(&mut layers, &inventory.hosts[host], &inv_path, false);
-            for f in vars_files(&root.join("inventory/host_vars"), host, keys, &redactor, &mut warnings)? {
-                merge(&mut layers, &f.vars, &f.path, f.secret);
-            }
-            for (k, v) in extra {
-                layers.insert(
-                    k.clone(),
-                    Raw { value: Value::from(v.clone()), origin: Origin { file: "-e".into(), secret: false } },
-                );
-            }
-            let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
-            names.sort();
-            vars.insert(
-                host.clone(),
-                Arc::new(HostVars::new(host.clone(), names, layers, shared.clone(), var_env.clone())),
-            );
-        }
-        let all = Value::from_object(AllHostVars(vars.clone()));
-        let _ = shared.hostvars.set(all);
-
-        let role_envs = project
+    /// Make each host's variables evaluable (`hostvars` and `groups` shared
+    /// by all of them) and one template environment per role.
+    pub fn new(loaded: Loaded) -> Renderer {
+        let groups: IndexMap<String, Vec<String>> = loaded
+            .inventory
+            .groups
+            .keys()
+            .map(|g| (g.clone(), loaded.inventory.hosts_of(g).unwrap_or_default()))
+            .collect();
+        let shared = Arc::new(Shared {
+            managed: loaded.project.file.ansible_managed.clone(),
+            groups: Value::from_serialize(&groups),
+            ..Default::default()
+        });
+        let var_env = Arc::new(template::environment(None));
+        let vars: IndexMap<String, Arc<HostVars>> = loaded
+            .layers
+            .iter()
+            .map(|(h, l)| {
+                let hv = HostVars::new(h.clone(), l.groups.clone(), l.vars.clone(), shared.clone(), var_env.clone());
+                (h.clone(), Arc::new(hv))
+            })
+            .collect();
+        let _ = shared.hostvars.set(Value::from_object(AllHostVars(vars.clone())));
+        let role_envs = loaded
+            .project
             .roles
             .values()
-            .map(|r| (r.name.clone(), Arc::new(crate::render::template::environment(Some(r.dir.join("templates"))))))
+            .map(|r| (r.name.clone(), Arc::new(template::environment(Some(r.dir.join("templates"))))))
             .collect();
-        Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, vars, role_envs })
+        Renderer { loaded, vars, role_envs }
     }
 
     /// Render the desired state of `host`, for the roles selected (all when `None`).
@@ -568,9 +293,9 @@ impl Loaded {
             contents.push((path.clone(), df.bytes.clone()));
             files.push(path);
         }
-        let services = crate::plan::compose::analyze(&dir, &contents).map_err(bad)?;
+        let services = crate::render::compose::analyze(&dir, &contents).map_err(bad)?;
         let dotenv_path = abs(&spec.env_file.as_deref().map(&r).transpose()?.unwrap_or_else(|| ".env".into()));
-        let dotenv = out.file(&dotenv_path).map(|f| crate::plan::compose::parse_dotenv(&f.bytes));
+        let dotenv = out.file(&dotenv_path).map(|f| crate::render::compose::parse_dotenv(&f.bytes));
         let mut warnings = Vec::new();
         let reloads: Vec<Reload> = spec
             .reload
@@ -746,7 +471,7 @@ impl Loaded {
                 return Ok(None);
             }
             match ctx.get_attr(name) {
-                Ok(v) if !v.is_undefined() && !v.is_none() => Ok(Some(crate::render::template::py_str(&v))),
+                Ok(v) if !v.is_undefined() && !v.is_none() => Ok(Some(crate::render::pyfmt::py_str(&v))),
                 _ => Err(self.resolve_error(host, hv, name)),
             }
         };
@@ -823,149 +548,4 @@ impl Loaded {
             message: describe_mj_error(e, Some((env, src, ctx))),
         }
     }
-}
-
-fn merge(layers: &mut IndexMap<String, Raw>, m: &Mapping, file: &Path, secret: bool) {
-    for (k, v) in m {
-        if let Some(k) = k.as_str() {
-            layers.insert(k.into(), Raw { value: yaml_to_value(v), origin: Origin { file: file.into(), secret } });
-        }
-    }
-}
-
-/// The vars files for a group or host: NAME.yml / NAME.yaml / NAME.age, or
-/// every *.yml, *.yaml, *.age in NAME/ in name order.
-fn vars_files(
-    dir: &Path,
-    name: &str,
-    keys: &Keys,
-    redactor: &Redactor,
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<VarsFile>> {
-    let mut paths = Vec::new();
-    for ext in ["yml", "yaml", "age"] {
-        let p = dir.join(format!("{name}.{ext}"));
-        if p.is_file() {
-            paths.push(p);
-        }
-    }
-    let sub = dir.join(name);
-    if sub.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&sub)
-            .map_err(|e| Error::io(&sub, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "age")))
-            .collect();
-        entries.sort();
-        paths.extend(entries);
-    }
-    let mut out = Vec::new();
-    for path in paths {
-        let secret = path.extension().is_some_and(|e| e == "age");
-        let text = if secret {
-            let bytes = keys.decrypt(&path)?;
-            String::from_utf8(bytes).map_err(|_| Error::invalid(&path, "decrypted content is not UTF-8 YAML"))?
-        } else {
-            crate::load::yaml::read_text(&path)?
-        };
-        let value: serde_yaml::Value = if secret {
-            // Parse errors of decrypted text must not quote the text itself.
-            serde_yaml::from_str(&text).map_err(|e| {
-                let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-                Error::Yaml {
-                    path: path.clone(),
-                    line,
-                    column,
-                    message: "decrypted content is not valid YAML (run `deploy secrets edit` to fix it)".into(),
-                }
-            })?
-        } else {
-            warnings.extend(crate::load::yaml::yaml11_bool_warnings(&path, &text));
-            crate::load::yaml::parse(&path, &text)?
-        };
-        let vars = match value {
-            serde_yaml::Value::Mapping(m) => m,
-            serde_yaml::Value::Null => Mapping::new(),
-            _ => return Err(Error::invalid(&path, "a vars file must be a mapping of variable names to values")),
-        };
-        if secret {
-            register_secrets(redactor, &serde_yaml::Value::Mapping(vars.clone()));
-        }
-        out.push(VarsFile { path, vars, secret });
-    }
-    Ok(out)
-}
-
-fn register_secrets(r: &Redactor, v: &serde_yaml::Value) {
-    match v {
-        serde_yaml::Value::String(s) => r.add(s),
-        serde_yaml::Value::Number(n) => r.add(&n.to_string()),
-        serde_yaml::Value::Sequence(s) => s.iter().for_each(|x| register_secrets(r, x)),
-        serde_yaml::Value::Mapping(m) => m.values().for_each(|x| register_secrets(r, x)),
-        serde_yaml::Value::Tagged(t) => register_secrets(r, &t.value),
-        _ => {}
-    }
-}
-
-/// sha256 as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The variables a template uses that the context does not define.
-pub fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<String> {
-    let Ok(t) = env.template_from_str(src) else { return Vec::new() };
-    let mut names: Vec<String> = t.undeclared_variables(true).into_iter().collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        let mut cur = ctx.clone();
-        let mut path = Vec::new();
-        for seg in n.split('.') {
-            path.push(seg);
-            let next = cur.get_attr(seg).unwrap_or(Value::UNDEFINED);
-            if next.is_undefined() {
-                if env.globals().any(|(k, _)| k == seg) && path.len() == 1 {
-                    break;
-                }
-                out.push(path.join("."));
-                break;
-            }
-            cur = next;
-        }
-    }
-    out.dedup();
-    out
-}
-
-/// A minijinja error in words, naming the undefined variable when there is one.
-pub fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
-    let mut msg = match e.kind() {
-        minijinja::ErrorKind::UndefinedError => {
-            let names = source.map(|(env, src, ctx)| undefined_in(env, src, ctx)).unwrap_or_default();
-            let line_text = source.zip(e.line()).and_then(|((_, src, _), l)| src.lines().nth(l.saturating_sub(1)));
-            let on_line: Vec<&String> = names
-                .iter()
-                .filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n))))
-                .collect();
-            let pick: Vec<&String> = if on_line.is_empty() { names.iter().collect() } else { on_line };
-            match pick.as_slice() {
-                [] => e.detail().unwrap_or("undefined variable").to_string(),
-                [one] => format!("undefined variable `{one}`"),
-                many => format!(
-                    "undefined variables {}",
-                    many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        }
-        _ => match e.detail() {
-            Some(d) => format!("{}: {d}", e.kind()),
-            None => e.kind().to_string(),
-        },
-    };
-    if matches!(e.kind(), minijinja::ErrorKind::UndefinedError) {
-        msg.push_str("; define it in group_vars/host_vars or role defaults, or use `| default(...)`");
-    }
-    msg
 }

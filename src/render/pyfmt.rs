@@ -4,8 +4,6 @@
 use minijinja::value::ValueKind;
 use minijinja::Value;
 
-use crate::render::template::{py_float, py_str};
-
 fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
     let mut out: Vec<(Value, Value)> = v
         .try_iter()
@@ -260,6 +258,101 @@ fn needs_quotes(s: &str) -> bool {
         return true;
     }
     s.contains(": ") || s.contains(" #") || s.ends_with(':')
+}
+
+/// Python's `str()` of a value: what `{{ value }}` prints under Ansible.
+pub fn py_str(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
+        _ => py_repr(v),
+    }
+}
+
+/// Python's `repr()` of a value, as it appears inside printed lists and dicts.
+pub fn py_repr(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => "None".into(),
+        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        ValueKind::Number => {
+            if let Ok(i) = i64::try_from(v.clone()) {
+                if !is_float(v) {
+                    return i.to_string();
+                }
+            }
+            match f64::try_from(v.clone()) {
+                Ok(f) => py_float(f),
+                Err(_) => v.to_string(),
+            }
+        }
+        ValueKind::String => py_str_repr(v.as_str().unwrap_or_default()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<String> = v.try_iter().map(|it| it.map(|x| py_repr(&x)).collect()).unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        ValueKind::Map => {
+            let mut parts = Vec::new();
+            if let Ok(keys) = v.try_iter() {
+                for k in keys {
+                    let val = v.get_item(&k).unwrap_or(Value::UNDEFINED);
+                    parts.push(format!("{}: {}", py_repr(&k), py_repr(&val)));
+                }
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => v.to_string(),
+    }
+}
+
+fn is_float(v: &Value) -> bool {
+    // minijinja prints floats with a decimal point or exponent; ints without.
+    let s = v.to_string();
+    s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") || s.contains("nan")
+}
+
+/// Python's shortest float repr: 0.5, 3.0, 1e+16, inf.
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{f:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let s = format!("{f}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Python's repr of a str: single quotes unless the text has ' and no ".
+pub fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{AutoEscape, Environment, Error as MjError, ErrorKind, State, UndefinedBehavior, Value};
 
 use crate::error::Error;
+use crate::render::pyfmt::py_str;
 
 /// Check template source: UTF-8 and LF line endings, naming file and line.
 pub fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
@@ -80,101 +81,6 @@ pub fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
         rendered.push('\n');
     }
     rendered
-}
-
-/// Python's `str()` of a value: what `{{ value }}` prints under Ansible.
-pub fn py_str(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
-        _ => py_repr(v),
-    }
-}
-
-/// Python's `repr()` of a value, as it appears inside printed lists and dicts.
-pub fn py_repr(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::Undefined | ValueKind::None => "None".into(),
-        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
-        ValueKind::Number => {
-            if let Ok(i) = i64::try_from(v.clone()) {
-                if !is_float(v) {
-                    return i.to_string();
-                }
-            }
-            match f64::try_from(v.clone()) {
-                Ok(f) => py_float(f),
-                Err(_) => v.to_string(),
-            }
-        }
-        ValueKind::String => py_str_repr(v.as_str().unwrap_or_default()),
-        ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<String> = v.try_iter().map(|it| it.map(|x| py_repr(&x)).collect()).unwrap_or_default();
-            format!("[{}]", items.join(", "))
-        }
-        ValueKind::Map => {
-            let mut parts = Vec::new();
-            if let Ok(keys) = v.try_iter() {
-                for k in keys {
-                    let val = v.get_item(&k).unwrap_or(Value::UNDEFINED);
-                    parts.push(format!("{}: {}", py_repr(&k), py_repr(&val)));
-                }
-            }
-            format!("{{{}}}", parts.join(", "))
-        }
-        _ => v.to_string(),
-    }
-}
-
-fn is_float(v: &Value) -> bool {
-    // minijinja prints floats with a decimal point or exponent; ints without.
-    let s = v.to_string();
-    s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") || s.contains("nan")
-}
-
-/// Python's shortest float repr: 0.5, 3.0, 1e+16, inf.
-pub fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{f:e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    let s = format!("{f}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
-/// Python's repr of a str: single quotes unless the text has ' and no ".
-pub fn py_str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
 }
 
 fn err(msg: impl Into<String>) -> MjError {
@@ -745,4 +651,61 @@ mod tests {
         let e = check_source(Path::new("t.j2"), b"a\n\xe9t\xe9\n").unwrap_err().to_string();
         assert!(e.contains("t.j2:2") && e.contains("UTF-8"), "{e}");
     }
+}
+
+/// The variables a template uses that the context does not define.
+pub fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<String> {
+    let Ok(t) = env.template_from_str(src) else { return Vec::new() };
+    let mut names: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let mut cur = ctx.clone();
+        let mut path = Vec::new();
+        for seg in n.split('.') {
+            path.push(seg);
+            let next = cur.get_attr(seg).unwrap_or(Value::UNDEFINED);
+            if next.is_undefined() {
+                if env.globals().any(|(k, _)| k == seg) && path.len() == 1 {
+                    break;
+                }
+                out.push(path.join("."));
+                break;
+            }
+            cur = next;
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// A minijinja error in words, naming the undefined variable when there is one.
+pub fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
+    let mut msg = match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            let names = source.map(|(env, src, ctx)| undefined_in(env, src, ctx)).unwrap_or_default();
+            let line_text = source.zip(e.line()).and_then(|((_, src, _), l)| src.lines().nth(l.saturating_sub(1)));
+            let on_line: Vec<&String> = names
+                .iter()
+                .filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n))))
+                .collect();
+            let pick: Vec<&String> = if on_line.is_empty() { names.iter().collect() } else { on_line };
+            match pick.as_slice() {
+                [] => e.detail().unwrap_or("undefined variable").to_string(),
+                [one] => format!("undefined variable `{one}`"),
+                many => format!(
+                    "undefined variables {}",
+                    many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        _ => match e.detail() {
+            Some(d) => format!("{}: {d}", e.kind()),
+            None => e.kind().to_string(),
+        },
+    };
+    if matches!(e.kind(), minijinja::ErrorKind::UndefinedError) {
+        msg.push_str("; define it in group_vars/host_vars or role defaults, or use `| default(...)`");
+    }
+    msg
 }

@@ -12,23 +12,7 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 use minijinja::{Environment, Value};
 
-/// Where a variable was defined, for errors.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// The file that set it (or a description like `-e`).
-    pub file: PathBuf,
-    /// Whether it came from an encrypted file.
-    pub secret: bool,
-}
-
-/// One raw variable before resolution.
-#[derive(Debug, Clone)]
-pub struct Raw {
-    /// The value as written.
-    pub value: Value,
-    /// Where it came from.
-    pub origin: Origin,
-}
+use crate::load::{Origin, Raw};
 
 /// Facts about the whole inventory shared by every host's context.
 #[derive(Debug, Default)]
@@ -158,7 +142,7 @@ impl HostVars {
                 // the names it uses cannot recurse into this variable again.
                 self.failed.lock().unwrap().insert(name.to_string());
                 let src = raw.value.as_str().unwrap_or_default().to_string();
-                let detail = crate::render::describe_mj_error(&e, Some((&self.env, &src, &ctx)));
+                let detail = crate::render::template::describe_mj_error(&e, Some((&self.env, &src, &ctx)));
                 self.record(name, &raw.origin, detail);
                 None
             }
@@ -265,40 +249,10 @@ impl Object for AllHostVars {
     }
 }
 
-/// Convert parsed YAML into a template value, keeping mapping order.
-pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
-    match v {
-        serde_yaml::Value::Null => Value::from(()),
-        serde_yaml::Value::Bool(b) => Value::from(*b),
-        serde_yaml::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                Value::from(n.as_f64().unwrap_or(0.0))
-            }
-        }
-        serde_yaml::Value::String(s) => Value::from(s.clone()),
-        serde_yaml::Value::Sequence(s) => Value::from(s.iter().map(yaml_to_value).collect::<Vec<_>>()),
-        serde_yaml::Value::Mapping(m) => {
-            let mut out = IndexMap::new();
-            for (k, v) in m {
-                let key = match k {
-                    serde_yaml::Value::String(s) => Value::from(s.clone()),
-                    other => yaml_to_value(other),
-                };
-                out.insert(key, yaml_to_value(v));
-            }
-            Value::from_iter(out)
-        }
-        serde_yaml::Value::Tagged(t) => yaml_to_value(&t.value),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::yaml::yaml_to_value;
 
     fn host(vars: &[(&str, serde_yaml::Value)]) -> Arc<HostVars> {
         let env = Arc::new(crate::render::template::environment(None));

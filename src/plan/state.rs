@@ -1,0 +1,114 @@
+//! What a host has, as the probe found it: paths with their metadata and
+//! hashes, containers, the lock, the connection as the host sees it. Plain
+//! data; `remote::probe` fills it in.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// The kind of thing at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Link,
+    /// Socket, fifo, device.
+    Other,
+}
+
+/// One existing path on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Owner name (or UNKNOWN).
+    pub user: String,
+    /// Group name (or UNKNOWN).
+    pub group: String,
+    /// sha256 for regular files.
+    pub sha256: Option<String>,
+}
+
+/// The lock as the probe found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Lock {
+    /// No lock present (check mode).
+    Free,
+    /// We took it.
+    Acquired,
+    /// Someone else holds it; their description.
+    Taken(String),
+    /// Present, seen in check mode.
+    Seen(String),
+}
+
+/// Which Compose the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposeVariant {
+    /// `docker compose` (the v2 plugin).
+    V2,
+    /// `docker-compose` (v1, Python).
+    V1,
+}
+
+/// A container as `docker ps -a` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// Full container id.
+    pub id: String,
+    /// Compose project label.
+    pub project: String,
+    /// Compose service label.
+    pub service: String,
+    /// Our input-hash label (empty when absent).
+    pub inputs: String,
+    /// running, exited, restarting, created, dead, paused.
+    pub state: String,
+}
+
+/// The current contents of a file the deploy would change, sent by the
+/// probe for its diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Old {
+    /// The bytes on the host.
+    Bytes(#[serde(skip)] Vec<u8>),
+    /// Over the probe's limit; its size.
+    TooLarge(u64),
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Remote {
+    /// Compose on the host (None: not asked, or not installed).
+    pub compose: Option<ComposeVariant>,
+    /// Docker was asked about but did not answer.
+    pub docker_unreachable: bool,
+    /// Containers (when asked).
+    pub containers: Vec<Container>,
+    /// `uname -n` of the host.
+    pub hostname: String,
+    /// Existing paths; a managed path missing here does not exist.
+    pub paths: HashMap<String, Entry>,
+    /// The lock.
+    pub lock: Lock,
+    /// The audit line of the last deploy, when the host reverted it.
+    pub reverted: Option<String>,
+    /// This controller's address as the host sees it (from SSH_CONNECTION).
+    pub client_addr: Option<String>,
+    /// The port this connection reached sshd on.
+    pub server_port: Option<u16>,
+    /// Current contents of files asked about that differ from the wanted hash.
+    #[serde(skip)]
+    pub old: HashMap<String, Old>,
+}
