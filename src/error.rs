@@ -62,3 +62,17 @@ impl Error {
         Error::Invalid { path: path.into(), line: None, message: message.into() }
     }
 }
+
+/// Exit statuses (Terraform's -detailed-exitcode for --check).
+pub mod exit {
+    /// Success: applied, or in sync.
+    pub const OK: u8 = 0;
+    /// Error: nothing applied (bad input, every host failed, aborted).
+    pub const ERROR: u8 = 1;
+    /// --check: changes pending.
+    pub const CHANGES: u8 = 2;
+    /// Some hosts failed, others were applied.
+    pub const PARTIAL: u8 = 3;
+    /// Interrupted (Ctrl-C) before anything was applied.
+    pub const INTERRUPTED: u8 = 130;
+}

@@ -8,6 +8,9 @@
 //! The pure stages (load, render, plan) never touch the network or the
 //! terminal; only `report` writes to the terminal.
 
+pub mod cli;
+pub mod commands;
+pub mod engine;
 pub mod error;
 pub mod load;
 pub mod plan;
@@ -15,5 +18,4 @@ pub mod redact;
 pub mod remote;
 pub mod render;
 pub mod report;
-pub mod run;
 pub mod util;

@@ -97,29 +97,6 @@ pub fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yaml11_bools_are_found_with_line_and_key() {
-        let w = yaml11_bool_warnings(Path::new("g.yml"), "a: 1\nenable_tls: yes\nq: \"yes\"\nl:\n  - off\n");
-        assert_eq!(w.len(), 2);
-        assert_eq!(w[0].line, 2);
-        assert!(w[0].message.contains("key `enable_tls`"), "{}", w[0].message);
-        assert!(w[0].message.contains("boolean true"));
-        assert_eq!(w[1].line, 5);
-    }
-
-    #[test]
-    fn yaml_errors_carry_position() {
-        let e = parse::<serde_yaml::Value>(Path::new("x.yml"), "a: [1, 2\nb: 3\n").unwrap_err();
-        let s = e.to_string();
-        assert!(s.starts_with("x.yml:"), "{s}");
-        assert!(!s.contains(" at line "), "{s}");
-    }
-}
-
 /// Convert parsed YAML into a template value, keeping mapping order.
 pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
     match v {
@@ -148,5 +125,28 @@ pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
             Value::from_iter(out)
         }
         serde_yaml::Value::Tagged(t) => yaml_to_value(&t.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml11_bools_are_found_with_line_and_key() {
+        let w = yaml11_bool_warnings(Path::new("g.yml"), "a: 1\nenable_tls: yes\nq: \"yes\"\nl:\n  - off\n");
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].line, 2);
+        assert!(w[0].message.contains("key `enable_tls`"), "{}", w[0].message);
+        assert!(w[0].message.contains("boolean true"));
+        assert_eq!(w[1].line, 5);
+    }
+
+    #[test]
+    fn yaml_errors_carry_position() {
+        let e = parse::<serde_yaml::Value>(Path::new("x.yml"), "a: [1, 2\nb: 3\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("x.yml:"), "{s}");
+        assert!(!s.contains(" at line "), "{s}");
     }
 }

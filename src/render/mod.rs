@@ -4,6 +4,7 @@
 
 pub mod compose;
 pub mod desired;
+pub mod errors;
 pub mod pyfmt;
 pub mod template;
 pub mod vars;
@@ -21,7 +22,7 @@ use crate::load::secrets::Keys;
 use crate::load::Loaded;
 use crate::util::sha256_hex;
 pub use desired::*;
-use template::describe_mj_error;
+use errors::describe_mj_error;
 use vars::{AllHostVars, HostVars, Shared};
 
 /// A loaded repository with each host's variables ready to evaluate and a

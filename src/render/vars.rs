@@ -142,7 +142,7 @@ impl HostVars {
                 // the names it uses cannot recurse into this variable again.
                 self.failed.lock().unwrap().insert(name.to_string());
                 let src = raw.value.as_str().unwrap_or_default().to_string();
-                let detail = crate::render::template::describe_mj_error(&e, Some((&self.env, &src, &ctx)));
+                let detail = crate::render::errors::describe_mj_error(&e, Some((&self.env, &src, &ctx)));
                 self.record(name, &raw.origin, detail);
                 None
             }

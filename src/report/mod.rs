@@ -160,3 +160,47 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
     }
     Ok(())
 }
+
+/// An error with its hint, on one or two lines.
+pub fn error_text(e: &crate::error::Error) -> String {
+    match e.hint() {
+        Some(h) => format!("{e}\n    hint: {h}"),
+        None => e.to_string(),
+    }
+}
+
+/// Print the error that ends the run, and its hint; paths under the
+/// project root are shown relative to it.
+pub fn error(e: &crate::error::Error, root: &std::path::Path) {
+    let prefix = format!("{}/", root.display());
+    let text = e.to_string();
+    let text = text.strip_prefix(&prefix).unwrap_or(&text).replace(&format!(" {prefix}"), " ");
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{} {text}", style("error:").red().bold());
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "  {} {h}", style("hint:").cyan());
+    }
+}
+
+/// Print warnings (redacted) on stderr.
+pub fn warnings(warnings: &[String], redactor: &Redactor) {
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "{} {}", style("warning:").yellow().bold(), redactor.redact(w));
+    }
+}
+
+/// A line of a command's result, on stdout.
+pub fn line(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// A remark about what a command did, on stderr.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Bytes exactly as they are, on stdout (`secrets view`).
+pub fn raw(bytes: &[u8]) {
+    let _ = std::io::stdout().lock().write_all(bytes);
+}

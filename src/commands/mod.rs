@@ -1,0 +1,24 @@
+//! One module per command: each wires the stages together for its command
+//! and hands what it has to say to `report`.
+
+mod deploy;
+mod render;
+mod secrets;
+mod status;
+mod toggle;
+mod unlock;
+
+use crate::cli::Command;
+use crate::error::Result;
+
+/// Run a resolved command; its exit status.
+pub async fn run(cmd: Command) -> Result<u8> {
+    match cmd {
+        Command::Deploy(args) => deploy::deploy(args).await,
+        Command::ToggleStatus(args, name) => toggle::toggle_status(args, &name).await,
+        Command::Status(args) => status::host_status(args).await,
+        Command::Render { args, host, out } => render::render(&args, host, &out),
+        Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
+        Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys),
+    }
+}

@@ -1,0 +1,82 @@
+//! `deploy NAME-status ENV`: the toggle's state as each host reports it (its
+//! state file, the files compared with both renderings, the rules in force,
+//! a pending revert), never from local memory.
+
+use crate::engine::{clock, DeployArgs};
+use crate::error::{exit, Error, Result};
+use crate::render::Renderer as Loaded;
+use crate::report::error_text;
+
+pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
+    let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    let spec = loaded
+        .project
+        .file
+        .toggles
+        .get(name)
+        .ok_or_else(|| Error::Usage(format!("no toggle `{name}` in deploy.yml")))?
+        .clone();
+    let mut failed = 0;
+    for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
+        let render = |v: &serde_yaml::Value| {
+            loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::load::yaml::yaml_to_value(v))])
+        };
+        let (on, off) = (render(&spec.on)?, render(&spec.off)?);
+        let files: Vec<&crate::render::DesiredFile> = on.files.iter().filter(|f| f.selected).collect();
+        let conn = match crate::remote::ssh::connect(host, &on.connection, &args.ssh).await {
+            Ok(c) => c,
+            Err(e) => {
+                failed += 1;
+                println!("{host}: {}", error_text(&e));
+                continue;
+            }
+        };
+        let mut argv: Vec<&str> = vec![name];
+        argv.extend(files.iter().map(|f| f.dest.as_str()));
+        let out = conn.run("deploy-status", crate::remote::TOGGLE_STATUS, &argv, None).await?;
+        conn.close().await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let state = text.lines().find_map(|l| l.strip_prefix("state\t")).unwrap_or("unset").to_string();
+        let (mut on_match, mut off_match) = (0, 0);
+        for l in text.lines().filter_map(|l| l.strip_prefix("H\t")) {
+            let (path, hash) = l.split_once('\t').unwrap_or((l, ""));
+            if on.file(path).is_some_and(|f| f.sha256 == hash) {
+                on_match += 1;
+            }
+            if off.file(path).is_some_and(|f| f.sha256 == hash) {
+                off_match += 1;
+            }
+        }
+        let n = files.len();
+        let files_say = if on_match == n && off_match != n {
+            "ON".to_string()
+        } else if off_match == n && on_match != n {
+            "OFF".to_string()
+        } else {
+            format!("neither ({on_match}/{n} files match ON, {off_match}/{n} match OFF)")
+        };
+        println!(
+            "{host}: {name} state file says {}; the files on the host are the {files_say} rendering",
+            state.to_uppercase()
+        );
+        let rules: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("R\t")).collect();
+        if !rules.is_empty() {
+            println!("  rules in force:");
+            for r in rules {
+                println!("    {r}");
+            }
+        }
+        let pending: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pending\t")).collect();
+        if pending.is_empty() {
+            println!("  no revert pending");
+        }
+        for p in pending {
+            let (id, when) = p.split_once('\t').unwrap_or((p, "0"));
+            println!(
+                "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
+                clock(when.parse().unwrap_or(0))
+            );
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::ERROR })
+}

@@ -1,0 +1,20 @@
+//! `deploy unlock ENV --host H`: show and release a host's deploy lock
+//! (after a killed deploy).
+
+use crate::engine::DeployArgs;
+use crate::error::{exit, Result};
+use crate::render::Renderer;
+
+pub(crate) async fn unlock(args: &DeployArgs, host: &str) -> Result<u8> {
+    let loaded = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    let d = loaded.render_host(host, None)?;
+    let conn = crate::remote::ssh::connect(host, &d.connection, &args.ssh).await?;
+    let out = conn.run("deploy-unlock", crate::remote::apply::UNLOCK, &[], None).await?;
+    conn.close().await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_once('\t') {
+        Some(("held", who)) => crate::report::line(&format!("{host}: released the lock held by {}", who.trim())),
+        _ => crate::report::line(&format!("{host}: no lock was held")),
+    }
+    Ok(exit::OK)
+}

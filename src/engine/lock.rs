@@ -1,0 +1,60 @@
+//! The host's deploy lock as the controller sees it: who holds it, the
+//! error naming a holder, the audit line, and releasing it.
+
+use super::*;
+
+pub(crate) fn holder(id: &str) -> String {
+    format!(
+        "{}@{} pid={} started={} deploy={}",
+        crate::util::user(),
+        crate::util::hostname(),
+        std::process::id(),
+        crate::util::utc(crate::util::now()),
+        id
+    )
+}
+
+/// Explain a lock held by someone else, saying whether the holder is gone.
+pub(crate) fn lock_error(host: &str, env: &str, who: &str) -> Error {
+    let mut msg = format!("another deploy holds the lock: {who}");
+    let mine = crate::util::hostname();
+    let stale =
+        who.split_whitespace().find_map(|w| w.strip_prefix("pid=")).and_then(|p| p.parse::<u32>().ok()).is_some_and(
+            |pid| who.contains(&format!("@{mine} ")) && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        );
+    if stale {
+        msg.push_str(" (that process no longer runs on this machine: the lock is stale)");
+    }
+    Error::Remote { host: host.into(), message: msg }.hinted(format!(
+        "wait for it to finish; if that deploy is gone (killed CI job, closed laptop), release the lock with `deploy unlock {env} --host {host}`"
+    ))
+}
+
+pub(crate) fn audit_counts(plan: &HostPlan) -> (usize, usize, usize, usize, usize) {
+    let (c, u, m, d) = plan.counts();
+    (c, u, m, d, plan.services.len())
+}
+
+pub(crate) fn audit_line(args: &DeployArgs, id: &str, plan: &HostPlan) -> String {
+    audit_line_counts(args, id, &audit_counts(plan))
+}
+
+pub(crate) fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, usize, usize, usize, usize)) -> String {
+    let (c, u, m, d, s) = *counts;
+    format!(
+        "{} deploy={id} by={}@{} project_commit={} env={} created={c} updated={u} attributes={m} removed={d} containers={s}",
+        crate::util::utc(crate::util::now()),
+        crate::util::user(),
+        crate::util::hostname(),
+        crate::util::git_commit(&args.root),
+        args.env
+    )
+}
+
+pub(crate) async fn release(ready: Ready, holder: &str, audit: &str) {
+    // finish.sh releases only a lock this deploy holds
+    if ready.lock_sent.load(Ordering::SeqCst) && !ready.finished.load(Ordering::SeqCst) {
+        let _ = ready.conn.run("deploy-finish", FINISH, &[holder, audit], None).await;
+    }
+    ready.conn.close().await;
+}

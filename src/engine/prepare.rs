@@ -1,0 +1,427 @@
+//! Prepare a host: connect, probe, re-render for toggles that are on,
+//! plan, run pre-flight checks, attach diffs, and take the lock when a
+//! prompt will follow. Nothing on the host changes here.
+
+use super::*;
+
+/// Load and render every selected host: any error here is bad input, and
+/// nothing has been sent anywhere yet.
+pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> {
+    let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    if let Some(roles) = &args.roles {
+        for r in roles {
+            if !loaded.project.roles.contains_key(r) {
+                let known: Vec<&String> = loaded.project.roles.keys().collect();
+                return Err(Error::Usage(format!(
+                    "role `{r}` is not in any phase of deploy.yml; roles: {}",
+                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    let mut hosts = loaded.hosts.clone();
+    if let Some(limit) = &args.limit {
+        for l in limit {
+            if !hosts.contains(l) {
+                return Err(Error::Usage(format!(
+                    "--limit {l}: no such host in `{}` (hosts: {})",
+                    args.env,
+                    hosts.join(", ")
+                )));
+            }
+        }
+        hosts.retain(|h| limit.contains(h));
+    }
+    let desired: Result<Vec<DesiredHost>> = match &args.toggle {
+        None => hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect(),
+        Some(t) => {
+            let spec = loaded.project.file.toggles.get(&t.name).ok_or_else(|| {
+                let known: Vec<&String> = loaded.project.file.toggles.keys().collect();
+                Error::Usage(format!(
+                    "no toggle `{}` in deploy.yml (toggles: {})",
+                    t.name,
+                    known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let value = crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+            let overrides = vec![(spec.var.clone(), value)];
+            hosts.iter().map(|h| toggle_desired(&loaded, h, &t.name, t.on, spec, &overrides)).collect()
+        }
+    };
+    Ok((loaded, desired?))
+}
+
+/// A host's desired state for a toggle run: the toggle's roles rendered with
+/// its value, plus the toggle's state file in the last of their phases.
+pub(crate) fn toggle_desired(
+    loaded: &Loaded,
+    host: &str,
+    name: &str,
+    on: bool,
+    spec: &crate::load::project::Toggle,
+    overrides: &[(String, minijinja::Value)],
+) -> Result<DesiredHost> {
+    let mut d = loaded.render_host_with(host, Some(&spec.roles), overrides)?;
+    let phase = d.files.iter().filter(|f| f.selected).map(|f| f.phase).max().unwrap_or(0);
+    let role = spec.roles[0].clone();
+    let bytes = if on { b"on\n".to_vec() } else { b"off\n".to_vec() };
+    d.dirs.push(crate::render::DesiredDir {
+        path: crate::render::TOGGLE_DIR.into(),
+        role: role.clone(),
+        owner: None,
+        group: None,
+        mode: Some(0o755),
+        phase,
+        selected: true,
+    });
+    d.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    d.files.push(crate::render::DesiredFile {
+        dest: format!("{}/{name}", crate::render::TOGGLE_DIR),
+        role,
+        source: format!("toggle {name}"),
+        sha256: crate::util::sha256_hex(&bytes),
+        bytes,
+        owner: None,
+        group: None,
+        mode: Some(0o644),
+        validate: None,
+        secret: false,
+        preserve: false,
+        on_change: None,
+        phase,
+        selected: true,
+    });
+    d.extra_probe.retain(|p| !p.ends_with(&format!("/{name}")));
+    if let Some(t) = &spec.confirm_via {
+        let v = loaded.render_line(host, overrides, t)?;
+        d.confirm_via = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    }
+    Ok(d)
+}
+
+pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
+    desired
+        .dirs
+        .iter()
+        .map(|d| d.path.clone())
+        .chain(desired.files.iter().map(|f| f.dest.clone()))
+        .chain(desired.absent.iter().map(|a| a.0.clone()))
+        .chain(desired.compose.iter().map(|c| c.override_path.clone()))
+        .chain(desired.extra_probe.iter().cloned())
+        .collect()
+}
+
+pub(crate) async fn probe(
+    conn: &Conn,
+    host: &str,
+    desired: &DesiredHost,
+    mode: &str,
+    holder: &str,
+) -> Result<crate::plan::state::Remote> {
+    let docker = if desired.compose.is_empty() { "no" } else { "yes" };
+    let paths = probe_paths(desired);
+    let old_max = crate::remote::probe::OLD_MAX.to_string();
+    let mut argv: Vec<&str> = vec![mode, holder, docker, &old_max];
+    argv.extend(paths.iter().map(|p| p.as_str()));
+    // the files whose current contents a diff would show: secret ones never
+    // leave the host, preserved ones are never overwritten
+    let wanted: String = desired
+        .files
+        .iter()
+        .filter(|f| !f.secret && !f.preserve)
+        .map(|f| format!("{}  {}\n", f.sha256, f.dest))
+        .collect();
+    let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
+    crate::remote::probe::parse_probe(&out.stdout).map_err(|m| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Error::Remote {
+            host: host.into(),
+            message: format!(
+                "probe failed: {m}{}",
+                if stderr.trim().is_empty() { String::new() } else { format!(" (stderr: {})", stderr.trim()) }
+            ),
+        }
+    })
+}
+
+/// Toggles that are on according to the host's own state files.
+pub(crate) fn toggles_on(loaded: &Loaded, remote: &crate::plan::state::Remote) -> Vec<(String, minijinja::Value)> {
+    let on = crate::util::sha256_hex(b"on\n");
+    loaded
+        .project
+        .file
+        .toggles
+        .iter()
+        .filter(|(name, _)| {
+            remote.paths.get(&format!("{}/{name}", crate::render::TOGGLE_DIR)).and_then(|e| e.sha256.as_deref())
+                == Some(on.as_str())
+        })
+        .map(|(_, t)| (t.var.clone(), crate::load::yaml::yaml_to_value(&t.on)))
+        .collect()
+}
+
+pub(crate) async fn stage1(
+    desired: Arc<DesiredHost>,
+    loaded: &Loaded,
+    args: &DeployArgs,
+    holder: &str,
+    redactor: &Redactor,
+    progress: &Progress,
+) -> HostState {
+    let host = desired.host.clone();
+    let host = host.as_str();
+    progress.step(host, "connecting");
+    let conn = match crate::remote::ssh::connect(host, &desired.connection, &args.ssh).await {
+        Ok(c) => c,
+        Err(e) => return HostState::Failed(e),
+    };
+    progress.step(host, "probing");
+    let mut desired = desired;
+    // The probe never locks: a host with nothing to change costs one round
+    // trip. The lock is taken once there is something to do (by the apply's
+    // first command, or before a prompt: lock_and_diff),
+    // and the apply re-checks every file's hash against this probe anyway.
+    let mut remote = match probe(&conn, host, &desired, "check", holder).await {
+        Ok(r) => r,
+        Err(e) => return HostState::Failed(e),
+    };
+    let mut overrides = match &args.toggle {
+        Some(t) => {
+            let spec = &loaded.project.file.toggles[&t.name];
+            vec![(spec.var.clone(), crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
+        }
+        None => toggles_on(loaded, &remote),
+    };
+    if args.toggle.is_none() {
+        // A toggle that is on stays on: render this host with its value, as
+        // recorded on the host, so a plain deploy never undoes it silently.
+        if !overrides.is_empty() {
+            let again = match loaded.render_host_with(host, args.roles.as_deref(), &overrides) {
+                Ok(d) => Arc::new(d),
+                Err(e) => return HostState::Failed(e),
+            };
+            if probe_paths(&again) != probe_paths(&desired) {
+                let lock = remote.lock.clone();
+                remote = match probe(&conn, host, &again, "check", holder).await {
+                    Ok(r) => r,
+                    Err(e) => return HostState::Failed(e),
+                };
+                remote.lock = lock;
+            }
+            desired = again;
+        }
+    }
+    if let Lock::Taken(who) | Lock::Seen(who) = &remote.lock {
+        if !args.check {
+            return HostState::Failed(lock_error(host, &args.env, who));
+        }
+    }
+    let mut plan = match plan_host(&desired, &remote) {
+        Ok(p) => p,
+        Err(m) => return HostState::Failed(Error::Remote { host: host.into(), message: m }),
+    };
+    let port_now = if conn.fallback.is_some() {
+        desired.connection.port.unwrap_or(22)
+    } else {
+        remote.server_port.or(desired.connection.port).unwrap_or(22)
+    };
+    let client = remote.client_addr.clone().unwrap_or_default();
+    overrides.push(("deploy_controller_addr".into(), client.clone().into()));
+    overrides.push(("deploy_ssh_port".into(), port_now.into()));
+    // A toggle confirming through another way in (its VPN address) relies on
+    // it: prove it works now, and learn our address as seen that way, before
+    // switching to rules that may leave only that way open.
+    let confirm_addr = match &desired.confirm_via {
+        None => Ok(client),
+        Some(via) => {
+            let mut c = desired.connection.clone();
+            c.address = via.clone();
+            match crate::remote::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", "echo \"$SSH_CONNECTION\"", &[], Duration::from_secs(30)).await {
+                Ok(o) if o.code == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()),
+                Ok(o) => Err(format!("exit {:?}", o.code)),
+                Err(Error::Connect { message, .. }) => Err(message),
+                Err(e) => Err(e.to_string()),
+            }
+            .map_err(|why| Error::Remote {
+                host: host.into(),
+                message: format!("the confirmation would connect through {via} (confirm_via), which does not work now: {why}. Nothing was changed; fix that way in first"),
+            })
+        }
+    };
+    let confirm_addr = match confirm_addr {
+        Ok(a) => a,
+        Err(e) => return HostState::Failed(e),
+    };
+    overrides.push(("deploy_confirm_addr".into(), confirm_addr.into()));
+    let checked = match conn.fallback {
+        Some(fb) => fallback_guard(loaded, args, &desired, &plan, fb),
+        None => Ok(()),
+    };
+    let checked = match checked {
+        Ok(()) => preflight(&conn, loaded, &desired, &remote, &plan, &overrides, args.toggle.is_some()).await,
+        e => e,
+    };
+    if let Err(e) = checked {
+        return HostState::Failed(e);
+    }
+    // Only a prompt needs the lock now (the plan must hold until it is
+    // answered); with --yes the apply's first command takes it, which saves
+    // a round trip, and the apply re-checks every hash under the lock anyway.
+    let prompt = !args.yes && std::io::stdin().is_terminal();
+    let locked = !args.check && !plan.is_empty() && prompt;
+    if let Err(e) = lock_and_diff(&conn, &desired, &mut plan, &remote, redactor, locked, holder, &args.env).await {
+        return HostState::Failed(e);
+    }
+    if let Some(fb) = conn.fallback {
+        plan.notes.push(format!(
+            "nothing listens on port {port_now} (ansible_port) yet: connected on deploy_fallback_port {fb}; this deploy must move sshd, and its confirmation uses port {port_now}"
+        ));
+    }
+    progress.done(
+        host,
+        &if plan.changes.is_empty() {
+            "in sync".to_string()
+        } else {
+            format!("{} changes planned", plan.changes.len())
+        },
+    );
+    HostState::Ready(Box::new(Ready {
+        conn,
+        plan,
+        locked: AtomicBool::new(locked),
+        lock_sent: AtomicBool::new(locked),
+        finished: AtomicBool::new(false),
+        holder: holder.to_string(),
+        env: args.env.clone(),
+        desired,
+    }))
+}
+
+/// Connected through deploy_fallback_port: only a deploy that changes
+/// something under the dead-man switch can be the one moving sshd, and only
+/// the switch's confirmation on ansible_port proves it did.
+pub(crate) fn fallback_guard(
+    loaded: &Loaded,
+    args: &DeployArgs,
+    desired: &DesiredHost,
+    plan: &HostPlan,
+    fb: u16,
+) -> Result<()> {
+    let guarded = args.toggle.is_some()
+        || plan.changes.iter().any(|c| loaded.project.file.phases.get(c.phase).is_some_and(|p| p.deadman.is_some()));
+    if guarded {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        host: desired.host.clone(),
+        message: format!(
+            "nothing listens on ansible_port {}, so this deploy connected on deploy_fallback_port {fb}, but it changes nothing under a dead-man switch: it cannot be the deploy that moves sshd, and nothing would prove the next deploy gets in. Nothing was changed. Fix ansible_port, or deploy the sshd change (in a `deadman:` phase)",
+            desired.connection.port.unwrap_or(22)
+        ),
+    })
+}
+
+/// Run the pre-flight checks of the roles this host's plan changes: the
+/// `that` expressions here, commands and container health on the host.
+/// Read-only; a failure stops the host before anything is armed or written.
+/// Container health is checked before toggles only: a plain deploy may be
+/// the very fix for a broken service and must not be held back by it.
+pub(crate) async fn preflight(
+    conn: &Conn,
+    loaded: &Loaded,
+    desired: &DesiredHost,
+    remote: &crate::plan::state::Remote,
+    plan: &HostPlan,
+    facts: &[(String, minijinja::Value)],
+    toggle: bool,
+) -> Result<()> {
+    if desired.preflight.is_empty() {
+        return Ok(());
+    }
+    let mut roles: Vec<&str> = plan.changes.iter().map(|c| c.role.as_str()).collect();
+    for a in &plan.services {
+        if let Some(c) = desired.compose.iter().find(|c| c.project == a.project) {
+            roles.push(c.role.as_str());
+        }
+    }
+    roles.sort_unstable();
+    roles.dedup();
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let mut failed = loaded.failed_assertions(desired, facts, &roles)?;
+    let mut items = String::new();
+    for p in desired.preflight.iter().filter(|p| roles.contains(&p.role.as_str())) {
+        match &p.kind {
+            crate::render::PreflightKind::Command { command } => items.push_str(&format!("M\t30\t{command}\n")),
+            crate::render::PreflightKind::Healthy { project, service } => {
+                // a service this deploy creates has nothing to be healthy yet
+                if toggle && remote.containers.iter().any(|c| &c.project == project && &c.service == service) {
+                    items.push_str(&format!("S\t5\t{project}\t{service}\n"));
+                }
+            }
+            crate::render::PreflightKind::That { .. } => {}
+        }
+    }
+    if !items.is_empty() {
+        let out = conn.run("deploy-preflight", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+        let h = crate::remote::apply::parse_health(&out.stdout);
+        failed.extend(h.failed.iter().map(|(what, why, _)| format!("{what}: {why}")));
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        host: desired.host.clone(),
+        message: format!(
+            "pre-flight checks failed; nothing was changed:\n{}",
+            failed.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+        ),
+    })
+}
+
+/// Attach redacted diffs (old contents came with the probe) and, when `lock`
+/// (a prompt is coming: the plan must still hold when it is answered), take
+/// the lock now; otherwise the first command of the apply takes it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn lock_and_diff(
+    conn: &Conn,
+    desired: &DesiredHost,
+    plan: &mut HostPlan,
+    remote: &crate::plan::state::Remote,
+    redactor: &Redactor,
+    lock: bool,
+    holder: &str,
+    env: &str,
+) -> Result<()> {
+    if lock {
+        let out = conn.run("deploy-lock", &crate::remote::apply::with_lock("", holder), &[], None).await?;
+        if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
+            return Err(lock_error(&desired.host, env, &who));
+        }
+    }
+    for c in plan.changes.iter_mut() {
+        let Some(i) = c.file else { continue };
+        if c.secret {
+            continue;
+        }
+        let f = &desired.files[i];
+        c.diff = match (c.action, remote.old.get(&c.path)) {
+            (Action::Create, _) => Some(crate::plan::diff::unified(&c.path, None, &f.bytes, redactor)),
+            (Action::Update, Some(crate::plan::state::Old::Bytes(old))) => {
+                Some(crate::plan::diff::unified(&c.path, Some(old), &f.bytes, redactor))
+            }
+            (Action::Update, Some(crate::plan::state::Old::TooLarge(n))) => Some(format!(
+                "no diff: the file on the host has {n} bytes, over the {} a diff is made of; new: {} bytes\n",
+                crate::remote::probe::OLD_MAX,
+                f.bytes.len()
+            )),
+            // changed between the probe's hash and its read, or a path sha256sum escapes
+            (Action::Update, None) => {
+                Some(format!("no diff: the host did not send the current contents; new: {} bytes\n", f.bytes.len()))
+            }
+            _ => None,
+        };
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Template errors in words: which variable is undefined, where.
+
+use minijinja::{Environment, Value};
+
+/// The variables a template uses that the context does not define.
+pub fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<String> {
+    let Ok(t) = env.template_from_str(src) else { return Vec::new() };
+    let mut names: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let mut cur = ctx.clone();
+        let mut path = Vec::new();
+        for seg in n.split('.') {
+            path.push(seg);
+            let next = cur.get_attr(seg).unwrap_or(Value::UNDEFINED);
+            if next.is_undefined() {
+                if env.globals().any(|(k, _)| k == seg) && path.len() == 1 {
+                    break;
+                }
+                out.push(path.join("."));
+                break;
+            }
+            cur = next;
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// A minijinja error in words, naming the undefined variable when there is one.
+pub fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
+    let mut msg = match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            let names = source.map(|(env, src, ctx)| undefined_in(env, src, ctx)).unwrap_or_default();
+            let line_text = source.zip(e.line()).and_then(|((_, src, _), l)| src.lines().nth(l.saturating_sub(1)));
+            let on_line: Vec<&String> = names
+                .iter()
+                .filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n))))
+                .collect();
+            let pick: Vec<&String> = if on_line.is_empty() { names.iter().collect() } else { on_line };
+            match pick.as_slice() {
+                [] => e.detail().unwrap_or("undefined variable").to_string(),
+                [one] => format!("undefined variable `{one}`"),
+                many => format!(
+                    "undefined variables {}",
+                    many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        _ => match e.detail() {
+            Some(d) => format!("{}: {d}", e.kind()),
+            None => e.kind().to_string(),
+        },
+    };
+    if matches!(e.kind(), minijinja::ErrorKind::UndefinedError) {
+        msg.push_str("; define it in group_vars/host_vars or role defaults, or use `| default(...)`");
+    }
+    msg
+}
