@@ -11,7 +11,8 @@ pub(crate) async fn unlock(args: &DeployArgs, host: &str) -> Result<u8> {
     let conn = crate::remote::ssh::connect(host, &d.connection, &args.ssh).await?;
     let out = conn.run("deploy-unlock", crate::remote::apply::UNLOCK, &[], None).await?;
     conn.close().await;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = crate::remote::protocol::body("unlock", &out.stdout)
+        .map_err(|m| crate::error::Error::Remote { host: host.into(), message: format!("unreadable reply: {m}") })?;
     match text.split_once('\t') {
         Some(("held", who)) => crate::report::line(&format!("{host}: released the lock held by {}", who.trim())),
         _ => crate::report::line(&format!("{host}: no lock was held")),

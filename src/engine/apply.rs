@@ -32,6 +32,8 @@ pub struct Failure {
     pub details: Vec<String>,
     /// What the rollback did.
     pub rolled_back: Vec<String>,
+    /// The rollback could not restore every path.
+    pub revert_incomplete: bool,
 }
 
 pub(crate) fn compose_manifest(
@@ -75,7 +77,7 @@ pub(crate) fn health_items(
 
 pub(crate) async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
     let out = r.run("deploy-compose", crate::remote::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
-    Ok(crate::remote::apply::parse_compose(&out.stdout))
+    crate::remote::apply::parse_compose(&out.stdout).map_err(|m| r.protocol(m))
 }
 
 /// Container actions for one phase, one compose call per project.
@@ -147,7 +149,7 @@ pub(crate) async fn phases_loop(
         if changes.is_empty() && actions.is_empty() {
             continue;
         }
-        let journal = format!("{id}/p{p}");
+        let journal = format!("{id}/p{p:03}");
         if let (Some(secs), None) = (phase.deadman, armed.as_ref()) {
             progress.step(host, &format!("{phase_name}: arming the dead-man switch ({secs}s)"));
             *armed = Some(arm(r, host, &id, secs, args).await?);
@@ -172,7 +174,7 @@ pub(crate) async fn phases_loop(
             };
             let out =
                 r.run("deploy-apply", crate::remote::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
-            let a = crate::remote::apply::parse_apply(&out.stdout);
+            let a = crate::remote::apply::parse_apply(&out.stdout).map_err(|m| r.protocol(m))?;
             if a.finished {
                 r.finished.store(true, Ordering::SeqCst);
             }
@@ -193,8 +195,14 @@ pub(crate) async fn phases_loop(
                 return Ok(());
             }
             if let Some((what, why)) = &a.error {
-                report.failure =
-                    Some(Failure { phase: phase_name.clone(), what: format!("{what}: {why}"), ..Default::default() });
+                let mut f = Failure { phase: phase_name.clone(), what: format!("{what}: {why}"), ..Default::default() };
+                if !a.not_restored.is_empty() {
+                    f.revert_incomplete = true;
+                    f.rolled_back
+                        .push(format!("REVERT INCOMPLETE: {} paths could NOT be restored:", a.not_restored.len()));
+                    f.rolled_back.extend(a.not_restored.iter().map(|(p, why)| format!("  not restored: {p}: {why}")));
+                }
+                report.failure = Some(f);
                 return Ok(());
             }
             if !a.done {
@@ -223,7 +231,7 @@ pub(crate) async fn phases_loop(
             let input = triggers.join("\n") + "\n";
             let out =
                 r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let text = crate::remote::protocol::body("triggers", &out.stdout).map_err(|m| r.protocol(m))?;
             if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
                 let f: Vec<&str> = line.splitn(3, '\t').collect();
                 failure = Some(Failure {
@@ -271,7 +279,7 @@ pub(crate) async fn phases_loop(
             if !items.is_empty() {
                 progress.step(host, &format!("{phase_name}: waiting for health ({} checks)", items.lines().count()));
                 let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                let h = crate::remote::apply::parse_health(&out.stdout);
+                let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
                 if !h.failed.is_empty() {
                     let mut f =
                         Failure { phase: phase_name.clone(), what: "health gate failed".into(), ..Default::default() };
@@ -297,23 +305,35 @@ pub(crate) async fn phases_loop(
                     let t = r
                         .run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&rj], Some(input.as_bytes()))
                         .await?;
-                    let ok = !String::from_utf8_lossy(&t.stdout).contains("F\t");
+                    let ok = crate::remote::protocol::body("triggers", &t.stdout).is_ok_and(|b| !b.contains("F\t"));
                     f.rolled_back.push(format!(
                         "re-ran {} on the restored files{}",
                         triggers.join("; "),
                         if ok { "" } else { ": FAILED" }
                     ));
                 }
-                if String::from_utf8_lossy(&out.stdout).contains("REVERTED") {
-                    f.rolled_back.push(format!(
+                match crate::remote::apply::parse_revert(&out.stdout) {
+                    Ok(rv) if rv.done && rv.not_restored.is_empty() => f.rolled_back.push(format!(
                         "restored the {} changed paths of phase {phase_name} from the journal",
                         changes.len()
-                    ));
-                } else {
-                    f.rolled_back.push(format!(
-                        "could not restore the journal {journal}: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
+                    )),
+                    Ok(rv) => {
+                        f.revert_incomplete = true;
+                        f.rolled_back.push(format!(
+                            "REVERT INCOMPLETE: {} of the {} changed paths of phase {phase_name} could NOT be restored (REVERT-INCOMPLETE in the host's audit log):",
+                            rv.not_restored.len(),
+                            changes.len()
+                        ));
+                        f.rolled_back
+                            .extend(rv.not_restored.iter().map(|(p, why)| format!("  not restored: {p}: {why}")));
+                    }
+                    Err(m) => {
+                        f.revert_incomplete = true;
+                        f.rolled_back.push(format!(
+                            "REVERT INCOMPLETE: could not restore the journal {journal}: {m} {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ))
+                    }
                 }
             }
             if let Some(variant) = variant {
@@ -329,7 +349,7 @@ pub(crate) async fn phases_loop(
                 if !recreated.is_empty() {
                     let items = health_items(&recreated, desired, p, false);
                     let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                    let h = crate::remote::apply::parse_health(&out.stdout);
+                    let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
                     for s in &h.passed {
                         f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
                     }

@@ -25,7 +25,7 @@ pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &Deplo
             Some(&crate::remote::apply::arm_bundle()),
         )
         .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = crate::remote::protocol::body("arm", &out.stdout).unwrap_or_default();
     let line = text.lines().find(|l| l.starts_with("ARMED\t")).ok_or_else(|| Error::Remote {
         host: host.into(),
         message: format!(
@@ -112,7 +112,7 @@ pub(crate) async fn stage2(
         }
     };
     let why = match confirm {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).starts_with("DISARMED") => {
+        Ok(o) if crate::remote::protocol::body("disarm", &o.stdout).is_ok_and(|b| b.starts_with("DISARMED")) => {
             report.deadman.push(format!(
                 "confirmed over a fresh SSH connection to {dest}; cancelled exactly this deploy's {} timer",
                 a.mechanism

@@ -86,6 +86,11 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
+    /// A host script's reply that does not follow its protocol.
+    fn protocol(&self, message: String) -> Error {
+        Error::Remote { host: self.desired.host.clone(), message: format!("unreadable reply: {message}") }
+    }
+
     /// Run a remote script on the host. Until the lock is held, the script
     /// takes it first, in the same round trip, and fails naming the holder
     /// when another deploy has it.

@@ -111,17 +111,11 @@ pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn probe(
-    conn: &Conn,
-    host: &str,
-    desired: &DesiredHost,
-    mode: &str,
-    holder: &str,
-) -> Result<crate::plan::state::Remote> {
+pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Result<crate::plan::state::Remote> {
     let docker = if desired.compose.is_empty() { "no" } else { "yes" };
     let paths = probe_paths(desired);
     let old_max = crate::remote::probe::OLD_MAX.to_string();
-    let mut argv: Vec<&str> = vec![mode, holder, docker, &old_max];
+    let mut argv: Vec<&str> = vec![docker, &old_max];
     argv.extend(paths.iter().map(|p| p.as_str()));
     // the files whose current contents a diff would show: secret ones never
     // leave the host, preserved ones are never overwritten
@@ -181,7 +175,7 @@ pub(crate) async fn stage1(
     // trip. The lock is taken once there is something to do (by the apply's
     // first command, or before a prompt: lock_and_diff),
     // and the apply re-checks every file's hash against this probe anyway.
-    let mut remote = match probe(&conn, host, &desired, "check", holder).await {
+    let mut remote = match probe(&conn, host, &desired).await {
         Ok(r) => r,
         Err(e) => return HostState::Failed(e),
     };
@@ -202,7 +196,7 @@ pub(crate) async fn stage1(
             };
             if probe_paths(&again) != probe_paths(&desired) {
                 let lock = remote.lock.clone();
-                remote = match probe(&conn, host, &again, "check", holder).await {
+                remote = match probe(&conn, host, &again).await {
                     Ok(r) => r,
                     Err(e) => return HostState::Failed(e),
                 };
@@ -211,7 +205,7 @@ pub(crate) async fn stage1(
             desired = again;
         }
     }
-    if let Lock::Taken(who) | Lock::Seen(who) = &remote.lock {
+    if let Lock::Seen(who) = &remote.lock {
         if !args.check {
             return HostState::Failed(lock_error(host, &args.env, who));
         }
@@ -365,7 +359,8 @@ pub(crate) async fn preflight(
     }
     if !items.is_empty() {
         let out = conn.run("deploy-preflight", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-        let h = crate::remote::apply::parse_health(&out.stdout);
+        let h = crate::remote::apply::parse_health(&out.stdout)
+            .map_err(|m| Error::Remote { host: desired.host.clone(), message: format!("unreadable reply: {m}") })?;
         failed.extend(h.failed.iter().map(|(what, why, _)| format!("{what}: {why}")));
     }
     if failed.is_empty() {

@@ -42,13 +42,9 @@ pub struct Entry {
 /// The lock as the probe found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Lock {
-    /// No lock present (check mode).
+    /// No lock present.
     Free,
-    /// We took it.
-    Acquired,
-    /// Someone else holds it; their description.
-    Taken(String),
-    /// Present, seen in check mode.
+    /// Held by a deploy; its holder line.
     Seen(String),
 }
 

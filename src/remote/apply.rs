@@ -31,9 +31,11 @@ pub const FINISH: &str = concat!(include_str!("lock.sh"), include_str!("finish.s
 pub const UNLOCK: &str = include_str!("unlock.sh");
 
 /// `script`, preceded by taking the lock for `holder` (exit 75 and
-/// `deploy-lock-held\tWHO` on stderr when another deploy holds it).
+/// `deploy-lock-held\tWHO` on stderr when another deploy holds it). A
+/// script that already carries lock.sh does not get it twice.
 pub fn with_lock(script: &str, holder: &str) -> String {
-    format!("{LOCK}take_lock '{}' || exit 75\n{script}", holder.replace('\'', "'\\''"))
+    let rest = script.replacen(LOCK, "", 1);
+    format!("{LOCK}take_lock '{}' || exit 75\n{rest}", holder.replace('\'', "'\\''"))
 }
 
 /// Who holds the lock, when `with_lock` found it taken.
@@ -130,6 +132,8 @@ pub struct Applied {
     pub invalid: Vec<(String, String, Vec<String>)>,
     /// A fatal error: what, why.
     pub error: Option<(String, String)>,
+    /// Paths the rollback of a failed swap could not restore, with why.
+    pub not_restored: Vec<(String, String)>,
     /// The script finished normally.
     pub done: bool,
     /// It also wrote the audit line and released the lock (the apply was the
@@ -138,8 +142,8 @@ pub struct Applied {
 }
 
 /// Parse the apply script's output.
-pub fn parse_apply(out: &[u8]) -> Applied {
-    let text = String::from_utf8_lossy(out);
+pub fn parse_apply(out: &[u8]) -> Result<Applied, String> {
+    let text = crate::remote::protocol::body("apply", out)?;
     let mut a = Applied::default();
     for line in text.lines() {
         let f: Vec<&str> = line.splitn(3, '\t').collect();
@@ -147,22 +151,19 @@ pub fn parse_apply(out: &[u8]) -> Applied {
             ("A", Some(p), _) => a.applied.push(p.to_string()),
             ("S", Some(p), Some(why)) => a.skipped.push((p.to_string(), why.to_string())),
             ("V", Some(p), Some(rc)) => a.invalid.push((p.to_string(), rc.to_string(), vec![])),
-            ("O", Some(t), rest) => {
-                let t = match rest {
-                    Some(r) => format!("{t}\t{r}"),
-                    None => t.to_string(),
-                };
+            ("X", Some(p), Some(why)) => a.not_restored.push((p.to_string(), why.to_string())),
+            ("O", _, _) => {
                 if let Some(last) = a.invalid.last_mut() {
-                    last.2.push(t);
+                    last.2.push(line[2..].to_string());
                 }
             }
             ("E", Some(w), Some(why)) => a.error = Some((w.to_string(), why.to_string())),
             ("DONE", _, _) => a.done = true,
             ("FINISHED", _, _) => a.finished = true,
-            _ => {}
+            _ => return Err(crate::remote::protocol::unexpected("apply", line)),
         }
     }
-    a
+    Ok(a)
 }
 
 /// What the health gate reported.
@@ -175,9 +176,10 @@ pub struct Health {
 }
 
 /// Parse health.sh output.
-pub fn parse_health(out: &[u8]) -> Health {
+pub fn parse_health(out: &[u8]) -> Result<Health, String> {
+    let text = crate::remote::protocol::body("health", out)?;
     let mut h = Health::default();
-    for line in String::from_utf8_lossy(out).lines() {
+    for line in text.lines() {
         let f: Vec<&str> = line.splitn(4, '\t').collect();
         match f[0] {
             "P" if f.len() >= 3 => h.passed.push(f[2].to_string()),
@@ -187,10 +189,10 @@ pub fn parse_health(out: &[u8]) -> Health {
                     last.2.push(line[2..].to_string());
                 }
             }
-            _ => {}
+            _ => return Err(crate::remote::protocol::unexpected("health", line)),
         }
     }
-    h
+    Ok(h)
 }
 
 /// The files arm.sh installs in the journal: the revert and the compose helper.
@@ -208,21 +210,48 @@ pub fn arm_bundle() -> Vec<u8> {
 }
 
 /// Parse compose.sh output: Ok, or the error and compose's last output lines.
-pub fn parse_compose(out: &[u8]) -> Result<(), (String, Vec<String>)> {
-    let text = String::from_utf8_lossy(out);
+pub fn parse_compose(out: &[u8]) -> Result<Result<(), (String, Vec<String>)>, String> {
+    let text = crate::remote::protocol::body("compose", out)?;
     let mut lines = Vec::new();
     for line in text.lines() {
         if let Some(o) = line.strip_prefix("O\t") {
             lines.push(o.to_string());
         } else if line == "OK" {
-            return Ok(());
+            return Ok(Ok(()));
         } else if let Some(e) = line.strip_prefix("E\t") {
             let why = e.split_once('\t').map(|x| x.1).unwrap_or(e).to_string();
             let n = lines.len();
-            return Err((why, lines.split_off(n.saturating_sub(15))));
+            return Ok(Err((why, lines.split_off(n.saturating_sub(15)))));
+        } else {
+            return Err(crate::remote::protocol::unexpected("compose", line));
         }
     }
-    Err(("compose step ended without a result".into(), lines))
+    Ok(Err(("compose step ended without a result".into(), lines)))
+}
+
+/// What revert.sh reported: the paths it could not restore (empty when
+/// everything was restored).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Reverted {
+    /// Paths not restored, with why.
+    pub not_restored: Vec<(String, String)>,
+    /// The script reported REVERTED or REVERT-INCOMPLETE.
+    pub done: bool,
+}
+
+/// Parse revert.sh output.
+pub fn parse_revert(out: &[u8]) -> Result<Reverted, String> {
+    let text = crate::remote::protocol::body("revert", out)?;
+    let mut r = Reverted::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.splitn(3, '\t').collect();
+        match (f[0], f.get(1), f.get(2)) {
+            ("X", Some(p), Some(why)) => r.not_restored.push((p.to_string(), why.to_string())),
+            ("REVERTED" | "REVERT-INCOMPLETE", _, _) => r.done = true,
+            _ => return Err(crate::remote::protocol::unexpected("revert", line)),
+        }
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -239,7 +268,10 @@ mod tests {
 
     #[test]
     fn parses_output() {
-        let a = parse_apply(b"S\t/a\tchanged on the host\nV\t/b\t1\nO\tline 1: bad\nE\tvalidate\tvalidation failed\n");
+        let a = parse_apply(
+            b"deploy-apply\t1\nS\t/a\tchanged on the host\nV\t/b\t1\nO\tline 1: bad\nE\tvalidate\tvalidation failed\n",
+        )
+        .unwrap();
         assert_eq!(a.skipped.len(), 1);
         assert_eq!(a.invalid[0].2, vec!["line 1: bad"]);
         assert!(a.error.is_some() && !a.done);

@@ -1,19 +1,38 @@
 # deploy apply: argv: JOURNAL_ID HOLDER [AUDIT_LINE]; stdin: tar with `manifest` and the
-# new contents as files named by index. Output lines (tab-separated):
+# new contents as files named by index. Output lines (tab-separated), after the
+# header `deploy-apply 1`:
 #   A path        applied            S path why   skipped (changed since plan)
 #   V path rc     validation failed  O text       a line of validator output
+#   X path why    a path the rollback of a failed swap could not restore
 #   E what why    fatal: nothing (more) was changed
 #   DONE n        finished          FINISHED      audit line written, lock released
 # Pass 1 checks and validates without changing anything; pass 2 journals the
 # old state and swaps each file in with a rename; a failure in pass 2 restores
-# everything done so far from the journal. Needs lib.sh (revert_journal) and
-# lock.sh (finish_lock).
+# everything done so far from the journal. Once pass 2 starts it runs to the
+# end whatever happens to the SSH session: hangups and a closed output are
+# ignored, and every line also goes to the journal's `log`.
+# Needs lib.sh (revert_journal) and lock.sh (finish_lock).
 set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
 id=$1; holder=$2; audit=${3:-}
-state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
+j=$state/journal/$id; tab=$(printf '\t')
 tmpid=$(printf '%s' "$id" | tr '/' '-')
 umask 077
-emit() { printf '%s\n' "$*"; }
+emit() { printf '%s\n' "$*" 2>/dev/null; [ -d "$j" ] && printf '%s\n' "$*" >>"$j/log"; return 0; }
+# subst TEXT REPLACEMENT: TEXT with every %s replaced (no sed: the
+# replacement is data, never a pattern)
+subst() {
+  _r=""; _t=$1
+  while :; do
+    case $_t in
+      *%s*) _r="$_r${_t%%"%s"*}$2"; _t=${_t#*"%s"};;
+      *) break;;
+    esac
+  done
+  printf '%s' "$_r$_t"
+}
+printf 'deploy-apply\t1\n'
 if [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$holder" ]; then
   emit "E${tab}lock${tab}this deploy does not hold the lock of $state (released or taken over?)"; exit 3
 fi
@@ -39,8 +58,8 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
     printf '%s\n' "$n" >>"$j/skip"; continue
   fi
   if [ "$op" = F ] && [ -n "$validate" ]; then
-    cmd=$(printf '%s' "$validate" | sed "s|%s|$j/new/$n|g")
-    out=$(sh -c "$cmd" 2>&1 </dev/null)
+    q=$(printf '%s' "$j/new/$n" | sed "s/'/'\\\\''/g")
+    out=$(sh -c "$(subst "$validate" "'$q'")" 2>&1 </dev/null)
     rc=$?
     if [ $rc -ne 0 ]; then
       bad=1
@@ -53,10 +72,16 @@ if [ $bad = 1 ]; then
   rm -rf "$j"
   emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
 fi
-# pass 2
+# pass 2: from here on the host finishes (or rolls back) on its own
+trap '' HUP PIPE INT TERM
 umask 022
 : >"$j/journal"
-fail() { emit "E${tab}$1${tab}$2; every change of this phase on this host was rolled back"; revert_journal "$j"; exit 5; }
+echo swapping >"$j/state"
+fail() {
+  emit "E${tab}$1${tab}$2; every change of this phase on this host was rolled back"
+  revert_journal "$j" | while IFS= read -r l; do emit "$l"; done
+  echo rolled-back >"$j/state"; exit 5
+}
 meta() { if [ "$1" != - ]; then chmod "$1" "$3" || return 1; fi; if [ "$2" != - ]; then chown "$2" "$3" || return 1; fi; }
 skipped() { grep -qx "$1" "$j/skip"; }
 applied=0
@@ -86,7 +111,7 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
       fi
       cp "$j/new/$n" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot write $tmp (disk full?)"; }
       if [ "$exp" != absent ]; then
-        chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot copy owner/mode"; }
+        { chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp"; } || { rm -f "$tmp"; fail "$path" "cannot copy owner/mode"; }
       fi
       meta "$mode" "$og" "$tmp" || { rm -f "$tmp"; fail "$path" "cannot set owner/mode ($og $mode)"; }
       mv -f "$tmp" "$path" || { rm -f "$tmp"; fail "$path" "cannot rename into place"; };;
@@ -102,6 +127,7 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
   emit "A${tab}${path}"
 done <"$j/new/manifest"
 rm -rf "$j/new"
+echo 'done' >"$j/state"
 emit "DONE${tab}${applied}"
 # the host's last step: finish here rather than in another round trip
 if [ -n "$audit" ]; then

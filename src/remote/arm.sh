@@ -1,16 +1,20 @@
 # deploy arm: schedule this deploy's revert with a timer that does not depend
 # on the SSH session. argv: DEPLOY_ID DELAY_SECONDS PREFER (auto|systemd|at|sleeper)
 # stdin: tar with deadman.sh and compose.sh. output: ARMED MECHANISM HANDLE DEADLINE
+set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
+printf 'deploy-arm\t1\n'
 id=$1; delay=$2; prefer=$3
-state=/var/lib/deploy; j=$state/journal/$id; tab=$(printf '\t')
+j=$state/journal/$id
 umask 077
-mkdir -p "$j" && tar -xf - -C "$j" || { printf 'E\tarm\tcannot write %s\n' "$j"; exit 3; }
+if ! { mkdir -p "$j" && tar -xf - -C "$j"; }; then printf 'E\tarm\tcannot write %s\n' "$j"; exit 3; fi
 deadline=$(( $(date +%s) + delay ))
 mech=""
 if [ "$prefer" = auto ] || [ "$prefer" = systemd ]; then
   if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     unit="deploy-deadman-$(printf '%s' "$id" | tr -c 'A-Za-z0-9\n' '-')"
-    if systemd-run --quiet --unit "$unit" --on-active="${delay}s" /bin/sh "$j/deadman.sh" "$id" >/dev/null 2>&1; then
+    if systemd-run --quiet --unit "$unit" --on-active="${delay}s" --setenv=DEPLOY_STATE="$state" /bin/sh "$j/deadman.sh" "$id" >/dev/null 2>&1; then
       mech=systemd; handle=$unit
     fi
   fi
@@ -22,14 +26,16 @@ if [ -z "$mech" ] && { [ "$prefer" = auto ] || [ "$prefer" = at ]; }; then
   if command -v at >/dev/null 2>&1 && { { [ -n "$apid" ] && [ "$(cat "/proc/$apid/comm" 2>/dev/null)" = atd ]; } || [ "$prefer" = at ]; }; then
     # at counts in minutes: round up, never revert early
     mins=$(( (delay + 59) / 60 ))
-    out=$(echo "/bin/sh $j/deadman.sh $id" | at now + "$mins" minutes 2>&1)
+    out=$(echo "DEPLOY_STATE='$state' /bin/sh '$j/deadman.sh' '$id'" | at now + "$mins" minutes 2>&1)
     job=$(printf '%s\n' "$out" | awk '/^job /{print $2}')
-    if [ -n "$job" ]; then mech=at; handle=$job; deadline=$(( $(date +%s) + mins * 60 )); fi
+    if [ -n "$job" ]; then mech='at'; handle=$job; deadline=$(( $(date +%s) + mins * 60 )); fi
   fi
 fi
 if [ -z "$mech" ]; then
   # a detached sleeper in its own session: survives the SSH session ending
-  nohup setsid sh -c "sleep $delay; exec /bin/sh '$j/deadman.sh' '$id'" </dev/null >/dev/null 2>&1 &
+  # shellcheck disable=SC2016 # the inner sh expands its own arguments
+  nohup setsid sh -c 'sleep "$1"; export DEPLOY_STATE="$2"; exec /bin/sh "$3" "$4"' sleeper \
+    "$delay" "$state" "$j/deadman.sh" "$id" </dev/null >/dev/null 2>&1 &
   handle=$!
   mech=sleeper
 fi

@@ -5,16 +5,26 @@
 #   R SERVICE...            up -d --no-deps --force-recreate
 #   D SERVICE...            rm -s -f (remove; used by rollback)
 #   X SERVICE ARG...        reload: run ARG... in the service's container
-# output: OK/E lines; compose's own output as O lines.
+# output: the header `deploy-compose 1`, OK/E lines; compose's own output as
+# O lines.
+# shellcheck disable=SC2086 # `set -- $rest` splits a line's tab-separated words
+set -u
+export LC_ALL=C
 set -f
 tab=$(printf '\t')
+printf 'deploy-compose\t1\n'
 IFS="$tab" read -r _ variant dir project files
-IFS="$tab"; set -- $files; unset IFS
-fargs=""
-for f do fargs="$fargs -f $f"; done
+# dc ARG...: compose with `-f FILE` for each compose file first. The files
+# are tab-separated in $files; each becomes its own argument (paths may
+# hold spaces), then the caller's arguments are rotated behind them.
 dc() {
-  if [ "$variant" = v2 ]; then docker compose --project-directory "$dir" -p "$project" $fargs "$@"
-  else docker-compose --project-directory "$dir" -p "$project" $fargs "$@"; fi
+  _n=$#
+  IFS="$tab"
+  for f in $files; do set -- "$@" -f "$f"; done
+  unset IFS
+  while [ "$_n" -gt 0 ]; do set -- "$@" "$1"; shift; _n=$((_n - 1)); done
+  if [ "$variant" = v2 ]; then docker compose --project-directory "$dir" -p "$project" "$@"
+  else docker-compose --project-directory "$dir" -p "$project" "$@"; fi
 }
 run() {
   if out=$("$@" 2>&1); then printf '%s\n' "$out" | sed "s/^/O${tab}/"; return 0

@@ -6,8 +6,13 @@
 #   T TIMEOUT HOST PORT         TCP connect
 #   M TIMEOUT COMMAND           command exits 0
 # output: P (passed) or F KIND WHAT WHY lines, L lines (a failed container's
-# last log lines); exit 1 when any check failed.
+# last log lines); exit 1 when any check failed. Output starts with the
+# header `deploy-health 1`.
+# shellcheck disable=SC2046 # `set -- $(svc_state ...)` splits its three words
+set -u
+export LC_ALL=C
 tab=$(printf '\t')
+printf 'deploy-health\t1\n'
 now() { date +%s; }
 # "STATE HEALTH ID" of a service's container, from `docker ps` (its format
 # fields are stable across CLI and engine versions, unlike inspect templates).
@@ -24,6 +29,13 @@ svc_state() {
 http_status() {
   if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 -w '%{http_code}' "$1"
   else wget -q -S -O /dev/null -T 3 "$1" 2>&1 | awk '/HTTP\//{c=$2} END{print c}'; fi
+}
+# tcp_open HOST PORT: a TCP connection within 3s. POSIX sh has no sockets;
+# bash (Essential on Debian) does, and gets host and port as arguments,
+# never spliced into its code.
+# shellcheck disable=SC2016 # bash expands $1 and $2, not us
+tcp_open() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' tcp "$1" "$2" 2>/dev/null
 }
 failed=0
 while IFS="$tab" read -r kind timeout a b; do
@@ -45,7 +57,7 @@ while IFS="$tab" read -r kind timeout a b; do
            was_running=yes; why="running, not yet stable"
          else why="container $st, health $health"; was_running=no; fi;;
       H) code=$(http_status "$a"); [ "$code" = "$b" ] && { ok=yes; break; }; why="HTTP status ${code:-none}, expected $b";;
-      T) bash -c "exec 3<>/dev/tcp/$a/$b" 2>/dev/null && { ok=yes; break; }; why="cannot connect to $a:$b";;
+      T) tcp_open "$a" "$b" && { ok=yes; break; }; why="cannot connect to $a:$b";;
       M) out=$(sh -c "$a" 2>&1 </dev/null) && { ok=yes; break; }
          why="exit $?: $(printf '%s' "$out" | tail -n 3 | tr '\n\t' '  ')";;
     esac

@@ -1,5 +1,8 @@
 # deploy status: what the host records about deploys. argv: none
-state=/var/lib/deploy
+set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
+printf 'deploy-hoststatus\t1\n'
 if [ -d "$state/lock" ]; then printf 'lock\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"; fi
 for d in "$state"/journal/*/; do
   [ -f "$d/deadman.armed" ] || continue

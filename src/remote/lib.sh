@@ -1,18 +1,42 @@
-# Shared by the remote scripts. revert_journal DIR: undo, newest first, every
-# change recorded in DIR/journal (lines: KIND PATH WAS INDEX META).
+# Shared by the remote scripts.
+set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
+# revert_journal DIR: undo, newest first, every change recorded in
+# DIR/journal (lines: KIND PATH WAS INDEX META). Every path that cannot be
+# restored is printed as `X<TAB>PATH<TAB>WHY` and counted; returns 0 only
+# when everything was restored. The journal is renamed journal.reverted
+# either way, with DIR/revert-incomplete listing what was not restored.
 revert_journal() {
-  _j=$1; _tab=$(printf '\t')
+  _j=$1; _tab=$(printf '\t'); _failed=0
   # the temp-file suffix apply.sh used for this journal (see its tmpid)
-  _t=$(printf '%s' "${_j#/var/lib/deploy/journal/}" | tr '/' '-')
+  _t=$(printf '%s' "${_j#"$state"/journal/}" | tr '/' '-')
   [ -f "$_j/journal" ] || return 0
-  tac "$_j/journal" | while IFS="$_tab" read -r kind path was n meta; do
+  # a file, not a pipe: a pipe would run the loop in a subshell and lose the count
+  tac "$_j/journal" >"$_j/journal.rev" || { printf 'X\t%s\tcannot read the journal\n' "$_j"; return 1; }
+  : >"$_j/revert-incomplete"
+  while IFS="$_tab" read -r kind path was n meta; do
+    _why=""
     case $kind in
       F) rm -f "$(dirname "$path")/.$(basename "$path").deploy-$_t"  # cut off before its rename
-         if [ "$was" = absent ]; then rm -f "$path"; else cp -p "$_j/old/$n" "$path.deploy-rb" && mv -f "$path.deploy-rb" "$path"; fi;;
-      D) [ "$was" = absent ] && rmdir "$path" 2>/dev/null;;
-      M) set -- $meta; chmod "$1" "$path"; chown "$2:$3" "$path";;
-      R) cp -a "$_j/old/$n" "$path";;
+         if [ "$was" = absent ]; then rm -f "$path" || _why="cannot remove the file this deploy created"
+         elif ! { cp -p "$_j/old/$n" "$path.deploy-rb" && mv -f "$path.deploy-rb" "$path"; }; then
+           rm -f "$path.deploy-rb" 2>/dev/null; _why="cannot put the old file back"
+         fi;;
+      D) if [ "$was" = absent ] && [ -d "$path" ]; then rmdir "$path" 2>/dev/null || _why="directory this deploy created is not empty"; fi;;
+      M) # shellcheck disable=SC2086 # META is "MODE UID GID"
+         set -- $meta
+         { chmod "$1" "$path" && chown "$2:$3" "$path"; } || _why="cannot restore owner/mode $2:$3 $1";;
+      R) cp -a "$_j/old/$n" "$path" || _why="cannot restore the removed path";;
     esac
-  done
+    if [ -n "$_why" ]; then
+      _failed=$((_failed + 1))
+      printf 'X\t%s\t%s\n' "$path" "$_why"
+      printf '%s\t%s\n' "$path" "$_why" >>"$_j/revert-incomplete"
+    fi
+  done <"$_j/journal.rev"
+  rm -f "$_j/journal.rev"
   mv "$_j/journal" "$_j/journal.reverted"
+  [ "$_failed" = 0 ] && rm -f "$_j/revert-incomplete"
+  [ "$_failed" = 0 ]
 }

@@ -3,6 +3,9 @@
 
 pub mod apply;
 pub mod probe;
+pub mod protocol;
+#[cfg(test)]
+mod script_tests;
 pub mod ssh;
 
 /// A toggle's state as the host records it (`deploy NAME-status`).

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::plan::state::*;
 
-/// The probe script, run as `sh -c SCRIPT probe MODE HOLDER DOCKER OLDMAX PATH...`
+/// The probe script, run as `sh -c SCRIPT probe DOCKER OLDMAX PATH...`
 /// (wanted hashes on stdin).
 pub const SCRIPT: &str = include_str!("probe.sh");
 
@@ -50,8 +50,6 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
             "lock" => {
                 let who = f.get(2).map(|s| s.trim().to_string()).unwrap_or_default();
                 r.lock = match f.get(1) {
-                    Some(&"acquired") => Lock::Acquired,
-                    Some(&"taken") => Lock::Taken(who),
                     Some(&"seen") => Lock::Seen(who),
                     _ => return Err(format!("bad lock line `{line}`")),
                 }
@@ -137,7 +135,7 @@ pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "deploy-probe\t1\nhost\tlab1\nlock\tacquired\n\
+    const SAMPLE: &str = "deploy-probe\t1\nhost\tlab1\nlock\tseen\tci@x pid=1\n\
 P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
 P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
 H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
@@ -148,7 +146,7 @@ old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
     fn parses_sample() {
         let r = parse_probe(SAMPLE.as_bytes()).unwrap();
         assert_eq!(r.hostname, "lab1");
-        assert_eq!(r.lock, Lock::Acquired);
+        assert_eq!(r.lock, Lock::Seen("ci@x pid=1".into()));
         let m = &r.paths["/etc/motd"];
         assert_eq!((m.kind, m.mode, m.sha256.as_deref().map(|s| &s[..4])), (Kind::File, 0o644, Some("e3b0")));
         assert_eq!(r.paths["/opt/app dir"].uid, 1000);

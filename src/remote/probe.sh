@@ -1,24 +1,18 @@
 # deploy probe: one round trip collects the state of every managed path.
-# argv: MODE (check|lock) HOLDER DOCKER (yes|no) OLDMAX PATH...
+# argv: DOCKER (yes|no) OLDMAX PATH...
 # stdin: "SHA256  PATH" of the files this deploy would write whose current
 # contents a diff may show (never secret ones): those that differ come back
 # base64-encoded when at most OLDMAX bytes, so a changed host needs no second
 # round trip before the plan is shown.
 # output: versioned, tab-separated.
-mode=$1; holder=$2; docker=$3; oldmax=$4; shift 4
+set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
+docker=$1; oldmax=$2; shift 2
 printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
-state=/var/lib/deploy
-if [ "$mode" = lock ]; then
-  mkdir -p "$state" 2>/dev/null
-  if mkdir "$state/lock" 2>/dev/null; then
-    printf '%s\n' "$holder" >"$state/lock/holder"
-    printf 'lock\tacquired\n'
-  else
-    printf 'lock\ttaken\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"
-  fi
-elif [ -d "$state/lock" ]; then
+if [ -d "$state/lock" ]; then
   printf 'lock\tseen\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"
 fi
 last=$(tail -n 1 "$state/audit.log" 2>/dev/null)

@@ -1,6 +1,10 @@
 # deploy toggle status: what the host itself says. argv: TOGGLE PATH...
 # output: state, pending reverts, hashes of the toggle's files, rules in force.
-state=/var/lib/deploy; name=$1; shift
+set -u
+export LC_ALL=C
+state=${DEPLOY_STATE:-/var/lib/deploy}
+printf 'deploy-togglestatus\t1\n'
+name=$1; shift
 printf 'state\t%s\n' "$(cat "$state/toggles/$name" 2>/dev/null || echo unset)"
 for d in "$state"/journal/*/; do
   [ -f "$d/deadman.armed" ] || continue

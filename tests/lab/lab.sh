@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lab: N Debian "hosts" on this machine, each a network namespace with its own
 # address, its own sshd, its own nftables and a private mount namespace in which
-# /etc, /opt, /srv and /var/lib/deploy are per-host directories.
+# /etc, /opt, /srv, /var/lib/deploy and root's home (from /etc/skel) are
+# per-host directories.
 #
 #   lab.sh up   [--dir DIR] [--instance K] [--hosts N] [--docker] [--compose-v1 HOSTS]
 #   lab.sh down [--dir DIR]
@@ -100,6 +101,13 @@ start_sshd() {
       atd
     fi
     mkdir -p /run/sshd
+    # last: its own root home, made from /etc/skel as on a fresh VPS (the
+    # machine'"'"'s /root, whose .bashrc may run pyenv, stays out of every
+    # session); a mount over /root would hide a lab directory under it
+    case $hd in
+      /root/*) echo "lab: $hd is under /root: the host shares the machine'"'"'s root home" >&2;;
+      *) mount --bind "$hd/root/root" /root;;
+    esac
     exec /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$hd/sshd.log"
   ' sh "$(realpath "$hd")"
   wait_for "sshd of $h to write its pid file" 10 test -s "$hd/sshd.pid"
@@ -239,7 +247,8 @@ up() {
       chown daemon:daemon "$hd/root/var/spool/cron/atjobs/.SEQ"; chmod 0600 "$hd/root/var/spool/cron/atjobs/.SEQ"
     fi
     if [ ! -d "$hd/root/etc" ]; then
-      mkdir -p "$hd/root/opt" "$hd/root/srv" "$hd/root/var/lib/deploy"
+      mkdir -p "$hd/root/opt" "$hd/root/srv" "$hd/root/var/lib/deploy" "$hd/root/root"
+      cp -a /etc/skel/. "$hd/root/root/"; chmod 0700 "$hd/root/root"
       cp -a /etc "$hd/root/etc"
       rm -f "$hd/root/etc/ssh/sshd_config.d/"*.conf
       host_keys "$hd"

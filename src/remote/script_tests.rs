@@ -1,0 +1,219 @@
+//! The host scripts run under dash against a temporary state directory
+//! (`DEPLOY_STATE`) and temporary managed paths: no lab, no SSH.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::remote::apply::{parse_apply, parse_revert, DEADMAN, REVERT, SCRIPT};
+
+struct Root(PathBuf);
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let p = std::env::temp_dir().join(format!("deploy-sh-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(p.join("state")).unwrap();
+        Root(p)
+    }
+    fn path(&self, rel: &str) -> String {
+        self.0.join(rel).to_str().unwrap().to_string()
+    }
+    fn state(&self) -> PathBuf {
+        self.0.join("state")
+    }
+    /// `dash -c SCRIPT NAME ARGS...` with the state directory set.
+    fn run(&self, script: &str, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String) {
+        let mut c = Command::new("dash");
+        c.arg("-c").arg(script).arg("test").args(args).env("DEPLOY_STATE", self.state());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+    fn lock(&self, holder: &str) {
+        std::fs::create_dir_all(self.state().join("lock")).unwrap();
+        std::fs::write(self.state().join("lock/holder"), format!("{holder}\n")).unwrap();
+    }
+    fn audit(&self) -> String {
+        std::fs::read_to_string(self.state().join("audit.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    crate::util::sha256_hex(b)
+}
+
+/// An upload writing `files` (path, new bytes, bytes on the host now).
+/// One path of an upload: where, the new bytes, the bytes on the host now.
+type Up<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+fn upload(files: &[Up]) -> Vec<u8> {
+    let mut manifest = String::new();
+    let mut b = tar::Builder::new(Vec::new());
+    for (n, (path, _, old)) in files.iter().enumerate() {
+        let exp = match old {
+            None => "absent".to_string(),
+            Some(o) => format!("sha256:{}", sha(o)),
+        };
+        // a path ending in / is a directory to create
+        match path.strip_suffix('/') {
+            Some(dir) => manifest.push_str(&format!("D\t{n}\t{dir}\t0755\t-\t-\tabsent\t\n")),
+            None => manifest.push_str(&format!("F\t{n}\t{path}\t0644\t-\t-\t{exp}\t\n")),
+        }
+    }
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest", manifest.as_bytes());
+    for (n, (_, new, _)) in files.iter().enumerate() {
+        add(&n.to_string(), new);
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn apply_then_revert_restores_the_old_bytes() {
+    let r = Root::new("revert");
+    let f = r.path("etc/app.conf");
+    std::fs::create_dir_all(Path::new(&f).parent().unwrap()).unwrap();
+    std::fs::write(&f, b"old\n").unwrap();
+    r.lock("me");
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &upload(&[(&f, b"new\n", Some(b"old\n"))]), &[]);
+    let a = parse_apply(out.as_bytes()).unwrap();
+    assert!(code == 0 && a.done && a.applied == vec![f.clone()], "{code} {out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"new\n");
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    let rv = parse_revert(out.as_bytes()).unwrap();
+    assert!(rv.done && rv.not_restored.is_empty(), "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"old\n");
+}
+
+// A revert that cannot restore a path says which, and never claims REVERTED.
+#[test]
+fn a_revert_that_fails_names_the_path_and_says_incomplete() {
+    let r = Root::new("incomplete");
+    let (a, b) = (r.path("etc/a.conf"), r.path("etc/sub/b.conf"));
+    std::fs::create_dir_all(r.0.join("etc/sub")).unwrap();
+    std::fs::write(&a, b"a-old\n").unwrap();
+    std::fs::write(&b, b"b-old\n").unwrap();
+    r.lock("me");
+    let up = upload(&[(&a, b"a-new\n", Some(b"a-old\n")), (&b, b"b-new\n", Some(b"b-old\n"))]);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
+    assert_eq!(code, 0, "{out}");
+    // the directory holding b.conf is now a plain file: b.conf cannot come back
+    std::fs::remove_dir_all(r.0.join("etc/sub")).unwrap();
+    std::fs::write(r.0.join("etc/sub"), b"in the way\n").unwrap();
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert!(out.contains("REVERT-INCOMPLETE\td1/p000\t1"), "{out}");
+    assert!(!out.contains("\nREVERTED"), "{out}");
+    let rv = parse_revert(out.as_bytes()).unwrap();
+    assert_eq!(rv.not_restored, vec![(b.clone(), "cannot put the old file back".to_string())]);
+    assert_eq!(std::fs::read(&a).unwrap(), b"a-old\n", "the other path is restored");
+    assert!(r.audit().contains("REVERT-INCOMPLETE journal=d1/p000 paths_not_restored=1"), "{}", r.audit());
+}
+
+// Phase journals sort as numbers (p10 is undone before p2; the engine also
+// zero-pads them), so the host ends with the bytes it had before phase 0,
+// and a directory phase 2 made is gone after phase 10's file in it.
+#[test]
+fn dead_man_revert_undoes_eleven_phases_newest_first() {
+    let r = Root::new("phases");
+    let f = r.path("etc/motd");
+    std::fs::create_dir_all(r.0.join("etc")).unwrap();
+    std::fs::write(&f, b"original\n").unwrap();
+    r.lock("me deploy=d1");
+    let (dir, inner) = (r.path("etc/d/"), r.path("etc/d/inner"));
+    let mut before = b"original\n".to_vec();
+    for p in 0..11 {
+        let new = format!("phase {p}\n").into_bytes();
+        let mut files: Vec<Up> = vec![(&f, &new, Some(&before))];
+        match p {
+            2 => files.push((&dir, b"", None)),
+            10 => files.push((&inner, b"x\n", None)),
+            _ => {}
+        }
+        let (code, out) = r.run(SCRIPT, &[&format!("d1/p{p}"), "me deploy=d1", ""], &upload(&files), &[]);
+        assert_eq!(code, 0, "phase {p}: {out}");
+        before = new;
+    }
+    std::fs::write(r.state().join("journal/d1/compose.sh"), "").unwrap();
+    let (code, _) = r.run(DEADMAN, &["d1"], b"", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "original\n");
+    assert!(!r.0.join("etc/d").exists(), "phase 2's directory is removed after phase 10's file");
+    assert!(r.audit().contains(" REVERTED deploy=d1 "), "{}", r.audit());
+    assert!(!r.state().join("lock").exists(), "the revert releases the deploy's lock");
+}
+
+// A host installed in German: stat, sort and friends speak German unless
+// the script says LC_ALL=C. The probe must read the same either way.
+#[test]
+fn probe_reads_the_same_under_a_german_and_a_french_locale() {
+    for loc in ["de_DE", "fr_FR"] {
+        let name = format!("{loc}.UTF-8");
+        let have = Command::new("locale").arg("-a").output().unwrap();
+        if !String::from_utf8_lossy(&have.stdout).to_lowercase().contains(&format!("{}.utf8", loc.to_lowercase())) {
+            let st = Command::new("localedef").args(["-i", loc, "-f", "UTF-8", &name]).status().unwrap();
+            assert!(st.success(), "localedef {name} (package locales) failed");
+        }
+        let r = Root::new(&format!("locale-{loc}"));
+        let f = r.path("etc/file");
+        std::fs::create_dir_all(r.0.join("etc")).unwrap();
+        std::fs::write(&f, b"x\n").unwrap();
+        // positive control: the locale really changes what stat prints
+        let o = Command::new("stat").args(["--printf", "%F"]).arg(&f).env("LC_ALL", &name).output().unwrap();
+        let kind = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_ne!(kind, "regular file", "locale {name} did not take effect");
+        let env = [("LANG", name.as_str()), ("LC_ALL", name.as_str())];
+        let (code, out) = r.run(crate::remote::probe::SCRIPT, &["no", "0", &f, &r.path("etc")], b"", &env);
+        assert_eq!(code, 0, "{out}");
+        let p = crate::remote::probe::parse_probe(out.as_bytes()).unwrap();
+        assert_eq!(p.paths[&f].kind, crate::plan::state::Kind::File, "{loc}: {out}");
+        assert_eq!(p.paths[&r.path("etc")].kind, crate::plan::state::Kind::Dir, "{loc}: {out}");
+    }
+}
+
+// The TCP check runs under dash and gets host and port as data.
+#[test]
+fn health_tcp_check_under_dash() {
+    let r = Root::new("health");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let input = format!("T\t2\t127.0.0.1\t{port}\nT\t1\t127.0.0.1;touch {}\t1\n", r.path("pwned"));
+    let (code, out) = r.run(crate::remote::apply::HEALTH, &[], input.as_bytes(), &[]);
+    let h = crate::remote::apply::parse_health(out.as_bytes()).unwrap();
+    assert_eq!(h.passed, vec![format!("127.0.0.1:{port}")], "{out}");
+    assert_eq!(h.failed.len(), 1, "{out}");
+    assert_eq!(code, 1);
+    assert!(!r.0.join("pwned").exists(), "the address was run as code");
+}
+
+// Every host script is POSIX sh as shellcheck reads it (`-s sh`).
+#[test]
+fn shellcheck_is_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 10, "{scripts:?}");
+    let o = Command::new("shellcheck").args(["-s", "sh", "-f", "gcc"]).args(&scripts).output();
+    let o = o.expect("shellcheck is not installed (apt-get install shellcheck; .ci/run does)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
