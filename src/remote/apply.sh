@@ -58,8 +58,9 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
     printf '%s\n' "$n" >>"$j/skip"; continue
   fi
   if [ "$op" = F ] && [ -n "$validate" ]; then
-    q=$(printf '%s' "$j/new/$n" | sed "s/'/'\\\\''/g")
-    out=$(sh -c "$(subst "$validate" "'$q'")" 2>&1 </dev/null)
+    # the path goes in as Ansible puts it, unquoted: it is ours, with no
+    # blanks or quotes, and a %s inside the command's own quotes still works
+    out=$(sh -c "$(subst "$validate" "$j/new/$n")" 2>&1 </dev/null)
     rc=$?
     if [ $rc -ne 0 ]; then
       bad=1

@@ -58,6 +58,11 @@ fn sha(b: &[u8]) -> String {
 type Up<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
 fn upload(files: &[Up]) -> Vec<u8> {
+    upload_validated(files, "")
+}
+
+/// An upload whose files are checked with `validate` (`%s` = the new file).
+fn upload_validated(files: &[Up], validate: &str) -> Vec<u8> {
     let mut manifest = String::new();
     let mut b = tar::Builder::new(Vec::new());
     for (n, (path, _, old)) in files.iter().enumerate() {
@@ -68,7 +73,7 @@ fn upload(files: &[Up]) -> Vec<u8> {
         // a path ending in / is a directory to create
         match path.strip_suffix('/') {
             Some(dir) => manifest.push_str(&format!("D\t{n}\t{dir}\t0755\t-\t-\tabsent\t\n")),
-            None => manifest.push_str(&format!("F\t{n}\t{path}\t0644\t-\t-\t{exp}\t\n")),
+            None => manifest.push_str(&format!("F\t{n}\t{path}\t0644\t-\t-\t{exp}\t{validate}\n")),
         }
     }
     let mut add = |name: &str, data: &[u8]| {
@@ -216,4 +221,24 @@ fn shellcheck_is_clean() {
     let o = Command::new("shellcheck").args(["-s", "sh", "-f", "gcc"]).args(&scripts).output();
     let o = o.expect("shellcheck is not installed (apt-get install shellcheck; .ci/run does)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+// `%s` is replaced wherever it stands, also inside the command's own quotes
+// (as Ansible does), and a failed validation changes nothing.
+#[test]
+fn validate_sees_the_new_file_wherever_percent_s_stands() {
+    let r = Root::new("validate");
+    let f = r.path("etc/v.conf");
+    std::fs::create_dir_all(r.0.join("etc")).unwrap();
+    std::fs::write(&f, b"old\n").unwrap();
+    r.lock("me");
+    let up = upload_validated(&[(&f, b"new\n", Some(b"old\n"))], r#"test -s "%s" && grep -q '^new' %s"#);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
+    assert!(code == 0 && parse_apply(out.as_bytes()).unwrap().done, "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"new\n");
+    let up = upload_validated(&[(&f, b"newer\n", Some(b"new\n"))], "grep -q '^old' %s");
+    let (code, out) = r.run(SCRIPT, &["d2/p000", "me", ""], &up, &[]);
+    let a = parse_apply(out.as_bytes()).unwrap();
+    assert!(code == 4 && a.invalid.len() == 1 && !a.done, "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"new\n");
 }
