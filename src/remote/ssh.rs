@@ -225,13 +225,9 @@ pub async fn run_fresh(
         cmd.args(["-o", "IdentitiesOnly=yes", "-i"]).arg(k);
     }
     // ssh joins the remote command with spaces for the remote shell: quote each word
-    let mut remote = vec![
-        "sh".to_string(),
-        "-c".into(),
-        crate::render::template::shell_quote(script),
-        crate::render::template::shell_quote(name),
-    ];
-    remote.extend(args.iter().map(|a| crate::render::template::shell_quote(a)));
+    let mut remote =
+        vec!["sh".to_string(), "-c".into(), crate::util::shell_quote(script), crate::util::shell_quote(name)];
+    remote.extend(args.iter().map(|a| crate::util::shell_quote(a)));
     cmd.arg("--").arg(&c.address).arg(remote.join(" "));
     cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
     let out = match tokio::time::timeout(limit, cmd.output()).await {

@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod desired;
 pub mod errors;
+pub mod filters;
 pub mod pyfmt;
 pub mod template;
 pub mod vars;
