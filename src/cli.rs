@@ -124,7 +124,7 @@ enum Sub {
 
 /// `deploy secrets ...`.
 #[derive(Subcommand, Debug)]
-pub enum SecretsCommand {
+pub(crate) enum SecretsCommand {
     /// Decrypt to a private temp file, open $EDITOR, re-encrypt if changed
     Edit {
         /// The .age file
@@ -161,7 +161,7 @@ pub enum SecretsCommand {
 }
 
 /// What to do, with every flag resolved.
-pub enum Command {
+pub(crate) enum Command {
     /// `deploy ENV` and `deploy NAME-on|off ENV`.
     Deploy(DeployArgs),
     /// `deploy NAME-status ENV`.
@@ -183,7 +183,7 @@ impl Cli {
     }
 
     /// Resolve the parsed flags into a command.
-    pub fn resolve(self) -> Result<Command> {
+    pub(crate) fn resolve(self) -> Result<Command> {
         let g = self.global.clone();
         let base = |env: String| -> Result<DeployArgs> {
             Ok(DeployArgs {
@@ -208,7 +208,10 @@ impl Cli {
             Some(Sub::Render { env, host, out }) => Command::Render { args: base(env)?, host, out },
             Some(Sub::Status { env }) => Command::Status(DeployArgs { check: true, ..base(env)? }),
             Some(Sub::Unlock { env, host }) => Command::Unlock { args: base(env)?, host },
-            Some(Sub::Secrets(s)) => Command::Secrets(s, keys(&g)),
+            Some(Sub::Secrets(s)) => {
+                let keys = keys(&g).with_default_identity(crate::load::project::age_identity_in(&g.root));
+                Command::Secrets(s, keys)
+            }
             None => {
                 let first = self.env.ok_or_else(|| Error::Usage("an environment is required".into()))?;
                 let run = self.run;
@@ -253,18 +256,7 @@ fn toggle_command(word: &str) -> Result<(String, Option<bool>)> {
 }
 
 fn keys(g: &Global) -> Keys {
-    let mut identity = g.identity.clone();
-    if identity.is_none() {
-        // deploy.yml may name a default identity, relative to the root
-        if let Ok(text) = std::fs::read_to_string(g.root.join("deploy.yml")) {
-            if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
-                if let Some(p) = v.get("age_identity").and_then(|p| p.as_str()) {
-                    identity = Some(g.root.join(p));
-                }
-            }
-        }
-    }
-    Keys { identity, passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
+    Keys { identity: g.identity.clone(), passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
 }
 
 fn extra(g: &Global) -> Result<Vec<(String, String)>> {

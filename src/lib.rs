@@ -6,16 +6,17 @@
 //! (what the host has) -> `plan` (pure data) -> `report` (shown) ->
 //! `engine` (applied through `remote`). `commands` wires them per command.
 //! The pure stages (load, render, plan) never touch the network or the
-//! terminal; only `report` writes to the terminal.
+//! terminal; only `report` writes to the terminal. The binary needs only
+//! `cli`, `commands::run`, `error` and `report::error`.
 
 pub mod cli;
 pub mod commands;
-pub mod engine;
+pub(crate) mod engine;
 pub mod error;
-pub mod load;
-pub mod plan;
-pub mod redact;
-pub mod remote;
-pub mod render;
+pub(crate) mod load;
+pub(crate) mod plan;
+pub(crate) mod redact;
+pub(crate) mod remote;
+pub(crate) mod render;
 pub mod report;
-pub mod util;
+pub(crate) mod util;

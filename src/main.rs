@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let root = cli.root();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match rt {
-        Ok(rt) => rt.block_on(async { deploy::commands::run(cli.resolve()?).await }),
+        Ok(rt) => rt.block_on(deploy::commands::run(cli)),
         Err(e) => Err(deploy::error::Error::Usage(format!("cannot start the runtime: {e}"))),
     };
     match result {

@@ -5,18 +5,18 @@
 use std::sync::{Arc, RwLock};
 
 /// What a redacted secret prints as.
-pub const MASK: &str = "<redacted>";
+pub(crate) const MASK: &str = "<redacted>";
 
 /// The set of secret strings, shared by everything that prints.
 #[derive(Debug, Clone, Default)]
-pub struct Redactor(Arc<RwLock<Vec<String>>>);
+pub(crate) struct Redactor(Arc<RwLock<Vec<String>>>);
 
 impl Redactor {
     /// Register a secret value. Very short values (under 4 characters) would
     /// mask ordinary text everywhere, so they are not registered; the file
     /// still shows as changed but such a value cannot be kept out of every
     /// printed line reliably anyway.
-    pub fn add(&self, secret: &str) {
+    pub(crate) fn add(&self, secret: &str) {
         let s = secret.trim();
         if s.len() < 4 {
             return;
@@ -37,7 +37,7 @@ impl Redactor {
     }
 
     /// Mask every registered secret in `text`.
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let v = self.0.read().unwrap();
         let mut out = text.to_string();
         for s in v.iter() {
@@ -46,11 +46,6 @@ impl Redactor {
             }
         }
         out
-    }
-
-    /// Whether `text` contains any secret.
-    pub fn contains_secret(&self, text: &str) -> bool {
-        self.0.read().unwrap().iter().any(|s| text.contains(s.as_str()))
     }
 }
 

@@ -4,12 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `2026-11-23T15:04:05Z` for epoch seconds.
-pub fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // civil-from-days (Howard Hinnant's algorithm)
@@ -27,7 +27,7 @@ pub fn utc(secs: u64) -> String {
 }
 
 /// A deploy id: sortable time plus randomness, safe in paths and shell.
-pub fn deploy_id() -> String {
+pub(crate) fn deploy_id() -> String {
     let mut r = [0u8; 4];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
@@ -38,14 +38,14 @@ pub fn deploy_id() -> String {
 }
 
 /// This machine's host name.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The user running deploy (computed once).
-pub fn user() -> String {
+pub(crate) fn user() -> String {
     static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     USER.get_or_init(user_uncached).clone()
 }
@@ -65,7 +65,7 @@ fn user_uncached() -> String {
 
 /// The git commit of the repository at `root`, with `-dirty` when it has
 /// changes; computed once per process (it is the same for every host).
-pub fn git_commit(root: &std::path::Path) -> String {
+pub(crate) fn git_commit(root: &std::path::Path) -> String {
     static COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     COMMIT.get_or_init(|| git_commit_uncached(root)).clone()
 }
@@ -95,13 +95,13 @@ fn git_commit_uncached(root: &std::path::Path) -> String {
 }
 
 /// sha256 as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Python's shlex.quote.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if s.is_empty() {
         return "''".into();
     }

@@ -3,11 +3,10 @@
 //! script checks every file on every host against Jinja2's rendering (bytes
 //! and modes). Correctness only; speed is `make bench`.
 
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bench_smoke_all_three_tools_produce_the_same_files() {

@@ -1,12 +1,11 @@
 //! The dead-man switch on the lab: real nftables in each host's namespace,
 //! real sshd, the controller confirming over a fresh connection.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WINDOW: u64 = 10;
 

@@ -3,11 +3,10 @@
 //! port, pre-flight checks that refuse a lockout before anything happens, and
 //! the vpn toggle seen from a client inside and one outside the VPN range.
 
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const WINDOW: u64 = 10;
 

@@ -1,11 +1,10 @@
 //! Behaviour on the lab, over real SSH: every check reads the hosts back with
 //! a plain `ssh`, never through the tool.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn stat(lab: &Lab, host: &str, paths: &[&str]) -> String {
     lab.sh(host, &format!("stat -c '%n %a %u:%g %i %Y' {}", paths.join(" ")))

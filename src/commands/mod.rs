@@ -8,12 +8,12 @@ mod status;
 mod toggle;
 mod unlock;
 
-use crate::cli::Command;
+use crate::cli::{Cli, Command};
 use crate::error::Result;
 
-/// Run a resolved command; its exit status.
-pub async fn run(cmd: Command) -> Result<u8> {
-    match cmd {
+/// Run the command line; its exit status.
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.resolve()? {
         Command::Deploy(args) => deploy::deploy(args).await,
         Command::ToggleStatus(args, name) => toggle::toggle_status(args, &name).await,
         Command::Status(args) => status::host_status(args).await,

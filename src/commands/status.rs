@@ -15,7 +15,7 @@ pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
             Ok(c) => c,
             Err(e) => {
                 failed += 1;
-                println!("{host}: {}", error_text(&e));
+                crate::report::line(&format!("{host}: {}", error_text(&e)));
                 continue;
             }
         };
@@ -24,29 +24,31 @@ pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let field = |k: &str| text.lines().filter_map(|l| l.strip_prefix(k)).map(String::from).collect::<Vec<_>>();
         let audit = field("A\t");
-        println!("{host}:");
+        crate::report::line(&format!("{host}:"));
         if let Some(last) = audit.last().filter(|l| l.contains(" REVERTED ")) {
-            println!("  the last deploy was REVERTED by the host's dead-man switch (never confirmed): {last}");
+            crate::report::line(&format!(
+                "  the last deploy was REVERTED by the host's dead-man switch (never confirmed): {last}"
+            ));
         }
         match field("lock\t").first() {
-            Some(who) => println!("  locked by {who}"),
-            None => println!("  not locked"),
+            Some(who) => crate::report::line(&format!("  locked by {who}")),
+            None => crate::report::line("  not locked"),
         }
         for p in field("pending\t") {
             let (id, when) = p.split_once('\t').unwrap_or((&p, "0"));
-            println!(
+            crate::report::line(&format!(
                 "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
                 clock(when.parse().unwrap_or(0))
-            );
+            ));
         }
         for t in field("toggle\t") {
             let (name, v) = t.split_once('\t').unwrap_or((&t, ""));
-            println!("  toggle {name}: {v}");
+            crate::report::line(&format!("  toggle {name}: {v}"));
         }
         if !audit.is_empty() {
-            println!("  recent:");
+            crate::report::line("  recent:");
             for a in &audit {
-                println!("    {a}");
+                crate::report::line(&format!("    {a}"));
             }
         }
     }

@@ -27,7 +27,7 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
             Ok(c) => c,
             Err(e) => {
                 failed += 1;
-                println!("{host}: {}", error_text(&e));
+                crate::report::line(&format!("{host}: {}", error_text(&e)));
                 continue;
             }
         };
@@ -55,27 +55,27 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
         } else {
             format!("neither ({on_match}/{n} files match ON, {off_match}/{n} match OFF)")
         };
-        println!(
+        crate::report::line(&format!(
             "{host}: {name} state file says {}; the files on the host are the {files_say} rendering",
             state.to_uppercase()
-        );
+        ));
         let rules: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("R\t")).collect();
         if !rules.is_empty() {
-            println!("  rules in force:");
+            crate::report::line("  rules in force:");
             for r in rules {
-                println!("    {r}");
+                crate::report::line(&format!("    {r}"));
             }
         }
         let pending: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pending\t")).collect();
         if pending.is_empty() {
-            println!("  no revert pending");
+            crate::report::line("  no revert pending");
         }
         for p in pending {
             let (id, when) = p.split_once('\t').unwrap_or((p, "0"));
-            println!(
+            crate::report::line(&format!(
                 "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
                 clock(when.parse().unwrap_or(0))
-            );
+            ));
         }
     }
     Ok(if failed == 0 { exit::OK } else { exit::ERROR })

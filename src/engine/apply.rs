@@ -4,38 +4,6 @@
 
 use super::*;
 
-/// What happened on one host during apply.
-#[derive(Debug, Default)]
-pub struct HostReport {
-    /// Paths changed.
-    pub applied: Vec<String>,
-    /// Paths left alone (changed since the plan), with why.
-    pub skipped: Vec<(String, String)>,
-    /// Container actions done ("recreated apps/openclaw").
-    pub services: Vec<String>,
-    /// Why the host failed, if it did.
-    pub failure: Option<Failure>,
-    /// What the dead-man switch did.
-    pub deadman: Vec<String>,
-    /// The lock must stay: an unconfirmed deploy's revert releases it.
-    pub keep_lock: bool,
-}
-
-/// A failed phase: what failed, the details, and what was restored.
-#[derive(Debug, Default)]
-pub struct Failure {
-    /// Phase name.
-    pub phase: String,
-    /// One line: what failed.
-    pub what: String,
-    /// Output worth showing (validator output, a container's last log lines).
-    pub details: Vec<String>,
-    /// What the rollback did.
-    pub rolled_back: Vec<String>,
-    /// The rollback could not restore every path.
-    pub revert_incomplete: bool,
-}
-
 pub(crate) fn compose_manifest(
     variant: crate::plan::state::ComposeVariant,
     p: &crate::render::DesiredCompose,
@@ -128,249 +96,340 @@ pub(crate) fn phase_manifests(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Apply every phase of the plan in order; the first phase that fails is
+/// rolled back and ends the host's run. A stop asked for (SIGINT, SIGTERM,
+/// SIGHUP) ends it between phases.
 pub(crate) async fn phases_loop(
     r: &Ready,
-    desired: &DesiredHost,
-    holder: &str,
-    phases: &[PhaseInfo],
-    args: &DeployArgs,
+    run: &Run,
     progress: &Progress,
     report: &mut HostReport,
     armed: &mut Option<Armed>,
 ) -> Result<()> {
-    let host = desired.host.as_str();
-    let id = id_of(holder);
-    let variant = r.plan.compose;
-    for (p, phase) in phases.iter().enumerate() {
-        let phase_name = &phase.name;
-        let changes: Vec<&crate::plan::Change> = r.plan.changes.iter().filter(|c| c.phase == p).collect();
-        let actions: Vec<&ServiceAction> = r.plan.services.iter().filter(|a| a.phase == p).collect();
-        if changes.is_empty() && actions.is_empty() {
-            continue;
+    let host = r.desired.host.as_str();
+    let mut started = false;
+    for (p, phase) in run.phases.iter().enumerate() {
+        let Some(mut ph) = PhaseRun::new(r, run, progress, p, &phase.name) else { continue };
+        if started && run.stop.requested() {
+            report.interrupted = true;
+            report.failure = Some(Failure {
+                phase: phase.name.clone(),
+                what:
+                    "interrupted before this phase: the phases before it are applied, this one and later ones are not"
+                        .into(),
+                ..Default::default()
+            });
+            return Ok(());
         }
-        let journal = format!("{id}/p{p:03}");
+        started = true;
         if let (Some(secs), None) = (phase.deadman, armed.as_ref()) {
-            progress.step(host, &format!("{phase_name}: arming the dead-man switch ({secs}s)"));
-            *armed = Some(arm(r, host, &id, secs, args).await?);
+            progress.step(host, &format!("{}: arming the dead-man switch ({secs}s)", phase.name));
+            *armed = Some(arm(r, host, &run.id, secs).await?);
+            run.stop.holding(host, true);
         }
-        let mut files_applied = false;
-        let mut triggers: Vec<String> = Vec::new();
-        if !changes.is_empty() {
-            progress.step(host, &format!("{phase_name}: writing {} changes", changes.len()));
-            let bundle = crate::remote::apply::bundle(&changes, desired);
-            // nothing after this apply: it writes the audit line and releases
-            // the lock itself (a changed host costs two round trips in all)
-            let last = armed.is_none()
-                && actions.is_empty()
-                && changes.iter().all(|c| c.file.is_none_or(|i| desired.files[i].on_change.is_none()))
-                && health_items(&[], desired, p, true).is_empty()
-                && !r.plan.changes.iter().any(|c| c.phase > p)
-                && !r.plan.services.iter().any(|a| a.phase > p);
-            let audit = if last {
-                format!("{} result=ok", audit_line_counts(args, &id, &audit_counts(&r.plan)))
-            } else {
-                String::new()
-            };
-            let out =
-                r.run("deploy-apply", crate::remote::apply::SCRIPT, &[&journal, holder, &audit], Some(&bundle)).await?;
-            let a = crate::remote::apply::parse_apply(&out.stdout).map_err(|m| r.protocol(m))?;
-            if a.finished {
-                r.finished.store(true, Ordering::SeqCst);
-            }
-            report.skipped.extend(a.skipped.iter().cloned());
-            if !a.invalid.is_empty() {
-                let mut f = Failure {
-                    phase: phase_name.clone(),
-                    what: "validation failed; nothing of this phase was changed".into(),
-                    ..Default::default()
-                };
-                for (path, rc, lines) in &a.invalid {
-                    f.details.push(format!(
-                        "validation of {path} failed (exit {rc}); the file on the host was not replaced:"
-                    ));
-                    f.details.extend(lines.iter().map(|l| format!("  | {l}")));
-                }
-                report.failure = Some(f);
-                return Ok(());
-            }
-            if let Some((what, why)) = &a.error {
-                let mut f = Failure { phase: phase_name.clone(), what: format!("{what}: {why}"), ..Default::default() };
-                if !a.not_restored.is_empty() {
-                    f.revert_incomplete = true;
-                    f.rolled_back
-                        .push(format!("REVERT INCOMPLETE: {} paths could NOT be restored:", a.not_restored.len()));
-                    f.rolled_back.extend(a.not_restored.iter().map(|(p, why)| format!("  not restored: {p}: {why}")));
-                }
-                report.failure = Some(f);
-                return Ok(());
-            }
-            if !a.done {
-                return Err(Error::Remote {
-                    host: host.into(),
-                    message: format!(
-                        "apply ended unexpectedly (exit {:?}): {}",
-                        out.code,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                });
-            }
-            files_applied = !a.applied.is_empty();
-            for c in changes.iter().filter(|c| a.applied.contains(&c.path)) {
-                if let Some(cmd) = c.file.and_then(|i| desired.files[i].on_change.clone()) {
-                    if !triggers.contains(&cmd) {
-                        triggers.push(cmd);
-                    }
-                }
-            }
-            report.applied.extend(a.applied);
+        if let Some(f) = ph.write_files(report, armed.is_some()).await? {
+            report.failure = Some(f);
+            return Ok(());
         }
-        let mut failure: Option<Failure> = None;
-        if !triggers.is_empty() {
-            progress.step(host, &format!("{phase_name}: running {} on_change commands", triggers.len()));
-            let input = triggers.join("\n") + "\n";
-            let out =
-                r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&journal], Some(input.as_bytes())).await?;
-            let text = crate::remote::protocol::body("triggers", &out.stdout).map_err(|m| r.protocol(m))?;
-            if let Some(line) = text.lines().find(|l| l.starts_with("F\t")) {
-                let f: Vec<&str> = line.splitn(3, '\t').collect();
-                failure = Some(Failure {
-                    phase: phase_name.clone(),
-                    what: format!(
-                        "on_change command `{}` failed (exit {})",
-                        f.get(1).unwrap_or(&""),
-                        f.get(2).unwrap_or(&"?")
-                    ),
-                    details: text.lines().filter_map(|l| l.strip_prefix("O\t")).map(|l| format!("  | {l}")).collect(),
-                    ..Default::default()
-                });
-            }
-        }
-        if failure.is_none() && !actions.is_empty() {
-            let variant =
-                variant.ok_or_else(|| Error::Remote { host: host.into(), message: "no compose on the host".into() })?;
-            let names: Vec<String> = actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
-            progress.step(host, &format!("{phase_name}: {}", names.join(", ")));
-            for m in phase_manifests(variant, desired, &actions, false) {
-                if let Err((why, lines)) = run_compose(r, m).await? {
-                    failure =
-                        Some(Failure { phase: phase_name.clone(), what: why, details: lines, ..Default::default() });
-                    break;
-                }
-            }
-            if failure.is_none() {
-                report
-                    .services
-                    .extend(actions.iter().map(|a| format!("{} {}/{}", verb(a.action), a.project, a.service)));
-                if armed.is_some() {
-                    // what the dead-man revert must recreate after restoring files
-                    let back: Vec<&ServiceAction> =
-                        actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
-                    for (k, m) in phase_manifests(variant, desired, &back, true).into_iter().enumerate() {
-                        let path = format!("/var/lib/deploy/journal/{journal}/compose-revert.{k}");
-                        r.run("deploy-save", "mkdir -p \"${1%/*}\" && cat >\"$1\"", &[&path], Some(m.as_bytes()))
-                            .await?;
-                    }
-                }
-            }
+        let mut failure = ph.run_triggers().await?;
+        if failure.is_none() {
+            failure = ph.containers(report, armed.is_some()).await?;
         }
         if failure.is_none() {
-            let items = health_items(&actions, desired, p, true);
-            if !items.is_empty() {
-                progress.step(host, &format!("{phase_name}: waiting for health ({} checks)", items.lines().count()));
-                let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
-                if !h.failed.is_empty() {
-                    let mut f =
-                        Failure { phase: phase_name.clone(), what: "health gate failed".into(), ..Default::default() };
-                    for (what, why, logs) in &h.failed {
-                        f.details.push(format!("{what}: {why}"));
-                        if !logs.is_empty() {
-                            f.details.push(format!("  last log lines of {what}:"));
-                            f.details.extend(logs.iter().map(|l| format!("  | {l}")));
-                        }
-                    }
-                    failure = Some(f);
-                }
-            }
+            failure = ph.health_gate().await?;
         }
-        if let Some(mut f) = failure {
-            progress.step(host, &format!("{phase_name}: rolling back"));
-            if files_applied {
-                let out = r.run("deploy-revert", crate::remote::apply::REVERT, &[&journal], None).await?;
-                if !triggers.is_empty() {
-                    // the restored files must take effect again (firewall, sshd)
-                    let input = triggers.join("\n") + "\n";
-                    let rj = format!("{journal}/rollback");
-                    let t = r
-                        .run("deploy-triggers", crate::remote::apply::TRIGGERS, &[&rj], Some(input.as_bytes()))
-                        .await?;
-                    let ok = crate::remote::protocol::body("triggers", &t.stdout).is_ok_and(|b| !b.contains("F\t"));
-                    f.rolled_back.push(format!(
-                        "re-ran {} on the restored files{}",
-                        triggers.join("; "),
-                        if ok { "" } else { ": FAILED" }
-                    ));
-                }
-                match crate::remote::apply::parse_revert(&out.stdout) {
-                    Ok(rv) if rv.done && rv.not_restored.is_empty() => f.rolled_back.push(format!(
-                        "restored the {} changed paths of phase {phase_name} from the journal",
-                        changes.len()
-                    )),
-                    Ok(rv) => {
-                        f.revert_incomplete = true;
-                        f.rolled_back.push(format!(
-                            "REVERT INCOMPLETE: {} of the {} changed paths of phase {phase_name} could NOT be restored (REVERT-INCOMPLETE in the host's audit log):",
-                            rv.not_restored.len(),
-                            changes.len()
-                        ));
-                        f.rolled_back
-                            .extend(rv.not_restored.iter().map(|(p, why)| format!("  not restored: {p}: {why}")));
-                    }
-                    Err(m) => {
-                        f.revert_incomplete = true;
-                        f.rolled_back.push(format!(
-                            "REVERT INCOMPLETE: could not restore the journal {journal}: {m} {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ))
-                    }
-                }
-            }
-            if let Some(variant) = variant {
-                let back: Vec<&ServiceAction> =
-                    actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
-                for m in phase_manifests(variant, desired, &back, true) {
-                    if let Err((why, _)) = run_compose(r, m).await? {
-                        f.rolled_back.push(format!("restoring containers failed: {why}"));
-                    }
-                }
-                let recreated: Vec<&ServiceAction> =
-                    back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
-                if !recreated.is_empty() {
-                    let items = health_items(&recreated, desired, p, false);
-                    let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-                    let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
-                    for s in &h.passed {
-                        f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
-                    }
-                    for (s, why, _) in &h.failed {
-                        f.rolled_back.push(format!("{s} recreated with its previous inputs but NOT healthy: {why}"));
-                    }
-                }
-                for a in back.iter().filter(|a| a.action == ServiceActionKind::Reload) {
-                    f.rolled_back
-                        .push(format!("re-ran the reload of {}/{} with the restored config", a.project, a.service));
-                }
-                for a in back.iter().filter(|a| a.action == ServiceActionKind::Create) {
-                    f.rolled_back.push(format!("removed {}/{}, which this deploy created", a.project, a.service));
-                }
-            }
+        if let Some(f) = failure {
+            let f = ph.rollback(f).await?;
             report.applied.clear();
             report.failure = Some(f);
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// One phase of one host's apply.
+struct PhaseRun<'a> {
+    r: &'a Ready,
+    run: &'a Run,
+    progress: &'a Progress,
+    index: usize,
+    name: &'a str,
+    /// `DEPLOY_ID/pNNN`
+    journal: String,
+    changes: Vec<&'a crate::plan::Change>,
+    actions: Vec<&'a ServiceAction>,
+    /// on_change commands of the files this phase changed, in order.
+    triggers: Vec<String>,
+    files_applied: bool,
+}
+
+impl<'a> PhaseRun<'a> {
+    /// The phase's part of the plan; None when it has nothing to do.
+    fn new(r: &'a Ready, run: &'a Run, progress: &'a Progress, index: usize, name: &'a str) -> Option<PhaseRun<'a>> {
+        let changes: Vec<&crate::plan::Change> = r.plan.changes.iter().filter(|c| c.phase == index).collect();
+        let actions: Vec<&ServiceAction> = r.plan.services.iter().filter(|a| a.phase == index).collect();
+        if changes.is_empty() && actions.is_empty() {
+            return None;
+        }
+        let journal = format!("{}/p{index:03}", run.id);
+        Some(PhaseRun {
+            r,
+            run,
+            progress,
+            index,
+            name,
+            journal,
+            changes,
+            actions,
+            triggers: vec![],
+            files_applied: false,
+        })
+    }
+
+    fn host(&self) -> &str {
+        &self.r.desired.host
+    }
+
+    fn failure(&self, what: impl Into<String>) -> Failure {
+        Failure { phase: self.name.to_string(), what: what.into(), ..Default::default() }
+    }
+
+    /// Nothing after this phase's upload: the apply then writes the audit
+    /// line and releases the lock itself (a changed host costs two round
+    /// trips in all).
+    fn upload_is_last(&self, armed: bool) -> bool {
+        let (r, p, desired) = (self.r, self.index, &self.r.desired);
+        !armed
+            && self.actions.is_empty()
+            && self.changes.iter().all(|c| c.file.is_none_or(|i| desired.files[i].on_change.is_none()))
+            && health_items(&[], desired, p, true).is_empty()
+            && !r.plan.changes.iter().any(|c| c.phase > p)
+            && !r.plan.services.iter().any(|a| a.phase > p)
+    }
+
+    /// Upload and swap the phase's files. A failure here changed nothing
+    /// (validation) or was rolled back by the host itself.
+    async fn write_files(&mut self, report: &mut HostReport, armed: bool) -> Result<Option<Failure>> {
+        if self.changes.is_empty() {
+            return Ok(None);
+        }
+        let (r, desired) = (self.r, &self.r.desired);
+        self.progress.step(self.host(), &format!("{}: writing {} changes", self.name, self.changes.len()));
+        let bundle = crate::remote::apply::bundle(&self.changes, desired);
+        let audit = if self.upload_is_last(armed) {
+            format!("{} result=ok", audit_line_counts(&self.run.args, &self.run.id, &audit_counts(&r.plan)))
+        } else {
+            String::new()
+        };
+        let args = [self.journal.as_str(), &self.run.holder, &audit];
+        let out = r.run("deploy-apply", crate::remote::apply::SCRIPT, &args, Some(&bundle)).await?;
+        let a = crate::remote::apply::parse_apply(&out.stdout).map_err(|m| r.protocol(m))?;
+        if a.finished {
+            r.set_lock(LockState::Released);
+        }
+        report.skipped.extend(a.skipped.iter().cloned());
+        if !a.invalid.is_empty() {
+            let mut f = self.failure("validation failed; nothing of this phase was changed");
+            for (path, rc, lines) in &a.invalid {
+                f.details
+                    .push(format!("validation of {path} failed (exit {rc}); the file on the host was not replaced:"));
+                f.details.extend(lines.iter().map(|l| format!("  | {l}")));
+            }
+            return Ok(Some(f));
+        }
+        if let Some((what, why)) = &a.error {
+            let mut f = self.failure(format!("{what}: {why}"));
+            not_restored(&mut f, &a.not_restored, &format!("{} paths", a.not_restored.len()));
+            return Ok(Some(f));
+        }
+        if !a.done {
+            return Err(Error::Remote {
+                host: self.host().into(),
+                message: format!(
+                    "apply ended unexpectedly (exit {:?}): {}",
+                    out.code,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        self.files_applied = !a.applied.is_empty();
+        for c in self.changes.iter().filter(|c| a.applied.contains(&c.path)) {
+            if let Some(cmd) = c.file.and_then(|i| desired.files[i].on_change.clone()) {
+                if !self.triggers.contains(&cmd) {
+                    self.triggers.push(cmd);
+                }
+            }
+        }
+        report.applied.extend(a.applied);
+        Ok(None)
+    }
+
+    /// Run the on_change commands of the changed files (`journal`: where
+    /// they are recorded for a revert).
+    async fn triggers_in(&self, journal: &str) -> Result<Option<Failure>> {
+        let input = self.triggers.join("\n") + "\n";
+        let out =
+            self.r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[journal], Some(input.as_bytes())).await?;
+        let text = crate::remote::protocol::body("triggers", &out.stdout).map_err(|m| self.r.protocol(m))?;
+        let Some(line) = text.lines().find(|l| l.starts_with("F\t")) else { return Ok(None) };
+        let f: Vec<&str> = line.splitn(3, '\t').collect();
+        let mut failure = self.failure(format!(
+            "on_change command `{}` failed (exit {})",
+            f.get(1).unwrap_or(&""),
+            f.get(2).unwrap_or(&"?")
+        ));
+        failure.details = text.lines().filter_map(|l| l.strip_prefix("O\t")).map(|l| format!("  | {l}")).collect();
+        Ok(Some(failure))
+    }
+
+    async fn run_triggers(&self) -> Result<Option<Failure>> {
+        if self.triggers.is_empty() {
+            return Ok(None);
+        }
+        self.progress.step(self.host(), &format!("{}: running {} on_change commands", self.name, self.triggers.len()));
+        self.triggers_in(&self.journal).await
+    }
+
+    /// Create, recreate, start or reload the phase's containers; under the
+    /// dead-man switch, leave the host what its revert must recreate.
+    async fn containers(&self, report: &mut HostReport, armed: bool) -> Result<Option<Failure>> {
+        if self.actions.is_empty() {
+            return Ok(None);
+        }
+        let (r, desired) = (self.r, &self.r.desired);
+        let variant = r
+            .plan
+            .compose
+            .ok_or_else(|| Error::Remote { host: self.host().into(), message: "no compose on the host".into() })?;
+        let names: Vec<String> = self.actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
+        self.progress.step(self.host(), &format!("{}: {}", self.name, names.join(", ")));
+        for m in phase_manifests(variant, desired, &self.actions, false) {
+            if let Err((why, lines)) = run_compose(r, m).await? {
+                return Ok(Some(Failure { details: lines, ..self.failure(why) }));
+            }
+        }
+        report.services.extend(self.actions.iter().map(|a| format!("{} {}/{}", verb(a.action), a.project, a.service)));
+        if armed {
+            let back: Vec<&ServiceAction> =
+                self.actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
+            for (k, m) in phase_manifests(variant, desired, &back, true).into_iter().enumerate() {
+                let path = format!("/var/lib/deploy/journal/{}/compose-revert.{k}", self.journal);
+                r.run("deploy-save", "mkdir -p \"${1%/*}\" && cat >\"$1\"", &[&path], Some(m.as_bytes())).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The phase's health gate: its containers and its checks.
+    async fn health_gate(&self) -> Result<Option<Failure>> {
+        let items = health_items(&self.actions, &self.r.desired, self.index, true);
+        if items.is_empty() {
+            return Ok(None);
+        }
+        self.progress
+            .step(self.host(), &format!("{}: waiting for health ({} checks)", self.name, items.lines().count()));
+        let out = self.r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+        let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| self.r.protocol(m))?;
+        if h.failed.is_empty() {
+            return Ok(None);
+        }
+        let mut f = self.failure("health gate failed");
+        for (what, why, logs) in &h.failed {
+            f.details.push(format!("{what}: {why}"));
+            if !logs.is_empty() {
+                f.details.push(format!("  last log lines of {what}:"));
+                f.details.extend(logs.iter().map(|l| format!("  | {l}")));
+            }
+        }
+        Ok(Some(f))
+    }
+
+    /// Undo the phase: restore its files from the journal (and re-run their
+    /// on_change commands), then its containers. Says what it did in `f`.
+    async fn rollback(&self, mut f: Failure) -> Result<Failure> {
+        self.progress.step(self.host(), &format!("{}: rolling back", self.name));
+        if self.files_applied {
+            self.restore_files(&mut f).await?;
+        }
+        if let Some(variant) = self.r.plan.compose {
+            self.restore_containers(variant, &mut f).await?;
+        }
+        Ok(f)
+    }
+
+    async fn restore_files(&self, f: &mut Failure) -> Result<()> {
+        let (r, journal, n) = (self.r, &self.journal, self.changes.len());
+        let out = r.run("deploy-revert", crate::remote::apply::REVERT, &[journal], None).await?;
+        if !self.triggers.is_empty() {
+            // the restored files must take effect again (firewall, sshd)
+            let failed = self.triggers_in(&format!("{journal}/rollback")).await?.is_some();
+            let how = if failed { ": FAILED" } else { "" };
+            f.rolled_back.push(format!("re-ran {} on the restored files{how}", self.triggers.join("; ")));
+        }
+        match crate::remote::apply::parse_revert(&out.stdout) {
+            Ok(rv) if rv.done && rv.not_restored.is_empty() => {
+                f.rolled_back.push(format!("restored the {n} changed paths of phase {} from the journal", self.name))
+            }
+            Ok(rv) => {
+                let what = format!(
+                    "{} of the {n} changed paths of phase {} (REVERT-INCOMPLETE in the host's audit log)",
+                    rv.not_restored.len(),
+                    self.name
+                );
+                not_restored(f, &rv.not_restored, &what);
+            }
+            Err(m) => {
+                f.revert_incomplete = true;
+                f.rolled_back.push(format!(
+                    "REVERT INCOMPLETE: could not restore the journal {journal}: {m} {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore_containers(&self, variant: crate::plan::state::ComposeVariant, f: &mut Failure) -> Result<()> {
+        let (r, desired) = (self.r, &self.r.desired);
+        let back: Vec<&ServiceAction> =
+            self.actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
+        for m in phase_manifests(variant, desired, &back, true) {
+            if let Err((why, _)) = run_compose(r, m).await? {
+                f.rolled_back.push(format!("restoring containers failed: {why}"));
+            }
+        }
+        let recreated: Vec<&ServiceAction> =
+            back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
+        if !recreated.is_empty() {
+            let items = health_items(&recreated, desired, self.index, false);
+            let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
+            let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
+            for s in &h.passed {
+                f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
+            }
+            for (s, why, _) in &h.failed {
+                f.rolled_back.push(format!("{s} recreated with its previous inputs but NOT healthy: {why}"));
+            }
+        }
+        for a in back.iter().filter(|a| a.action == ServiceActionKind::Reload) {
+            f.rolled_back.push(format!("re-ran the reload of {}/{} with the restored config", a.project, a.service));
+        }
+        for a in back.iter().filter(|a| a.action == ServiceActionKind::Create) {
+            f.rolled_back.push(format!("removed {}/{}, which this deploy created", a.project, a.service));
+        }
+        Ok(())
+    }
+}
+
+/// Record in `f` the paths a revert could not restore.
+fn not_restored(f: &mut Failure, paths: &[(String, String)], what: &str) {
+    if paths.is_empty() {
+        return;
+    }
+    f.revert_incomplete = true;
+    f.rolled_back.push(format!("REVERT INCOMPLETE: {what} could NOT be restored:"));
+    f.rolled_back.extend(paths.iter().map(|(p, why)| format!("  not restored: {p}: {why}")));
 }
 
 pub(crate) fn verb(a: ServiceActionKind) -> &'static str {

@@ -5,18 +5,18 @@ use super::*;
 
 /// An armed dead-man timer on a host.
 #[derive(Debug, Clone)]
-pub struct Armed {
+pub(crate) struct Armed {
     /// systemd, at or sleeper.
-    pub mechanism: String,
+    pub(crate) mechanism: String,
     /// Unit name, at job or process group.
-    pub handle: String,
+    pub(crate) handle: String,
     /// When the host reverts (epoch seconds).
-    pub deadline: u64,
+    pub(crate) deadline: u64,
 }
 
-pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &DeployArgs) -> Result<Armed> {
+/// Arm the host's revert of deploy `id`, due in `secs` seconds.
+pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64) -> Result<Armed> {
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
-    let _ = args;
     let out = r
         .run(
             "deploy-arm",
@@ -42,19 +42,12 @@ pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64, args: &Deplo
     })
 }
 
-pub(crate) async fn stage2(
-    r: &Ready,
-    desired: &DesiredHost,
-    holder: &str,
-    phases: &[PhaseInfo],
-    args: &DeployArgs,
-    progress: &Progress,
-) -> Result<HostReport> {
-    let host = desired.host.as_str();
-    let id = id_of(holder);
+/// Apply a host's plan, then settle its dead-man switch when a phase armed
+/// it: confirm over a fresh connection, or wait for the host's own revert.
+pub(crate) async fn stage2(r: &Ready, run: &Run, progress: &Progress) -> Result<HostReport> {
     let mut report = HostReport::default();
     let mut armed: Option<Armed> = None;
-    if let Err(e) = phases_loop(r, desired, holder, phases, args, progress, &mut report, &mut armed).await {
+    if let Err(e) = phases_loop(r, run, progress, &mut report, &mut armed).await {
         if armed.is_none() {
             return Err(e);
         }
@@ -67,7 +60,7 @@ pub(crate) async fn stage2(
         a.handle,
         clock(a.deadline)
     ));
-    if args.toggle.as_ref().is_some_and(|t| !t.confirm) {
+    if run.args.toggle.as_ref().is_some_and(|t| !t.confirm) {
         report.deadman.push(format!(
             "trial run (--no-confirm): not confirming; the host reverts this change by itself at {}",
             clock(a.deadline)
@@ -75,9 +68,41 @@ pub(crate) async fn stage2(
         report.keep_lock = true;
         return Ok(report);
     }
-    // the way the next deploy (or, for a toggle with confirm_via, the new
-    // mode's way in) reaches the host: ansible_port even when this run came
-    // in through deploy_fallback_port
+    let (dest, confirmed) = confirm(r, run, progress, &a).await;
+    let why = match confirmed {
+        Ok(()) => {
+            report.deadman.push(format!(
+                "confirmed over a fresh SSH connection to {dest}; cancelled exactly this deploy's {} timer",
+                a.mechanism
+            ));
+            return Ok(report);
+        }
+        Err(why) => why,
+    };
+    // Unconfirmed is reverted: keep the lock (the revert releases it) and watch it happen.
+    report.keep_lock = true;
+    report.deadman.push(format!(
+        "could NOT confirm over a fresh SSH connection to {dest} ({why}); the host will revert this deploy by itself at {}",
+        clock(a.deadline)
+    ));
+    report.deadman.push(watch_revert(r, run, progress, &a).await);
+    if report.failure.is_none() {
+        report.failure = Some(Failure {
+            phase: "confirm".into(),
+            what: "not confirmed; the deploy was reverted".into(),
+            ..Default::default()
+        });
+    }
+    report.applied.clear();
+    Ok(report)
+}
+
+/// Confirm over a NEW connection the way the next deploy (or, for a toggle
+/// with confirm_via, the new mode's way in) reaches the host: ansible_port
+/// even when this run came in through deploy_fallback_port. Returns where
+/// it connected, and why it could not.
+async fn confirm(r: &Ready, run: &Run, progress: &Progress, a: &Armed) -> (String, std::result::Result<(), String>) {
+    let (desired, host) = (&r.desired, r.desired.host.as_str());
     let mut via = desired.connection.clone();
     if let Some(v) = &desired.confirm_via {
         via.address = v.clone();
@@ -92,78 +117,56 @@ pub(crate) async fn stage2(
     // before the host's own revert fires; an authentication or host key
     // failure is an answer, not a hiccup.
     let give_up = a.deadline.saturating_sub(5).min(crate::util::now() + 60);
-    let confirm = loop {
+    let disarm = crate::remote::apply::DISARM;
+    let answer = loop {
         let limit = Duration::from_secs(give_up.saturating_sub(crate::util::now()).clamp(5, 30));
-        let r = crate::remote::ssh::run_fresh(
-            host,
-            &via,
-            &args.ssh,
-            "deploy-disarm",
-            crate::remote::apply::DISARM,
-            &[&id],
-            limit,
-        )
-        .await;
-        match &r {
+        let res =
+            crate::remote::ssh::run_fresh(host, &via, &run.args.ssh, "deploy-disarm", disarm, &[&run.id], limit).await;
+        match &res {
             Err(Error::Connect { retryable: true, .. }) if crate::util::now() + 1 < give_up => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            _ => break r,
+            _ => break res,
         }
     };
-    let why = match confirm {
-        Ok(o) if crate::remote::protocol::body("disarm", &o.stdout).is_ok_and(|b| b.starts_with("DISARMED")) => {
-            report.deadman.push(format!(
-                "confirmed over a fresh SSH connection to {dest}; cancelled exactly this deploy's {} timer",
-                a.mechanism
-            ));
-            return Ok(report);
+    let result = match answer {
+        Ok(o) if crate::remote::protocol::body("disarm", &o.stdout).is_ok_and(|b| b.starts_with("DISARMED")) => Ok(()),
+        Ok(o) => {
+            Err(format!("{} {}", String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim()))
         }
-        Ok(o) => format!("{} {}", String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim()),
-        Err(e) => e.to_string(),
+        Err(e) => Err(e.to_string()),
     };
-    // Unconfirmed is reverted: keep the lock (the revert releases it) and watch it happen.
-    report.keep_lock = true;
-    report.deadman.push(format!(
-        "could NOT confirm over a fresh SSH connection to {dest} ({why}); the host will revert this deploy by itself at {}",
-        clock(a.deadline)
-    ));
+    (dest, result)
+}
+
+/// Wait for the host's own revert of this deploy and check, over a fresh
+/// connection, that it happened. Says what was seen.
+async fn watch_revert(r: &Ready, run: &Run, progress: &Progress, a: &Armed) -> String {
+    let host = r.desired.host.as_str();
     progress.step(host, &format!("unconfirmed: waiting for the host to revert at {}", clock(a.deadline)));
     let now = crate::util::now();
     if a.deadline > now {
         tokio::time::sleep(Duration::from_secs(a.deadline - now + 1)).await;
     }
-    let check = format!("test -e /var/lib/deploy/journal/{id}/reverted && echo REVERTED");
+    let check = format!("test -e /var/lib/deploy/journal/{}/reverted && echo REVERTED", run.id);
     // reverted, sshd is back where this run found it
-    let mut back = desired.connection.clone();
+    let mut back = r.desired.connection.clone();
     if let Some(fb) = r.conn.fallback {
         back.port = Some(fb);
     }
     let limit = crate::util::now() + 90;
-    let mut outcome = format!(
-        "the host did not answer a fresh connection within 90s after {}; check it from the provider console",
-        clock(a.deadline)
-    );
     while crate::util::now() < limit {
-        if let Ok(o) =
-            crate::remote::ssh::run_fresh(host, &back, &args.ssh, "deploy-check", &check, &[], Duration::from_secs(10))
-                .await
+        let ten = Duration::from_secs(10);
+        if let Ok(o) = crate::remote::ssh::run_fresh(host, &back, &run.args.ssh, "deploy-check", &check, &[], ten).await
         {
             if String::from_utf8_lossy(&o.stdout).contains("REVERTED") {
-                outcome = "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();
-                break;
+                return "the host reverted the deploy by itself and a fresh connection gets in again; every path of this deploy is back".into();
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    report.deadman.push(outcome);
-    if report.failure.is_none() {
-        report.failure = Some(Failure {
-            phase: "confirm".into(),
-            what: "not confirmed; the deploy was reverted".into(),
-            ..Default::default()
-        });
-    }
-    report.applied.clear();
-    Ok(report)
+    format!(
+        "the host did not answer a fresh connection within 90s after {}; check it from the provider console",
+        clock(a.deadline)
+    )
 }

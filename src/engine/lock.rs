@@ -53,7 +53,7 @@ pub(crate) fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, us
 
 pub(crate) async fn release(ready: Ready, holder: &str, audit: &str) {
     // finish.sh releases only a lock this deploy holds
-    if ready.lock_sent.load(Ordering::SeqCst) && !ready.finished.load(Ordering::SeqCst) {
+    if matches!(ready.lock_state(), LockState::Sent | LockState::Held) {
         let _ = ready.conn.run("deploy-finish", FINISH, &[holder, audit], None).await;
     }
     ready.conn.close().await;

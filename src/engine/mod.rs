@@ -5,17 +5,19 @@
 
 mod apply;
 mod deadman;
+mod interrupt;
 mod lock;
 mod prepare;
+mod run;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::load::secrets::Keys;
+use crate::plan::outcome::{Failure, HostReport};
 use crate::plan::state::Lock;
 use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
 use crate::redact::Redactor;
@@ -27,58 +29,69 @@ use crate::report::Progress;
 
 pub(crate) use apply::*;
 pub(crate) use deadman::*;
+pub(crate) use interrupt::Interrupt;
 pub(crate) use lock::*;
 pub(crate) use prepare::*;
+pub(crate) use run::*;
 
 /// What `deploy ENV` was asked to do.
 #[derive(Debug, Clone)]
-pub struct DeployArgs {
+pub(crate) struct DeployArgs {
     /// Project root.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Environment (inventory group).
-    pub env: String,
+    pub(crate) env: String,
     /// Stop after showing the plan.
-    pub check: bool,
+    pub(crate) check: bool,
     /// Do not ask.
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Only these roles.
-    pub roles: Option<Vec<String>>,
+    pub(crate) roles: Option<Vec<String>>,
     /// Only these hosts.
-    pub limit: Option<Vec<String>>,
+    pub(crate) limit: Option<Vec<String>>,
     /// Print the plan as JSON.
-    pub json: bool,
+    pub(crate) json: bool,
     /// -e key=value.
-    pub extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, String)>,
     /// Decryption keys.
-    pub keys: Keys,
+    pub(crate) keys: Keys,
     /// SSH settings.
-    pub ssh: SshOptions,
+    pub(crate) ssh: SshOptions,
     /// A toggle run (`deploy vpn-on ENV`).
-    pub toggle: Option<ToggleRun>,
+    pub(crate) toggle: Option<ToggleRun>,
 }
 
 /// `deploy NAME-on|NAME-off ENV`.
 #[derive(Debug, Clone)]
-pub struct ToggleRun {
+pub(crate) struct ToggleRun {
     /// Toggle name.
-    pub name: String,
+    pub(crate) name: String,
     /// On or off.
-    pub on: bool,
+    pub(crate) on: bool,
     /// --confirm-within, else the toggle's auto_revert.
-    pub window: Option<u64>,
+    pub(crate) window: Option<u64>,
     /// False for --no-confirm: leave the timer running (a trial).
-    pub confirm: bool,
+    pub(crate) confirm: bool,
+}
+
+/// Where a host's deploy lock stands for this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockState {
+    /// No command that takes the lock was sent.
+    NotTaken,
+    /// A command that takes the lock was sent; whether it got it is unknown
+    /// (the connection may have dropped): releasing is still our job.
+    Sent,
+    /// This run holds the lock.
+    Held,
+    /// The apply itself wrote the audit line and released it.
+    Released,
 }
 
 pub(crate) struct Ready {
     pub(crate) conn: Conn,
     pub(crate) plan: HostPlan,
-    /// This deploy holds the host's lock.
-    pub(crate) locked: AtomicBool,
-    /// A command that takes the lock was sent (it may hold it).
-    pub(crate) lock_sent: AtomicBool,
-    /// The audit line is written and the lock released (by the apply).
-    pub(crate) finished: AtomicBool,
+    pub(crate) lock: std::sync::Mutex<LockState>,
     pub(crate) holder: String,
     pub(crate) env: String,
     /// What the plan was made from (re-rendered when a toggle is on).
@@ -91,6 +104,14 @@ impl Ready {
         Error::Remote { host: self.desired.host.clone(), message: format!("unreadable reply: {message}") }
     }
 
+    pub(crate) fn lock_state(&self) -> LockState {
+        *self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_lock(&self, s: LockState) {
+        *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
     /// Run a remote script on the host. Until the lock is held, the script
     /// takes it first, in the same round trip, and fails naming the holder
     /// when another deploy has it.
@@ -101,15 +122,17 @@ impl Ready {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<crate::remote::ssh::Output> {
-        if self.locked.load(Ordering::SeqCst) {
+        if self.lock_state() == LockState::Held {
             return self.conn.run(name, script, args, stdin).await;
         }
-        self.lock_sent.store(true, Ordering::SeqCst);
+        self.set_lock(LockState::Sent);
         let out = self.conn.run(name, &crate::remote::apply::with_lock(script, &self.holder), args, stdin).await?;
         if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
+            // the holder is someone else: nothing of ours to release
+            self.set_lock(LockState::NotTaken);
             return Err(lock_error(&self.desired.host, &self.env, &who));
         }
-        self.locked.store(true, Ordering::SeqCst);
+        self.set_lock(LockState::Held);
         Ok(out)
     }
 }
@@ -119,17 +142,13 @@ pub(crate) enum HostState {
     Failed(Error),
 }
 
-pub(crate) fn id_of(holder: &str) -> String {
-    holder.rsplit("deploy=").next().unwrap_or("").to_string()
-}
-
 /// One phase as stage 2 needs it.
 #[derive(Debug, Clone)]
-pub struct PhaseInfo {
+pub(crate) struct PhaseInfo {
     /// Name from deploy.yml.
-    pub name: String,
+    pub(crate) name: String,
     /// Dead-man window in seconds, for guarded phases.
-    pub deadman: Option<u64>,
+    pub(crate) deadman: Option<u64>,
 }
 
 pub(crate) fn clock(epoch: u64) -> String {

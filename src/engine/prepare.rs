@@ -6,7 +6,7 @@ use super::*;
 
 /// Load and render every selected host: any error here is bad input, and
 /// nothing has been sent anywhere yet.
-pub fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> {
+pub(crate) fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> {
     let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
     if let Some(roles) = &args.roles {
         for r in roles {
@@ -282,9 +282,7 @@ pub(crate) async fn stage1(
     HostState::Ready(Box::new(Ready {
         conn,
         plan,
-        locked: AtomicBool::new(locked),
-        lock_sent: AtomicBool::new(locked),
-        finished: AtomicBool::new(false),
+        lock: std::sync::Mutex::new(if locked { LockState::Held } else { LockState::NotTaken }),
         holder: holder.to_string(),
         env: args.env.clone(),
         desired,

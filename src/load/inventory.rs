@@ -11,27 +11,27 @@ use crate::error::{Error, Result};
 
 /// One group: its direct hosts, child groups and inline vars.
 #[derive(Debug, Default, Clone)]
-pub struct Group {
+pub(crate) struct Group {
     /// Hosts listed directly under this group.
-    pub hosts: IndexSet<String>,
+    pub(crate) hosts: IndexSet<String>,
     /// Names of child groups.
-    pub children: IndexSet<String>,
+    pub(crate) children: IndexSet<String>,
     /// `vars:` written in the inventory.
-    pub vars: Mapping,
+    pub(crate) vars: Mapping,
 }
 
 /// The parsed inventory.
 #[derive(Debug, Default, Clone)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     /// Groups by name, `all` first.
-    pub groups: IndexMap<String, Group>,
+    pub(crate) groups: IndexMap<String, Group>,
     /// Inline host vars, by host, in order of first appearance.
-    pub hosts: IndexMap<String, Mapping>,
+    pub(crate) hosts: IndexMap<String, Mapping>,
 }
 
 impl Inventory {
     /// Parse `hosts.yml` text.
-    pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Inventory> {
         let root: Value = crate::load::yaml::parse(path, text)?;
         let mut inv = Inventory::default();
         inv.groups.insert("all".into(), Group::default());
@@ -122,7 +122,7 @@ impl Inventory {
     }
 
     /// Every host in `group` and its descendants, in inventory order.
-    pub fn hosts_of(&self, group: &str) -> Option<Vec<String>> {
+    pub(crate) fn hosts_of(&self, group: &str) -> Option<Vec<String>> {
         let mut seen = IndexSet::new();
         let mut out = IndexSet::new();
         self.collect(group, &mut seen, &mut out)?;
@@ -144,7 +144,7 @@ impl Inventory {
     /// The groups `host` belongs to (directly or through children), ordered as
     /// Ansible applies their vars: by depth from `all`, then by name, so a child
     /// group overrides its parent. `all` is first.
-    pub fn groups_of(&self, host: &str) -> Vec<String> {
+    pub(crate) fn groups_of(&self, host: &str) -> Vec<String> {
         let mut depth: IndexMap<String, usize> = IndexMap::new();
         self.depths("all", 0, &mut depth, &mut IndexSet::new());
         let mut member: Vec<(usize, String)> = depth

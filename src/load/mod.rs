@@ -2,10 +2,10 @@
 //! files and age-encrypted secrets, merged into each host's variable layers.
 //! Reads local files only; evaluating the variables is `render`'s work.
 
-pub mod inventory;
-pub mod project;
-pub mod secrets;
-pub mod yaml;
+pub(crate) mod inventory;
+pub(crate) mod project;
+pub(crate) mod secrets;
+pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -22,30 +22,31 @@ use yaml::{yaml_to_value, Warning};
 
 /// Where a variable was defined, for errors.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The file that set it (or a description like `-e`).
-    pub file: PathBuf,
-    /// Whether it came from an encrypted file.
-    pub secret: bool,
+    pub(crate) file: PathBuf,
+    /// Whether it came from an encrypted file (for `deploy vars --origin`, #13).
+    #[allow(dead_code)]
+    pub(crate) secret: bool,
 }
 
 /// One raw variable before resolution.
 #[derive(Debug, Clone)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// The value as written.
-    pub value: Value,
+    pub(crate) value: Value,
     /// Where it came from.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 /// One host's variables as written, merged by precedence (role defaults <
 /// group_vars/all < parent group < child group < host_vars < `-e`).
 #[derive(Debug, Clone)]
-pub struct HostLayers {
+pub(crate) struct HostLayers {
     /// Groups the host belongs to (excluding `all` and `ungrouped`), sorted.
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// Variable name -> the winning definition.
-    pub vars: IndexMap<String, Raw>,
+    pub(crate) vars: IndexMap<String, Raw>,
 }
 
 /// One vars file, parsed.
@@ -57,28 +58,29 @@ struct VarsFile {
 }
 
 /// Everything read from the repository for one environment.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// deploy.yml and roles.
-    pub project: Project,
+    pub(crate) project: Project,
     /// The inventory.
-    pub inventory: Inventory,
+    pub(crate) inventory: Inventory,
     /// Non-fatal findings to show the user.
-    pub warnings: Vec<Warning>,
+    pub(crate) warnings: Vec<Warning>,
     /// Secret values to mask in output.
-    pub redactor: Redactor,
+    pub(crate) redactor: Redactor,
     /// The environment (group) being deployed.
-    pub env_name: String,
+    pub(crate) env_name: String,
     /// Hosts of the environment, in inventory order.
-    pub hosts: Vec<String>,
+    pub(crate) hosts: Vec<String>,
     /// Variable layers of each host of the environment.
-    pub layers: IndexMap<String, HostLayers>,
+    pub(crate) layers: IndexMap<String, HostLayers>,
 }
 
 impl Loaded {
     /// Load the repository at `root` for environment `env_name`.
-    pub fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
+    pub(crate) fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
         let mut warnings = Vec::new();
         let project = Project::load(root, &mut warnings)?;
+        let keys = &keys.with_default_identity(project.file.age_identity.as_ref().map(|p| root.join(p)));
         let inv_path = root.join("inventory/hosts.yml");
         let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
         let inv_text = yaml::read_text(&inv_path)?;

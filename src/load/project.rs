@@ -11,45 +11,46 @@ use crate::error::{Error, Result};
 /// deploy.yml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectFile {
-    /// The project's name, shown in output and the audit log.
-    pub project: String,
+pub(crate) struct ProjectFile {
+    /// The project's name: required, so that a deploy.yml says what it is.
+    #[allow(dead_code)]
+    pub(crate) project: String,
     /// Ordered phases; each applies its roles in order.
-    pub phases: Vec<Phase>,
+    pub(crate) phases: Vec<Phase>,
     /// The text of `{{ ansible_managed }}` (Ansible's default).
     #[serde(default = "default_managed")]
-    pub ansible_managed: String,
+    pub(crate) ansible_managed: String,
     /// Where the age identity is looked up when neither --identity nor
     /// DEPLOY_AGE_IDENTITY is given; relative to the project root.
     #[serde(default)]
-    pub age_identity: Option<PathBuf>,
+    pub(crate) age_identity: Option<PathBuf>,
     /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
     #[serde(default)]
-    pub toggles: IndexMap<String, Toggle>,
+    pub(crate) toggles: IndexMap<String, Toggle>,
 }
 
 /// A toggle: a variable flipped between two values, applied to some roles
 /// under a dead-man switch that reverts it unless confirmed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Toggle {
+pub(crate) struct Toggle {
     /// The variable it sets.
-    pub var: String,
+    pub(crate) var: String,
     /// Its value when on.
-    pub on: serde_yaml::Value,
+    pub(crate) on: serde_yaml::Value,
     /// Its value when off.
-    pub off: serde_yaml::Value,
+    pub(crate) off: serde_yaml::Value,
     /// The roles re-rendered and applied.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// Window to confirm in before the host reverts by itself.
     #[serde(default = "default_auto_revert")]
-    pub auto_revert: Duration,
+    pub(crate) auto_revert: Duration,
     /// The ssh destination the confirmation connects to, rendered per host
     /// with the toggled value (a host's VPN address or ssh_config alias, so
     /// that the confirm proves the way in the new mode relies on). Empty:
     /// the host's usual destination. Port and user stay the host's.
     #[serde(default)]
-    pub confirm_via: Option<String>,
+    pub(crate) confirm_via: Option<String>,
 }
 
 fn default_auto_revert() -> Duration {
@@ -63,82 +64,82 @@ fn default_managed() -> String {
 /// One phase of deploy.yml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Phase {
+pub(crate) struct Phase {
     /// Name shown in output.
-    pub name: String,
+    pub(crate) name: String,
     /// Roles, applied in this order.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// Run this phase under a dead-man switch: the host reverts the whole
     /// deploy after this long unless the controller confirms over a fresh
     /// connection (for changes that can lock it out: firewall, sshd).
-    pub deadman: Option<Duration>,
+    pub(crate) deadman: Option<Duration>,
 }
 
 /// roles/<role>/role.yml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoleFile {
+pub(crate) struct RoleFile {
     /// Files with content from a template, a source file or inline.
     #[serde(default)]
-    pub files: Vec<FileSpec>,
+    pub(crate) files: Vec<FileSpec>,
     /// Directories.
     #[serde(default)]
-    pub dirs: Vec<DirSpec>,
+    pub(crate) dirs: Vec<DirSpec>,
     /// Paths that must not exist.
     #[serde(default)]
-    pub absent: Vec<String>,
+    pub(crate) absent: Vec<String>,
     /// Docker Compose projects, brought up at the end of the role's phase.
     #[serde(default)]
-    pub compose: Vec<ComposeSpec>,
+    pub(crate) compose: Vec<ComposeSpec>,
     /// Checks that gate the role's phase after a change.
     #[serde(default)]
-    pub health: Vec<HealthSpec>,
+    pub(crate) health: Vec<HealthSpec>,
     /// Checks that must hold before any change of this role is made; a
     /// failing one stops the host before anything is armed or written.
     #[serde(default)]
-    pub preflight: Vec<PreflightSpec>,
+    pub(crate) preflight: Vec<PreflightSpec>,
 }
 
 /// A pre-flight check. Exactly one of that, command, healthy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PreflightSpec {
+pub(crate) struct PreflightSpec {
     /// A Jinja expression that must be true, evaluated on the controller with
     /// the host's variables (toggled values included) and the facts
     /// `deploy_controller_addr` (this controller's address as the host sees
     /// it), `deploy_confirm_addr` (the same through a toggle's confirm_via)
     /// and `deploy_ssh_port` (the port the next deploy connects to).
-    pub that: Option<String>,
+    pub(crate) that: Option<String>,
     /// Shown when `that` is false (a template).
-    pub msg: Option<String>,
+    pub(crate) msg: Option<String>,
     /// A read-only command on the host that must exit 0 (`sshd -t`).
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// Compose services (`project/service`) that must be healthy before a
     /// toggle, when they exist: after it, a failure must be the toggle's.
     /// Not checked before plain deploys, which may be the fix.
     #[serde(default)]
-    pub healthy: Vec<String>,
+    pub(crate) healthy: Vec<String>,
 }
 
 /// A Compose project. Which services read which file is learned from the
 /// rendered compose files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ComposeSpec {
+pub(crate) struct ComposeSpec {
     /// Project name (`-p`).
-    pub project: String,
+    pub(crate) project: String,
     /// Project directory on the host.
-    pub dir: String,
+    pub(crate) dir: String,
     /// Compose files, relative to `dir` or absolute; each must be managed by a role.
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     /// Variables for `${VAR}` interpolation (default: `.env` in `dir`, when managed).
-    pub env_file: Option<String>,
+    pub(crate) env_file: Option<String>,
     /// Mounted config files reloaded in place instead of recreating the service.
     #[serde(default)]
-    pub reload: Vec<ReloadSpec>,
+    pub(crate) reload: Vec<ReloadSpec>,
     /// How long services may take to become healthy after a change.
     #[serde(default = "default_health_timeout")]
-    pub health_timeout: Duration,
+    pub(crate) health_timeout: Duration,
 }
 
 fn default_health_timeout() -> Duration {
@@ -148,30 +149,30 @@ fn default_health_timeout() -> Duration {
 /// A reload trigger: when `file` changes, run `command` in `service`'s container.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReloadSpec {
+pub(crate) struct ReloadSpec {
     /// The mounted file (absolute path on the host).
-    pub file: String,
+    pub(crate) file: String,
     /// The service that mounts it.
-    pub service: String,
+    pub(crate) service: String,
     /// Command run in the container (argument list).
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 /// A health check. Exactly one of http, tcp, command.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthSpec {
+pub(crate) struct HealthSpec {
     /// URL fetched from the host; passes on `status`.
-    pub http: Option<String>,
+    pub(crate) http: Option<String>,
     /// Expected HTTP status (default 200).
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// host:port that must accept a connection.
-    pub tcp: Option<String>,
+    pub(crate) tcp: Option<String>,
     /// Command run on the host; passes on exit 0.
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// How long it may take to pass.
     #[serde(default = "default_check_timeout")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 fn default_check_timeout() -> Duration {
@@ -180,7 +181,7 @@ fn default_check_timeout() -> Duration {
 
 /// A duration written as "30s", "2m" or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Duration(pub u64);
+pub(crate) struct Duration(pub u64);
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -198,7 +199,7 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 /// Parse "30s", "2m", "1h", "90".
-pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     let (num, mult) = match s.chars().last() {
         Some('s') => (&s[..s.len() - 1], 1),
         Some('m') => (&s[..s.len() - 1], 60),
@@ -214,52 +215,52 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
 /// A file resource.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSpec {
+pub(crate) struct FileSpec {
     /// Absolute path on the host (may itself be a template).
-    pub dest: String,
+    pub(crate) dest: String,
     /// Template under the role's templates/ dir.
-    pub template: Option<String>,
+    pub(crate) template: Option<String>,
     /// File under the role's files/ dir, copied byte for byte.
-    pub src: Option<String>,
+    pub(crate) src: Option<String>,
     /// Inline content (rendered as a template).
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
     /// Owner by name or number.
-    pub owner: Option<Id>,
+    pub(crate) owner: Option<Id>,
     /// Group by name or number.
-    pub group: Option<Id>,
+    pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     /// Command run on the host against the new file (`%s`) before the swap.
-    pub validate: Option<String>,
+    pub(crate) validate: Option<String>,
     /// Never show this file's content in diffs.
     #[serde(default)]
-    pub secret: bool,
+    pub(crate) secret: bool,
     /// Created when absent, never overwritten or deleted.
     #[serde(default)]
-    pub preserve: bool,
+    pub(crate) preserve: bool,
     /// Command run on the host after the file changed (and again after a
     /// revert restored it), e.g. `nft -f /etc/nftables.conf`.
-    pub on_change: Option<String>,
+    pub(crate) on_change: Option<String>,
 }
 
 /// A directory resource.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DirSpec {
+pub(crate) struct DirSpec {
     /// Absolute path on the host.
-    pub path: String,
+    pub(crate) path: String,
     /// Owner by name or number.
-    pub owner: Option<Id>,
+    pub(crate) owner: Option<Id>,
     /// Group by name or number.
-    pub group: Option<Id>,
+    pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
 }
 
 /// A user or group: a name or a numeric id (a container's UID, say).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
-pub enum Id {
+pub(crate) enum Id {
     /// Numeric id.
     Num(u32),
     /// Name resolved on the host.
@@ -278,7 +279,7 @@ impl std::fmt::Display for Id {
 /// A file mode, written as a quoted string ("0640"). A YAML integer is an
 /// error: 0644 is octal in YAML 1.1 and decimal 644 in YAML 1.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub u32);
+pub(crate) struct Mode(pub u32);
 
 impl<'de> Deserialize<'de> for Mode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -295,7 +296,7 @@ impl<'de> Deserialize<'de> for Mode {
 }
 
 /// Parse "0644", "644" or "u=rw,g=r,o=r"-less octal strings.
-pub fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+pub(crate) fn parse_mode(s: &str) -> std::result::Result<u32, String> {
     let t = s.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
     if digits.is_empty() || digits.len() > 5 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
@@ -310,33 +311,45 @@ pub fn parse_mode(s: &str) -> std::result::Result<u32, String> {
 
 /// A loaded role.
 #[derive(Debug, Clone)]
-pub struct Role {
+pub(crate) struct Role {
     /// Its name (directory name).
-    pub name: String,
+    pub(crate) name: String,
     /// roles/<name>.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Parsed role.yml.
-    pub spec: RoleFile,
+    pub(crate) spec: RoleFile,
     /// role.yml path, for errors.
-    pub spec_path: PathBuf,
+    pub(crate) spec_path: PathBuf,
     /// Defaults (defaults.yml or defaults/main.yml), lowest precedence.
-    pub defaults: serde_yaml::Mapping,
+    pub(crate) defaults: serde_yaml::Mapping,
 }
 
 /// deploy.yml plus every role it names.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// Project root.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Parsed deploy.yml.
-    pub file: ProjectFile,
+    pub(crate) file: ProjectFile,
     /// Roles by name, in phase order.
-    pub roles: IndexMap<String, Role>,
+    pub(crate) roles: IndexMap<String, Role>,
+}
+
+/// deploy.yml's `age_identity` under `root`, for the `secrets` commands,
+/// which must work while the rest of the repository does not load.
+pub(crate) fn age_identity_in(root: &Path) -> Option<PathBuf> {
+    #[derive(Deserialize)]
+    struct Only {
+        age_identity: Option<PathBuf>,
+    }
+    let text = std::fs::read_to_string(root.join("deploy.yml")).ok()?;
+    let only: Only = serde_yaml::from_str(&text).ok()?;
+    only.age_identity.map(|p| root.join(p))
 }
 
 impl Project {
     /// Load deploy.yml and its roles from `root`.
-    pub fn load(root: &Path, warnings: &mut Vec<crate::load::yaml::Warning>) -> Result<Project> {
+    pub(crate) fn load(root: &Path, warnings: &mut Vec<crate::load::yaml::Warning>) -> Result<Project> {
         let path = root.join("deploy.yml");
         if !path.exists() {
             return Err(Error::invalid(&path, "not found").hinted(
@@ -420,7 +433,7 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
 
 /// `mode: 0644` unquoted: our YAML 1.2 parser would read it differently from
 /// Ansible's YAML 1.1 one, so it is refused with the line to fix.
-pub fn check_unquoted_modes(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn check_unquoted_modes(path: &Path, text: &str) -> Result<()> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start().trim_start_matches("- ").trim_start();
         if let Some(v) = t.strip_prefix("mode:") {
@@ -442,7 +455,7 @@ pub fn check_unquoted_modes(path: &Path, text: &str) -> Result<()> {
 
 /// Check a destination path: absolute, normalised, printable in our
 /// tab-separated protocol with the host.
-pub fn check_dest(path: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_dest(path: &str) -> std::result::Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!("path `{path}` must be absolute"));
     }

@@ -12,11 +12,19 @@ use crate::error::{Error, Result};
 
 /// Where decryption keys come from.
 #[derive(Debug, Clone, Default)]
-pub struct Keys {
+pub(crate) struct Keys {
     /// Identity file (age-keygen output), if any.
-    pub identity: Option<PathBuf>,
+    pub(crate) identity: Option<PathBuf>,
     /// Passphrase for scrypt-encrypted files (DEPLOY_AGE_PASSPHRASE).
-    pub passphrase: Option<String>,
+    pub(crate) passphrase: Option<String>,
+}
+
+impl Keys {
+    /// These keys, with `identity` as the identity when none was given
+    /// (`--identity`, DEPLOY_AGE_IDENTITY): deploy.yml's `age_identity`.
+    pub(crate) fn with_default_identity(&self, identity: Option<PathBuf>) -> Keys {
+        Keys { identity: self.identity.clone().or(identity), passphrase: self.passphrase.clone() }
+    }
 }
 
 fn secret_err(path: &Path, message: impl Into<String>) -> Error {
@@ -39,7 +47,7 @@ impl Keys {
     }
 
     /// Decrypt an age file (binary or armored).
-    pub fn decrypt(&self, path: &Path) -> Result<Vec<u8>> {
+    pub(crate) fn decrypt(&self, path: &Path) -> Result<Vec<u8>> {
         let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let reader = age::armor::ArmoredReader::new(&data[..]);
         let dec = age::Decryptor::new(reader).map_err(|e| secret_err(path, format!("is not an age file: {e}")))?;
@@ -66,7 +74,7 @@ impl Keys {
     }
 
     /// The recipients of our own identity (to re-encrypt after an edit).
-    pub fn own_recipients(&self, file: &Path) -> Result<Vec<String>> {
+    pub(crate) fn own_recipients(&self, file: &Path) -> Result<Vec<String>> {
         let Some(id) = &self.identity else { return Ok(Vec::new()) };
         let text = std::fs::read_to_string(id).map_err(|e| Error::io(id, e))?;
         let mut out = Vec::new();
@@ -83,7 +91,7 @@ impl Keys {
 }
 
 /// Encrypt `plain` to X25519 recipients (age1...), armored so diffs in git stay text.
-pub fn encrypt(path: &Path, plain: &[u8], recipients: &[String]) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(path: &Path, plain: &[u8], recipients: &[String]) -> Result<Vec<u8>> {
     let mut rs: Vec<Box<dyn age::Recipient>> = Vec::new();
     for r in recipients {
         let parsed: age::x25519::Recipient =
@@ -112,7 +120,7 @@ fn armored(path: &Path, enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Whether an age file is passphrase-encrypted (scrypt).
-pub fn is_passphrase_file(path: &Path) -> Result<bool> {
+pub(crate) fn is_passphrase_file(path: &Path) -> Result<bool> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let dec = age::Decryptor::new(age::armor::ArmoredReader::new(&data[..]))
         .map_err(|e| secret_err(path, format!("is not an age file: {e}")))?;
@@ -120,14 +128,14 @@ pub fn is_passphrase_file(path: &Path) -> Result<bool> {
 }
 
 /// Encrypt `plain` with a passphrase (scrypt), armored.
-pub fn encrypt_passphrase(path: &Path, plain: &[u8], passphrase: &str) -> Result<Vec<u8>> {
+pub(crate) fn encrypt_passphrase(path: &Path, plain: &[u8], passphrase: &str) -> Result<Vec<u8>> {
     let enc = age::Encryptor::with_user_passphrase(SecretString::from(passphrase.to_string()));
     armored(path, enc, plain)
 }
 
 /// Recipients for a file: --recipient values, else `.age-recipients` found
 /// walking up from the file, else the identity's own public key.
-pub fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<String>> {
+pub(crate) fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<String>> {
     if !given.is_empty() {
         return Ok(given.to_vec());
     }
@@ -148,7 +156,7 @@ pub fn recipients_for(file: &Path, given: &[String], keys: &Keys) -> Result<Vec<
 }
 
 /// Write a new identity to `out` (0600, never overwriting); return its public key.
-pub fn keygen(out: &Path) -> Result<String> {
+pub(crate) fn keygen(out: &Path) -> Result<String> {
     use age::secrecy::ExposeSecret;
     let id = age::x25519::Identity::generate();
     let public = id.to_public().to_string();
@@ -171,7 +179,7 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Write bytes to `path` atomically (temp file + rename) with mode 0600 for temp.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     write_new_private(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -180,7 +188,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// `deploy secrets edit`: decrypt to a 0600 temp file, run $EDITOR, and
 /// re-encrypt only when the plaintext changed (so git sees no churn).
 /// The temp file is removed on every path out, including errors.
-pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Result<bool> {
+pub(crate) fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Result<bool> {
     let plain = if file.exists() { keys.decrypt(file)? } else { Vec::new() };
     // A passphrase file stays a passphrase file.
     let by_passphrase = file.exists() && is_passphrase_file(file)?;
@@ -221,11 +229,11 @@ pub fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Re
 }
 
 /// A private temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// Create a 0700 directory under $TMPDIR.
-    pub fn new() -> Result<TempDir> {
+    pub(crate) fn new() -> Result<TempDir> {
         use std::os::unix::fs::DirBuilderExt;
         let base = std::env::temp_dir();
         for i in 0..100u32 {

@@ -13,7 +13,7 @@ use minijinja::Value;
 use crate::error::{Error, Result};
 
 /// Read a file as UTF-8 text, naming the file on failure.
-pub fn read_text(path: &Path) -> Result<String> {
+pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
@@ -22,17 +22,12 @@ pub fn read_text(path: &Path) -> Result<String> {
 }
 
 /// Parse YAML text into `T`, with the file's name and position in errors.
-pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))
 }
 
-/// Read and parse a YAML file.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    parse(path, &read_text(path)?)
-}
-
 /// Convert a YAML error into one that names the file and position.
-pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
     let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     let mut message = e.to_string();
     // serde_norway appends " at line L column C"; we already print it up front.
@@ -44,13 +39,13 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
 
 /// A warning about a value whose meaning differs between Ansible and deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// File the value is in.
-    pub path: std::path::PathBuf,
+    pub(crate) path: std::path::PathBuf,
     /// 1-based line.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for Warning {
@@ -63,7 +58,7 @@ const YAML11_BOOLS: &[&str] = &["yes", "Yes", "YES", "no", "No", "NO", "on", "On
 
 /// Find unquoted `key: yes|no|on|off` (and `- yes` list items): PyYAML reads
 /// them as booleans, a YAML 1.2 parser as strings.
-pub fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
+pub(crate) fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split(" #").next().unwrap_or(raw).trim_end();
@@ -98,7 +93,7 @@ pub fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
 }
 
 /// Convert parsed YAML into a template value, keeping mapping order.
-pub fn yaml_to_value(v: &serde_yaml::Value) -> Value {
+pub(crate) fn yaml_to_value(v: &serde_yaml::Value) -> Value {
     match v {
         serde_yaml::Value::Null => Value::from(()),
         serde_yaml::Value::Bool(b) => Value::from(*b),

@@ -14,7 +14,7 @@ const MAX_LINES: usize = 400;
 
 /// A unified diff of `old` -> `new` for `path`, secrets masked. `None` old
 /// means the file is being created.
-pub fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) -> String {
+pub(crate) fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) -> String {
     let (Ok(old_s), Ok(new_s)) = (std::str::from_utf8(old.unwrap_or(b"")), std::str::from_utf8(new)) else {
         return format!("binary content: {} bytes -> {} bytes\n", old.map(|o| o.len()).unwrap_or(0), new.len());
     };

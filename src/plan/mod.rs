@@ -2,8 +2,9 @@
 //! printed, serialised for `--output json`, and applied; `--check` stops
 //! after printing it. Building it writes nothing anywhere.
 
-pub mod diff;
-pub mod state;
+pub(crate) mod diff;
+pub(crate) mod outcome;
+pub(crate) mod state;
 
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::render::DesiredHost;
 /// What happens to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// It does not exist and will be created.
     Create,
     /// Its content changes (and maybe its metadata).
@@ -28,7 +29,7 @@ pub enum Action {
 /// The kind of resource a change is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Resource {
+pub(crate) enum Resource {
     /// A file.
     File,
     /// A directory.
@@ -41,7 +42,7 @@ pub enum Resource {
 /// longer matches (someone changed it in between).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-pub enum Expected {
+pub(crate) enum Expected {
     /// Nothing there.
     Absent,
     /// A file with this content hash.
@@ -54,38 +55,38 @@ pub enum Expected {
 
 /// One change on one host.
 #[derive(Debug, Clone, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// Absolute path.
-    pub path: String,
+    pub(crate) path: String,
     /// Role that declares it.
-    pub role: String,
+    pub(crate) role: String,
     /// Resource kind.
-    pub resource: Resource,
+    pub(crate) resource: Resource,
     /// What happens.
-    pub action: Action,
+    pub(crate) action: Action,
     /// Why, in words: "content", "mode 0644 -> 0600", "owner root -> 1000".
-    pub reasons: Vec<String>,
+    pub(crate) reasons: Vec<String>,
     /// State seen by the probe.
-    pub expected: Expected,
+    pub(crate) expected: Expected,
     /// Secret file: content is never shown.
-    pub secret: bool,
+    pub(crate) secret: bool,
     /// Phase (index into deploy.yml's phases).
-    pub phase: usize,
+    pub(crate) phase: usize,
     /// Index into the desired files (for file changes).
     #[serde(skip)]
-    pub file: Option<usize>,
+    pub(crate) file: Option<usize>,
     /// Generated content (the compose label override), instead of a desired file.
     #[serde(skip)]
-    pub content: Option<Vec<u8>>,
+    pub(crate) content: Option<Vec<u8>>,
     /// Unified diff (redacted), when computed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
+    pub(crate) diff: Option<String>,
 }
 
 /// What happens to a compose service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ServiceActionKind {
+pub(crate) enum ServiceActionKind {
     /// No container yet: created.
     Create,
     /// An input changed: recreated (never `restart`, which keeps the old environment).
@@ -98,53 +99,53 @@ pub enum ServiceActionKind {
 
 /// One service action.
 #[derive(Debug, Clone, Serialize)]
-pub struct ServiceAction {
+pub(crate) struct ServiceAction {
     /// Compose project.
-    pub project: String,
+    pub(crate) project: String,
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// What happens.
-    pub action: ServiceActionKind,
+    pub(crate) action: ServiceActionKind,
     /// Why, in words.
-    pub reasons: Vec<String>,
+    pub(crate) reasons: Vec<String>,
     /// Phase (of the project's role).
-    pub phase: usize,
+    pub(crate) phase: usize,
     /// Reload command (for reloads).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 /// The plan for one host.
 #[derive(Debug, Clone, Serialize)]
-pub struct HostPlan {
+pub(crate) struct HostPlan {
     /// Inventory name.
-    pub host: String,
+    pub(crate) host: String,
     /// Changes, in apply order: by phase; dirs (parents first), files, removals.
-    pub changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
     /// Container actions, by phase.
-    pub services: Vec<ServiceAction>,
+    pub(crate) services: Vec<ServiceAction>,
     /// The host's Compose, when it has compose projects.
-    pub compose: Option<crate::plan::state::ComposeVariant>,
+    pub(crate) compose: Option<crate::plan::state::ComposeVariant>,
     /// The audit line of the previous deploy, when the host reverted it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_revert: Option<String>,
+    pub(crate) previous_revert: Option<String>,
     /// Facts about this run worth saying before the changes (a fallback port).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Paths already as desired.
-    pub unchanged: usize,
+    pub(crate) unchanged: usize,
     /// `preserve` files that differ from the template and are left alone.
-    pub preserved: Vec<String>,
+    pub(crate) preserved: Vec<String>,
 }
 
 impl HostPlan {
     /// Whether anything at all would change.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.services.is_empty()
     }
 
     /// Counts by action: (create, update, metadata, delete).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
         let n = |a: Action| self.changes.iter().filter(|c| c.action == a).count();
         (n(Action::Create), n(Action::Update), n(Action::Metadata), n(Action::Delete))
     }
@@ -199,7 +200,7 @@ fn kind_name(k: Kind) -> &'static str {
 
 /// Compare desired and remote state. Errors are paths whose type on the host
 /// conflicts with the declaration (a directory where a file is declared).
-pub fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, String> {
+pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPlan, String> {
     let mut plan = HostPlan {
         host: desired.host.clone(),
         changes: vec![],

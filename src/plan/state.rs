@@ -9,7 +9,7 @@ use serde::Serialize;
 /// The kind of thing at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Regular file.
     File,
     /// Directory.
@@ -22,26 +22,26 @@ pub enum Kind {
 
 /// One existing path on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// What it is.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Numeric owner.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// Numeric group.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// Owner name (or UNKNOWN).
-    pub user: String,
+    pub(crate) user: String,
     /// Group name (or UNKNOWN).
-    pub group: String,
+    pub(crate) group: String,
     /// sha256 for regular files.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
 }
 
 /// The lock as the probe found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Lock {
+pub(crate) enum Lock {
     /// No lock present.
     Free,
     /// Held by a deploy; its holder line.
@@ -51,7 +51,7 @@ pub enum Lock {
 /// Which Compose the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ComposeVariant {
+pub(crate) enum ComposeVariant {
     /// `docker compose` (the v2 plugin).
     V2,
     /// `docker-compose` (v1, Python).
@@ -60,23 +60,23 @@ pub enum ComposeVariant {
 
 /// A container as `docker ps -a` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Container {
+pub(crate) struct Container {
     /// Full container id.
-    pub id: String,
+    pub(crate) id: String,
     /// Compose project label.
-    pub project: String,
+    pub(crate) project: String,
     /// Compose service label.
-    pub service: String,
+    pub(crate) service: String,
     /// Our input-hash label (empty when absent).
-    pub inputs: String,
+    pub(crate) inputs: String,
     /// running, exited, restarting, created, dead, paused.
-    pub state: String,
+    pub(crate) state: String,
 }
 
 /// The current contents of a file the deploy would change, sent by the
 /// probe for its diff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Old {
+pub(crate) enum Old {
     /// The bytes on the host.
     Bytes(#[serde(skip)] Vec<u8>),
     /// Over the probe's limit; its size.
@@ -85,26 +85,26 @@ pub enum Old {
 
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// Compose on the host (None: not asked, or not installed).
-    pub compose: Option<ComposeVariant>,
+    pub(crate) compose: Option<ComposeVariant>,
     /// Docker was asked about but did not answer.
-    pub docker_unreachable: bool,
+    pub(crate) docker_unreachable: bool,
     /// Containers (when asked).
-    pub containers: Vec<Container>,
+    pub(crate) containers: Vec<Container>,
     /// `uname -n` of the host.
-    pub hostname: String,
+    pub(crate) hostname: String,
     /// Existing paths; a managed path missing here does not exist.
-    pub paths: HashMap<String, Entry>,
+    pub(crate) paths: HashMap<String, Entry>,
     /// The lock.
-    pub lock: Lock,
+    pub(crate) lock: Lock,
     /// The audit line of the last deploy, when the host reverted it.
-    pub reverted: Option<String>,
+    pub(crate) reverted: Option<String>,
     /// This controller's address as the host sees it (from SSH_CONNECTION).
-    pub client_addr: Option<String>,
+    pub(crate) client_addr: Option<String>,
     /// The port this connection reached sshd on.
-    pub server_port: Option<u16>,
+    pub(crate) server_port: Option<u16>,
     /// Current contents of files asked about that differ from the wanted hash.
     #[serde(skip)]
-    pub old: HashMap<String, Old>,
+    pub(crate) old: HashMap<String, Old>,
 }

@@ -8,38 +8,38 @@ use crate::plan::{Action, Expected, Resource};
 use crate::render::DesiredHost;
 
 /// The apply script, run as `sh -c SCRIPT apply JOURNAL_ID HOLDER`.
-pub const SCRIPT: &str = concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
+pub(crate) const SCRIPT: &str = concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
 /// Restores a journal: `sh -c REVERT revert JOURNAL_ID`.
-pub const REVERT: &str = concat!(include_str!("lib.sh"), include_str!("revert.sh"));
+pub(crate) const REVERT: &str = concat!(include_str!("lib.sh"), include_str!("revert.sh"));
 /// Container actions of one compose project (manifest on stdin).
-pub const COMPOSE: &str = include_str!("compose.sh");
+pub(crate) const COMPOSE: &str = include_str!("compose.sh");
 /// Health gate (checks on stdin).
-pub const HEALTH: &str = include_str!("health.sh");
+pub(crate) const HEALTH: &str = include_str!("health.sh");
 /// Arms the dead-man timer (stdin: tar with deadman.sh and compose.sh).
-pub const ARM: &str = include_str!("arm.sh");
+pub(crate) const ARM: &str = include_str!("arm.sh");
 /// Defines `take_lock HOLDER` (see `with_lock`) and `finish_lock`.
 const LOCK: &str = include_str!("lock.sh");
 /// The revert the timer runs.
-pub const DEADMAN: &str = concat!(include_str!("lib.sh"), include_str!("deadman.sh"));
+pub(crate) const DEADMAN: &str = concat!(include_str!("lib.sh"), include_str!("deadman.sh"));
 /// Cancels exactly one deploy's timer, run over a fresh connection.
-pub const DISARM: &str = include_str!("disarm.sh");
+pub(crate) const DISARM: &str = include_str!("disarm.sh");
 /// Runs and records on_change commands.
-pub const TRIGGERS: &str = include_str!("triggers.sh");
+pub(crate) const TRIGGERS: &str = include_str!("triggers.sh");
 /// Writes the audit line and releases the lock.
-pub const FINISH: &str = concat!(include_str!("lock.sh"), include_str!("finish.sh"));
+pub(crate) const FINISH: &str = concat!(include_str!("lock.sh"), include_str!("finish.sh"));
 /// Shows and removes a lock.
-pub const UNLOCK: &str = include_str!("unlock.sh");
+pub(crate) const UNLOCK: &str = include_str!("unlock.sh");
 
 /// `script`, preceded by taking the lock for `holder` (exit 75 and
 /// `deploy-lock-held\tWHO` on stderr when another deploy holds it). A
 /// script that already carries lock.sh does not get it twice.
-pub fn with_lock(script: &str, holder: &str) -> String {
+pub(crate) fn with_lock(script: &str, holder: &str) -> String {
     let rest = script.replacen(LOCK, "", 1);
     format!("{LOCK}take_lock '{}' || exit 75\n{rest}", holder.replace('\'', "'\\''"))
 }
 
 /// Who holds the lock, when `with_lock` found it taken.
-pub fn lock_held(code: Option<i32>, stderr: &[u8]) -> Option<String> {
+pub(crate) fn lock_held(code: Option<i32>, stderr: &[u8]) -> Option<String> {
     if code != Some(75) {
         return None;
     }
@@ -62,7 +62,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Build the upload for some of a plan's changes: a tar with `manifest` and
 /// one entry per new content.
-pub fn bundle(changes: &[&crate::plan::Change], desired: &DesiredHost) -> Vec<u8> {
+pub(crate) fn bundle(changes: &[&crate::plan::Change], desired: &DesiredHost) -> Vec<u8> {
     let mut manifest = String::new();
     let mut contents: Vec<(String, &[u8])> = Vec::new();
     for (n, c) in changes.iter().enumerate() {
@@ -123,26 +123,26 @@ fn mode(m: Option<u32>) -> String {
 
 /// What the apply script reported.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Paths changed.
-    pub applied: Vec<String>,
+    pub(crate) applied: Vec<String>,
     /// Paths left alone because they changed after the plan, with why.
-    pub skipped: Vec<(String, String)>,
+    pub(crate) skipped: Vec<(String, String)>,
     /// Validation failures: path, exit code, output lines.
-    pub invalid: Vec<(String, String, Vec<String>)>,
+    pub(crate) invalid: Vec<(String, String, Vec<String>)>,
     /// A fatal error: what, why.
-    pub error: Option<(String, String)>,
+    pub(crate) error: Option<(String, String)>,
     /// Paths the rollback of a failed swap could not restore, with why.
-    pub not_restored: Vec<(String, String)>,
+    pub(crate) not_restored: Vec<(String, String)>,
     /// The script finished normally.
-    pub done: bool,
+    pub(crate) done: bool,
     /// It also wrote the audit line and released the lock (the apply was the
     /// host's last step).
-    pub finished: bool,
+    pub(crate) finished: bool,
 }
 
 /// Parse the apply script's output.
-pub fn parse_apply(out: &[u8]) -> Result<Applied, String> {
+pub(crate) fn parse_apply(out: &[u8]) -> Result<Applied, String> {
     let text = crate::remote::protocol::body("apply", out)?;
     let mut a = Applied::default();
     for line in text.lines() {
@@ -168,15 +168,15 @@ pub fn parse_apply(out: &[u8]) -> Result<Applied, String> {
 
 /// What the health gate reported.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// Checks that passed.
-    pub passed: Vec<String>,
+    pub(crate) passed: Vec<String>,
     /// Failed checks: what, why, and the container's last log lines.
-    pub failed: Vec<(String, String, Vec<String>)>,
+    pub(crate) failed: Vec<(String, String, Vec<String>)>,
 }
 
 /// Parse health.sh output.
-pub fn parse_health(out: &[u8]) -> Result<Health, String> {
+pub(crate) fn parse_health(out: &[u8]) -> Result<Health, String> {
     let text = crate::remote::protocol::body("health", out)?;
     let mut h = Health::default();
     for line in text.lines() {
@@ -196,7 +196,7 @@ pub fn parse_health(out: &[u8]) -> Result<Health, String> {
 }
 
 /// The files arm.sh installs in the journal: the revert and the compose helper.
-pub fn arm_bundle() -> Vec<u8> {
+pub(crate) fn arm_bundle() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in [("deadman.sh", DEADMAN), ("compose.sh", COMPOSE)] {
         let mut h = tar::Header::new_ustar();
@@ -210,7 +210,7 @@ pub fn arm_bundle() -> Vec<u8> {
 }
 
 /// Parse compose.sh output: Ok, or the error and compose's last output lines.
-pub fn parse_compose(out: &[u8]) -> Result<Result<(), (String, Vec<String>)>, String> {
+pub(crate) fn parse_compose(out: &[u8]) -> Result<Result<(), (String, Vec<String>)>, String> {
     let text = crate::remote::protocol::body("compose", out)?;
     let mut lines = Vec::new();
     for line in text.lines() {
@@ -232,15 +232,15 @@ pub fn parse_compose(out: &[u8]) -> Result<Result<(), (String, Vec<String>)>, St
 /// What revert.sh reported: the paths it could not restore (empty when
 /// everything was restored).
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct Reverted {
+pub(crate) struct Reverted {
     /// Paths not restored, with why.
-    pub not_restored: Vec<(String, String)>,
+    pub(crate) not_restored: Vec<(String, String)>,
     /// The script reported REVERTED or REVERT-INCOMPLETE.
-    pub done: bool,
+    pub(crate) done: bool,
 }
 
 /// Parse revert.sh output.
-pub fn parse_revert(out: &[u8]) -> Result<Reverted, String> {
+pub(crate) fn parse_revert(out: &[u8]) -> Result<Reverted, String> {
     let text = crate::remote::protocol::body("revert", out)?;
     let mut r = Reverted::default();
     for line in text.lines() {

@@ -10,13 +10,13 @@ use crate::plan::state::*;
 
 /// The probe script, run as `sh -c SCRIPT probe DOCKER OLDMAX PATH...`
 /// (wanted hashes on stdin).
-pub const SCRIPT: &str = include_str!("probe.sh");
+pub(crate) const SCRIPT: &str = include_str!("probe.sh");
 
 /// Largest old file the probe sends for a diff (a diff shows 400 lines at most).
-pub const OLD_MAX: u64 = 1 << 20;
+pub(crate) const OLD_MAX: u64 = 1 << 20;
 
 /// Parse probe output. Errors describe what was malformed.
-pub fn parse_probe(out: &[u8]) -> Result<Remote, String> {
+pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     let text = std::str::from_utf8(out).map_err(|_| "probe output is not UTF-8".to_string())?;
     let mut lines = text.lines();
     match lines.next() {

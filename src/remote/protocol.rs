@@ -5,10 +5,10 @@
 //! a login banner, a script of another version).
 
 /// Version every script's header carries today.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The reply of `script` after its header, or what is wrong with it.
-pub fn body(script: &str, out: &[u8]) -> Result<String, String> {
+pub(crate) fn body(script: &str, out: &[u8]) -> Result<String, String> {
     let text = String::from_utf8_lossy(out);
     let want = format!("deploy-{script}\t{VERSION}");
     let mut lines = text.splitn(2, '\n');
@@ -23,7 +23,7 @@ pub fn body(script: &str, out: &[u8]) -> Result<String, String> {
 }
 
 /// A line the parser of `script` does not know.
-pub fn unexpected(script: &str, line: &str) -> String {
+pub(crate) fn unexpected(script: &str, line: &str) -> String {
     format!("deploy-{script}: unexpected line `{}`", line.chars().take(120).collect::<String>())
 }
 

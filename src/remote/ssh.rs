@@ -14,15 +14,15 @@ use crate::render::Connection;
 
 /// Connection settings from the command line.
 #[derive(Debug, Clone)]
-pub struct SshOptions {
+pub(crate) struct SshOptions {
     /// Accept (and record) the key of a host never seen before.
-    pub accept_new_host_keys: bool,
+    pub(crate) accept_new_host_keys: bool,
     /// Connect timeout per attempt.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Attempts for failures that can be transient.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Hosts worked on at once (connect, probe, apply); the others wait.
-    pub parallel: usize,
+    pub(crate) parallel: usize,
 }
 
 impl Default for SshOptions {
@@ -32,27 +32,27 @@ impl Default for SshOptions {
 }
 
 /// An open connection to one host.
-pub struct Conn {
+pub(crate) struct Conn {
     /// Inventory name, for messages.
-    pub host: String,
+    pub(crate) host: String,
     session: Session,
     /// Set when ansible_port refused and deploy_fallback_port answered.
-    pub fallback: Option<u16>,
+    pub(crate) fallback: Option<u16>,
 }
 
 /// The output of a remote command.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// Exit status (None when killed by a signal).
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Standard output.
-    pub stdout: Vec<u8>,
+    pub(crate) stdout: Vec<u8>,
     /// Standard error.
-    pub stderr: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 /// Why a connection failed, in words, and whether trying again can help.
-pub fn diagnose(stderr: &str) -> (String, bool) {
+pub(crate) fn diagnose(stderr: &str) -> (String, bool) {
     let s = stderr.trim();
     let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim();
     if s.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || s.contains("Host key for") && s.contains("has changed") {
@@ -126,7 +126,7 @@ fn connect_error(host: &str, e: openssh::Error) -> Error {
 /// Open the multiplexed master connection, retrying transient failures a
 /// bounded number of times with growing pauses (1s, 3s): hammering a host
 /// that closes connections only gets the address banned (fail2ban).
-pub async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
+pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
     match connect_port(host, c, c.port, opts).await {
         Err(Error::Connect { message, retryable: true, .. }) if c.fallback_port.is_some() => {
             // sshd is still on its old port (refused, or dropped by a firewall
@@ -196,7 +196,7 @@ async fn connect_port(host: &str, c: &Connection, port: Option<u16>, opts: &SshO
 /// from the user's ssh config can carry it. An established connection
 /// survives a firewall change that blocks new ones; only a fresh connection
 /// proves the next deploy will get in. Bounded by `limit`.
-pub async fn run_fresh(
+pub(crate) async fn run_fresh(
     host: &str,
     c: &Connection,
     opts: &SshOptions,
@@ -229,7 +229,9 @@ pub async fn run_fresh(
         vec!["sh".to_string(), "-c".into(), crate::util::shell_quote(script), crate::util::shell_quote(name)];
     remote.extend(args.iter().map(|a| crate::util::shell_quote(a)));
     cmd.arg("--").arg(&c.address).arg(remote.join(" "));
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    // its own process group: a Ctrl-C on the terminal is ours to handle (we
+    // let the confirmation finish), not the ssh client's to die of
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true).process_group(0);
     let out = match tokio::time::timeout(limit, cmd.output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
@@ -253,7 +255,7 @@ pub async fn run_fresh(
 
 impl Conn {
     /// Run `sh -c SCRIPT NAME ARGS...` with `stdin` fed in, collecting output.
-    pub async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
+    pub(crate) async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
         let mut cmd = self.session.command("sh");
         cmd.arg("-c").arg(script).arg(name);
         for a in args {
@@ -287,7 +289,7 @@ impl Conn {
     }
 
     /// Close the master connection.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.session.close().await;
     }
 }

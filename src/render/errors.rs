@@ -3,7 +3,7 @@
 use minijinja::{Environment, Value};
 
 /// The variables a template uses that the context does not define.
-pub fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<String> {
+pub(crate) fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<String> {
     let Ok(t) = env.template_from_str(src) else { return Vec::new() };
     let mut names: Vec<String> = t.undeclared_variables(true).into_iter().collect();
     names.sort();
@@ -29,7 +29,7 @@ pub fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -> Vec<S
 }
 
 /// A minijinja error in words, naming the undefined variable when there is one.
-pub fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
+pub(crate) fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
     let mut msg = match e.kind() {
         minijinja::ErrorKind::UndefinedError => {
             let names = source.map(|(env, src, ctx)| undefined_in(env, src, ctx)).unwrap_or_default();

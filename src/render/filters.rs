@@ -231,7 +231,7 @@ fn add_tests(env: &mut Environment<'static>) {
 }
 
 /// Whether `addr` lies in `net` ("10.0.0.0/8", "::1/128", or a bare address).
-pub fn ip_in_network(addr: &str, net: &str) -> Result<bool, String> {
+pub(crate) fn ip_in_network(addr: &str, net: &str) -> Result<bool, String> {
     use std::net::IpAddr;
     let a: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
     let (base, len) = match net.trim().split_once('/') {

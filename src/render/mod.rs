@@ -2,13 +2,13 @@
 //! bytes, hash and metadata) from the loaded repository. Pure: reads role
 //! files only, never touches a host.
 
-pub mod compose;
-pub mod desired;
-pub mod errors;
-pub mod filters;
-pub mod pyfmt;
-pub mod template;
-pub mod vars;
+pub(crate) mod compose;
+pub(crate) mod desired;
+pub(crate) mod errors;
+pub(crate) mod filters;
+pub(crate) mod pyfmt;
+pub(crate) mod template;
+pub(crate) mod vars;
 
 use std::ops::Deref;
 use std::path::Path;
@@ -22,16 +22,16 @@ use crate::load::project::check_dest;
 use crate::load::secrets::Keys;
 use crate::load::Loaded;
 use crate::util::sha256_hex;
-pub use desired::*;
+pub(crate) use desired::*;
 use errors::describe_mj_error;
 use vars::{AllHostVars, HostVars, Shared};
 
 /// A loaded repository with each host's variables ready to evaluate and a
 /// template environment per role.
-pub struct Renderer {
+pub(crate) struct Renderer {
     loaded: Loaded,
     /// Variables of each host of the environment.
-    pub vars: IndexMap<String, Arc<HostVars>>,
+    pub(crate) vars: IndexMap<String, Arc<HostVars>>,
     role_envs: IndexMap<String, Arc<Environment<'static>>>,
 }
 
@@ -44,13 +44,13 @@ impl Deref for Renderer {
 
 impl Renderer {
     /// Load the repository at `root` for environment `env_name`, ready to render.
-    pub fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Renderer> {
+    pub(crate) fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Renderer> {
         Ok(Renderer::new(Loaded::load(root, env_name, keys, extra)?))
     }
 
     /// Make each host's variables evaluable (`hostvars` and `groups` shared
     /// by all of them) and one template environment per role.
-    pub fn new(loaded: Loaded) -> Renderer {
+    pub(crate) fn new(loaded: Loaded) -> Renderer {
         let groups: IndexMap<String, Vec<String>> = loaded
             .inventory
             .groups
@@ -82,12 +82,12 @@ impl Renderer {
     }
 
     /// Render the desired state of `host`, for the roles selected (all when `None`).
-    pub fn render_host(&self, host: &str, roles: Option<&[String]>) -> Result<DesiredHost> {
+    pub(crate) fn render_host(&self, host: &str, roles: Option<&[String]>) -> Result<DesiredHost> {
         self.render_host_with(host, roles, &[])
     }
 
     /// Render with toggle values layered on the host's variables.
-    pub fn render_host_with(
+    pub(crate) fn render_host_with(
         &self,
         host: &str,
         roles: Option<&[String]>,
@@ -412,7 +412,7 @@ impl Renderer {
 
     /// Render a one-line template of deploy.yml (a toggle's confirm_via)
     /// for `host`.
-    pub fn render_line(&self, host: &str, overrides: &[(String, Value)], s: &str) -> Result<String> {
+    pub(crate) fn render_line(&self, host: &str, overrides: &[(String, Value)], s: &str) -> Result<String> {
         let hv = self.vars_with(host, overrides)?;
         let ctx = Value::from_dyn_object(hv.clone());
         let env = crate::render::template::environment(None);
@@ -423,7 +423,7 @@ impl Renderer {
     /// Evaluate the `that` pre-flight checks of `desired` with `overrides`
     /// (toggled values and the connection facts) on the host's variables,
     /// for the roles in `roles`. Returns "role: message" for each that fails.
-    pub fn failed_assertions(
+    pub(crate) fn failed_assertions(
         &self,
         desired: &DesiredHost,
         overrides: &[(String, Value)],

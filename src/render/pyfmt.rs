@@ -40,7 +40,7 @@ fn number(v: &Value) -> String {
 
 /// json.dumps(v, indent=indent, sort_keys=sort) with ensure_ascii.
 /// `nice` selects the "," item separator used with an indent.
-pub fn json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, level: usize, nice: bool) {
+pub(crate) fn json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, level: usize, nice: bool) {
     let nl = |out: &mut String, level: usize| {
         if let Some(n) = indent {
             out.push('\n');
@@ -119,7 +119,7 @@ fn json_str(out: &mut String, s: &str) {
 /// yaml.dump(v, indent=indent, default_flow_style=None|False, allow_unicode=True).
 /// `flow_leaves` is PyYAML's default_flow_style=None: collections holding only
 /// scalars print inline.
-pub fn yaml(v: &Value, indent: usize, flow_leaves: bool) -> String {
+pub(crate) fn yaml(v: &Value, indent: usize, flow_leaves: bool) -> String {
     let mut out = String::new();
     if is_collection(v) && !(flow_leaves && is_leaf_collection(v)) && !is_empty(v) {
         yaml_block(&mut out, v, indent, 0, flow_leaves);
@@ -261,7 +261,7 @@ fn needs_quotes(s: &str) -> bool {
 }
 
 /// Python's `str()` of a value: what `{{ value }}` prints under Ansible.
-pub fn py_str(v: &Value) -> String {
+pub(crate) fn py_str(v: &Value) -> String {
     match v.kind() {
         ValueKind::String => v.as_str().unwrap_or_default().to_string(),
         _ => py_repr(v),
@@ -269,7 +269,7 @@ pub fn py_str(v: &Value) -> String {
 }
 
 /// Python's `repr()` of a value, as it appears inside printed lists and dicts.
-pub fn py_repr(v: &Value) -> String {
+pub(crate) fn py_repr(v: &Value) -> String {
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => "None".into(),
         ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
@@ -310,7 +310,7 @@ fn is_float(v: &Value) -> bool {
 }
 
 /// Python's shortest float repr: 0.5, 3.0, 1e+16, inf.
-pub fn py_float(f: f64) -> String {
+pub(crate) fn py_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -333,7 +333,7 @@ pub fn py_float(f: f64) -> String {
 }
 
 /// Python's repr of a str: single quotes unless the text has ' and no ".
-pub fn py_str_repr(s: &str) -> String {
+pub(crate) fn py_str_repr(s: &str) -> String {
     let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(q);

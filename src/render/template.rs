@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::render::pyfmt::py_str;
 
 /// Check template source: UTF-8 and LF line endings, naming file and line.
-pub fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
+pub(crate) fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -40,7 +40,7 @@ pub fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
 
 /// Build an environment with Ansible's settings, filters and tests. When
 /// `templates` is given, `{% include %}` resolves relative to it.
-pub fn environment(templates: Option<PathBuf>) -> Environment<'static> {
+pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(false);
@@ -73,7 +73,7 @@ pub fn environment(templates: Option<PathBuf>) -> Environment<'static> {
 
 /// Ansible's rule for trailing newlines: rendered without keeping the last
 /// newline, then the source's own trailing newlines are restored.
-pub fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
+pub(crate) fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
     let want = source.chars().rev().take_while(|c| *c == '\n').count();
     let have = rendered.chars().rev().take_while(|c| *c == '\n').count();
     for _ in have..want {
@@ -83,7 +83,7 @@ pub fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
 }
 
 /// Render one template source for a host, Ansible style.
-pub fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
+pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
     let tmpl = env.template_from_named_str(name, source)?;
     let out = tmpl.render(ctx)?;
     Ok(restore_trailing_newlines(source, out))

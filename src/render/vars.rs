@@ -16,41 +16,41 @@ use crate::load::{Origin, Raw};
 
 /// Facts about the whole inventory shared by every host's context.
 #[derive(Debug, Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// `groups`: group name -> host names.
-    pub groups: Value,
+    pub(crate) groups: Value,
     /// `hostvars`: host name -> that host's vars object.
-    pub hostvars: OnceLock<Value>,
+    pub(crate) hostvars: OnceLock<Value>,
     /// `ansible_managed`.
-    pub managed: String,
+    pub(crate) managed: String,
 }
 
 /// A resolution failure, kept so the top-level error can name the variable
 /// that failed rather than only the template that used it.
 #[derive(Debug, Clone)]
-pub struct ResolveError {
+pub(crate) struct ResolveError {
     /// Variable being resolved.
-    pub var: String,
+    pub(crate) var: String,
     /// Where it was defined.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// What went wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// The variables of one host, resolved on demand.
 #[derive(Debug)]
-pub struct HostVars {
+pub(crate) struct HostVars {
     /// The host's inventory name.
-    pub host: String,
+    pub(crate) host: String,
     /// Groups the host belongs to (excluding `all`), sorted.
-    pub group_names: Vec<String>,
+    pub(crate) group_names: Vec<String>,
     raw: IndexMap<String, Raw>,
     shared: Arc<Shared>,
     env: Arc<Environment<'static>>,
     cache: Mutex<HashMap<String, Value>>,
     failed: Mutex<std::collections::HashSet<String>>,
     /// First error hit while resolving a variable.
-    pub error: Mutex<Option<ResolveError>>,
+    pub(crate) error: Mutex<Option<ResolveError>>,
 }
 
 thread_local! {
@@ -60,7 +60,7 @@ thread_local! {
 
 impl HostVars {
     /// Build a host's variables from its merged layers.
-    pub fn new(
+    pub(crate) fn new(
         host: String,
         group_names: Vec<String>,
         raw: IndexMap<String, Raw>,
@@ -81,7 +81,7 @@ impl HostVars {
 
     /// The same host with `overrides` layered above everything but `-e`
     /// (toggle values), resolved afresh.
-    pub fn with_overrides(&self, overrides: &[(String, Value)]) -> HostVars {
+    pub(crate) fn with_overrides(&self, overrides: &[(String, Value)]) -> HostVars {
         let mut raw = self.raw.clone();
         let extra: Vec<(String, Raw)> = raw
             .iter()
@@ -96,7 +96,7 @@ impl HostVars {
     }
 
     /// The raw definition of a variable.
-    pub fn raw(&self, name: &str) -> Option<&Raw> {
+    pub(crate) fn raw(&self, name: &str) -> Option<&Raw> {
         self.raw.get(name)
     }
 
@@ -233,7 +233,7 @@ impl Object for HostVars {
 
 /// `hostvars`: every host's variables by name.
 #[derive(Debug)]
-pub struct AllHostVars(pub IndexMap<String, Arc<HostVars>>);
+pub(crate) struct AllHostVars(pub IndexMap<String, Arc<HostVars>>);
 
 impl Object for AllHostVars {
     fn repr(self: &Arc<Self>) -> ObjectRepr {

@@ -10,11 +10,17 @@ use std::time::Duration;
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod json;
+mod summary;
+
+pub(crate) use json::plans as json_plans;
+pub(crate) use summary::{host_failed, nothing_to_change, summary};
+
 use crate::plan::{Action, HostPlan, Resource};
 use crate::redact::Redactor;
 
 /// Progress of each host: a spinner per host on a terminal, lines otherwise.
-pub struct Progress {
+pub(crate) struct Progress {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
     redactor: Redactor,
@@ -22,7 +28,7 @@ pub struct Progress {
 
 impl Progress {
     /// Progress for `hosts`; bars only when stderr is a terminal.
-    pub fn new(hosts: &[String], redactor: Redactor, quiet: bool) -> Progress {
+    pub(crate) fn new(hosts: &[String], redactor: Redactor, quiet: bool) -> Progress {
         let tty = console::Term::stderr().is_term() && !quiet;
         let multi = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15)));
         let mut bars = HashMap::new();
@@ -40,7 +46,7 @@ impl Progress {
     }
 
     /// A host moved to a new step.
-    pub fn step(&self, host: &str, msg: &str) {
+    pub(crate) fn step(&self, host: &str, msg: &str) {
         let msg = self.redactor.redact(msg);
         // Without a terminal only each host's outcome is printed (see `done`):
         // a log of every step of every host buries what matters.
@@ -52,7 +58,7 @@ impl Progress {
     }
 
     /// A host is done with this stage.
-    pub fn done(&self, host: &str, msg: &str) {
+    pub(crate) fn done(&self, host: &str, msg: &str) {
         let msg = self.redactor.redact(msg);
         if self.multi.is_some() {
             if let Some(b) = self.bars.lock().unwrap().get(host) {
@@ -64,7 +70,7 @@ impl Progress {
     }
 
     /// Remove the bars before printing something else.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(m) = &self.multi {
             for b in self.bars.lock().unwrap().values() {
                 b.finish_and_clear();
@@ -75,7 +81,12 @@ impl Progress {
 }
 
 /// Print one host's plan with its diffs.
-pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor: &Redactor) -> std::io::Result<()> {
+pub(crate) fn print_plan(
+    out: &mut dyn Write,
+    plan: &HostPlan,
+    address: &str,
+    redactor: &Redactor,
+) -> std::io::Result<()> {
     writeln!(out, "{} {}", style(&plan.host).bold(), style(format!("({address})")).dim())?;
     if let Some(line) = &plan.previous_revert {
         writeln!(
@@ -162,7 +173,7 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan, address: &str, redactor:
 }
 
 /// An error with its hint, on one or two lines.
-pub fn error_text(e: &crate::error::Error) -> String {
+pub(crate) fn error_text(e: &crate::error::Error) -> String {
     match e.hint() {
         Some(h) => format!("{e}\n    hint: {h}"),
         None => e.to_string(),
@@ -183,7 +194,7 @@ pub fn error(e: &crate::error::Error, root: &std::path::Path) {
 }
 
 /// Print warnings (redacted) on stderr.
-pub fn warnings(warnings: &[String], redactor: &Redactor) {
+pub(crate) fn warnings(warnings: &[String], redactor: &Redactor) {
     let mut err = std::io::stderr().lock();
     for w in warnings {
         let _ = writeln!(err, "{} {}", style("warning:").yellow().bold(), redactor.redact(w));
@@ -191,16 +202,65 @@ pub fn warnings(warnings: &[String], redactor: &Redactor) {
 }
 
 /// A line of a command's result, on stdout.
-pub fn line(text: &str) {
+pub(crate) fn line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// A remark about what a command did, on stderr.
-pub fn note(text: &str) {
+pub(crate) fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// Bytes exactly as they are, on stdout (`secrets view`).
-pub fn raw(bytes: &[u8]) {
+pub(crate) fn raw(bytes: &[u8]) {
     let _ = std::io::stdout().lock().write_all(bytes);
+}
+
+/// Every host's plan, or why it has none, on stdout.
+pub(crate) fn plans(hosts: &[(&str, &str, std::result::Result<&HostPlan, &crate::error::Error>)], redactor: &Redactor) {
+    let mut out = std::io::stdout().lock();
+    for (host, address, p) in hosts {
+        match p {
+            Ok(plan) => {
+                let _ = print_plan(&mut out, plan, address, redactor);
+            }
+            Err(e) => host_failed(&mut out, host, e, redactor),
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The first SIGINT, SIGTERM or SIGHUP.
+pub(crate) fn interrupted(signal: &str) {
+    note(&format!(
+        "\n{} {signal}: starting nothing new; each host finishes the step it is in, then the locks are released. \
+         Press Ctrl-C again to abandon at once.",
+        style("Interrupted:").yellow().bold()
+    ));
+}
+
+/// The second signal: which hosts keep a lock.
+pub(crate) fn abandoned(holding: &[(String, bool)]) {
+    let mut text = format!("{} at once.", style("Abandoned").red().bold());
+    if holding.is_empty() {
+        text.push_str(" No host holds a lock of this deploy.");
+    }
+    for (host, armed) in holding {
+        text.push_str(&format!("\n  {host}: keeps this deploy's lock"));
+        if *armed {
+            text.push_str(" (its dead-man switch reverts the deploy by itself and releases it)");
+        } else {
+            text.push_str(&format!(
+                "; release it with `deploy unlock ENV --host {host}` once you have checked the host"
+            ));
+        }
+    }
+    note(&text);
+}
+
+/// Ask on the terminal; the answer is read by the caller.
+pub(crate) fn ask(question: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
 }

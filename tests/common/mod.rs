@@ -3,28 +3,26 @@
 //! `make lab-up`. Each `Lab` takes its own instance number, so tests running
 //! in parallel never share hosts.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const POISON: &str = "POISON-7c1e0b5d-lab-token-never-print";
-pub const DB_PASSWORD: &str = "lab-db-pw-9f3Kq7";
+pub(crate) const POISON: &str = "POISON-7c1e0b5d-lab-token-never-print";
+pub(crate) const DB_PASSWORD: &str = "lab-db-pw-9f3Kq7";
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_deploy")
 }
 
 const SLOTS: &str = "/tmp/deploy-lab-slots";
 
-pub struct Lab {
-    pub root: PathBuf,
-    pub instance: u32,
+pub(crate) struct Lab {
+    pub(crate) root: PathBuf,
+    pub(crate) instance: u32,
     slot: PathBuf,
 }
 
@@ -43,7 +41,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A project directory (copy of the example) without a lab.
-pub fn project() -> (PathBuf, Slot) {
+pub(crate) fn project() -> (PathBuf, Slot) {
     let slot = Slot::take();
     let root = slot.path.join("project");
     let _ = std::fs::remove_dir_all(&root);
@@ -58,9 +56,9 @@ pub fn project() -> (PathBuf, Slot) {
 /// test process lives. The kernel drops the lock when the process dies, so a
 /// crashed test frees its slot without any pid bookkeeping, and two processes
 /// can never both believe they own the same slot (nextest starts many at once).
-pub struct Slot {
-    pub n: u32,
-    pub path: PathBuf,
+pub(crate) struct Slot {
+    pub(crate) n: u32,
+    pub(crate) path: PathBuf,
     _lock: std::fs::File,
 }
 
@@ -103,14 +101,14 @@ impl Drop for Slot {
     }
 }
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    pub fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 }
@@ -130,7 +128,7 @@ fn to_run(o: Output) -> Run {
 }
 
 /// Run the deploy binary in `root`.
-pub fn deploy_in(root: &Path, args: &[&str]) -> Run {
+pub(crate) fn deploy_in(root: &Path, args: &[&str]) -> Run {
     let o = Command::new(bin())
         .current_dir(root)
         .args(args)
@@ -143,7 +141,7 @@ pub fn deploy_in(root: &Path, args: &[&str]) -> Run {
 }
 
 /// Start the deploy binary in `root` without waiting, output captured.
-pub fn spawn_in(root: &Path, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn_in(root: &Path, args: &[&str]) -> std::process::Child {
     Command::new(bin())
         .current_dir(root)
         .args(args)
@@ -154,8 +152,8 @@ pub fn spawn_in(root: &Path, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-pub struct LabWithSlot {
-    pub lab: Lab,
+pub(crate) struct LabWithSlot {
+    pub(crate) lab: Lab,
     _slot: Slot,
 }
 
@@ -178,7 +176,7 @@ impl std::ops::Deref for LabWithSlot {
 
 /// The example without its container phases, for tests of file handling on
 /// labs without Docker engines.
-pub const FILES_ONLY: &str = "project: example-stack
+pub(crate) const FILES_ONLY: &str = "project: example-stack
 age_identity: inventory/lab.identity
 phases:
   - name: base
@@ -189,7 +187,7 @@ phases:
 
 impl Lab {
     /// A fresh copy of the example (files only) and a lab of `hosts` hosts.
-    pub fn up(hosts: u32) -> LabWithSlot {
+    pub(crate) fn up(hosts: u32) -> LabWithSlot {
         let l = Lab::start(hosts, &[]);
         std::fs::write(l.root.join("deploy.yml"), FILES_ONLY).unwrap();
         l
@@ -197,7 +195,7 @@ impl Lab {
 
     /// The whole example and a lab whose hosts each run a Docker engine;
     /// `v1_hosts` have only Compose v1 (`docker-compose`).
-    pub fn up_docker(hosts: u32, v1_hosts: &[&str]) -> LabWithSlot {
+    pub(crate) fn up_docker(hosts: u32, v1_hosts: &[&str]) -> LabWithSlot {
         let mut extra = vec!["--docker".to_string()];
         if !v1_hosts.is_empty() {
             extra.push("--compose-v1".into());
@@ -207,7 +205,7 @@ impl Lab {
     }
 
     /// A lab whose hosts each run their own atd.
-    pub fn up_atd(hosts: u32) -> LabWithSlot {
+    pub(crate) fn up_atd(hosts: u32) -> LabWithSlot {
         let l = Lab::start(hosts, &["--atd".to_string()]);
         std::fs::write(l.root.join("deploy.yml"), FILES_ONLY).unwrap();
         l
@@ -238,11 +236,11 @@ impl Lab {
         LabWithSlot { lab: Lab { root, instance: slot.n, slot: slot.path.clone() }, _slot: slot }
     }
 
-    pub fn deploy(&self, args: &[&str]) -> Run {
+    pub(crate) fn deploy(&self, args: &[&str]) -> Run {
         deploy_in(&self.root, args)
     }
 
-    pub fn lab_cmd(&self, args: &[&str]) {
+    pub(crate) fn lab_cmd(&self, args: &[&str]) {
         let st = Command::new("bash")
             .arg(repo().join("tests/lab/lab.sh"))
             .args(args)
@@ -254,7 +252,7 @@ impl Lab {
     }
 
     /// Run a command on a host with a plain ssh (not through the tool).
-    pub fn ssh(&self, host: &str, cmd: &str) -> Run {
+    pub(crate) fn ssh(&self, host: &str, cmd: &str) -> Run {
         let o = Command::new("ssh")
             .arg("-F")
             .arg(self.root.join(".lab/ssh_config"))
@@ -266,13 +264,13 @@ impl Lab {
     }
 
     /// Stdout of a command that must succeed on the host.
-    pub fn sh(&self, host: &str, cmd: &str) -> String {
+    pub(crate) fn sh(&self, host: &str, cmd: &str) -> String {
         let r = self.ssh(host, cmd);
         assert_eq!(r.code, 0, "ssh {host} {cmd}: {r:?}");
         r.stdout
     }
 
-    pub fn read(&self, host: &str, path: &str) -> Option<Vec<u8>> {
+    pub(crate) fn read(&self, host: &str, path: &str) -> Option<Vec<u8>> {
         let o = Command::new("ssh")
             .arg("-F")
             .arg(self.root.join(".lab/ssh_config"))
@@ -284,7 +282,7 @@ impl Lab {
     }
 
     /// `name id started-at` of every container on a host, sorted.
-    pub fn containers(&self, host: &str) -> Vec<String> {
+    pub(crate) fn containers(&self, host: &str) -> Vec<String> {
         let ids = self.sh(host, "docker ps -aq --no-trunc");
         let mut out: Vec<String> = ids
             .lines()
@@ -299,19 +297,19 @@ impl Lab {
     }
 
     /// A lab host's address on the lab network (outside the VPN range).
-    pub fn addr(&self, host: &str) -> String {
+    pub(crate) fn addr(&self, host: &str) -> String {
         std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/addr"))).unwrap().trim().to_string()
     }
 
     /// A lab host's address in the VPN range (100.64.K.x).
-    pub fn vpn_addr(&self, host: &str) -> String {
+    pub(crate) fn vpn_addr(&self, host: &str) -> String {
         std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/vpn_addr"))).unwrap().trim().to_string()
     }
 
     /// HTTP status of `url` fetched from this machine with source address
     /// `from` (the controller has one address in and one outside the VPN
     /// range); "000" when no connection is made within 2 seconds.
-    pub fn http_from(&self, from: &str, url: &str) -> String {
+    pub(crate) fn http_from(&self, from: &str, url: &str) -> String {
         let o = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2", "--max-time", "4"])
             .args(["--interface", from, url])
@@ -321,24 +319,24 @@ impl Lab {
     }
 
     /// sshd's log of a lab host (LogLevel VERBOSE: one line per connection).
-    pub fn sshd_log(&self, host: &str) -> String {
+    pub(crate) fn sshd_log(&self, host: &str) -> String {
         std::fs::read_to_string(self.root.join(format!(".lab/hosts/{host}/sshd.log"))).unwrap_or_default()
     }
 
     /// A lab host's /var/lib/deploy, seen from this side (the lab's per-host
     /// directories are plain directories here).
-    pub fn state_dir(&self, host: &str) -> PathBuf {
+    pub(crate) fn state_dir(&self, host: &str) -> PathBuf {
         self.root.join(format!(".lab/hosts/{host}/root/var/lib/deploy"))
     }
 
-    pub fn write_file(&self, rel: &str, text: &str) {
+    pub(crate) fn write_file(&self, rel: &str, text: &str) {
         let p = self.root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
 
     /// Locally rendered bytes of `path` for `host`, via `deploy render`.
-    pub fn rendered(&self, host: &str) -> PathBuf {
+    pub(crate) fn rendered(&self, host: &str) -> PathBuf {
         let out = self.slot.join(format!("rendered-{host}"));
         let _ = std::fs::remove_dir_all(&out);
         let r = self.deploy(&["render", "lab", "--host", host, "--out", out.to_str().unwrap()]);
@@ -348,7 +346,7 @@ impl Lab {
 }
 
 /// Poll until `f` holds, or fail naming what was awaited.
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
@@ -357,7 +355,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Managed paths of the example deployment.
-pub const FILES: &[&str] = &[
+pub(crate) const FILES: &[&str] = &[
     "/etc/motd",
     "/etc/deploy-admins",
     "/opt/stack/VERSION",

@@ -1,0 +1,10 @@
+//! Every integration test, in one binary with a module per area. The lab
+//! tests talk to real hosts: network namespaces with their own sshd,
+//! nftables and Docker engines, brought up by tests/lab/lab.sh.
+
+mod bench_smoke;
+mod common;
+mod compose;
+mod deadman;
+mod hardening;
+mod lab;
