@@ -111,6 +111,12 @@ pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\"'\"'"))
 }
 
+/// Seconds without data after which a host drops an upload (a connection
+/// gone quiet): DEPLOY_STALL_SECONDS, else 60.
+pub(crate) fn stall_seconds() -> u64 {
+    std::env::var("DEPLOY_STALL_SECONDS").ok().and_then(|s| s.parse().ok()).filter(|s| *s > 0).unwrap_or(60)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

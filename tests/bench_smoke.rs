@@ -3,7 +3,6 @@
 //! script checks every file on every host against Jinja2's rendering (bytes
 //! and modes). Correctness only; speed is `make bench`.
 
-
 use std::process::Command;
 
 use crate::common::*;

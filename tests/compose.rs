@@ -1,7 +1,6 @@
 //! Compose stacks on the lab: every lab host runs its own Docker engine;
 //! containers are read back with plain `ssh ... docker`, never through the tool.
 
-
 use crate::common::*;
 
 fn by_name(list: &[String]) -> std::collections::BTreeMap<String, String> {

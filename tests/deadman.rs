@@ -1,7 +1,6 @@
 //! The dead-man switch on the lab: real nftables in each host's namespace,
 //! real sshd, the controller confirming over a fresh connection.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

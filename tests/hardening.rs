@@ -3,7 +3,6 @@
 //! port, pre-flight checks that refuse a lockout before anything happens, and
 //! the vpn toggle seen from a client inside and one outside the VPN range.
 
-
 use std::process::Command;
 
 use crate::common::*;

@@ -6,5 +6,7 @@ mod bench_smoke;
 mod common;
 mod compose;
 mod deadman;
+mod error_messages;
 mod hardening;
 mod lab;
+mod safety;

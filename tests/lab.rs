@@ -1,7 +1,6 @@
 //! Behaviour on the lab, over real SSH: every check reads the hosts back with
 //! a plain `ssh`, never through the tool.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -131,6 +131,11 @@ pub(crate) async fn phases_loop(
             report.failure = Some(f);
             return Ok(());
         }
+        // a failpoint for the test that one host's panic, lock held, stays
+        // that host's (DEPLOY_FAILPOINT=panic-apply:HOST)
+        if std::env::var("DEPLOY_FAILPOINT").is_ok_and(|v| v == format!("panic-apply:{host}")) {
+            panic!("failpoint panic-apply");
+        }
         let mut failure = ph.run_triggers().await?;
         if failure.is_none() {
             failure = ph.containers(report, armed.is_some()).await?;
@@ -222,8 +227,21 @@ impl<'a> PhaseRun<'a> {
         } else {
             String::new()
         };
-        let args = [self.journal.as_str(), &self.run.holder, &audit];
-        let out = r.run("deploy-apply", crate::remote::apply::SCRIPT, &args, Some(&bundle)).await?;
+        let stall = crate::util::stall_seconds();
+        let args = [self.journal.as_str(), &self.run.holder, &audit, &stall.to_string()];
+        let out = match r.run("deploy-apply", crate::remote::apply::SCRIPT, &args, Some(&bundle)).await {
+            Ok(out) => out,
+            Err(Error::Remote { host, message }) => {
+                return Err(Error::Remote {
+                    host,
+                    message: format!(
+                        "{message} during phase {}'s upload and swap. On the host, a swap that started finishes (or rolls back) by itself; an upload that brings no data for {stall}s is dropped and the lock released. `deploy {} --check` shows which",
+                        self.name, self.run.args.env
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let a = crate::remote::apply::parse_apply(&out.stdout).map_err(|m| r.protocol(m))?;
         if a.finished {
             r.set_lock(LockState::Released);

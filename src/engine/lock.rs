@@ -16,6 +16,12 @@ pub(crate) fn holder(id: &str) -> String {
 
 /// Explain a lock held by someone else, saying whether the holder is gone.
 pub(crate) fn lock_error(host: &str, env: &str, who: &str) -> Error {
+    lock_error_with(host, env, who, &[])
+}
+
+/// The lock holder in words: who, whether that process is gone, and how far
+/// its deploy got on this host.
+pub(crate) fn lock_holder_text(who: &str, journals: &[crate::plan::state::JournalState]) -> String {
     let mut msg = format!("another deploy holds the lock: {who}");
     let mine = crate::util::hostname();
     let stale =
@@ -25,7 +31,21 @@ pub(crate) fn lock_error(host: &str, env: &str, who: &str) -> Error {
     if stale {
         msg.push_str(" (that process no longer runs on this machine: the lock is stale)");
     }
-    Error::Remote { host: host.into(), message: msg }.hinted(format!(
+    for j in journals {
+        msg.push_str(&format!("\n    {}", j.describe()));
+    }
+    msg
+}
+
+/// Explain a lock held by someone else, saying whether the holder is gone
+/// and what its deploy did here.
+pub(crate) fn lock_error_with(
+    host: &str,
+    env: &str,
+    who: &str,
+    journals: &[crate::plan::state::JournalState],
+) -> Error {
+    Error::Remote { host: host.into(), message: lock_holder_text(who, journals) }.hinted(format!(
         "wait for it to finish; if that deploy is gone (killed CI job, closed laptop), release the lock with `deploy unlock {env} --host {host}`"
     ))
 }

@@ -207,13 +207,21 @@ pub(crate) async fn stage1(
     }
     if let Lock::Seen(who) = &remote.lock {
         if !args.check {
-            return HostState::Failed(lock_error(host, &args.env, who));
+            return HostState::Failed(lock_error_with(host, &args.env, who, &remote.holder_journals));
         }
     }
     let mut plan = match plan_host(&desired, &remote) {
         Ok(p) => p,
         Err(m) => return HostState::Failed(Error::Remote { host: host.into(), message: m }),
     };
+    if let Lock::Seen(who) = &remote.lock {
+        // --check: the plan stands, but a deploy now would be refused
+        plan.notes.push(format!(
+            "{}; a deploy now would be refused (release it with `deploy unlock {} --host {host}` once that deploy is gone)",
+            lock_holder_text(who, &remote.holder_journals),
+            args.env
+        ));
+    }
     let port_now = if conn.fallback.is_some() {
         desired.connection.port.unwrap_or(22)
     } else {

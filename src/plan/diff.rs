@@ -11,10 +11,22 @@ use crate::redact::Redactor;
 const DIFF_TIMEOUT: Duration = Duration::from_millis(500);
 /// Lines of a diff shown before it is cut.
 const MAX_LINES: usize = 400;
+/// Bytes of a diff shown before it is cut (one long line is not a short diff).
+const MAX_BYTES: usize = 64 << 10;
+/// Files larger than this (either side) get a size line, not a diff; the
+/// probe sends old contents up to the same size.
+pub(crate) const MAX_FILE: usize = 1 << 20;
 
 /// A unified diff of `old` -> `new` for `path`, secrets masked. `None` old
 /// means the file is being created.
 pub(crate) fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) -> String {
+    let old_len = old.map(|o| o.len()).unwrap_or(0);
+    if old_len > MAX_FILE || new.len() > MAX_FILE {
+        return format!(
+            "no diff: {old_len} bytes -> {} bytes (a diff is made of files up to {MAX_FILE} bytes)\n",
+            new.len()
+        );
+    }
     let (Ok(old_s), Ok(new_s)) = (std::str::from_utf8(old.unwrap_or(b"")), std::str::from_utf8(new)) else {
         return format!("binary content: {} bytes -> {} bytes\n", old.map(|o| o.len()).unwrap_or(0), new.len());
     };
@@ -23,11 +35,8 @@ pub(crate) fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Red
     let text = diff.unified_diff().context_radius(3).header(&from, &format!("b{path}")).to_string();
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {
-        if n == MAX_LINES {
-            out.push_str(&format!(
-                "... diff cut after {MAX_LINES} lines ({} more)\n",
-                text.lines().count() - MAX_LINES
-            ));
+        if n == MAX_LINES || out.len() > MAX_BYTES {
+            out.push_str(&format!("... diff cut after {n} lines ({} more)\n", text.lines().count() - n));
             break;
         }
         out.push_str(&redactor.redact(line));
@@ -55,5 +64,10 @@ mod tests {
         let r = Redactor::default();
         assert!(unified("/x", Some(&[0xff, 0xfe]), b"a", &r).contains("binary"));
         assert!(unified("/x", None, b"a\n", &r).starts_with("--- /dev/null"));
+        let big = vec![b'a'; MAX_FILE + 1];
+        assert_eq!(
+            unified("/x", None, &big, &r),
+            format!("no diff: 0 bytes -> {} bytes (a diff is made of files up to {MAX_FILE} bytes)\n", MAX_FILE + 1)
+        );
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct Remote {
     pub(crate) paths: HashMap<String, Entry>,
     /// The lock.
     pub(crate) lock: Lock,
+    /// How far the lock holder's deploy got on this host, phase by phase.
+    pub(crate) holder_journals: Vec<JournalState>,
     /// The audit line of the last deploy, when the host reverted it.
     pub(crate) reverted: Option<String>,
     /// This controller's address as the host sees it (from SSH_CONNECTION).
@@ -107,4 +109,37 @@ pub(crate) struct Remote {
     /// Current contents of files asked about that differ from the wanted hash.
     #[serde(skip)]
     pub(crate) old: HashMap<String, Old>,
+}
+
+/// One phase journal of the deploy holding a host's lock, as the host
+/// records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct JournalState {
+    /// `p000`, `p001`, ...
+    pub(crate) phase: String,
+    /// uploading, swapping, done, rolled-back; `controller-gone` appended
+    /// when the controller stopped reading.
+    pub(crate) state: String,
+    /// Paths journaled.
+    pub(crate) paths: usize,
+}
+
+impl JournalState {
+    /// What the phase's apply did, in words.
+    pub(crate) fn describe(&self) -> String {
+        let n = self.paths;
+        let what = match self.state.split_whitespace().next().unwrap_or("") {
+            "uploading" => "its upload never finished; nothing of it was changed".to_string(),
+            "swapping" => format!("it stopped while changing files ({n} journaled; the host went down mid-swap?)"),
+            "done" => format!("all {n} changes written"),
+            "rolled-back" => format!("it failed and was rolled back ({n} paths)"),
+            other => format!("state `{other}`"),
+        };
+        let gone = if self.state.contains("controller-gone") {
+            "; the controller stopped listening there, so its later steps did not run"
+        } else {
+            ""
+        };
+        format!("phase journal {}: {what}{gone}", self.phase)
+    }
 }

@@ -158,6 +158,7 @@ pub(crate) fn parse_apply(out: &[u8]) -> Result<Applied, String> {
                 }
             }
             ("E", Some(w), Some(why)) => a.error = Some((w.to_string(), why.to_string())),
+            ("U", _, _) => {}
             ("DONE", _, _) => a.done = true,
             ("FINISHED", _, _) => a.finished = true,
             _ => return Err(crate::remote::protocol::unexpected("apply", line)),

@@ -1,25 +1,65 @@
-# deploy apply: argv: JOURNAL_ID HOLDER [AUDIT_LINE]; stdin: tar with `manifest` and the
+# deploy apply: argv: JOURNAL_ID HOLDER AUDIT_LINE STALL_SECONDS; stdin: tar with `manifest` and the
 # new contents as files named by index. Output lines (tab-separated), after the
 # header `deploy-apply 1`:
 #   A path        applied            S path why   skipped (changed since plan)
 #   V path rc     validation failed  O text       a line of validator output
 #   X path why    a path the rollback of a failed swap could not restore
 #   E what why    fatal: nothing (more) was changed
-#   DONE n        finished          FINISHED      audit line written, lock released
+#   U received    the upload is in   DONE n       finished
+#   FINISHED      audit line written, lock released
 # Pass 1 checks and validates without changing anything; pass 2 journals the
 # old state and swaps each file in with a rename; a failure in pass 2 restores
 # everything done so far from the journal. Once pass 2 starts it runs to the
 # end whatever happens to the SSH session: hangups and a closed output are
-# ignored, and every line also goes to the journal's `log`.
+# ignored, and every line also goes to the journal's `log`. An upload that
+# fails, or brings no data for STALL_SECONDS (a connection gone quiet), is
+# dropped with its journal, and the lock released: nobody is left to do it.
+# The journal's `state` says how far it got: swapping, done, rolled-back;
+# `controller-gone` is added when the controller stopped reading.
 # Needs lib.sh (revert_journal) and lock.sh (finish_lock).
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
-id=$1; holder=$2; audit=${3:-}
+id=$1; holder=$2; audit=${3:-}; stall=${4:-60}
+# a controller gone (closed channel, hangup) must not kill this script
+# halfway: writes then fail instead, and it cleans up or finishes
+trap '' HUP PIPE
 j=$state/journal/$id; tab=$(printf '\t')
 tmpid=$(printf '%s' "$id" | tr '/' '-')
 umask 077
-emit() { printf '%s\n' "$*" 2>/dev/null; [ -d "$j" ] && printf '%s\n' "$*" >>"$j/log"; return 0; }
+emit() {
+  printf '%s\n' "$*" 2>/dev/null || { [ -d "$j" ] && : >"$j/controller-gone"; }
+  [ -d "$j" ] && printf '%s\n' "$*" >>"$j/log"
+  return 0
+}
+# abort WHAT WHY: drop this upload and its journal, release the lock
+abort() {
+  emit "E${tab}$1${tab}$2"
+  rm -rf "$j"
+  finish_lock "$holder" "$(date -u +%FT%TZ) ABORTED deploy=${id%%/*} journal=$id reason=$1: $2"
+  exit 3
+}
+# receive: unpack stdin into $j/new, killing tar when no byte arrived for
+# $stall seconds (a partitioned network leaves the read blocked for ever)
+receive() {
+  exec 3<&0
+  tar -xf - -C "$j/new" <&3 2>"$j/tar.err" &
+  _tar=$!
+  exec 3<&-
+  (
+    _last=-1; _quiet=0
+    while kill -0 "$_tar" 2>/dev/null; do
+      _now=$(du -sk "$j/new" 2>/dev/null | cut -f1)
+      if [ "$_now" = "$_last" ]; then _quiet=$((_quiet + 1)); else _quiet=0; _last=$_now; fi
+      if [ "$_quiet" -ge "$stall" ]; then : >"$j/stalled"; kill "$_tar" 2>/dev/null; break; fi
+      sleep 1
+    done
+  ) &
+  _dog=$!
+  wait "$_tar"; _rc=$?
+  kill "$_dog" 2>/dev/null
+  return "$_rc"
+}
 # subst TEXT REPLACEMENT: TEXT with every %s replaced (no sed: the
 # replacement is data, never a pattern)
 subst() {
@@ -37,10 +77,13 @@ if [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$holder" ]; then
   emit "E${tab}lock${tab}this deploy does not hold the lock of $state (released or taken over?)"; exit 3
 fi
 if ! mkdir -p "$j/new" "$j/old"; then emit "E${tab}journal${tab}cannot create $j"; exit 3; fi
-if ! tar -xf - -C "$j/new" 2>"$j/tar.err"; then
-  emit "E${tab}upload${tab}cannot unpack the upload into $j: $(head -c 300 "$j/tar.err" | tr '\n\t' '  ') (disk full?)"
-  rm -rf "$j"; exit 3
+if ! receive; then
+  if [ -e "$j/stalled" ]; then
+    abort upload "no data arrived for ${stall}s: the connection stalled; nothing was changed"
+  fi
+  abort upload "cannot unpack the upload into $j: $(head -c 300 "$j/tar.err" | tr '\n\t' '  ') (disk full? connection dropped?)"
 fi
+emit "U${tab}received"
 cur() {
   if [ -L "$1" ]; then echo other
   elif [ -d "$1" ]; then echo dir
@@ -65,13 +108,16 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
     if [ $rc -ne 0 ]; then
       bad=1
       emit "V${tab}${path}${tab}${rc}"
-      printf '%s\n' "$out" | head -n 30 | sed "s/^/O${tab}/"
+      [ -n "$out" ] && printf '%s\n' "$out" | head -n 30 | sed "s/^/O${tab}/"
     fi
   fi
 done <"$j/new/manifest"
 if [ $bad = 1 ]; then
   rm -rf "$j"
   emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
+fi
+if [ -e "$j/controller-gone" ]; then
+  abort controller "the controller went away before the swap; nothing was changed"
 fi
 # pass 2: from here on the host finishes (or rolls back) on its own
 trap '' HUP PIPE INT TERM
@@ -129,6 +175,7 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
 done <"$j/new/manifest"
 rm -rf "$j/new"
 echo 'done' >"$j/state"
+[ -e "$j/controller-gone" ] && echo controller-gone >>"$j/state"
 emit "DONE${tab}${applied}"
 # the host's last step: finish here rather than in another round trip
 if [ -n "$audit" ]; then

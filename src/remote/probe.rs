@@ -36,6 +36,7 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         hostname: String::new(),
         paths: HashMap::new(),
         lock: Lock::Free,
+        holder_journals: Vec::new(),
         reverted: None,
         client_addr: None,
         server_port: None,
@@ -76,6 +77,11 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 }
                 hashes.push((path.to_string(), hash.to_string()));
             }
+            "journal" if f.len() == 4 => r.holder_journals.push(JournalState {
+                phase: f[1].into(),
+                state: f[2].trim().into(),
+                paths: f[3].parse().map_err(|_| format!("bad journal line `{line}`"))?,
+            }),
             "compose" => {
                 r.compose = match f.get(1) {
                     Some(&"v2") => Some(ComposeVariant::V2),
@@ -135,7 +141,8 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "deploy-probe\t1\nhost\tlab1\nlock\tseen\tci@x pid=1\n\
+    const SAMPLE: &str =
+        "deploy-probe\t1\nhost\tlab1\nlock\tseen\tci@x pid=1 deploy=d1\njournal\tp000\tdone controller-gone \t12\n\
 P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
 P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
 H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
@@ -146,7 +153,11 @@ old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
     fn parses_sample() {
         let r = parse_probe(SAMPLE.as_bytes()).unwrap();
         assert_eq!(r.hostname, "lab1");
-        assert_eq!(r.lock, Lock::Seen("ci@x pid=1".into()));
+        assert_eq!(r.lock, Lock::Seen("ci@x pid=1 deploy=d1".into()));
+        assert_eq!(
+            r.holder_journals[0].describe(),
+            "phase journal p000: all 12 changes written; the controller stopped listening there, so its later steps did not run"
+        );
         let m = &r.paths["/etc/motd"];
         assert_eq!((m.kind, m.mode, m.sha256.as_deref().map(|s| &s[..4])), (Kind::File, 0o644, Some("e3b0")));
         assert_eq!(r.paths["/opt/app dir"].uid, 1000);

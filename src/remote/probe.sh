@@ -13,7 +13,18 @@ printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
 if [ -d "$state/lock" ]; then
-  printf 'lock\tseen\t%s\n' "$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)"
+  holder=$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)
+  printf 'lock\tseen\t%s\n' "$holder"
+  # how far the holder's deploy got on this host, phase by phase
+  hid=${holder##*deploy=}; hid=${hid%% *}
+  if [ -n "$hid" ]; then
+    for p in "$state/journal/$hid"/p*/; do
+      [ -d "$p" ] || continue
+      printf 'journal\t%s\t%s\t%s\n' "$(basename "$p")" \
+        "$(tr '\n' ' ' 2>/dev/null <"$p/state" || echo uploading)" \
+        "$(cat "$p/journal" "$p/journal.reverted" 2>/dev/null | wc -l | tr -d ' ')"
+    done
+  fi
 fi
 last=$(tail -n 1 "$state/audit.log" 2>/dev/null)
 case $last in *" REVERTED "*) printf 'reverted\t%s\n' "$last";; esac

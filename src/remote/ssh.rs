@@ -264,8 +264,12 @@ impl Conn {
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped());
         cmd.stderr(Stdio::piped());
-        let remote =
-            |e: openssh::Error| Error::Remote { host: self.host.clone(), message: format!("running {name}: {e}") };
+        // the master is up, so a failure here is the connection going away
+        // under the command (or the master being killed)
+        let remote = |e: openssh::Error| Error::Remote {
+            host: self.host.clone(),
+            message: format!("the connection was lost while running {name} ({e})"),
+        };
         let mut child = cmd.spawn().await.map_err(remote)?;
         let input = child.stdin().take();
         let data = stdin.unwrap_or_default();
@@ -283,7 +287,10 @@ impl Conn {
         let (w, out) = tokio::join!(write, child.wait_with_output());
         let out = out.map_err(remote)?;
         if let Err(e) = w {
-            return Err(Error::Remote { host: self.host.clone(), message: format!("sending data for {name}: {e}") });
+            return Err(Error::Remote {
+                host: self.host.clone(),
+                message: format!("the connection was lost while sending data to {name} ({e})"),
+            });
         }
         Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
     }

@@ -204,6 +204,16 @@ impl Lab {
         Lab::start(hosts, &extra)
     }
 
+    /// The files-only example on hosts installed in other languages
+    /// (`host`, `locale`): LANG in their /etc/default/locale, loaded by PAM.
+    pub(crate) fn up_locales(hosts: u32, locales: &[(&str, &str)]) -> LabWithSlot {
+        let extra: Vec<String> =
+            locales.iter().flat_map(|(h, l)| ["--locale".to_string(), format!("{h}={l}")]).collect();
+        let l = Lab::start(hosts, &extra);
+        std::fs::write(l.root.join("deploy.yml"), FILES_ONLY).unwrap();
+        l
+    }
+
     /// A lab whose hosts each run their own atd.
     pub(crate) fn up_atd(hosts: u32) -> LabWithSlot {
         let l = Lab::start(hosts, &["--atd".to_string()]);

@@ -5,6 +5,7 @@
 # per-host directories.
 #
 #   lab.sh up   [--dir DIR] [--instance K] [--hosts N] [--docker] [--compose-v1 HOSTS]
+#               [--locale HOST=LOCALE ...]
 #   lab.sh down [--dir DIR]
 #   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST | tmpfs HOST PATH SIZE
 #                                       (used by failure tests)
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 cmd=${1:-}; shift || true
-dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""; atd=no
+dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""; atd=no; locales=""
 while [ $# -gt 0 ]; do
   case $1 in
     --docker) docker=yes; shift;;
@@ -24,6 +25,9 @@ while [ $# -gt 0 ]; do
     --atd) atd=yes; shift;;
     # hosts (comma-separated) that only have Compose v1 (docker-compose)
     --compose-v1) v1_hosts=",$2,"; docker=yes; shift 2;;
+    # a host installed in another language: LANG in /etc/default/locale,
+    # loaded into every SSH session by PAM (UsePAM yes, Debian's default)
+    --locale) locales="$locales $2"; shift 2;;
     --dir) dir=$2; shift 2;;
     --instance) instance=$2; shift 2;;
     --hosts) hosts=$2; shift 2;;
@@ -176,6 +180,17 @@ stop_sshd() {
   fi
 }
 
+# set_locale HOSTDIR LOCALE: the host speaks LOCALE in every SSH session,
+# as a Debian server installed in that language does
+set_locale() {
+  local hd=$1 loc=$2
+  if ! locale -a 2>/dev/null | grep -qix "$(echo "$loc" | sed 's/UTF-8/utf8/')"; then
+    localedef -i "${loc%%.*}" -f UTF-8 "$loc"
+  fi
+  printf 'LANG=%s\n' "$loc" >"$hd/root/etc/default/locale"
+  sed -i 's/^UsePAM no$/UsePAM yes/' "$hd/root/etc/ssh/sshd_config.d/00-lab.conf"
+}
+
 host_keys() {
   local hd=$1
   rm -f "$hd/root/etc/ssh/ssh_host_"*
@@ -275,6 +290,10 @@ KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 EOF
       echo "$h" >"$hd/root/etc/hostname"
+      for hl in $locales; do
+        [ "${hl%%=*}" = "$h" ] || continue
+        set_locale "$hd" "${hl#*=}"
+      done
     fi
     [ -s "$hd/sshd.pid" ] && kill -0 "$(cat "$hd/sshd.pid")" 2>/dev/null || start_sshd "$h"
     if [ -d "$hd/root/var/lib/docker" ]; then
