@@ -7,6 +7,7 @@ mod common;
 mod compose;
 mod deadman;
 mod error_messages;
+mod fixtures;
 mod hardening;
 mod lab;
 mod safety;

@@ -2,7 +2,7 @@
 //! first when the host reverted it.
 
 use crate::engine::{clock, DeployArgs};
-use crate::error::{exit, Result};
+use crate::error::{exit, Error, Result};
 use crate::render::Renderer as Loaded;
 use crate::report::error_text;
 
@@ -19,35 +19,33 @@ pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
                 continue;
             }
         };
-        let out = conn.run("deploy-status", crate::remote::HOST_STATUS, &[], None).await?;
+        let out = conn.run("deploy-status", crate::remote::status::HOST_STATUS, &[], None).await?;
         conn.close().await;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let field = |k: &str| text.lines().filter_map(|l| l.strip_prefix(k)).map(String::from).collect::<Vec<_>>();
-        let audit = field("A\t");
+        let st = crate::remote::status::parse_host_status(&out.stdout)
+            .map_err(|m| Error::Remote { host: host.clone(), message: format!("unreadable reply: {m}") })?;
         crate::report::line(&format!("{host}:"));
-        if let Some(last) = audit.last().filter(|l| l.contains(" REVERTED ")) {
+        if let Some(last) = st.audit.last().filter(|l| l.contains(" REVERTED ")) {
             crate::report::line(&format!(
                 "  the last deploy was REVERTED by the host's dead-man switch (never confirmed): {last}"
             ));
         }
-        match field("lock\t").first() {
+        match &st.lock {
             Some(who) => crate::report::line(&format!("  locked by {who}")),
             None => crate::report::line("  not locked"),
         }
-        for p in field("pending\t") {
-            let (id, when) = p.split_once('\t').unwrap_or((&p, "0"));
+        for p in &st.pending {
             crate::report::line(&format!(
-                "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
-                clock(when.parse().unwrap_or(0))
+                "  a revert is PENDING: deploy {} reverts at {} unless confirmed",
+                p.deploy,
+                clock(p.deadline)
             ));
         }
-        for t in field("toggle\t") {
-            let (name, v) = t.split_once('\t').unwrap_or((&t, ""));
+        for (name, v) in &st.toggles {
             crate::report::line(&format!("  toggle {name}: {v}"));
         }
-        if !audit.is_empty() {
+        if !st.audit.is_empty() {
             crate::report::line("  recent:");
-            for a in &audit {
+            for a in &st.audit {
                 crate::report::line(&format!("    {a}"));
             }
         }

@@ -33,21 +33,14 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
         };
         let mut argv: Vec<&str> = vec![name];
         argv.extend(files.iter().map(|f| f.dest.as_str()));
-        let out = conn.run("deploy-status", crate::remote::TOGGLE_STATUS, &argv, None).await?;
+        let out = conn.run("deploy-status", crate::remote::status::TOGGLE_STATUS, &argv, None).await?;
         conn.close().await;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let state = text.lines().find_map(|l| l.strip_prefix("state\t")).unwrap_or("unset").to_string();
-        let (mut on_match, mut off_match) = (0, 0);
-        for l in text.lines().filter_map(|l| l.strip_prefix("H\t")) {
-            let (path, hash) = l.split_once('\t').unwrap_or((l, ""));
-            if on.file(path).is_some_and(|f| f.sha256 == hash) {
-                on_match += 1;
-            }
-            if off.file(path).is_some_and(|f| f.sha256 == hash) {
-                off_match += 1;
-            }
-        }
-        let n = files.len();
+        let st = crate::remote::status::parse_toggle_status(&out.stdout)
+            .map_err(|m| Error::Remote { host: host.clone(), message: format!("unreadable reply: {m}") })?;
+        let matches = |d: &crate::render::DesiredHost| {
+            st.hashes.iter().filter(|(path, hash)| d.file(path).is_some_and(|f| &f.sha256 == hash)).count()
+        };
+        let (on_match, off_match, n) = (matches(&on), matches(&off), files.len());
         let files_say = if on_match == n && off_match != n {
             "ON".to_string()
         } else if off_match == n && on_match != n {
@@ -57,24 +50,22 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
         };
         crate::report::line(&format!(
             "{host}: {name} state file says {}; the files on the host are the {files_say} rendering",
-            state.to_uppercase()
+            st.state.to_uppercase()
         ));
-        let rules: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("R\t")).collect();
-        if !rules.is_empty() {
+        if !st.rules.is_empty() {
             crate::report::line("  rules in force:");
-            for r in rules {
+            for r in &st.rules {
                 crate::report::line(&format!("    {r}"));
             }
         }
-        let pending: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pending\t")).collect();
-        if pending.is_empty() {
+        if st.pending.is_empty() {
             crate::report::line("  no revert pending");
         }
-        for p in pending {
-            let (id, when) = p.split_once('\t').unwrap_or((p, "0"));
+        for p in &st.pending {
             crate::report::line(&format!(
-                "  a revert is PENDING: deploy {id} reverts at {} unless confirmed",
-                clock(when.parse().unwrap_or(0))
+                "  a revert is PENDING: deploy {} reverts at {} unless confirmed",
+                p.deploy,
+                clock(p.deadline)
             ));
         }
     }

@@ -9,13 +9,13 @@ pub(crate) async fn unlock(args: &DeployArgs, host: &str) -> Result<u8> {
     let loaded = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
     let d = loaded.render_host(host, None)?;
     let conn = crate::remote::ssh::connect(host, &d.connection, &args.ssh).await?;
-    let out = conn.run("deploy-unlock", crate::remote::apply::UNLOCK, &[], None).await?;
+    let out = conn.run("deploy-unlock", crate::remote::lock::UNLOCK, &[], None).await?;
     conn.close().await;
-    let text = crate::remote::protocol::body("unlock", &out.stdout)
+    let held = crate::remote::lock::parse_unlock(&out.stdout)
         .map_err(|m| crate::error::Error::Remote { host: host.into(), message: format!("unreadable reply: {m}") })?;
-    match text.split_once('\t') {
-        Some(("held", who)) => crate::report::line(&format!("{host}: released the lock held by {}", who.trim())),
-        _ => crate::report::line(&format!("{host}: no lock was held")),
+    match held {
+        Some(who) => crate::report::line(&format!("{host}: released the lock held by {who}")),
+        None => crate::report::line(&format!("{host}: no lock was held")),
     }
     Ok(exit::OK)
 }

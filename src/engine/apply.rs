@@ -23,29 +23,29 @@ pub(crate) fn health_items(
     phase: usize,
     with_checks: bool,
 ) -> String {
-    let mut items = String::new();
+    use crate::remote::health::Check;
+    let mut checks = Vec::new();
     for a in services {
         let timeout = desired.compose.iter().find(|c| c.project == a.project).map(|c| c.health_timeout).unwrap_or(60);
-        items.push_str(&format!("S\t{timeout}\t{}\t{}\n", a.project, a.service));
+        checks.push(Check::Service { timeout, project: &a.project, service: &a.service });
     }
-    if with_checks {
-        for c in desired.checks.iter().filter(|c| c.phase == phase && c.selected) {
-            items.push_str(&match &c.kind {
-                CheckKind::Http { url, status } => format!("H\t{}\t{url}\t{status}\n", c.timeout),
-                CheckKind::Tcp { address } => {
-                    let (h, p) = address.rsplit_once(':').unwrap_or((address.as_str(), "0"));
-                    format!("T\t{}\t{h}\t{p}\n", c.timeout)
-                }
-                CheckKind::Command { command } => format!("M\t{}\t{command}\n", c.timeout),
-            });
-        }
+    for c in desired.checks.iter().filter(|c| with_checks && c.phase == phase && c.selected) {
+        let timeout = c.timeout;
+        checks.push(match &c.kind {
+            CheckKind::Http { url, status } => Check::Http { timeout, url, status: *status },
+            CheckKind::Tcp { address } => {
+                let (host, port) = address.rsplit_once(':').unwrap_or((address.as_str(), "0"));
+                Check::Tcp { timeout, host, port }
+            }
+            CheckKind::Command { command } => Check::Command { timeout, command },
+        });
     }
-    items
+    crate::remote::health::encode(&checks)
 }
 
 pub(crate) async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
-    let out = r.run("deploy-compose", crate::remote::apply::COMPOSE, &[], Some(manifest.as_bytes())).await?;
-    crate::remote::apply::parse_compose(&out.stdout).map_err(|m| r.protocol(m))
+    let out = r.run("deploy-compose", crate::remote::compose::SCRIPT, &[], Some(manifest.as_bytes())).await?;
+    crate::remote::compose::parse_compose(&out.stdout).map_err(|m| r.protocol(m))
 }
 
 /// Container actions for one phase, one compose call per project.
@@ -286,19 +286,14 @@ impl<'a> PhaseRun<'a> {
     /// Run the on_change commands of the changed files (`journal`: where
     /// they are recorded for a revert).
     async fn triggers_in(&self, journal: &str) -> Result<Option<Failure>> {
-        let input = self.triggers.join("\n") + "\n";
+        let input = crate::remote::triggers::encode(&self.triggers);
         let out =
-            self.r.run("deploy-triggers", crate::remote::apply::TRIGGERS, &[journal], Some(input.as_bytes())).await?;
-        let text = crate::remote::protocol::body("triggers", &out.stdout).map_err(|m| self.r.protocol(m))?;
-        let Some(line) = text.lines().find(|l| l.starts_with("F\t")) else { return Ok(None) };
-        let f: Vec<&str> = line.splitn(3, '\t').collect();
-        let mut failure = self.failure(format!(
-            "on_change command `{}` failed (exit {})",
-            f.get(1).unwrap_or(&""),
-            f.get(2).unwrap_or(&"?")
-        ));
-        failure.details = text.lines().filter_map(|l| l.strip_prefix("O\t")).map(|l| format!("  | {l}")).collect();
-        Ok(Some(failure))
+            self.r.run("deploy-triggers", crate::remote::triggers::SCRIPT, &[journal], Some(input.as_bytes())).await?;
+        let failed = crate::remote::triggers::parse_triggers(&out.stdout).map_err(|m| self.r.protocol(m))?;
+        Ok(failed.map(|f| Failure {
+            details: f.output.iter().map(|l| format!("  | {l}")).collect(),
+            ..self.failure(format!("on_change command `{}` failed (exit {})", f.command, f.code))
+        }))
     }
 
     async fn run_triggers(&self) -> Result<Option<Failure>> {
@@ -347,8 +342,8 @@ impl<'a> PhaseRun<'a> {
         }
         self.progress
             .step(self.host(), &format!("{}: waiting for health ({} checks)", self.name, items.lines().count()));
-        let out = self.r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-        let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| self.r.protocol(m))?;
+        let out = self.r.run("deploy-health", crate::remote::health::SCRIPT, &[], Some(items.as_bytes())).await?;
+        let h = crate::remote::health::parse_health(&out.stdout).map_err(|m| self.r.protocol(m))?;
         if h.failed.is_empty() {
             return Ok(None);
         }
@@ -378,14 +373,14 @@ impl<'a> PhaseRun<'a> {
 
     async fn restore_files(&self, f: &mut Failure) -> Result<()> {
         let (r, journal, n) = (self.r, &self.journal, self.changes.len());
-        let out = r.run("deploy-revert", crate::remote::apply::REVERT, &[journal], None).await?;
+        let out = r.run("deploy-revert", crate::remote::revert::SCRIPT, &[journal], None).await?;
         if !self.triggers.is_empty() {
             // the restored files must take effect again (firewall, sshd)
             let failed = self.triggers_in(&format!("{journal}/rollback")).await?.is_some();
             let how = if failed { ": FAILED" } else { "" };
             f.rolled_back.push(format!("re-ran {} on the restored files{how}", self.triggers.join("; ")));
         }
-        match crate::remote::apply::parse_revert(&out.stdout) {
+        match crate::remote::revert::parse_revert(&out.stdout) {
             Ok(rv) if rv.done && rv.not_restored.is_empty() => {
                 f.rolled_back.push(format!("restored the {n} changed paths of phase {} from the journal", self.name))
             }
@@ -421,8 +416,8 @@ impl<'a> PhaseRun<'a> {
             back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
         if !recreated.is_empty() {
             let items = health_items(&recreated, desired, self.index, false);
-            let out = r.run("deploy-health", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-            let h = crate::remote::apply::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
+            let out = r.run("deploy-health", crate::remote::health::SCRIPT, &[], Some(items.as_bytes())).await?;
+            let h = crate::remote::health::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
             for s in &h.passed {
                 f.rolled_back.push(format!("{s} recreated with its previous inputs and healthy again"));
             }

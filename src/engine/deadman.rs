@@ -3,42 +3,19 @@
 
 use super::*;
 
-/// An armed dead-man timer on a host.
-#[derive(Debug, Clone)]
-pub(crate) struct Armed {
-    /// systemd, at or sleeper.
-    pub(crate) mechanism: String,
-    /// Unit name, at job or process group.
-    pub(crate) handle: String,
-    /// When the host reverts (epoch seconds).
-    pub(crate) deadline: u64,
-}
+pub(crate) use crate::remote::arm::Armed;
 
 /// Arm the host's revert of deploy `id`, due in `secs` seconds.
 pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64) -> Result<Armed> {
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
-    let out = r
-        .run(
-            "deploy-arm",
-            crate::remote::apply::ARM,
-            &[id, &secs.to_string(), &prefer],
-            Some(&crate::remote::apply::arm_bundle()),
-        )
-        .await?;
-    let text = crate::remote::protocol::body("arm", &out.stdout).unwrap_or_default();
-    let line = text.lines().find(|l| l.starts_with("ARMED\t")).ok_or_else(|| Error::Remote {
+    let args = [id, &secs.to_string(), &prefer];
+    let out = r.run("deploy-arm", crate::remote::arm::SCRIPT, &args, Some(&crate::remote::arm::bundle())).await?;
+    crate::remote::arm::parse_arm(&out.stdout).map_err(|why| Error::Remote {
         host: host.into(),
         message: format!(
-            "cannot arm the dead-man switch, so nothing of the guarded phase was changed: {} {}",
-            text.trim(),
+            "cannot arm the dead-man switch, so nothing of the guarded phase was changed: {why} {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
-    })?;
-    let f: Vec<&str> = line.split('\t').collect();
-    Ok(Armed {
-        mechanism: f[1].into(),
-        handle: f[2].into(),
-        deadline: f.get(3).and_then(|d| d.parse().ok()).unwrap_or(0),
     })
 }
 
@@ -117,7 +94,7 @@ async fn confirm(r: &Ready, run: &Run, progress: &Progress, a: &Armed) -> (Strin
     // before the host's own revert fires; an authentication or host key
     // failure is an answer, not a hiccup.
     let give_up = a.deadline.saturating_sub(5).min(crate::util::now() + 60);
-    let disarm = crate::remote::apply::DISARM;
+    let disarm = crate::remote::arm::DISARM;
     let answer = loop {
         let limit = Duration::from_secs(give_up.saturating_sub(crate::util::now()).clamp(5, 30));
         let res =
@@ -130,10 +107,9 @@ async fn confirm(r: &Ready, run: &Run, progress: &Progress, a: &Armed) -> (Strin
         }
     };
     let result = match answer {
-        Ok(o) if crate::remote::protocol::body("disarm", &o.stdout).is_ok_and(|b| b.starts_with("DISARMED")) => Ok(()),
-        Ok(o) => {
-            Err(format!("{} {}", String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim()))
-        }
+        Ok(o) => crate::remote::arm::parse_disarm(&o.stdout)
+            .map(|_| ())
+            .map_err(|why| format!("{why} {}", String::from_utf8_lossy(&o.stderr).trim()).trim().to_string()),
         Err(e) => Err(e.to_string()),
     };
     (dest, result)

@@ -21,7 +21,7 @@ use crate::plan::outcome::{Failure, HostReport};
 use crate::plan::state::Lock;
 use crate::plan::{plan_host, Action, HostPlan, ServiceAction, ServiceActionKind};
 use crate::redact::Redactor;
-use crate::remote::apply::FINISH;
+use crate::remote::lock::FINISH;
 use crate::remote::ssh::{Conn, SshOptions};
 use crate::render::{CheckKind, DesiredHost, Renderer as Loaded};
 use crate::report::error_text;
@@ -126,8 +126,8 @@ impl Ready {
             return self.conn.run(name, script, args, stdin).await;
         }
         self.set_lock(LockState::Sent);
-        let out = self.conn.run(name, &crate::remote::apply::with_lock(script, &self.holder), args, stdin).await?;
-        if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
+        let out = self.conn.run(name, &crate::remote::lock::with_lock(script, &self.holder), args, stdin).await?;
+        if let Some(who) = crate::remote::lock::lock_held(out.code, &out.stderr) {
             // the holder is someone else: nothing of ours to release
             self.set_lock(LockState::NotTaken);
             return Err(lock_error(&self.desired.host, &self.env, &who));

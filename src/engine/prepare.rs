@@ -105,7 +105,7 @@ pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
         .iter()
         .map(|d| d.path.clone())
         .chain(desired.files.iter().map(|f| f.dest.clone()))
-        .chain(desired.absent.iter().map(|a| a.0.clone()))
+        .chain(desired.absent.iter().map(|a| a.path.clone()))
         .chain(desired.compose.iter().map(|c| c.override_path.clone()))
         .chain(desired.extra_probe.iter().cloned())
         .collect()
@@ -154,66 +154,37 @@ pub(crate) fn toggles_on(loaded: &Loaded, remote: &crate::plan::state::Remote) -
         .collect()
 }
 
-pub(crate) async fn stage1(
-    desired: Arc<DesiredHost>,
-    loaded: &Loaded,
-    args: &DeployArgs,
-    holder: &str,
-    redactor: &Redactor,
-    progress: &Progress,
-) -> HostState {
+/// Prepare one host: connect, probe, plan, check. Nothing on the host
+/// changes here; a prompt to come takes the lock.
+pub(crate) async fn stage1(desired: Arc<DesiredHost>, run: &Run, progress: &Progress) -> HostState {
     let host = desired.host.clone();
-    let host = host.as_str();
-    progress.step(host, "connecting");
-    let conn = match crate::remote::ssh::connect(host, &desired.connection, &args.ssh).await {
+    progress.step(&host, "connecting");
+    let conn = match crate::remote::ssh::connect(&host, &desired.connection, &run.args.ssh).await {
         Ok(c) => c,
         Err(e) => return HostState::Failed(e),
     };
-    progress.step(host, "probing");
-    let mut desired = desired;
-    // The probe never locks: a host with nothing to change costs one round
-    // trip. The lock is taken once there is something to do (by the apply's
-    // first command, or before a prompt: lock_and_diff),
-    // and the apply re-checks every file's hash against this probe anyway.
-    let mut remote = match probe(&conn, host, &desired).await {
-        Ok(r) => r,
-        Err(e) => return HostState::Failed(e),
-    };
-    let mut overrides = match &args.toggle {
-        Some(t) => {
-            let spec = &loaded.project.file.toggles[&t.name];
-            vec![(spec.var.clone(), crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off }))]
+    match prepare_host(conn, desired, run, progress).await {
+        Ok(ready) => {
+            let plan = &ready.plan;
+            let n = plan.changes.len();
+            progress.done(&host, &if n == 0 { "in sync".to_string() } else { format!("{n} changes planned") });
+            HostState::Ready(Box::new(ready))
         }
-        None => toggles_on(loaded, &remote),
-    };
-    if args.toggle.is_none() {
-        // A toggle that is on stays on: render this host with its value, as
-        // recorded on the host, so a plain deploy never undoes it silently.
-        if !overrides.is_empty() {
-            let again = match loaded.render_host_with(host, args.roles.as_deref(), &overrides) {
-                Ok(d) => Arc::new(d),
-                Err(e) => return HostState::Failed(e),
-            };
-            if probe_paths(&again) != probe_paths(&desired) {
-                let lock = remote.lock.clone();
-                remote = match probe(&conn, host, &again).await {
-                    Ok(r) => r,
-                    Err(e) => return HostState::Failed(e),
-                };
-                remote.lock = lock;
-            }
-            desired = again;
-        }
+        Err(e) => HostState::Failed(e),
     }
+}
+
+async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress: &Progress) -> Result<Ready> {
+    let (args, loaded, host) = (&run.args, &run.loaded, desired.host.clone());
+    let host = host.as_str();
+    progress.step(host, "probing");
+    let (desired, remote, mut overrides) = probe_as_recorded(&conn, desired, run).await?;
     if let Lock::Seen(who) = &remote.lock {
         if !args.check {
-            return HostState::Failed(lock_error_with(host, &args.env, who, &remote.holder_journals));
+            return Err(lock_error_with(host, &args.env, who, &remote.holder_journals));
         }
     }
-    let mut plan = match plan_host(&desired, &remote) {
-        Ok(p) => p,
-        Err(m) => return HostState::Failed(Error::Remote { host: host.into(), message: m }),
-    };
+    let mut plan = plan_host(&desired, &remote).map_err(|m| Error::Remote { host: host.into(), message: m })?;
     if let Lock::Seen(who) = &remote.lock {
         // --check: the plan stands, but a deploy now would be refused
         plan.notes.push(format!(
@@ -230,71 +201,93 @@ pub(crate) async fn stage1(
     let client = remote.client_addr.clone().unwrap_or_default();
     overrides.push(("deploy_controller_addr".into(), client.clone().into()));
     overrides.push(("deploy_ssh_port".into(), port_now.into()));
-    // A toggle confirming through another way in (its VPN address) relies on
-    // it: prove it works now, and learn our address as seen that way, before
-    // switching to rules that may leave only that way open.
-    let confirm_addr = match &desired.confirm_via {
-        None => Ok(client),
-        Some(via) => {
-            let mut c = desired.connection.clone();
-            c.address = via.clone();
-            match crate::remote::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", "echo \"$SSH_CONNECTION\"", &[], Duration::from_secs(30)).await {
-                Ok(o) if o.code == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()),
-                Ok(o) => Err(format!("exit {:?}", o.code)),
-                Err(Error::Connect { message, .. }) => Err(message),
-                Err(e) => Err(e.to_string()),
-            }
-            .map_err(|why| Error::Remote {
-                host: host.into(),
-                message: format!("the confirmation would connect through {via} (confirm_via), which does not work now: {why}. Nothing was changed; fix that way in first"),
-            })
-        }
-    };
-    let confirm_addr = match confirm_addr {
-        Ok(a) => a,
-        Err(e) => return HostState::Failed(e),
-    };
+    let confirm_addr = confirm_addr(&desired, args, client).await?;
     overrides.push(("deploy_confirm_addr".into(), confirm_addr.into()));
-    let checked = match conn.fallback {
-        Some(fb) => fallback_guard(loaded, args, &desired, &plan, fb),
-        None => Ok(()),
-    };
-    let checked = match checked {
-        Ok(()) => preflight(&conn, loaded, &desired, &remote, &plan, &overrides, args.toggle.is_some()).await,
-        e => e,
-    };
-    if let Err(e) = checked {
-        return HostState::Failed(e);
+    if let Some(fb) = conn.fallback {
+        fallback_guard(loaded, args, &desired, &plan, fb)?;
     }
+    preflight(&conn, loaded, &desired, &remote, &plan, &overrides, args.toggle.is_some()).await?;
     // Only a prompt needs the lock now (the plan must hold until it is
     // answered); with --yes the apply's first command takes it, which saves
     // a round trip, and the apply re-checks every hash under the lock anyway.
     let prompt = !args.yes && std::io::stdin().is_terminal();
     let locked = !args.check && !plan.is_empty() && prompt;
-    if let Err(e) = lock_and_diff(&conn, &desired, &mut plan, &remote, redactor, locked, holder, &args.env).await {
-        return HostState::Failed(e);
-    }
+    let redactor = &loaded.redactor;
+    lock_and_diff(&conn, &desired, &mut plan, &remote, redactor, locked, &run.holder, &args.env).await?;
     if let Some(fb) = conn.fallback {
         plan.notes.push(format!(
             "nothing listens on port {port_now} (ansible_port) yet: connected on deploy_fallback_port {fb}; this deploy must move sshd, and its confirmation uses port {port_now}"
         ));
     }
-    progress.done(
-        host,
-        &if plan.changes.is_empty() {
-            "in sync".to_string()
-        } else {
-            format!("{} changes planned", plan.changes.len())
-        },
-    );
-    HostState::Ready(Box::new(Ready {
+    Ok(Ready {
         conn,
         plan,
         lock: std::sync::Mutex::new(if locked { LockState::Held } else { LockState::NotTaken }),
-        holder: holder.to_string(),
+        holder: run.holder.clone(),
         env: args.env.clone(),
         desired,
-    }))
+    })
+}
+
+/// Probe the host, and render it again with the toggles the host records as
+/// on (a toggle that is on stays on: a plain deploy never undoes it
+/// silently); a toggle run renders with its own value. Returns what to plan
+/// from, what the host has, and the toggle values in force.
+async fn probe_as_recorded(
+    conn: &Conn,
+    desired: Arc<DesiredHost>,
+    run: &Run,
+) -> Result<(Arc<DesiredHost>, crate::plan::state::Remote, Vec<(String, minijinja::Value)>)> {
+    let (args, loaded, host) = (&run.args, &run.loaded, desired.host.as_str());
+    // The probe never locks: a host with nothing to change costs one round
+    // trip. The lock is taken once there is something to do (by the apply's
+    // first command, or before a prompt: lock_and_diff), and the apply
+    // re-checks every file's hash against this probe anyway.
+    let remote = probe(conn, host, &desired).await?;
+    if let Some(t) = &args.toggle {
+        let spec = &loaded.project.file.toggles[&t.name];
+        let value = crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+        return Ok((desired, remote, vec![(spec.var.clone(), value)]));
+    }
+    let overrides = toggles_on(loaded, &remote);
+    if overrides.is_empty() {
+        return Ok((desired, remote, overrides));
+    }
+    let again = Arc::new(loaded.render_host_with(host, args.roles.as_deref(), &overrides)?);
+    if probe_paths(&again) == probe_paths(&desired) {
+        return Ok((again, remote, overrides));
+    }
+    let mut again_remote = probe(conn, host, &again).await?;
+    again_remote.lock = remote.lock;
+    again_remote.holder_journals = remote.holder_journals;
+    Ok((again, again_remote, overrides))
+}
+
+/// Our address as the confirmation will see it. A toggle confirming through
+/// another way in (its VPN address) relies on it: prove it works now, and
+/// learn our address as seen that way, before switching to rules that may
+/// leave only that way open.
+async fn confirm_addr(desired: &DesiredHost, args: &DeployArgs, client: String) -> Result<String> {
+    let Some(via) = &desired.confirm_via else { return Ok(client) };
+    let host = desired.host.as_str();
+    let mut c = desired.connection.clone();
+    c.address = via.clone();
+    let ask = "echo \"$SSH_CONNECTION\"";
+    let res = crate::remote::ssh::run_fresh(host, &c, &args.ssh, "deploy-via", ask, &[], Duration::from_secs(30)).await;
+    let why = match res {
+        Ok(o) if o.code == Some(0) => {
+            return Ok(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string())
+        }
+        Ok(o) => format!("exit {:?}", o.code),
+        Err(Error::Connect { message, .. }) => message,
+        Err(e) => e.to_string(),
+    };
+    Err(Error::Remote {
+        host: host.into(),
+        message: format!(
+            "the confirmation would connect through {via} (confirm_via), which does not work now: {why}. Nothing was changed; fix that way in first"
+        ),
+    })
 }
 
 /// Connected through deploy_fallback_port: only a deploy that changes
@@ -350,22 +343,24 @@ pub(crate) async fn preflight(
         return Ok(());
     }
     let mut failed = loaded.failed_assertions(desired, facts, &roles)?;
-    let mut items = String::new();
+    use crate::remote::health::Check;
+    let mut checks = Vec::new();
     for p in desired.preflight.iter().filter(|p| roles.contains(&p.role.as_str())) {
         match &p.kind {
-            crate::render::PreflightKind::Command { command } => items.push_str(&format!("M\t30\t{command}\n")),
+            crate::render::PreflightKind::Command { command } => checks.push(Check::Command { timeout: 30, command }),
             crate::render::PreflightKind::Healthy { project, service } => {
                 // a service this deploy creates has nothing to be healthy yet
                 if toggle && remote.containers.iter().any(|c| &c.project == project && &c.service == service) {
-                    items.push_str(&format!("S\t5\t{project}\t{service}\n"));
+                    checks.push(Check::Service { timeout: 5, project, service });
                 }
             }
             crate::render::PreflightKind::That { .. } => {}
         }
     }
+    let items = crate::remote::health::encode(&checks);
     if !items.is_empty() {
-        let out = conn.run("deploy-preflight", crate::remote::apply::HEALTH, &[], Some(items.as_bytes())).await?;
-        let h = crate::remote::apply::parse_health(&out.stdout)
+        let out = conn.run("deploy-preflight", crate::remote::health::SCRIPT, &[], Some(items.as_bytes())).await?;
+        let h = crate::remote::health::parse_health(&out.stdout)
             .map_err(|m| Error::Remote { host: desired.host.clone(), message: format!("unreadable reply: {m}") })?;
         failed.extend(h.failed.iter().map(|(what, why, _)| format!("{what}: {why}")));
     }
@@ -396,8 +391,8 @@ pub(crate) async fn lock_and_diff(
     env: &str,
 ) -> Result<()> {
     if lock {
-        let out = conn.run("deploy-lock", &crate::remote::apply::with_lock("", holder), &[], None).await?;
-        if let Some(who) = crate::remote::apply::lock_held(out.code, &out.stderr) {
+        let out = conn.run("deploy-lock", &crate::remote::lock::with_lock("", holder), &[], None).await?;
+        if let Some(who) = crate::remote::lock::lock_held(out.code, &out.stderr) {
             return Err(lock_error(&desired.host, env, &who));
         }
     }

@@ -93,7 +93,7 @@ pub(crate) async fn prepare_all(run: &Arc<Run>, desired: &[Arc<DesiredHost>]) ->
     let mut set = JoinSet::new();
     let mut ids = HashMap::new();
     for (i, d) in desired.iter().enumerate() {
-        let (d, run, progress, redactor) = (d.clone(), run.clone(), progress.clone(), redactor.clone());
+        let (d, run, progress) = (d.clone(), run.clone(), progress.clone());
         let h = set.spawn(async move {
             let _slot = run.slots.clone().acquire_owned().await;
             if run.stop.requested() {
@@ -102,7 +102,7 @@ pub(crate) async fn prepare_all(run: &Arc<Run>, desired: &[Arc<DesiredHost>]) ->
                     message: "interrupted before this host was probed; nothing was changed".into(),
                 });
             }
-            stage1(d, &run.loaded, &run.args, &run.holder, &redactor, &progress).await
+            stage1(d, &run, &progress).await
         });
         ids.insert(h.id(), i);
     }

@@ -211,6 +211,25 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
         unchanged: 0,
         preserved: vec![],
     };
+    plan_dirs(desired, remote, &mut plan)?;
+    plan_files(desired, remote, &mut plan)?;
+    plan_absent(desired, remote, &mut plan);
+    plan_compose(desired, remote, &mut plan)?;
+    // apply order: phase by phase; within a phase dirs, files, removals
+    plan.changes.sort_by_key(|c| {
+        (
+            c.phase,
+            match c.resource {
+                Resource::Dir => 0,
+                Resource::File => 1,
+                Resource::Absent => 2,
+            },
+        )
+    });
+    Ok(plan)
+}
+
+fn plan_dirs(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for d in desired.dirs.iter().filter(|d| d.selected) {
         let e = remote.paths.get(&d.path);
         let base = Change {
@@ -241,6 +260,10 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
             }
         }
     }
+    Ok(())
+}
+
+fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for (i, f) in desired.files.iter().enumerate().filter(|(_, f)| f.selected) {
         let e = remote.paths.get(&f.dest);
         let base = Change {
@@ -269,22 +292,27 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
             Some(e) => {
                 let mut r = Vec::new();
                 let content_differs = e.sha256.as_deref() != Some(f.sha256.as_str());
+                let update = content_differs && !f.preserve;
                 if content_differs && f.preserve {
                     plan.preserved.push(f.dest.clone());
-                } else if content_differs {
+                } else if update {
                     r.push("content".to_string());
                 }
                 r.extend(meta_reasons(e, &f.owner, &f.group, f.mode));
                 if r.is_empty() {
                     plan.unchanged += 1;
                 } else {
-                    let action = if r[0] == "content" { Action::Update } else { Action::Metadata };
+                    let action = if update { Action::Update } else { Action::Metadata };
                     plan.changes.push(Change { action, reasons: r, ..base });
                 }
             }
         }
     }
-    for (path, role, phase, _) in desired.absent.iter().filter(|a| a.3) {
+    Ok(())
+}
+
+fn plan_absent(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) {
+    for crate::render::DesiredAbsent { path, role, phase, .. } in desired.absent.iter().filter(|a| a.selected) {
         match remote.paths.get(path) {
             None => plan.unchanged += 1,
             Some(e) => plan.changes.push(Change {
@@ -302,19 +330,53 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
             }),
         }
     }
-    plan_compose(desired, remote, &mut plan)?;
-    // apply order: phase by phase; within a phase dirs, files, removals
-    plan.changes.sort_by_key(|c| {
-        (
-            c.phase,
-            match c.resource {
-                Resource::Dir => 0,
-                Resource::File => 1,
-                Resource::Absent => 2,
-            },
-        )
-    });
-    Ok(plan)
+}
+
+/// What a service needs, and why: created, recreated (an input or its
+/// definition changed, or its container has other inputs), started, or
+/// nothing.
+fn service_action(
+    p: &crate::render::DesiredCompose,
+    s: &crate::render::DesiredService,
+    containers: &[&crate::plan::state::Container],
+    changed: &std::collections::HashMap<&str, &Change>,
+    hash: &str,
+) -> Option<ServiceAction> {
+    let mut reasons: Vec<String> = s
+        .inputs
+        .iter()
+        .filter(|i| changed.contains_key(i.as_str()))
+        .map(|i| {
+            let what = if i.ends_with(".env") || i.contains("/env/") || i.contains(".env.") {
+                "env file"
+            } else {
+                "mounted file"
+            };
+            format!("{what} {i} changed")
+        })
+        .collect();
+    let action = if containers.is_empty() {
+        reasons = vec!["no container yet".into()];
+        ServiceActionKind::Create
+    } else if containers.iter().any(|c| c.inputs != hash) {
+        if reasons.is_empty() {
+            reasons.push(if p.files.iter().any(|f| changed.contains_key(f.as_str())) {
+                format!("its definition in {} changed", s.file)
+            } else if containers.iter().any(|c| c.inputs.is_empty()) {
+                "its container was created outside deploy (no deploy.inputs label)".into()
+            } else {
+                "its container was created from other inputs (changed or recreated by hand)".into()
+            });
+        }
+        ServiceActionKind::Recreate
+    } else if let Some(c) = containers.iter().find(|c| c.state != "running") {
+        reasons = vec![format!("its container is {}", c.state)];
+        ServiceActionKind::Start
+    } else {
+        return None;
+    };
+    let (project, service, phase) = (p.project.clone(), s.name.clone(), p.phase);
+    Some(ServiceAction { project, service, action, reasons, phase, command: vec![] })
 }
 
 /// The sha256 a path will have after this run: the desired content when the
@@ -365,51 +427,7 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
             }
             let containers: Vec<&crate::plan::state::Container> =
                 remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
-            let mut reasons: Vec<String> = s
-                .inputs
-                .iter()
-                .filter(|i| changed.contains_key(i.as_str()))
-                .map(|i| {
-                    let what = if i.ends_with(".env") || i.contains("/env/") || i.contains(".env.") {
-                        "env file"
-                    } else {
-                        "mounted file"
-                    };
-                    format!("{what} {i} changed")
-                })
-                .collect();
-            let action = if containers.is_empty() {
-                reasons = vec!["no container yet".into()];
-                Some(ServiceActionKind::Create)
-            } else if containers.iter().any(|c| c.inputs != hash) {
-                if reasons.is_empty() {
-                    if p.files.iter().any(|f| changed.contains_key(f.as_str())) {
-                        reasons.push(format!("its definition in {} changed", s.file));
-                    } else if containers.iter().any(|c| c.inputs.is_empty()) {
-                        reasons.push("its container was created outside deploy (no deploy.inputs label)".into());
-                    } else {
-                        reasons
-                            .push("its container was created from other inputs (changed or recreated by hand)".into());
-                    }
-                }
-                Some(ServiceActionKind::Recreate)
-            } else if containers.iter().any(|c| c.state != "running") {
-                let st = containers.iter().map(|c| c.state.as_str()).find(|s| *s != "running").unwrap_or("stopped");
-                reasons = vec![format!("its container is {st}")];
-                Some(ServiceActionKind::Start)
-            } else {
-                None
-            };
-            if let Some(action) = action {
-                plan.services.push(ServiceAction {
-                    project: p.project.clone(),
-                    service: s.name.clone(),
-                    action,
-                    reasons,
-                    phase: p.phase,
-                    command: vec![],
-                });
-            }
+            plan.services.extend(service_action(p, s, &containers, &changed, &hash));
         }
         for r in &p.reloads {
             let busy = plan.services.iter().any(|a| a.project == p.project && a.service == r.service);

@@ -1,14 +1,19 @@
 //! The remote side: the SSH transport, and one module per host script with
-//! the script, its typed input and its parser.
+//! the script, its typed input and its parser. Every script speaks the line
+//! protocol of `protocol`.
 
 pub(crate) mod apply;
+pub(crate) mod arm;
+pub(crate) mod compose;
+#[cfg(test)]
+mod fixture_tests;
+pub(crate) mod health;
+pub(crate) mod lock;
 pub(crate) mod probe;
 pub(crate) mod protocol;
+pub(crate) mod revert;
 #[cfg(test)]
 mod script_tests;
 pub(crate) mod ssh;
-
-/// A toggle's state as the host records it (`deploy NAME-status`).
-pub(crate) const TOGGLE_STATUS: &str = include_str!("togglestatus.sh");
-/// What the host records about deploys (`deploy status`).
-pub(crate) const HOST_STATUS: &str = include_str!("hoststatus.sh");
+pub(crate) mod status;
+pub(crate) mod triggers;

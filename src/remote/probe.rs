@@ -17,18 +17,7 @@ pub(crate) const OLD_MAX: u64 = 1 << 20;
 
 /// Parse probe output. Errors describe what was malformed.
 pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
-    let text = std::str::from_utf8(out).map_err(|_| "probe output is not UTF-8".to_string())?;
-    let mut lines = text.lines();
-    match lines.next() {
-        Some("deploy-probe\t1") => {}
-        Some(other) => {
-            return Err(format!(
-                "unexpected probe header `{}` (is /bin/sh a POSIX shell?)",
-                other.chars().take(80).collect::<String>()
-            ))
-        }
-        None => return Err("empty probe output".into()),
-    }
+    let text = crate::remote::protocol::body("probe", out)?;
     let mut r = Remote {
         compose: None,
         docker_unreachable: false,
@@ -44,31 +33,12 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
-    for line in lines {
+    for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f[0] {
-            "host" => r.hostname = f.get(1).unwrap_or(&"").to_string(),
-            "lock" => {
-                let who = f.get(2).map(|s| s.trim().to_string()).unwrap_or_default();
-                r.lock = match f.get(1) {
-                    Some(&"seen") => Lock::Seen(who),
-                    _ => return Err(format!("bad lock line `{line}`")),
-                }
-            }
             "P" if f.len() == 8 => {
-                let kind = match f[1] {
-                    "regular file" | "regular empty file" => Kind::File,
-                    "directory" => Kind::Dir,
-                    "symbolic link" => Kind::Link,
-                    _ => Kind::Other,
-                };
-                let mode = u32::from_str_radix(f[2], 8).map_err(|_| format!("bad mode in `{line}`"))?;
-                let uid = f[3].parse().map_err(|_| format!("bad uid in `{line}`"))?;
-                let gid = f[4].parse().map_err(|_| format!("bad gid in `{line}`"))?;
-                r.paths.insert(
-                    f[7].to_string(),
-                    Entry { kind, mode, uid, gid, user: f[5].into(), group: f[6].into(), sha256: None },
-                );
+                let (path, entry) = path_line(&f, line)?;
+                r.paths.insert(path, entry);
             }
             "H" if f.len() == 2 => {
                 let (hash, path) = f[1].split_once("  ").ok_or_else(|| format!("bad hash line `{line}`"))?;
@@ -77,64 +47,95 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 }
                 hashes.push((path.to_string(), hash.to_string()));
             }
-            "journal" if f.len() == 4 => r.holder_journals.push(JournalState {
-                phase: f[1].into(),
-                state: f[2].trim().into(),
-                paths: f[3].parse().map_err(|_| format!("bad journal line `{line}`"))?,
-            }),
-            "compose" => {
-                r.compose = match f.get(1) {
-                    Some(&"v2") => Some(ComposeVariant::V2),
-                    Some(&"v1") => Some(ComposeVariant::V1),
-                    _ => None,
-                }
-            }
-            "docker" => r.docker_unreachable = true,
-            "reverted" => r.reverted = f.get(1).map(|s| s.to_string()),
-            "client" => {
-                // SSH_CONNECTION: client-addr client-port server-addr server-port
-                let w: Vec<&str> = f.get(1).unwrap_or(&"").split_whitespace().collect();
-                if w.len() == 4 {
-                    r.client_addr = Some(w[0].to_string());
-                    r.server_port = w[3].parse().ok();
-                }
-            }
-            "C" if f.len() == 6 => r.containers.push(Container {
-                id: f[1].into(),
-                project: f[2].into(),
-                service: f[3].into(),
-                inputs: f[4].into(),
-                state: f[5].into(),
-            }),
             "old" if f.len() == 3 => {
-                let old = match f[2].strip_prefix('-') {
-                    Some(size) => Old::TooLarge(size.parse().map_err(|_| format!("bad size in `{}`", f[1]))?),
-                    None => {
-                        use base64::Engine;
-                        Old::Bytes(
-                            base64::engine::general_purpose::STANDARD
-                                .decode(f[2])
-                                .map_err(|e| format!("bad contents of {} in the probe output: {e}", f[1]))?,
-                        )
-                    }
-                };
-                r.old.insert(f[1].to_string(), old);
+                let (path, old) = old_line(&f)?;
+                r.old.insert(path, old);
             }
             "end" => ended = true,
-            _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
+            _ => host_line(&mut r, &f, line)?,
         }
     }
     if !ended {
         return Err("probe output ended early (connection dropped or host out of resources?)".into());
     }
     for (path, hash) in hashes {
-        if let Some(e) = r.paths.get_mut(&path) {
-            if e.kind == Kind::File {
-                e.sha256 = Some(hash);
-            }
+        if let Some(e) = r.paths.get_mut(&path).filter(|e| e.kind == Kind::File) {
+            e.sha256 = Some(hash);
         }
     }
     Ok(r)
+}
+
+/// `P TYPE MODE UID GID USER GROUP PATH`: one existing path (stat runs
+/// under LC_ALL=C, so TYPE is in English).
+fn path_line(f: &[&str], line: &str) -> Result<(String, Entry), String> {
+    let kind = match f[1] {
+        "regular file" | "regular empty file" => Kind::File,
+        "directory" => Kind::Dir,
+        "symbolic link" => Kind::Link,
+        _ => Kind::Other,
+    };
+    let mode = u32::from_str_radix(f[2], 8).map_err(|_| format!("bad mode in `{line}`"))?;
+    let uid = f[3].parse().map_err(|_| format!("bad uid in `{line}`"))?;
+    let gid = f[4].parse().map_err(|_| format!("bad gid in `{line}`"))?;
+    Ok((f[7].to_string(), Entry { kind, mode, uid, gid, user: f[5].into(), group: f[6].into(), sha256: None }))
+}
+
+/// `old PATH BASE64` or `old PATH -SIZE`: a file's current contents, for a diff.
+fn old_line(f: &[&str]) -> Result<(String, Old), String> {
+    let old = match f[2].strip_prefix('-') {
+        Some(size) => Old::TooLarge(size.parse().map_err(|_| format!("bad size in `{}`", f[1]))?),
+        None => {
+            use base64::Engine;
+            Old::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(f[2])
+                    .map_err(|e| format!("bad contents of {} in the probe output: {e}", f[1]))?,
+            )
+        }
+    };
+    Ok((f[1].to_string(), old))
+}
+
+/// The host-wide lines: name, connection, lock, containers, compose.
+fn host_line(r: &mut Remote, f: &[&str], line: &str) -> Result<(), String> {
+    match f[0] {
+        "host" => r.hostname = f.get(1).unwrap_or(&"").to_string(),
+        "lock" if f.get(1) == Some(&"seen") => {
+            r.lock = Lock::Seen(f.get(2).map(|s| s.trim().to_string()).unwrap_or_default())
+        }
+        "journal" if f.len() == 4 => r.holder_journals.push(JournalState {
+            phase: f[1].into(),
+            state: f[2].trim().into(),
+            paths: f[3].parse().map_err(|_| format!("bad journal line `{line}`"))?,
+        }),
+        "compose" => {
+            r.compose = match f.get(1) {
+                Some(&"v2") => Some(ComposeVariant::V2),
+                Some(&"v1") => Some(ComposeVariant::V1),
+                _ => None,
+            }
+        }
+        "docker" => r.docker_unreachable = true,
+        "reverted" => r.reverted = f.get(1).map(|s| s.to_string()),
+        "client" => {
+            // SSH_CONNECTION: client-addr client-port server-addr server-port
+            let w: Vec<&str> = f.get(1).unwrap_or(&"").split_whitespace().collect();
+            if w.len() == 4 {
+                r.client_addr = Some(w[0].to_string());
+                r.server_port = w[3].parse().ok();
+            }
+        }
+        "C" if f.len() == 6 => r.containers.push(Container {
+            id: f[1].into(),
+            project: f[2].into(),
+            service: f[3].into(),
+            inputs: f[4].into(),
+            state: f[5].into(),
+        }),
+        _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,3 +39,25 @@ mod tests {
         assert!(body("revert", b"Welcome!\n").unwrap_err().contains("answered `Welcome!`"));
     }
 }
+
+/// Real output of the host scripts, captured on the lab by the integration
+/// test `fixtures` (which also fails when a script's output drifts).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    macro_rules! fixture {
+        ($name:ident, $file:literal) => {
+            pub(crate) const $name: &[u8] = include_bytes!(concat!("../../tests/fixtures/remote/", $file));
+        };
+    }
+    fixture!(PROBE, "probe.out");
+    fixture!(APPLY, "apply.out");
+    fixture!(APPLY_INVALID, "apply-invalid.out");
+    fixture!(TRIGGERS, "triggers.out");
+    fixture!(ARM, "arm.out");
+    fixture!(DISARM, "disarm.out");
+    fixture!(HEALTH_FAILED, "health-failed.out");
+    fixture!(REVERT, "revert.out");
+    fixture!(HOSTSTATUS, "hoststatus.out");
+    fixture!(TOGGLESTATUS, "togglestatus.out");
+    fixture!(UNLOCK, "unlock.out");
+}

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::remote::apply::{parse_apply, parse_revert, DEADMAN, REVERT, SCRIPT};
+use crate::remote::apply::{parse_apply, SCRIPT};
+use crate::remote::revert::{parse_revert, DEADMAN, SCRIPT as REVERT};
 
 struct Root(PathBuf);
 
@@ -199,8 +200,8 @@ fn health_tcp_check_under_dash() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
     let input = format!("T\t2\t127.0.0.1\t{port}\nT\t1\t127.0.0.1;touch {}\t1\n", r.path("pwned"));
-    let (code, out) = r.run(crate::remote::apply::HEALTH, &[], input.as_bytes(), &[]);
-    let h = crate::remote::apply::parse_health(out.as_bytes()).unwrap();
+    let (code, out) = r.run(crate::remote::health::SCRIPT, &[], input.as_bytes(), &[]);
+    let h = crate::remote::health::parse_health(out.as_bytes()).unwrap();
     assert_eq!(h.passed, vec![format!("127.0.0.1:{port}")], "{out}");
     assert_eq!(h.failed.len(), 1, "{out}");
     assert_eq!(code, 1);

@@ -250,7 +250,19 @@ pub(crate) async fn run_fresh(
         let (message, retryable) = diagnose(&String::from_utf8_lossy(&out.stderr));
         return Err(Error::Connect { host: host.into(), message, retryable });
     }
+    capture(host, name, &out.stdout);
     Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
+}
+
+/// With DEPLOY_CAPTURE_DIR set, keep what each host script printed, as
+/// `HOST.NAME.N.out`: the test that checks the parsers' fixtures against
+/// the scripts (tests/fixtures/remote/) captures real output this way.
+fn capture(host: &str, name: &str, stdout: &[u8]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("DEPLOY_CAPTURE_DIR") else { return };
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{host}.{name}.{n:03}.out")), stdout);
 }
 
 impl Conn {
@@ -292,6 +304,7 @@ impl Conn {
                 message: format!("the connection was lost while sending data to {name} ({e})"),
             });
         }
+        capture(&self.host, name, &out.stdout);
         Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
     }
 

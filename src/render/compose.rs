@@ -155,43 +155,7 @@ pub(crate) fn analyze(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<Serv
     let mut out = Vec::new();
     for (name, def) in services {
         let name = name.as_str().unwrap_or_default().to_string();
-        let mut env_files = Vec::new();
-        match def.get("env_file") {
-            Some(Value::String(s)) => env_files.push(abs(dir, s)),
-            Some(Value::Sequence(list)) => {
-                for e in list {
-                    match e {
-                        Value::String(s) => env_files.push(abs(dir, s)),
-                        Value::Mapping(_) => {
-                            if let Some(p) = e.get("path").and_then(|p| p.as_str()) {
-                                env_files.push(abs(dir, p));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-        let mut binds = Vec::new();
-        if let Some(Value::Sequence(vols)) = def.get("volumes") {
-            for v in vols {
-                match v {
-                    Value::String(s) => {
-                        let src = s.split(':').next().unwrap_or("");
-                        if src.starts_with('/') || src.starts_with('.') {
-                            binds.push(abs(dir, src));
-                        }
-                    }
-                    Value::Mapping(_) if v.get("type").and_then(|t| t.as_str()) == Some("bind") => {
-                        if let Some(src) = v.get("source").and_then(|s| s.as_str()) {
-                            binds.push(abs(dir, src));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let (env_files, binds) = (env_files(dir, def), binds(dir, def));
         let mut all = Vec::new();
         strings(def, &mut all);
         let mut vars: Vec<String> = all.iter().flat_map(|s| interpolated(s)).collect();
@@ -214,6 +178,53 @@ pub(crate) fn analyze(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<Serv
         });
     }
     Ok(out)
+}
+
+/// A service's env_file paths, absolute.
+fn env_files(dir: &str, def: &Value) -> Vec<String> {
+    let mut env_files = Vec::new();
+    match def.get("env_file") {
+        Some(Value::String(s)) => env_files.push(abs(dir, s)),
+        Some(Value::Sequence(list)) => {
+            for e in list {
+                match e {
+                    Value::String(s) => env_files.push(abs(dir, s)),
+                    Value::Mapping(_) => {
+                        if let Some(p) = e.get("path").and_then(|p| p.as_str()) {
+                            env_files.push(abs(dir, p));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    env_files
+}
+
+/// The host paths a service bind-mounts, absolute.
+fn binds(dir: &str, def: &Value) -> Vec<String> {
+    let mut binds = Vec::new();
+    if let Some(Value::Sequence(vols)) = def.get("volumes") {
+        for v in vols {
+            match v {
+                Value::String(s) => {
+                    let src = s.split(':').next().unwrap_or("");
+                    if src.starts_with('/') || src.starts_with('.') {
+                        binds.push(abs(dir, src));
+                    }
+                }
+                Value::Mapping(_) if v.get("type").and_then(|t| t.as_str()) == Some("bind") => {
+                    if let Some(src) = v.get("source").and_then(|s| s.as_str()) {
+                        binds.push(abs(dir, src));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    binds
 }
 
 /// Parse a `.env` file: KEY=VALUE lines, comments, optional quotes.

@@ -201,8 +201,8 @@ pub(crate) struct DesiredHost {
     pub(crate) dirs: Vec<DesiredDir>,
     /// Files.
     pub(crate) files: Vec<DesiredFile>,
-    /// Paths that must not exist: path, role, phase, selected.
-    pub(crate) absent: Vec<(String, String, usize, bool)>,
+    /// Paths that must not exist.
+    pub(crate) absent: Vec<DesiredAbsent>,
     /// Compose projects.
     pub(crate) compose: Vec<DesiredCompose>,
     /// Health checks.
@@ -223,4 +223,17 @@ impl DesiredHost {
     pub(crate) fn file(&self, path: &str) -> Option<&DesiredFile> {
         self.files.iter().find(|f| f.dest == path)
     }
+}
+
+/// A path that must not exist on the host.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DesiredAbsent {
+    /// Absolute path.
+    pub(crate) path: String,
+    /// Role that declares it.
+    pub(crate) role: String,
+    /// Index of the phase of its role.
+    pub(crate) phase: usize,
+    /// Part of this run (--role).
+    pub(crate) selected: bool,
 }

@@ -100,6 +100,13 @@ pub(crate) fn print_plan(
         writeln!(out, "  {} {n}", style("!").yellow().bold())?;
     }
     for c in &plan.changes {
+        print_change(out, c, redactor)?;
+    }
+    print_services_and_counts(out, plan, redactor)
+}
+
+fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redactor) -> std::io::Result<()> {
+    {
         let (sym, word) = match (c.action, c.resource) {
             (Action::Create, _) => (style("+").green(), "create"),
             (Action::Update, _) => (style("~").yellow(), "update"),
@@ -138,6 +145,10 @@ pub(crate) fn print_plan(
             }
         }
     }
+    Ok(())
+}
+
+fn print_services_and_counts(out: &mut dyn Write, plan: &HostPlan, redactor: &Redactor) -> std::io::Result<()> {
     for a in &plan.services {
         let (sym, word) = match a.action {
             crate::plan::ServiceActionKind::Create => (style("+").green(), "create container"),

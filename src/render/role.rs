@@ -1,0 +1,163 @@
+//! One role rendered for one host: its directories, files, removals,
+//! pre-flight checks and health checks, with every path claimed once.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::{Environment, Value};
+
+use super::vars::HostVars;
+use super::*;
+use crate::load::project::{FileSpec, Role};
+
+/// What rendering one role for one host needs.
+pub(super) struct RoleScope<'a> {
+    pub(super) r: &'a Renderer,
+    pub(super) host: &'a str,
+    pub(super) hv: &'a Arc<HostVars>,
+    pub(super) ctx: &'a Value,
+    pub(super) role: &'a Role,
+    pub(super) env: &'a Environment<'static>,
+    pub(super) phase: usize,
+    /// Part of this run (--role).
+    pub(super) selected: bool,
+}
+
+impl RoleScope<'_> {
+    /// A one-line template of role.yml (a path, a command), rendered.
+    pub(super) fn small(&self, s: &str) -> Result<String> {
+        self.r.render_small(self.host, self.hv, self.env, &self.role.spec_path, s, self.ctx)
+    }
+
+    fn name(&self) -> String {
+        self.role.name.clone()
+    }
+
+    /// Claim `path` for this role: an absolute, sane path that no other role manages.
+    fn claim(&self, path: &str, seen: &mut IndexMap<String, String>) -> Result<()> {
+        let spec_file = &self.role.spec_path;
+        check_dest(path).map_err(|m| Error::invalid(spec_file, m))?;
+        if let Some(other) = seen.insert(path.to_string(), self.name()) {
+            return Err(Error::invalid(
+                spec_file,
+                format!("path {path} is also managed by role `{other}`; one path, one owner"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything this role declares, added to `out`.
+    pub(super) fn render_into(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+        let (phase, selected) = (self.phase, self.selected);
+        for d in &self.role.spec.dirs {
+            let path = self.small(&d.path)?;
+            self.claim(&path, seen)?;
+            let (owner, group, mode) = (d.owner.clone(), d.group.clone(), d.mode.map(|m| m.0));
+            out.dirs.push(DesiredDir { path, role: self.name(), owner, group, mode, phase, selected });
+        }
+        for f in &self.role.spec.files {
+            let file = self.file(f)?;
+            self.claim(&file.dest, seen)?;
+            out.files.push(file);
+        }
+        for a in &self.role.spec.absent {
+            let path = self.small(a)?;
+            self.claim(&path, seen)?;
+            out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected });
+        }
+        if selected {
+            self.preflight(out)?;
+        }
+        self.health(out)
+    }
+
+    /// A file's bytes (from a template, a file or inline content) and attributes.
+    fn file(&self, f: &FileSpec) -> Result<DesiredFile> {
+        let (role, spec_file, env, ctx) = (&self.role, &self.role.spec_path, self.env, self.ctx);
+        let name = self.name();
+        let dest = self.small(&f.dest)?;
+        let (bytes, source) = if let Some(t) = &f.template {
+            let path = role.dir.join("templates").join(t);
+            let raw = std::fs::read(&path)
+                .map_err(|e| Error::invalid(spec_file, format!("file {dest}: template {}: {e}", path.display())))?;
+            let src = template::check_source(&path, &raw)?;
+            let text = template::render_str(env, t, &src, ctx)
+                .map_err(|e| self.r.render_error(self.host, self.hv, &path, &e, env, &src, ctx))?;
+            (text.into_bytes(), format!("{name}/templates/{t}"))
+        } else if let Some(s) = &f.src {
+            let path = role.dir.join("files").join(s);
+            let raw = std::fs::read(&path)
+                .map_err(|e| Error::invalid(spec_file, format!("file {dest}: source {}: {e}", path.display())))?;
+            (raw, format!("{name}/files/{s}"))
+        } else {
+            let c = f.content.as_deref().unwrap_or_default();
+            let text = template::render_str(env, &format!("{dest} (content)"), c, ctx)
+                .map_err(|e| self.r.render_error(self.host, self.hv, spec_file, &e, env, c, ctx))?;
+            (text.into_bytes(), format!("{name}/role.yml"))
+        };
+        let validate = f.validate.as_deref().map(|v| self.small(v)).transpose()?;
+        let on_change = f.on_change.as_deref().map(|v| self.small(v)).transpose()?;
+        if on_change.as_deref().is_some_and(|c| c.contains('\n')) {
+            return Err(Error::invalid(spec_file, format!("file {dest}: on_change must be one line")));
+        }
+        Ok(DesiredFile {
+            sha256: sha256_hex(&bytes),
+            bytes,
+            dest,
+            role: name,
+            source,
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            mode: f.mode.map(|m| m.0),
+            validate,
+            secret: f.secret,
+            preserve: f.preserve,
+            on_change,
+            phase: self.phase,
+            selected: self.selected,
+        })
+    }
+
+    fn preflight(&self, out: &mut DesiredHost) -> Result<()> {
+        for p in &self.role.spec.preflight {
+            let kinds: Vec<PreflightKind> = if let Some(e) = &p.that {
+                vec![PreflightKind::That { expr: e.clone(), msg: p.msg.clone() }]
+            } else if let Some(c) = &p.command {
+                vec![PreflightKind::Command { command: self.small(c)? }]
+            } else {
+                p.healthy
+                    .iter()
+                    .map(|s| {
+                        let (project, service) = s.split_once('/').unwrap_or_default();
+                        PreflightKind::Healthy { project: project.into(), service: service.into() }
+                    })
+                    .collect()
+            };
+            out.preflight.extend(kinds.into_iter().map(|kind| DesiredPreflight { role: self.name(), kind }));
+        }
+        Ok(())
+    }
+
+    fn health(&self, out: &mut DesiredHost) -> Result<()> {
+        for h in &self.role.spec.health {
+            let kind = if let Some(u) = &h.http {
+                CheckKind::Http { url: self.small(u)?, status: h.status.unwrap_or(200) }
+            } else if let Some(a) = &h.tcp {
+                CheckKind::Tcp { address: self.small(a)? }
+            } else {
+                CheckKind::Command { command: self.small(h.command.as_deref().unwrap_or_default())? }
+            };
+            if let CheckKind::Http { url, .. } = &kind {
+                if url.contains("//localhost") {
+                    out.warnings.push(format!(
+                        "{}: health check {url} targets `localhost`, which may resolve to ::1 first (IPv6); use 127.0.0.1",
+                        self.role.spec_path.display()
+                    ));
+                }
+            }
+            let (role, phase, selected, timeout) = (self.name(), self.phase, self.selected, h.timeout.0);
+            out.checks.push(DesiredCheck { role, phase, selected, kind, timeout });
+        }
+        Ok(())
+    }
+}
