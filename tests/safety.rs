@@ -352,3 +352,30 @@ fn eleven_phases_killed_before_the_confirmation_revert_in_order() {
     }
     assert!(!lab.sh("lab1", "cat /var/lib/deploy/audit.log").contains("REVERT-INCOMPLETE"));
 }
+
+// A second Ctrl-C abandons at once and names the hosts that keep a lock.
+#[test]
+fn a_second_sigint_abandons_and_names_the_locked_hosts() {
+    let lab = paused_lab();
+    let child = spawn_in(&lab.root, &["lab", "--yes"]);
+    wait_until("both hosts to be in their health step", Duration::from_secs(30), || {
+        ["lab1", "lab2"].iter().all(|h| lab.ssh(h, "test -e /etc/health-started").code == 0)
+    });
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Abandoned at once."), "{stderr}");
+    for h in ["lab1", "lab2"] {
+        assert!(
+            stderr.contains(&format!("{h}: keeps this deploy's lock; release it with `deploy unlock lab --host {h}`")),
+            "{stderr}"
+        );
+        assert!(!unlocked(&lab, h), "{h}: abandoned, yet the lock is gone");
+    }
+    for h in ["lab1", "lab2"] {
+        lab.sh(h, "touch /etc/deploy-go");
+    }
+}

@@ -12,7 +12,7 @@ use crate::plan::outcome::HostReport;
 use crate::render::DesiredHost;
 
 pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
-    let stop = Interrupt::install();
+    let stop = Interrupt::install(&args.env);
     let (loaded, desired) = load_and_render(&args)?;
     let warnings = warnings(&loaded, &desired);
     crate::report::warnings(&warnings, &loaded.redactor);

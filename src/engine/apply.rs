@@ -43,7 +43,7 @@ pub(crate) fn health_items(
     crate::remote::health::encode(&checks)
 }
 
-pub(crate) async fn run_compose(r: &Ready, manifest: String) -> Result<std::result::Result<(), (String, Vec<String>)>> {
+pub(crate) async fn run_compose(r: &Ready, manifest: String) -> Result<crate::remote::compose::Reply> {
     let out = r.run("deploy-compose", crate::remote::compose::SCRIPT, &[], Some(manifest.as_bytes())).await?;
     crate::remote::compose::parse_compose(&out.stdout).map_err(|m| r.protocol(m))
 }
@@ -318,7 +318,7 @@ impl<'a> PhaseRun<'a> {
         let names: Vec<String> = self.actions.iter().map(|a| format!("{} {}", verb(a.action), a.service)).collect();
         self.progress.step(self.host(), &format!("{}: {}", self.name, names.join(", ")));
         for m in phase_manifests(variant, desired, &self.actions, false) {
-            if let Err((why, lines)) = run_compose(r, m).await? {
+            if let crate::remote::compose::Reply::Failed { why, output: lines } = run_compose(r, m).await? {
                 return Ok(Some(Failure { details: lines, ..self.failure(why) }));
             }
         }
@@ -408,7 +408,7 @@ impl<'a> PhaseRun<'a> {
         let back: Vec<&ServiceAction> =
             self.actions.iter().copied().filter(|a| a.action != ServiceActionKind::Start).collect();
         for m in phase_manifests(variant, desired, &back, true) {
-            if let Err((why, _)) = run_compose(r, m).await? {
+            if let crate::remote::compose::Reply::Failed { why, .. } = run_compose(r, m).await? {
                 f.rolled_back.push(format!("restoring containers failed: {why}"));
             }
         }

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 /// Whether the run was asked to stop, and which hosts hold a lock now.
 #[derive(Default)]
 pub(crate) struct Interrupt {
+    /// The environment, for the `deploy unlock` a second signal suggests.
+    env: String,
     count: AtomicU8,
     notify: Notify,
     /// Hosts whose lock this run may hold, and whether their dead-man
@@ -23,8 +25,8 @@ pub(crate) struct Interrupt {
 
 impl Interrupt {
     /// Catch the three signals for the rest of the process.
-    pub(crate) fn install() -> Arc<Interrupt> {
-        let me = Arc::new(Interrupt::default());
+    pub(crate) fn install(env: &str) -> Arc<Interrupt> {
+        let me = Arc::new(Interrupt { env: env.to_string(), ..Default::default() });
         let watch = me.clone();
         let kinds = [
             (SignalKind::interrupt(), "SIGINT (Ctrl-C)"),
@@ -51,7 +53,7 @@ impl Interrupt {
         }
         let holding: Vec<(String, bool)> =
             self.holding.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(h, a)| (h.clone(), *a)).collect();
-        crate::report::abandoned(&holding);
+        crate::report::abandoned(&self.env, &holding);
         std::process::exit(i32::from(crate::error::exit::INTERRUPTED));
     }
 

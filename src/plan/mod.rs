@@ -5,6 +5,8 @@
 pub(crate) mod diff;
 pub(crate) mod outcome;
 pub(crate) mod state;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 

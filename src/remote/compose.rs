@@ -4,22 +4,43 @@
 /// Container actions: `sh -c COMPOSE compose`, the manifest on stdin.
 pub(crate) const SCRIPT: &str = include_str!("compose.sh");
 
-/// Parse compose.sh output: Ok, or the error and compose's last output lines.
-pub(crate) fn parse_compose(out: &[u8]) -> Result<Result<(), (String, Vec<String>)>, String> {
+/// What compose.sh reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// Every action was done.
+    Done,
+    /// An action failed: why, and compose's last output lines.
+    Failed { why: String, output: Vec<String> },
+}
+
+/// Parse compose.sh output.
+pub(crate) fn parse_compose(out: &[u8]) -> Result<Reply, String> {
     let text = crate::remote::protocol::body("compose", out)?;
     let mut lines = Vec::new();
     for line in text.lines() {
         if let Some(o) = line.strip_prefix("O\t") {
             lines.push(o.to_string());
         } else if line == "OK" {
-            return Ok(Ok(()));
+            return Ok(Reply::Done);
         } else if let Some(e) = line.strip_prefix("E\t") {
             let why = e.split_once('\t').map(|x| x.1).unwrap_or(e).to_string();
             let n = lines.len();
-            return Ok(Err((why, lines.split_off(n.saturating_sub(15)))));
+            return Ok(Reply::Failed { why, output: lines.split_off(n.saturating_sub(15)) });
         } else {
             return Err(crate::remote::protocol::unexpected("compose", line));
         }
     }
-    Ok(Err(("compose step ended without a result".into(), lines)))
+    Ok(Reply::Failed { why: "compose step ended without a result".into(), output: lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_or_failed_with_the_last_lines() {
+        assert_eq!(parse_compose(b"deploy-compose\t1\nO\tCreating x\nOK\n").unwrap(), Reply::Done);
+        let r = parse_compose(b"deploy-compose\t1\nO\tno such image\nE\tup\tcompose up failed\n").unwrap();
+        assert_eq!(r, Reply::Failed { why: "compose up failed".into(), output: vec!["no such image".into()] });
+    }
 }

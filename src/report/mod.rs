@@ -251,7 +251,7 @@ pub(crate) fn interrupted(signal: &str) {
 }
 
 /// The second signal: which hosts keep a lock.
-pub(crate) fn abandoned(holding: &[(String, bool)]) {
+pub(crate) fn abandoned(env: &str, holding: &[(String, bool)]) {
     let mut text = format!("{} at once.", style("Abandoned").red().bold());
     if holding.is_empty() {
         text.push_str(" No host holds a lock of this deploy.");
@@ -262,7 +262,7 @@ pub(crate) fn abandoned(holding: &[(String, bool)]) {
             text.push_str(" (its dead-man switch reverts the deploy by itself and releases it)");
         } else {
             text.push_str(&format!(
-                "; release it with `deploy unlock ENV --host {host}` once you have checked the host"
+                "; release it with `deploy unlock {env} --host {host}` once you have checked the host"
             ));
         }
     }
