@@ -54,7 +54,9 @@ receive() {
       if [ "$_quiet" -ge "$stall" ]; then : >"$j/stalled"; kill "$_tar" 2>/dev/null; break; fi
       sleep 1
     done
-  ) &
+    # never the session's output: sshd waits for every holder of it, and a
+    # watchdog asleep would hold the finished upload's session open
+  ) </dev/null >/dev/null 2>&1 &
   _dog=$!
   wait "$_tar"; _rc=$?
   kill "$_dog" 2>/dev/null
