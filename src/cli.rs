@@ -14,7 +14,8 @@ use crate::remote::ssh::SshOptions;
 /// inventory/, roles/), over SSH.
 ///
 /// Exit status: 0 applied or in sync; 1 error (nothing applied); 2 --check
-/// found changes; 3 some hosts failed while others were applied.
+/// found changes; 3 some hosts failed while others were applied; 64 the
+/// command line does not parse; 130 interrupted (SIGINT, SIGTERM, SIGHUP).
 #[derive(Parser, Debug)]
 #[command(name = "deploy", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {

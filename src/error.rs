@@ -73,6 +73,9 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
     /// Some hosts failed, others were applied.
     pub const PARTIAL: u8 = 3;
-    /// Interrupted (Ctrl-C) before anything was applied.
+    /// The command line does not parse (an unknown flag, a missing argument).
+    pub const USAGE: u8 = 64;
+    /// Interrupted (SIGINT, SIGTERM, SIGHUP): hosts finished their step and
+    /// were released.
     pub const INTERRUPTED: u8 = 130;
 }

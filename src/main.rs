@@ -9,7 +9,15 @@ use deploy::cli::Cli;
 use deploy::error::exit;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are answers; anything else is a usage error
+        // (64, EX_USAGE), never 2, which means "changes pending" to CI
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
     let root = cli.root();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match rt {

@@ -94,3 +94,65 @@ Summary:
 ";
     assert!(r.stdout.ends_with(want), "{r:?}");
 }
+
+// A mistyped flag is a usage error (64), never 2, which --check uses for
+// "changes pending": a CI job must not read a typo as drift.
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let (code, err) = stderr_of(&["lab", "--chek"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.starts_with("error: unexpected argument '--chek' found"), "{err}");
+    let (root, _slot) = project();
+    let help = deploy_in(&root, &["--help"]);
+    assert_eq!(help.code, 0, "{help:?}");
+    assert!(help.stdout.contains("64 the command line does not parse"), "{help:?}");
+}
+
+/// The example's role `common` with `absent:` replaced by `entries`.
+fn with_absent(root: &std::path::Path, entries: &str) {
+    let p = root.join("roles/common/role.yml");
+    let t = std::fs::read_to_string(&p).unwrap();
+    let cut = t.find("absent:").unwrap();
+    std::fs::write(&p, format!("{}absent:\n{entries}", &t[..cut])).unwrap();
+}
+
+// Paths that would destroy a host are refused after rendering, before any
+// host is contacted, naming host, file and the path as written.
+#[test]
+fn destructive_removals_are_refused() {
+    let cases = [
+        (
+            "  - \"/{{ legacy_dir }}\"\n",
+            "error: host lab1: roles/common/role.yml: absent `/{{ legacy_dir }}` (rendered: `/`) is the root directory: deploy never removes /; is a variable in it empty?\n",
+        ),
+        (
+            "  - /etc\n",
+            "error: host lab1: roles/common/role.yml: absent `/etc` is a top-level directory: removing it takes the whole tree with it; if that is meant, write it as `- path: /etc` with `force: true`\n",
+        ),
+        (
+            "  - path: /var/lib\n    force: true\n",
+            "error: host lab1: roles/common/role.yml: absent `/var/lib` is or holds deploy's own state (/var/lib/deploy: the lock, the journals a revert needs, the audit log); deploy never removes it\n",
+        ),
+    ];
+    for (entries, want) in cases {
+        let (root, _slot) = project();
+        with_absent(&root, entries);
+        let r = deploy_in(&root, &["lab", "--check", "-e", "legacy_dir="]);
+        assert_eq!((r.code, r.stderr.as_str()), (1, want), "{entries}");
+    }
+    // removing a directory that holds a path the same deploy writes
+    let (root, _slot) = project();
+    std::fs::write(
+        root.join("roles/common/role.yml"),
+        "files:\n  - dest: /opt/stack/VERSION\n    src: VERSION\n    mode: \"0644\"\nabsent:\n  - /opt/stack\n",
+    )
+    .unwrap();
+    let r = deploy_in(&root, &["lab", "--check"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "error: host lab1: roles/common/role.yml: absent `/opt/stack` holds /opt/stack/proxy, which role `proxy` manages in the same deploy: removing it would take that along; remove the narrower paths instead\n"
+        )
+    );
+}

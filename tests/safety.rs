@@ -379,3 +379,35 @@ fn a_second_sigint_abandons_and_names_the_locked_hosts() {
         lab.sh(h, "touch /etc/deploy-go");
     }
 }
+
+/// role `common` with `absent:` replaced by `entries`.
+fn with_absent(lab: &Lab, entries: &str) {
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    let cut = t.find("absent:").unwrap();
+    lab.write_file("roles/common/role.yml", &format!("{}absent:\n{entries}", &t[..cut]));
+}
+
+// A tree to remove shows what it holds, and `force: true` is required and
+// shown for a top-level one; a tree the journal has no room for is refused
+// with nothing removed.
+#[test]
+fn removing_a_tree_shows_its_size_and_needs_room_in_the_journal() {
+    let lab = Lab::up(1);
+    lab.sh("lab1", "mkdir -p /srv/old/a && head -c 300000 /dev/zero > /srv/old/a/blob && echo x > /srv/old/b");
+    with_absent(&lab, "  - path: /srv/old\n    force: true\n");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    let line = c.stdout.lines().find(|l| l.contains("/srv/old")).unwrap_or_else(|| panic!("{c:?}"));
+    assert!(line.starts_with("  - /srv/old  remove  [a directory present, 4 entries, "), "{line}");
+    assert!(line.contains(" bytes, journaled before removal, force: true]"), "{line}");
+    // a journal disk with no room for it
+    lab.lab_cmd(&["tmpfs", "lab1", "/var/lib/deploy", "128k"]);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("the paths to remove take ") && r.stdout.contains(" KiB, and the journal's disk has "),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("nothing was removed or changed"), "{r:?}");
+    assert_eq!(lab.sh("lab1", "wc -c < /srv/old/a/blob"), "300000\n", "the tree was touched");
+}

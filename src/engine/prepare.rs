@@ -75,22 +75,8 @@ pub(crate) fn toggle_desired(
         selected: true,
     });
     d.dirs.sort_by(|a, b| a.path.cmp(&b.path));
-    d.files.push(crate::render::DesiredFile {
-        dest: format!("{}/{name}", crate::render::TOGGLE_DIR),
-        role,
-        source: format!("toggle {name}"),
-        sha256: crate::util::sha256_hex(&bytes),
-        bytes,
-        owner: None,
-        group: None,
-        mode: Some(0o644),
-        validate: None,
-        secret: false,
-        preserve: false,
-        on_change: None,
-        phase,
-        selected: true,
-    });
+    let state_file = format!("{}/{name}", crate::render::TOGGLE_DIR);
+    d.files.push(crate::render::DesiredFile::generated(&state_file, &role, &format!("toggle {name}"), bytes, phase));
     d.extra_probe.retain(|p| !p.ends_with(&format!("/{name}")));
     if let Some(t) = &spec.confirm_via {
         let v = loaded.render_line(host, overrides, t)?;
@@ -115,7 +101,11 @@ pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Res
     let docker = if desired.compose.is_empty() { "no" } else { "yes" };
     let paths = probe_paths(desired);
     let old_max = crate::remote::probe::OLD_MAX.to_string();
-    let mut argv: Vec<&str> = vec![docker, &old_max];
+    // the trees this deploy would remove: the plan shows what they hold
+    let trees: Vec<&str> = desired.absent.iter().filter(|a| a.selected).map(|a| a.path.as_str()).collect();
+    let ntrees = trees.len().to_string();
+    let mut argv: Vec<&str> = vec![docker, &old_max, &ntrees];
+    argv.extend(trees);
     argv.extend(paths.iter().map(|p| p.as_str()));
     // the files whose current contents a diff would show: secret ones never
     // leave the host, preserved ones are never overwritten

@@ -87,7 +87,7 @@ pub(crate) struct RoleFile {
     pub(crate) dirs: Vec<DirSpec>,
     /// Paths that must not exist.
     #[serde(default)]
-    pub(crate) absent: Vec<String>,
+    pub(crate) absent: Vec<AbsentSpec>,
     /// Docker Compose projects, brought up at the end of the role's phase.
     #[serde(default)]
     pub(crate) compose: Vec<ComposeSpec>,
@@ -241,6 +241,37 @@ pub(crate) struct FileSpec {
     /// Command run on the host after the file changed (and again after a
     /// revert restored it), e.g. `nft -f /etc/nftables.conf`.
     pub(crate) on_change: Option<String>,
+}
+
+/// A path that must not exist: a path, or `{path, force: true}` for a
+/// top-level tree that is really meant to go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a path, or a mapping `path: PATH` with `force: true`")]
+pub(crate) enum AbsentSpec {
+    /// Just the path.
+    Path(String),
+    /// The path, with force.
+    Full {
+        /// Absolute path (may be a template).
+        path: String,
+        /// Remove even a top-level tree (`/srv`, `/opt`).
+        #[serde(default)]
+        force: bool,
+    },
+}
+
+impl AbsentSpec {
+    /// The path as written.
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            AbsentSpec::Path(p) | AbsentSpec::Full { path: p, .. } => p,
+        }
+    }
+
+    /// `force: true` was given.
+    pub(crate) fn force(&self) -> bool {
+        matches!(self, AbsentSpec::Full { force: true, .. })
+    }
 }
 
 /// A directory resource.

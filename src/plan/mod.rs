@@ -314,7 +314,7 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
 }
 
 fn plan_absent(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) {
-    for crate::render::DesiredAbsent { path, role, phase, .. } in desired.absent.iter().filter(|a| a.selected) {
+    for crate::render::DesiredAbsent { path, role, phase, force, .. } in desired.absent.iter().filter(|a| a.selected) {
         match remote.paths.get(path) {
             None => plan.unchanged += 1,
             Some(e) => plan.changes.push(Change {
@@ -322,7 +322,7 @@ fn plan_absent(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) {
                 role: role.clone(),
                 resource: Resource::Absent,
                 action: Action::Delete,
-                reasons: vec![format!("{} present", kind_name(e.kind))],
+                reasons: removal_reasons(e, remote.sizes.get(path), *force),
                 expected: expected(Some(e)),
                 secret: false,
                 phase: *phase,
@@ -379,6 +379,19 @@ fn service_action(
     };
     let (project, service, phase) = (p.project.clone(), s.name.clone(), p.phase);
     Some(ServiceAction { project, service, action, reasons, phase, command: vec![] })
+}
+
+/// Why a path goes, and what it holds: a tree's files and bytes go to the
+/// journal before it is removed.
+fn removal_reasons(e: &Entry, size: Option<&(u64, u64)>, force: bool) -> Vec<String> {
+    let mut r = vec![format!("{} present", kind_name(e.kind))];
+    if let Some((files, bytes)) = size {
+        r.push(format!("{} entries, {} bytes, journaled before removal", files, bytes));
+    }
+    if force {
+        r.push("force: true".into());
+    }
+    r
 }
 
 /// The sha256 a path will have after this run: the desired content when the

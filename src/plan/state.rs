@@ -106,6 +106,9 @@ pub(crate) struct Remote {
     pub(crate) client_addr: Option<String>,
     /// The port this connection reached sshd on.
     pub(crate) server_port: Option<u16>,
+    /// Trees this deploy would remove: files (and directories) and bytes.
+    #[serde(skip)]
+    pub(crate) sizes: HashMap<String, (u64, u64)>,
     /// Current contents of files asked about that differ from the wanted hash.
     #[serde(skip)]
     pub(crate) old: HashMap<String, Old>,

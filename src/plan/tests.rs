@@ -7,45 +7,19 @@ use crate::render::{Connection, DesiredAbsent, DesiredCompose, DesiredDir, Desir
 use crate::util::sha256_hex;
 
 fn file(dest: &str, content: &str) -> DesiredFile {
-    DesiredFile {
-        dest: dest.into(),
-        role: "r".into(),
-        source: "test".into(),
-        bytes: content.as_bytes().to_vec(),
-        sha256: sha256_hex(content.as_bytes()),
-        owner: None,
-        group: None,
-        mode: Some(0o644),
-        validate: None,
-        secret: false,
-        preserve: false,
-        on_change: None,
-        phase: 0,
-        selected: true,
-    }
+    DesiredFile::generated(dest, "r", "test", content.as_bytes().to_vec(), 0)
 }
 
 fn host() -> DesiredHost {
-    DesiredHost {
-        host: "h".into(),
-        connection: Connection {
-            address: "h".into(),
-            port: None,
-            user: None,
-            key_file: None,
-            ssh_config: None,
-            fallback_port: None,
-        },
-        dirs: vec![],
-        files: vec![],
-        absent: vec![],
-        compose: vec![],
-        checks: vec![],
-        warnings: vec![],
-        extra_probe: vec![],
-        preflight: vec![],
-        confirm_via: None,
-    }
+    let connection = Connection {
+        address: "h".into(),
+        port: None,
+        user: None,
+        key_file: None,
+        ssh_config: None,
+        fallback_port: None,
+    };
+    DesiredHost::new("h", connection)
 }
 
 /// A probe reply with these lines (P, H, C, compose ...).
@@ -104,8 +78,22 @@ fn removals_and_dirs_in_apply_order() {
     }];
     d.files = vec![file("/opt/x/f", "f\n")];
     d.absent = vec![
-        DesiredAbsent { path: "/old".into(), role: "r".into(), phase: 0, selected: true },
-        DesiredAbsent { path: "/gone".into(), role: "r".into(), phase: 0, selected: true },
+        DesiredAbsent {
+            path: "/old".into(),
+            role: "r".into(),
+            phase: 0,
+            selected: true,
+            force: false,
+            written: "/old".into(),
+        },
+        DesiredAbsent {
+            path: "/gone".into(),
+            role: "r".into(),
+            phase: 0,
+            selected: true,
+            force: false,
+            written: "/gone".into(),
+        },
     ];
     let plan = plan_host(&d, &remote(&p_file("/old", "644", "x"))).unwrap();
     let order: Vec<(&str, Action)> = plan.changes.iter().map(|c| (c.path.as_str(), c.action)).collect();

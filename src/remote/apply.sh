@@ -94,6 +94,7 @@ cur() {
   else echo absent; fi
 }
 : >"$j/skip"
+skipped() { grep -qx "$1" "$j/skip"; }
 # pass 1: nothing is changed here
 bad=0
 while IFS="$tab" read -r op n path mode owner group exp validate; do
@@ -118,6 +119,21 @@ if [ $bad = 1 ]; then
   rm -rf "$j"
   emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
 fi
+# what removals put in the journal must fit, or nothing is removed
+need=0
+while IFS="$tab" read -r op n path _; do
+  [ "$op" = R ] || continue
+  skipped "$n" && continue
+  need=$((need + $(du -sk -- "$path" 2>/dev/null | cut -f1)))
+done <"$j/new/manifest"
+if [ "$need" -gt 0 ]; then
+  free=$(df -Pk "$j" | awk 'NR == 2 { print $4 }')
+  if [ "$need" -ge "$free" ]; then
+    rm -rf "$j"
+    emit "E${tab}journal${tab}the paths to remove take ${need} KiB, and the journal's disk has ${free} KiB free: nothing was removed or changed; free space under $state first"
+    exit 4
+  fi
+fi
 if [ -e "$j/controller-gone" ]; then
   abort controller "the controller went away before the swap; nothing was changed"
 fi
@@ -132,7 +148,6 @@ fail() {
   echo rolled-back >"$j/state"; exit 5
 }
 meta() { if [ "$1" != - ]; then chmod "$1" "$3" || return 1; fi; if [ "$2" != - ]; then chown "$2" "$3" || return 1; fi; }
-skipped() { grep -qx "$1" "$j/skip"; }
 applied=0
 deploy_dir=$state/journal/${id%%/*}
 while IFS="$tab" read -r op n path mode owner group exp validate; do

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::plan::state::*;
 
-/// The probe script, run as `sh -c SCRIPT probe DOCKER OLDMAX PATH...`
+/// The probe script, run as `sh -c SCRIPT probe DOCKER OLDMAX NSIZE SIZEPATH... PATH...`
 /// (wanted hashes on stdin).
 pub(crate) const SCRIPT: &str = include_str!("probe.sh");
 
@@ -30,6 +30,7 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         client_addr: None,
         server_port: None,
         old: HashMap::new(),
+        sizes: HashMap::new(),
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
@@ -46,6 +47,10 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                     return Err(format!("bad hash line `{line}`"));
                 }
                 hashes.push((path.to_string(), hash.to_string()));
+            }
+            "size" if f.len() == 4 => {
+                let n = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("bad size line `{line}`"));
+                r.sizes.insert(f[3].to_string(), (n(f[1])?, n(f[2])?));
             }
             "old" if f.len() == 3 => {
                 let (path, old) = old_line(&f)?;

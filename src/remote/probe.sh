@@ -1,5 +1,6 @@
 # deploy probe: one round trip collects the state of every managed path.
-# argv: DOCKER (yes|no) OLDMAX PATH...
+# argv: DOCKER (yes|no) OLDMAX NSIZE SIZEPATH... PATH...: the NSIZE paths
+# after it are trees deploy would remove, whose files and bytes are counted
 # stdin: "SHA256  PATH" of the files this deploy would write whose current
 # contents a diff may show (never secret ones): those that differ come back
 # base64-encoded when at most OLDMAX bytes, so a changed host needs no second
@@ -8,10 +9,16 @@
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
-docker=$1; oldmax=$2; shift 2
+docker=$1; oldmax=$2; nsize=$3; shift 3
 printf 'deploy-probe\t1\n'
 printf 'host\t%s\n' "$(uname -n)"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
+while [ "$nsize" -gt 0 ]; do
+  if [ -d "$1" ] && [ ! -L "$1" ]; then
+    printf 'size\t%s\t%s\t%s\n' "$(find "$1" | wc -l | tr -d ' ')" "$(du -sb -- "$1" | cut -f1)" "$1"
+  fi
+  shift; nsize=$((nsize - 1))
+done
 if [ -d "$state/lock" ]; then
   holder=$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)
   printf 'lock\tseen\t%s\n' "$holder"

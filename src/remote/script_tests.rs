@@ -185,7 +185,7 @@ fn probe_reads_the_same_under_a_german_and_a_french_locale() {
         let kind = String::from_utf8_lossy(&o.stdout).to_string();
         assert_ne!(kind, "regular file", "locale {name} did not take effect");
         let env = [("LANG", name.as_str()), ("LC_ALL", name.as_str())];
-        let (code, out) = r.run(crate::remote::probe::SCRIPT, &["no", "0", &f, &r.path("etc")], b"", &env);
+        let (code, out) = r.run(crate::remote::probe::SCRIPT, &["no", "0", "0", &f, &r.path("etc")], b"", &env);
         assert_eq!(code, 0, "{out}");
         let p = crate::remote::probe::parse_probe(out.as_bytes()).unwrap();
         assert_eq!(p.paths[&f].kind, crate::plan::state::Kind::File, "{loc}: {out}");

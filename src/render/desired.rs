@@ -219,6 +219,23 @@ pub(crate) struct DesiredHost {
 }
 
 impl DesiredHost {
+    /// A host with nothing declared yet.
+    pub(crate) fn new(host: &str, connection: Connection) -> DesiredHost {
+        DesiredHost {
+            host: host.into(),
+            connection,
+            dirs: vec![],
+            files: vec![],
+            absent: vec![],
+            compose: vec![],
+            checks: vec![],
+            warnings: vec![],
+            extra_probe: vec![],
+            preflight: vec![],
+            confirm_via: None,
+        }
+    }
+
     /// The desired file at `path`, if managed.
     pub(crate) fn file(&self, path: &str) -> Option<&DesiredFile> {
         self.files.iter().find(|f| f.dest == path)
@@ -236,4 +253,31 @@ pub(crate) struct DesiredAbsent {
     pub(crate) phase: usize,
     /// Part of this run (--role).
     pub(crate) selected: bool,
+    /// `force: true`: a top-level tree really meant to go.
+    pub(crate) force: bool,
+    /// The path as role.yml writes it, for messages.
+    pub(crate) written: String,
+}
+
+impl DesiredFile {
+    /// A file of `bytes` made by deploy itself (not from a role's files):
+    /// root-owned as the host creates it, mode 0644, no validation.
+    pub(crate) fn generated(dest: &str, role: &str, source: &str, bytes: Vec<u8>, phase: usize) -> DesiredFile {
+        DesiredFile {
+            dest: dest.into(),
+            role: role.into(),
+            source: source.into(),
+            sha256: crate::util::sha256_hex(&bytes),
+            bytes,
+            owner: None,
+            group: None,
+            mode: Some(0o644),
+            validate: None,
+            secret: false,
+            preserve: false,
+            on_change: None,
+            phase,
+            selected: true,
+        }
+    }
 }

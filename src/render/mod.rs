@@ -107,19 +107,8 @@ impl Renderer {
         };
         let ctx = Value::from_dyn_object(hv.clone());
         let connection = self.connection(host, hv, &ctx)?;
-        let mut out = DesiredHost {
-            host: host.into(),
-            connection,
-            dirs: vec![],
-            files: vec![],
-            absent: vec![],
-            compose: vec![],
-            checks: vec![],
-            warnings: vec![],
-            extra_probe: self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect(),
-            preflight: vec![],
-            confirm_via: None,
-        };
+        let mut out = DesiredHost::new(host, connection);
+        out.extra_probe = self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect();
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let mut compose_specs = Vec::new();
         for (phase, p) in self.project.file.phases.iter().enumerate() {
@@ -157,9 +146,35 @@ impl Renderer {
             out.warnings.extend(warnings);
             out.compose.push(c);
         }
+        self.refuse_removing_managed(&out)?;
         // parents before children, so one pass of mkdir works
         out.dirs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// A removal that holds a path this same deploy manages would undo it
+    /// (or take it with it): refused, naming both.
+    fn refuse_removing_managed(&self, out: &DesiredHost) -> Result<()> {
+        let managed = out
+            .dirs
+            .iter()
+            .map(|d| (&d.path, &d.role))
+            .chain(out.files.iter().map(|f| (&f.dest, &f.role)))
+            .chain(out.absent.iter().map(|a| (&a.path, &a.role)));
+        for (path, role) in managed {
+            if let Some(a) = out.absent.iter().find(|a| path.starts_with(&format!("{}/", a.path))) {
+                return Err(Error::Render {
+                    host: out.host.clone(),
+                    file: self.project.roles[&a.role].spec_path.clone(),
+                    line: None,
+                    message: format!(
+                        "absent `{}` holds {path}, which role `{role}` manages in the same deploy: removing it would take that along; remove the narrower paths instead",
+                        a.path
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The host's variables with `overrides` (toggled values, connection

@@ -8,7 +8,10 @@ use minijinja::{Environment, Value};
 
 use super::vars::HostVars;
 use super::*;
-use crate::load::project::{FileSpec, Role};
+use crate::load::project::{AbsentSpec, FileSpec, Role};
+
+/// deploy's state on every host: never a path a role may remove.
+const STATE_DIR: &str = "/var/lib/deploy";
 
 /// What rendering one role for one host needs.
 pub(super) struct RoleScope<'a> {
@@ -31,6 +34,27 @@ impl RoleScope<'_> {
 
     fn name(&self) -> String {
         self.role.name.clone()
+    }
+
+    /// A removal that would destroy the host if taken at its word: `/`, a
+    /// top-level tree without `force: true`, deploy's own state directory or
+    /// anything above it.
+    fn refuse_destructive(&self, path: &str, a: &AbsentSpec) -> Result<()> {
+        let written = a.path();
+        let shown = if written == path { format!("`{path}`") } else { format!("`{written}` (rendered: `{path}`)") };
+        let why = if path == "/" {
+            format!("absent {shown} is the root directory: deploy never removes /; is a variable in it empty?")
+        } else if STATE_DIR == path
+            || STATE_DIR.starts_with(&format!("{path}/"))
+            || path.starts_with(&format!("{STATE_DIR}/"))
+        {
+            format!("absent {shown} is or holds deploy's own state ({STATE_DIR}: the lock, the journals a revert needs, the audit log); deploy never removes it")
+        } else if path.matches('/').count() < 2 && !a.force() {
+            format!("absent {shown} is a top-level directory: removing it takes the whole tree with it; if that is meant, write it as `- path: {written}` with `force: true`")
+        } else {
+            return Ok(());
+        };
+        Err(Error::Render { host: self.host.into(), file: self.role.spec_path.clone(), line: None, message: why })
     }
 
     /// Claim `path` for this role: an absolute, sane path that no other role manages.
@@ -61,9 +85,11 @@ impl RoleScope<'_> {
             out.files.push(file);
         }
         for a in &self.role.spec.absent {
-            let path = self.small(a)?;
+            let path = self.small(a.path())?;
+            self.refuse_destructive(&path, a)?;
             self.claim(&path, seen)?;
-            out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected });
+            let (force, written) = (a.force(), a.path().to_string());
+            out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected, force, written });
         }
         if selected {
             self.preflight(out)?;

@@ -118,13 +118,11 @@ fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redacto
             _ => "",
         };
         let reasons = if c.reasons.is_empty() { String::new() } else { format!("  [{}]", c.reasons.join(", ")) };
-        writeln!(
-            out,
-            "  {sym} {}{kind}  {word}{}  {}",
-            redactor.redact(&c.path),
-            reasons,
-            style(format!("role {}", c.role)).dim()
-        )?;
+        let path = redactor.redact(&c.path);
+        // a whole top-level tree going: impossible to miss
+        let forced = c.action == Action::Delete && c.reasons.iter().any(|r| r == "force: true");
+        let path = if forced { style(path).red().bold() } else { style(path) };
+        writeln!(out, "  {sym} {path}{kind}  {word}{reasons}  {}", style(format!("role {}", c.role)).dim())?;
         if c.secret && matches!(c.action, Action::Create | Action::Update) {
             writeln!(out, "      {}", style("(secret file: content not shown)").dim())?;
         } else if let Some(d) = &c.diff {
