@@ -1,7 +1,7 @@
 //! The command line: clap definitions, resolved into a `Command` before any
 //! work starts, so raw flags never reach the code that does the work.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +17,16 @@ use crate::remote::ssh::SshOptions;
 /// found changes; 3 some hosts failed while others were applied; 64 the
 /// command line does not parse; 130 interrupted (SIGINT, SIGTERM, SIGHUP).
 #[derive(Parser, Debug)]
-#[command(name = "deploy", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    name = "deploy",
+    version = env!("DEPLOY_VERSION"),
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
     /// Environment to deploy: a group of inventory/hosts.yml (lab, prod, ...),
-    /// or a toggle command (vpn-on, vpn-off, vpn-status) followed by the environment
-    #[arg(required = true)]
+    /// or a toggle command (vpn-on, vpn-off, vpn-status) followed by the
+    /// environment. Default: DEPLOY_ENV, else `default_env` in deploy.yml
     env: Option<String>,
 
     /// The environment, after a toggle command: `deploy vpn-on prod`
@@ -40,9 +45,10 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct Global {
-    /// Project root (the directory holding deploy.yml)
-    #[arg(long, global = true, default_value = ".")]
-    root: PathBuf,
+    /// Project root (the directory holding deploy.yml); default: the
+    /// nearest directory upwards from here that holds one
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// age identity file for *.age vars files
     #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY")]
     identity: Option<PathBuf>,
@@ -65,8 +71,8 @@ struct RunFlags {
     /// Apply without asking
     #[arg(short, long)]
     yes: bool,
-    /// Only this role's resources (repeatable)
-    #[arg(long = "role", value_name = "ROLE")]
+    /// Only these roles' resources (repeatable or comma-separated)
+    #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
     roles: Vec<String>,
     /// Only these hosts (repeatable or comma-separated)
     #[arg(long, value_name = "HOST", value_delimiter = ',')]
@@ -101,14 +107,24 @@ enum Sub {
         /// Host (default: every host of the environment)
         #[arg(long)]
         host: Option<String>,
-        /// Output directory; files land at OUT/HOST/<absolute path>
+        /// Output directory; files land at OUT/HOST/<absolute path>, and
+        /// OUT/HOST.manifest lists path, mode, owner and sha256 of each
         #[arg(long)]
         out: PathBuf,
+        /// Clear a non-empty output directory first
+        #[arg(long)]
+        force: bool,
     },
     /// What each host records: last deploys, lock, pending or past reverts, toggles
     Status {
         /// Environment
         env: String,
+        /// Only these hosts (repeatable or comma-separated)
+        #[arg(long, value_name = "HOST", value_delimiter = ',')]
+        limit: Vec<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
@@ -169,8 +185,8 @@ pub(crate) enum Command {
     ToggleStatus(DeployArgs, String),
     /// `deploy status ENV`.
     Status(DeployArgs),
-    /// `deploy render ENV [--host H] --out DIR`.
-    Render { args: DeployArgs, host: Option<String>, out: PathBuf },
+    /// `deploy render ENV [--host H] --out DIR [--force]`.
+    Render { args: DeployArgs, host: Option<String>, out: PathBuf, force: bool },
     /// `deploy unlock ENV --host H`.
     Unlock { args: DeployArgs, host: String },
     /// `deploy secrets ...`.
@@ -180,15 +196,27 @@ pub(crate) enum Command {
 impl Cli {
     /// The project root, for shortening paths in messages.
     pub fn root(&self) -> PathBuf {
-        self.global.root.clone()
+        match &self.global.root {
+            Some(r) => r.clone(),
+            None => crate::load::project::find_root(Path::new(".")),
+        }
+    }
+
+    /// `--output json`: errors are JSON too.
+    pub fn json(&self) -> bool {
+        self.run.output == Output::Json || matches!(self.command, Some(Sub::Status { output: Output::Json, .. }))
     }
 
     /// Resolve the parsed flags into a command.
     pub(crate) fn resolve(self) -> Result<Command> {
+        let root = self.root();
+        // deploy.yml is read here only when the command line leaves
+        // something to it (no environment, a toggle word, secrets' identity)
+        let defaults = || crate::load::project::defaults_in(&root);
         let g = self.global.clone();
         let base = |env: String| -> Result<DeployArgs> {
             Ok(DeployArgs {
-                root: g.root.clone(),
+                root: root.clone(),
                 env,
                 check: false,
                 yes: false,
@@ -206,19 +234,27 @@ impl Cli {
             })
         };
         Ok(match self.command {
-            Some(Sub::Render { env, host, out }) => Command::Render { args: base(env)?, host, out },
-            Some(Sub::Status { env }) => Command::Status(DeployArgs { check: true, ..base(env)? }),
+            Some(Sub::Render { env, host, out, force }) => Command::Render { args: base(env)?, host, out, force },
+            Some(Sub::Status { env, limit, output }) => Command::Status(DeployArgs {
+                check: true,
+                limit: (!limit.is_empty()).then_some(limit),
+                json: output == Output::Json,
+                ..base(env)?
+            }),
             Some(Sub::Unlock { env, host }) => Command::Unlock { args: base(env)?, host },
             Some(Sub::Secrets(s)) => {
-                let keys = keys(&g).with_default_identity(crate::load::project::age_identity_in(&g.root));
-                Command::Secrets(s, keys)
+                Command::Secrets(s, keys(&g).with_default_identity(defaults().age_identity.map(|p| root.join(p))))
             }
             None => {
-                let first = self.env.ok_or_else(|| Error::Usage("an environment is required".into()))?;
                 let run = self.run;
-                let (env, toggle) = match self.toggle_env {
-                    None => (first, None),
-                    Some(env) => (env, Some(toggle_command(&first)?)),
+                let (env, toggle) = match (self.env, self.toggle_env) {
+                    (Some(word), Some(env)) => (env, Some(toggle_command(&word)?)),
+                    // `deploy vpn-on`: a toggle of deploy.yml, the default environment
+                    (Some(word), None) if is_toggle_word(&word, &defaults) => {
+                        (default_env(&root, &defaults())?, Some(toggle_command(&word)?))
+                    }
+                    (Some(env), None) => (env, None),
+                    (None, _) => (default_env(&root, &defaults())?, None),
                 };
                 let mut args = DeployArgs {
                     check: run.check,
@@ -258,6 +294,35 @@ fn toggle_command(word: &str) -> Result<(String, Option<bool>)> {
 
 fn keys(g: &Global) -> Keys {
     Keys { identity: g.identity.clone(), passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
+}
+
+/// `NAME-on|off|status` where NAME is a toggle of deploy.yml.
+fn is_toggle_word(word: &str, defaults: &dyn Fn() -> crate::load::project::Defaults) -> bool {
+    word.rsplit_once('-').is_some_and(|(name, action)| {
+        matches!(action, "on" | "off" | "status") && defaults().toggles.contains_key(name)
+    })
+}
+
+/// The environment when none is named: DEPLOY_ENV, else deploy.yml's
+/// `default_env`, else an error listing the environments there are.
+fn default_env(root: &Path, defaults: &crate::load::project::Defaults) -> Result<String> {
+    if let Some(e) = std::env::var("DEPLOY_ENV").ok().filter(|e| !e.is_empty()) {
+        return Ok(e);
+    }
+    if let Some(e) = &defaults.default_env {
+        return Ok(e.clone());
+    }
+    let inv = root.join("inventory/hosts.yml");
+    let groups = std::fs::read_to_string(&inv)
+        .ok()
+        .and_then(|t| crate::load::inventory::Inventory::parse(&inv, &t).ok())
+        .map(|i| i.groups.keys().filter(|g| *g != "all" && *g != "ungrouped").cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    Err(Error::Usage(format!(
+        "no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: {}",
+        if groups.is_empty() { "none found in inventory/hosts.yml".to_string() } else { groups.join(", ") }
+    ))
+    .hinted("name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml"))
 }
 
 fn extra(g: &Global) -> Result<Vec<(String, String)>> {

@@ -52,6 +52,30 @@ impl Error {
         }
     }
 
+    /// What kind of error this is, for `--output json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Yaml { .. } => "yaml",
+            Error::Invalid { .. } => "invalid",
+            Error::Render { .. } => "render",
+            Error::Secret { .. } => "secret",
+            Error::Connect { .. } => "connect",
+            Error::Remote { .. } => "remote",
+            Error::Usage(_) => "usage",
+            Error::Hinted { error, .. } => error.kind(),
+        }
+    }
+
+    /// The host the error concerns, if one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Error::Render { host, .. } | Error::Connect { host, .. } | Error::Remote { host, .. } => Some(host),
+            Error::Hinted { error, .. } => error.host(),
+            _ => None,
+        }
+    }
+
     /// Wrap an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
-    let root = cli.root();
+    let (root, json) = (cli.root(), cli.json());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match rt {
         Ok(rt) => rt.block_on(deploy::commands::run(cli)),
@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if json {
+                deploy::report::error_json(&e, &root);
+            }
             deploy::report::error(&e, &root);
             ExitCode::from(exit::ERROR)
         }

@@ -11,6 +11,24 @@ pub(crate) const MASK: &str = "<redacted>";
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor(Arc<RwLock<Vec<String>>>);
 
+/// The process's redactor: what loading registered, for the printer of the
+/// error that ends a run (it may quote a secret: a bad `dest` rendered from
+/// one), which has no redactor at hand.
+static INSTALLED: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+
+/// Make `r` the one errors are printed through.
+pub(crate) fn install(r: &Redactor) {
+    let _ = INSTALLED.set(r.clone());
+}
+
+/// Mask the installed redactor's secrets in `text` (none installed: as is).
+pub(crate) fn redact_installed(text: &str) -> String {
+    match INSTALLED.get() {
+        Some(r) => r.redact(text),
+        None => text.to_string(),
+    }
+}
+
 impl Redactor {
     /// Register a secret value. Very short values (under 4 characters) would
     /// mask ordinary text everywhere, so they are not registered; the file

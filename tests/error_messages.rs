@@ -156,3 +156,170 @@ fn destructive_removals_are_refused() {
         )
     );
 }
+
+/// stdout and stderr of `deploy ARGS` run in `dir` of a copy of the
+/// example, with `env` set.
+fn in_copy(dir: &str, args: &[&str], env: &[(&str, &str)], deploy_yml_extra: &str) -> Run {
+    let (root, _slot) = project();
+    if !deploy_yml_extra.is_empty() {
+        let d = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+        std::fs::write(root.join("deploy.yml"), format!("{d}{deploy_yml_extra}")).unwrap();
+    }
+    let mut c = std::process::Command::new(bin());
+    c.current_dir(root.join(dir)).args(args).env("NO_COLOR", "1").env_remove("DEPLOY_ENV");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.stdin(std::process::Stdio::null()).output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+// `deploy --role openclaw` as users type it: the environment from
+// DEPLOY_ENV or deploy.yml's default_env, and a list of them when neither
+// names one. A `--limit` that matches nothing shows which one was taken.
+#[test]
+fn the_environment_can_be_left_out() {
+    let r = in_copy(".", &["--check"], &[], "");
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "error: no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: lab, prod\n  hint: name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml\n"
+        )
+    );
+    let want = "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3)\n";
+    let r = in_copy(".", &["--check", "--limit", "nosuch"], &[("DEPLOY_ENV", "lab")], "");
+    assert_eq!((r.code, r.stderr.as_str()), (1, want));
+    let r = in_copy(".", &["--check", "--limit", "nosuch"], &[], "default_env: lab\n");
+    assert_eq!((r.code, r.stderr.as_str()), (1, want));
+    // a toggle without an environment
+    let r = in_copy(".", &["vpn-on", "--limit", "nosuch"], &[], "default_env: lab\n");
+    assert_eq!((r.code, r.stderr.as_str()), (1, want));
+}
+
+// deploy.yml is found from a subdirectory, as git and cargo find theirs;
+// --role takes a comma-separated list.
+#[test]
+fn run_from_a_subdirectory_with_a_role_list() {
+    let r = in_copy("roles/app", &["lab", "--check", "--role", "app,nosuch"], &[], "");
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "error: role `nosuch` is not in any phase of deploy.yml; roles: common, infra, proxy, apps, openclaw, app, firewall, hardening\n"
+        )
+    );
+}
+
+// A deploy_ssh_config that does not exist is bad input, said at once, not a
+// network failure retried three times; and the last line of a run where
+// every host failed says so.
+#[test]
+fn a_missing_ssh_config_fails_the_host_at_once() {
+    let r = in_copy(".", &["lab", "--yes", "--limit", "lab1"], &[], "");
+    assert!(!r.stdout.contains("attempts"), "it was retried: {r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.starts_with("lab1 FAILED\n  host lab1: deploy_ssh_config "), "{r:?}");
+    assert!(r.stdout.contains("/.lab/ssh_config does not exist; nothing was tried\n"), "{r:?}");
+    assert!(r.stdout.ends_with("\n1 host failed; nothing was applied.\n"), "{r:?}");
+}
+
+// With --output json a failure is a JSON object on stdout too.
+#[test]
+fn json_errors() {
+    let (root, _slot) = project();
+    let r = deploy_in(&root, &["nosuch", "--check", "--output", "json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "usage");
+    assert_eq!(v["error"]["message"], "environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, prod");
+    assert!(v["error"]["host"].is_null());
+}
+
+// A secret in an error message (a `dest` rendered from one) is redacted.
+#[test]
+fn a_secret_in_an_error_is_redacted() {
+    let (root, _slot) = project();
+    let p = root.join("roles/common/role.yml");
+    let t = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, t.replacen("files:\n", "files:\n  - dest: \"{{ vault_api_token }}\"\n    content: x\n", 1))
+        .unwrap();
+    for args in [vec!["lab", "--check"], vec!["lab", "--check", "--output", "json"]] {
+        let r = deploy_in(&root, &args);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(!r.all().contains(POISON), "secret printed: {r:?}");
+        assert!(r.stderr.contains("path `<redacted>` must be absolute"), "{r:?}");
+    }
+}
+
+// `deploy render` writes secret files 0600 with a manifest beside them, and
+// refuses a non-empty directory unless --force.
+#[test]
+fn render_out_is_private_listed_and_never_mixed_with_old_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let (root, slot) = project();
+    let out = slot.path.join("rendered");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("stale"), "x").unwrap();
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("is not empty\n  hint: render into an empty directory, or pass --force"), "{r:?}");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap(), "--force"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!out.join("stale").exists(), "--force did not clear the directory");
+    let mode = |p: &str| std::fs::metadata(out.join("lab1").join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("opt/stack/env/app.env"), 0o600, "a secret file is readable by others");
+    assert_eq!(mode("etc/motd"), 0o644);
+    let manifest = std::fs::read_to_string(out.join("lab1.manifest")).unwrap();
+    let motd = std::fs::read(out.join("lab1/etc/motd")).unwrap();
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&motd).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(manifest.contains(&format!("/etc/motd\tfile\t0644\t-:-\t{sha}\n")), "{manifest}");
+    assert!(manifest.contains("/srv/app/data\tdir\t0750\t1000:1000\t-\n"), "{manifest}");
+}
+
+// --version names the commit the binary was built from.
+#[test]
+fn version_names_the_commit() {
+    let (root, _slot) = project();
+    let r = deploy_in(&root, &["--version"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(r.stdout.starts_with(&format!("deploy {} (commit {head}", env!("CARGO_PKG_VERSION"))), "{r:?}");
+}
+
+// `feature_off: no` in group_vars means false, as in Ansible (YAML 1.1),
+// with a note that the file relies on it; a quoted "no" stays a string, and
+// so does `no` inside a block scalar.
+#[test]
+fn yaml11_booleans_mean_what_they_meant_in_ansible() {
+    let (root, slot) = project();
+    std::fs::write(
+        root.join("inventory/host_vars/lab1.yml"),
+        "flag_a: no\nflag_b: \"no\"\nflag_c: On\ntext: |\n  debug: yes\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("roles/common/templates/motd.j2"),
+        "{{ flag_a }} {{ flag_b }} {{ flag_c }} {{ 'on' if flag_a else 'off' }}\n{{ text }}",
+    )
+    .unwrap();
+    let out = slot.path.join("out");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap(), "False no True off\ndebug: yes\n");
+    assert!(
+        r.stderr.contains("inventory/host_vars/lab1.yml:1: key `flag_a`: unquoted `no` is read as the boolean false, as Ansible (YAML 1.1) reads it"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("debug"), "a block scalar was read as YAML: {r:?}");
+}

@@ -411,3 +411,22 @@ fn removing_a_tree_shows_its_size_and_needs_room_in_the_journal() {
     assert!(r.stdout.contains("nothing was removed or changed"), "{r:?}");
     assert_eq!(lab.sh("lab1", "wc -c < /srv/old/a/blob"), "300000\n", "the tree was touched");
 }
+
+// `deploy status` reads every host at once; one unreachable host is named
+// and the others are read; --limit and --output json.
+#[test]
+fn status_of_every_host_at_once() {
+    let lab = Lab::up(2);
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    lab.lab_cmd(&["kill-sshd", "lab2"]);
+    let r = lab.deploy(&["status", "lab"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.starts_with("lab1:\n  not locked\n  recent:\n"), "{r:?}");
+    assert!(r.stdout.contains("\nlab2: host lab2: connection refused"), "{r:?}");
+    let j = lab.deploy(&["status", "lab", "--limit", "lab1", "--output", "json"]);
+    assert_eq!(j.code, 0, "{j:?}");
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["hosts"][0]["host"], "lab1");
+    assert!(v["hosts"][0]["lock"].is_null() && v["hosts"].as_array().unwrap().len() == 1, "{v}");
+    assert!(v["hosts"][0]["recent"][0].as_str().unwrap().contains("result=ok"), "{v}");
+}

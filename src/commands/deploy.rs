@@ -42,7 +42,7 @@ pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
         let n_ok = states.len() - failed;
         release_all(&run, states, true).await;
         if !run.args.json {
-            crate::report::nothing_to_change(n_ok);
+            crate::report::nothing_to_change(n_ok, failed);
         }
         return Ok(match failed {
             0 => exit::OK,

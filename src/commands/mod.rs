@@ -17,7 +17,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => deploy::deploy(args).await,
         Command::ToggleStatus(args, name) => toggle::toggle_status(args, &name).await,
         Command::Status(args) => status::host_status(args).await,
-        Command::Render { args, host, out } => render::render(&args, host, &out),
+        Command::Render { args, host, out, force } => render::render(&args, host, &out, force),
         Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
         Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys),
     }

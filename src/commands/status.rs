@@ -1,54 +1,114 @@
-//! `deploy status ENV`: what each host records about deploys, the last one
-//! first when the host reverted it.
+//! `deploy status ENV [--limit H] [--output json]`: what each host records
+//! about deploys (the lock, pending reverts, toggles, recent audit lines),
+//! read from every host at once.
+
+use std::sync::Arc;
 
 use crate::engine::{clock, DeployArgs};
 use crate::error::{exit, Error, Result};
-use crate::render::Renderer as Loaded;
+use crate::remote::status::HostStatus;
+use crate::render::Renderer;
 use crate::report::error_text;
 
 pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
-    let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
-    let mut failed = 0;
-    for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
+    let loaded = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    if let Some(limit) = &args.limit {
+        if let Some(l) = limit.iter().find(|l| !loaded.hosts.contains(l)) {
+            return Err(Error::Usage(format!(
+                "--limit {l}: no such host in `{}` (hosts: {})",
+                args.env,
+                loaded.hosts.join(", ")
+            )));
+        }
+    }
+    let hosts: Vec<String> =
+        loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))).cloned().collect();
+    let ssh = Arc::new(args.ssh.clone());
+    let mut set = tokio::task::JoinSet::new();
+    for (i, host) in hosts.iter().enumerate() {
         let d = loaded.render_host(host, None)?;
-        let conn = match crate::remote::ssh::connect(host, &d.connection, &args.ssh).await {
-            Ok(c) => c,
-            Err(e) => {
-                failed += 1;
-                crate::report::line(&format!("{host}: {}", error_text(&e)));
-                continue;
-            }
-        };
-        let out = conn.run("deploy-status", crate::remote::status::HOST_STATUS, &[], None).await?;
-        conn.close().await;
-        let st = crate::remote::status::parse_host_status(&out.stdout)
-            .map_err(|m| Error::Remote { host: host.clone(), message: format!("unreadable reply: {m}") })?;
-        crate::report::line(&format!("{host}:"));
-        if let Some(last) = st.audit.last().filter(|l| l.contains(" REVERTED ")) {
-            crate::report::line(&format!(
-                "  the last deploy was REVERTED by the host's dead-man switch (never confirmed): {last}"
-            ));
+        let (host, ssh) = (host.clone(), ssh.clone());
+        set.spawn(async move { (i, read(&host, &d.connection, &ssh).await) });
+    }
+    let mut results: Vec<Option<Result<HostStatus>>> = (0..hosts.len()).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, r)) = r {
+            results[i] = Some(r);
         }
-        match &st.lock {
-            Some(who) => crate::report::line(&format!("  locked by {who}")),
-            None => crate::report::line("  not locked"),
-        }
-        for p in &st.pending {
-            crate::report::line(&format!(
-                "  a revert is PENDING: deploy {} reverts at {} unless confirmed",
-                p.deploy,
-                clock(p.deadline)
-            ));
-        }
-        for (name, v) in &st.toggles {
-            crate::report::line(&format!("  toggle {name}: {v}"));
-        }
-        if !st.audit.is_empty() {
-            crate::report::line("  recent:");
-            for a in &st.audit {
-                crate::report::line(&format!("    {a}"));
+    }
+    let results: Vec<Result<HostStatus>> = results
+        .into_iter()
+        .zip(&hosts)
+        .map(|(r, h)| {
+            r.unwrap_or_else(|| Err(Error::Remote { host: h.clone(), message: "internal error reading status".into() }))
+        })
+        .collect();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if args.json {
+        json(&hosts, &results, &loaded);
+    } else {
+        for (host, r) in hosts.iter().zip(&results) {
+            match r {
+                Ok(st) => text(host, st),
+                Err(e) => crate::report::line(&loaded.redactor.redact(&format!("{host}: {}", error_text(e)))),
             }
         }
     }
     Ok(if failed == 0 { exit::OK } else { exit::ERROR })
+}
+
+async fn read(host: &str, c: &crate::render::Connection, ssh: &crate::remote::ssh::SshOptions) -> Result<HostStatus> {
+    let conn = crate::remote::ssh::connect(host, c, ssh).await?;
+    let out = conn.run("deploy-status", crate::remote::status::HOST_STATUS, &[], None).await;
+    conn.close().await;
+    crate::remote::status::parse_host_status(&out?.stdout)
+        .map_err(|m| Error::Remote { host: host.into(), message: format!("unreadable reply: {m}") })
+}
+
+fn text(host: &str, st: &HostStatus) {
+    crate::report::line(&format!("{host}:"));
+    if let Some(last) = st.audit.last().filter(|l| l.contains(" REVERTED ")) {
+        crate::report::line(&format!(
+            "  the last deploy was REVERTED by the host's dead-man switch (never confirmed): {last}"
+        ));
+    }
+    match &st.lock {
+        Some(who) => crate::report::line(&format!("  locked by {who}")),
+        None => crate::report::line("  not locked"),
+    }
+    for p in &st.pending {
+        crate::report::line(&format!(
+            "  a revert is PENDING: deploy {} reverts at {} unless confirmed",
+            p.deploy,
+            clock(p.deadline)
+        ));
+    }
+    for (name, v) in &st.toggles {
+        crate::report::line(&format!("  toggle {name}: {v}"));
+    }
+    if !st.audit.is_empty() {
+        crate::report::line("  recent:");
+        for a in &st.audit {
+            crate::report::line(&format!("    {a}"));
+        }
+    }
+}
+
+fn json(hosts: &[String], results: &[Result<HostStatus>], loaded: &Renderer) {
+    let items: Vec<serde_json::Value> = hosts
+        .iter()
+        .zip(results)
+        .map(|(h, r)| match r {
+            Ok(st) => serde_json::json!({
+                "host": h,
+                "lock": st.lock,
+                "pending_reverts": st.pending.iter().map(|p| serde_json::json!({"deploy": p.deploy, "at": p.deadline})).collect::<Vec<_>>(),
+                "toggles": st.toggles.iter().map(|(n, v)| serde_json::json!({"name": n, "state": v})).collect::<Vec<_>>(),
+                "recent": st.audit,
+            }),
+            Err(e) => serde_json::json!({"host": h, "error": error_text(e)}),
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "hosts": items })).unwrap_or_default();
+    crate::report::line(&loaded.redactor.redact(&text));
 }

@@ -83,8 +83,8 @@ impl Loaded {
         let keys = &keys.with_default_identity(project.file.age_identity.as_ref().map(|p| root.join(p)));
         let inv_path = root.join("inventory/hosts.yml");
         let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
-        let inv_text = yaml::read_text(&inv_path)?;
-        warnings.extend(yaml::yaml11_bool_warnings(&inv_path, &inv_text));
+        let (inv_text, notes) = yaml::as_ansible_reads_it(&inv_path, &yaml::read_text(&inv_path)?);
+        warnings.extend(notes);
         let inventory = Inventory::parse(&inv_path, &inv_text)?;
         let Some(hosts) = inventory.hosts_of(env_name) else {
             let groups: Vec<&String> = inventory.groups.keys().filter(|g| *g != "all").collect();
@@ -98,6 +98,7 @@ impl Loaded {
             return Err(Error::Usage(format!("group `{env_name}` in {} has no hosts", inv_path.display())));
         }
         let redactor = Redactor::default();
+        crate::redact::install(&redactor);
         let defaults = role_defaults(&project);
         let mut group_cache: IndexMap<String, Vec<VarsFile>> = IndexMap::new();
         let mut layers = IndexMap::new();
@@ -192,6 +193,8 @@ fn vars_files(
         } else {
             yaml::read_text(&path)?
         };
+        let (text, notes) = yaml::as_ansible_reads_it(&path, &text);
+        warnings.extend(notes);
         let value: serde_yaml::Value = if secret {
             // Parse errors of decrypted text must not quote the text itself.
             serde_yaml::from_str(&text).map_err(|e| {
@@ -204,7 +207,6 @@ fn vars_files(
                 }
             })?
         } else {
-            warnings.extend(yaml::yaml11_bool_warnings(&path, &text));
             yaml::parse(&path, &text)?
         };
         let vars = match value {

@@ -27,6 +27,10 @@ pub(crate) struct ProjectFile {
     /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
     #[serde(default)]
     pub(crate) toggles: IndexMap<String, Toggle>,
+    /// The environment of `deploy` without one (DEPLOY_ENV wins over it).
+    #[serde(default)]
+    #[allow(dead_code)] // read by cli::project_defaults, before the project loads
+    pub(crate) default_env: Option<String>,
 }
 
 /// A toggle: a variable flipped between two values, applied to some roles
@@ -366,16 +370,36 @@ pub(crate) struct Project {
     pub(crate) roles: IndexMap<String, Role>,
 }
 
-/// deploy.yml's `age_identity` under `root`, for the `secrets` commands,
-/// which must work while the rest of the repository does not load.
-pub(crate) fn age_identity_in(root: &Path) -> Option<PathBuf> {
-    #[derive(Deserialize)]
-    struct Only {
-        age_identity: Option<PathBuf>,
-    }
-    let text = std::fs::read_to_string(root.join("deploy.yml")).ok()?;
-    let only: Only = serde_yaml::from_str(&text).ok()?;
-    only.age_identity.map(|p| root.join(p))
+/// What the command line needs from deploy.yml before the project loads
+/// (the `secrets` commands must work while the rest does not load).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Defaults {
+    /// `age_identity`, relative to the root.
+    pub(crate) age_identity: Option<PathBuf>,
+    /// `default_env`.
+    pub(crate) default_env: Option<String>,
+    /// The toggles' names.
+    #[serde(default)]
+    pub(crate) toggles: IndexMap<String, serde_yaml::Value>,
+}
+
+/// deploy.yml's defaults under `root`, leniently: a file that does not
+/// parse gives none (loading the project then says what is wrong).
+pub(crate) fn defaults_in(root: &Path) -> Defaults {
+    std::fs::read_to_string(root.join("deploy.yml"))
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<Defaults>(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The project root: the nearest directory from `start` upwards holding
+/// deploy.yml, as git and cargo find theirs; `start` itself when none does.
+pub(crate) fn find_root(start: &Path) -> PathBuf {
+    let abs = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    abs.ancestors()
+        .find(|d| d.join("deploy.yml").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| start.to_path_buf())
 }
 
 impl Project {
@@ -426,8 +450,8 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
     let mut defaults = serde_yaml::Mapping::new();
     for p in [dir.join("defaults.yml"), dir.join("defaults/main.yml")] {
         if p.exists() {
-            let text = crate::load::yaml::read_text(&p)?;
-            warnings.extend(crate::load::yaml::yaml11_bool_warnings(&p, &text));
+            let (text, notes) = crate::load::yaml::as_ansible_reads_it(&p, &crate::load::yaml::read_text(&p)?);
+            warnings.extend(notes);
             match crate::load::yaml::parse::<serde_yaml::Value>(&p, &text)? {
                 serde_yaml::Value::Mapping(m) => defaults.extend(m),
                 serde_yaml::Value::Null => {}

@@ -56,11 +56,28 @@ impl std::fmt::Display for Warning {
 
 const YAML11_BOOLS: &[&str] = &["yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
 
-/// Find unquoted `key: yes|no|on|off` (and `- yes` list items): PyYAML reads
-/// them as booleans, a YAML 1.2 parser as strings.
-pub(crate) fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
+/// An unquoted YAML 1.1 boolean (`yes`, `off`, ...) in a file: which line,
+/// where its value starts in that line, the key (None for a list item).
+struct Yaml11Bool<'a> {
+    line: usize,
+    start: usize,
+    value: &'a str,
+    key: Option<&'a str>,
+}
+
+/// Every unquoted YAML 1.1 boolean of `text`, outside block scalars (a
+/// config file kept in a `|` value is text, not YAML to reinterpret).
+fn yaml11_bools(text: &str) -> Vec<Yaml11Bool<'_>> {
     let mut out = Vec::new();
+    let mut block: Option<usize> = None;
     for (i, raw) in text.lines().enumerate() {
+        let indent = raw.len() - raw.trim_start().len();
+        if let Some(b) = block {
+            if raw.trim().is_empty() || indent > b {
+                continue;
+            }
+            block = None;
+        }
         let line = raw.split(" #").next().unwrap_or(raw).trim_end();
         let trimmed = line.trim_start();
         if trimmed.starts_with('#') {
@@ -77,19 +94,73 @@ pub(crate) fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
                 None => continue,
             }
         };
-        if YAML11_BOOLS.contains(&value) {
-            let what = key.map(|k| format!("key `{k}`")).unwrap_or_else(|| "list item".into());
-            let b = matches!(value.to_ascii_lowercase().as_str(), "yes" | "on");
-            out.push(Warning {
-                path: path.into(),
-                line: i + 1,
-                message: format!(
-                    "{what}: `{value}` is the string \"{value}\" here (YAML 1.2), but Ansible read it as the boolean {b}; write `{b}` for a boolean or quote it (\"{value}\") to keep the string"
-                ),
-            });
+        if value.starts_with('|') || value.starts_with('>') {
+            block = Some(indent);
+        } else if YAML11_BOOLS.contains(&value) {
+            out.push(Yaml11Bool { line: i, start: line.len() - value.len(), value, key });
         }
     }
     out
+}
+
+fn yaml11_true(value: &str) -> bool {
+    matches!(value.to_ascii_lowercase().as_str(), "yes" | "on")
+}
+
+/// Warnings for unquoted YAML 1.1 booleans in a file deploy reads as YAML
+/// 1.2 (deploy.yml, role.yml): there they stay strings.
+pub(crate) fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
+    yaml11_bools(text)
+        .into_iter()
+        .map(|b| {
+            let what = b.key.map(|k| format!("key `{k}`")).unwrap_or_else(|| "list item".into());
+            let (v, t) = (b.value, yaml11_true(b.value));
+            Warning {
+                path: path.into(),
+                line: b.line + 1,
+                message: format!(
+                    "{what}: `{v}` is the string \"{v}\" here (YAML 1.2); write `{t}` for a boolean or quote it (\"{v}\") to keep the string"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// An inventory or vars file as Ansible reads it: unquoted YAML 1.1
+/// booleans (`yes`, `no`, `on`, `off` in their case variants, as PyYAML
+/// resolves them) are booleans. Returns the text to parse, with them
+/// written as `true`/`false`, and a note for each: the file relies on YAML
+/// 1.1.
+pub(crate) fn as_ansible_reads_it(path: &Path, text: &str) -> (String, Vec<Warning>) {
+    let found = yaml11_bools(text);
+    if found.is_empty() {
+        return (text.to_string(), Vec::new());
+    }
+    let mut notes = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    let mut next = found.iter().peekable();
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        match next.peek() {
+            Some(b) if b.line == i => {
+                let t = yaml11_true(b.value);
+                out.push_str(&raw[..b.start]);
+                out.push_str(if t { "true" } else { "false" });
+                out.push_str(&raw[b.start + b.value.len()..]);
+                let what = b.key.map(|k| format!("key `{k}`")).unwrap_or_else(|| "list item".into());
+                notes.push(Warning {
+                    path: path.into(),
+                    line: i + 1,
+                    message: format!(
+                        "{what}: unquoted `{}` is read as the boolean {t}, as Ansible (YAML 1.1) reads it; write `{t}` so the file means the same to every YAML parser, or quote it (\"{}\") for the string",
+                        b.value, b.value
+                    ),
+                });
+                next.next();
+            }
+            _ => out.push_str(raw),
+        }
+    }
+    (out, notes)
 }
 
 /// Convert parsed YAML into a template value, keeping mapping order.
@@ -133,8 +204,21 @@ mod tests {
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].line, 2);
         assert!(w[0].message.contains("key `enable_tls`"), "{}", w[0].message);
-        assert!(w[0].message.contains("boolean true"));
+        assert!(w[0].message.contains("write `true` for a boolean"), "{}", w[0].message);
         assert_eq!(w[1].line, 5);
+    }
+
+    #[test]
+    fn yaml11_bools_read_as_ansible_reads_them() {
+        let text = "a: 1\nenable_tls: yes # comment\nq: \"yes\"\nl:\n  - Off\nblock: |\n  x: no\nafter: ON\n";
+        let (out, notes) = as_ansible_reads_it(Path::new("g.yml"), text);
+        assert_eq!(
+            out,
+            "a: 1\nenable_tls: true # comment\nq: \"yes\"\nl:\n  - false\nblock: |\n  x: no\nafter: true\n"
+        );
+        let lines: Vec<usize> = notes.iter().map(|n| n.line).collect();
+        assert_eq!(lines, vec![2, 5, 8]);
+        assert!(notes[0].message.contains("read as the boolean true, as Ansible (YAML 1.1) reads it"));
     }
 
     #[test]

@@ -160,6 +160,22 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
   fi
   case $op in
     D)
+      # missing parents first, top-down, as `mkdir -p` would, but each with
+      # root's defaults (0755, umask 022) and journaled, so that a revert
+      # removes exactly the parents this deploy made
+      missing=""; p=$(dirname "$path")
+      while [ ! -e "$p" ]; do
+        missing="$p
+$missing"; p=$(dirname "$p")
+      done
+      old_ifs=$IFS; IFS='
+'; set -f
+      for p in $missing; do
+        printf 'D\t%s\tabsent\t-\t-\n' "$p" >>"$j/journal"
+        mkdir "$p" || { IFS=$old_ifs; fail "$p" "cannot create directory (a parent of $path)"; }
+        emit "A${tab}${p}"
+      done
+      IFS=$old_ifs; set +f
       printf 'D\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
       mkdir "$path" || fail "$path" "cannot create directory"
       [ "$mode" = - ] && mode=0755

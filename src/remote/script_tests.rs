@@ -243,3 +243,24 @@ fn validate_sees_the_new_file_wherever_percent_s_stands() {
     assert!(code == 4 && a.invalid.len() == 1 && !a.done, "{out}");
     assert_eq!(std::fs::read(&f).unwrap(), b"new\n");
 }
+
+// A directory whose parents are missing: they are made (0755), journaled,
+// and a revert removes exactly them.
+#[test]
+fn dirs_get_their_missing_parents_and_a_revert_removes_exactly_those() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Root::new("parents");
+    std::fs::create_dir_all(r.0.join("opt")).unwrap();
+    r.lock("me");
+    let dir = r.path("opt/app/conf/core/");
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &upload(&[(&dir, b"", None)]), &[]);
+    let a = parse_apply(out.as_bytes()).unwrap();
+    assert!(code == 0 && a.done, "{out}");
+    assert_eq!(a.applied, vec![r.path("opt/app"), r.path("opt/app/conf"), r.path("opt/app/conf/core")]);
+    let mode = std::fs::metadata(r.0.join("opt/app/conf")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert!(parse_revert(out.as_bytes()).unwrap().not_restored.is_empty(), "{out}");
+    assert!(!r.0.join("opt/app").exists(), "a parent this deploy made is left");
+    assert!(r.0.join("opt").exists(), "a parent that was there is gone");
+}

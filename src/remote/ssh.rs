@@ -127,6 +127,14 @@ fn connect_error(host: &str, e: openssh::Error) -> Error {
 /// bounded number of times with growing pauses (1s, 3s): hammering a host
 /// that closes connections only gets the address banned (fail2ban).
 pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
+    if let Some(f) = c.ssh_config.as_ref().filter(|f| !f.is_file()) {
+        // bad input, not a network failure to retry
+        return Err(Error::Connect {
+            host: host.into(),
+            message: format!("deploy_ssh_config {} does not exist; nothing was tried", f.display()),
+            retryable: false,
+        });
+    }
     match connect_port(host, c, c.port, opts).await {
         Err(Error::Connect { message, retryable: true, .. }) if c.fallback_port.is_some() => {
             // sshd is still on its old port (refused, or dropped by a firewall

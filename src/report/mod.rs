@@ -22,6 +22,8 @@ use crate::redact::Redactor;
 /// Progress of each host: a spinner per host on a terminal, lines otherwise.
 pub(crate) struct Progress {
     multi: Option<MultiProgress>,
+    /// JSON on stdout: stderr gets only each host's outcome.
+    quiet: bool,
     bars: Mutex<HashMap<String, ProgressBar>>,
     redactor: Redactor,
 }
@@ -34,26 +36,29 @@ impl Progress {
         let mut bars = HashMap::new();
         if let Some(m) = &multi {
             let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4);
-            let st = ProgressStyle::with_template(&format!("{{spinner}} {{prefix:{width}}}  {{wide_msg}}"))
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let st =
+                ProgressStyle::with_template(&format!("{{spinner}} {{prefix:{width}}} {{elapsed:>4}}  {{wide_msg}}"))
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
             for h in hosts {
                 let b = m.add(ProgressBar::new_spinner().with_style(st.clone()).with_prefix(h.clone()));
                 b.enable_steady_tick(Duration::from_millis(120));
                 bars.insert(h.clone(), b);
             }
         }
-        Progress { multi, bars: Mutex::new(bars), redactor }
+        Progress { multi, quiet, bars: Mutex::new(bars), redactor }
     }
 
     /// A host moved to a new step.
     pub(crate) fn step(&self, host: &str, msg: &str) {
         let msg = self.redactor.redact(msg);
-        // Without a terminal only each host's outcome is printed (see `done`):
-        // a log of every step of every host buries what matters.
         if self.multi.is_some() {
             if let Some(b) = self.bars.lock().unwrap().get(host) {
                 b.set_message(msg);
             }
+        } else if !self.quiet {
+            // without a terminal (CI): a line per step, so a slow step is
+            // never minutes of silence
+            let _ = writeln!(std::io::stderr(), "{host}: {msg}");
         }
     }
 
@@ -193,13 +198,30 @@ pub(crate) fn error_text(e: &crate::error::Error) -> String {
 /// project root are shown relative to it.
 pub fn error(e: &crate::error::Error, root: &std::path::Path) {
     let prefix = format!("{}/", root.display());
-    let text = e.to_string();
+    let text = crate::redact::redact_installed(&e.to_string());
     let text = text.strip_prefix(&prefix).unwrap_or(&text).replace(&format!(" {prefix}"), " ");
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{} {text}", style("error:").red().bold());
     if let Some(h) = e.hint() {
-        let _ = writeln!(err, "  {} {h}", style("hint:").cyan());
+        let _ = writeln!(err, "  {} {}", style("hint:").cyan(), crate::redact::redact_installed(h));
     }
+}
+
+/// The error that ends a run, as JSON on stdout (`--output json`): kind,
+/// message, hint and host; redacted like everything else.
+pub fn error_json(e: &crate::error::Error, root: &std::path::Path) {
+    let prefix = format!("{}/", root.display());
+    let text = crate::redact::redact_installed(&e.to_string());
+    let text = text.strip_prefix(&prefix).unwrap_or(&text).replace(&format!(" {prefix}"), " ");
+    let j = serde_json::json!({
+        "error": {
+            "kind": e.kind(),
+            "message": text,
+            "hint": e.hint().map(crate::redact::redact_installed),
+            "host": e.host(),
+        }
+    });
+    line(&serde_json::to_string_pretty(&j).unwrap_or_default());
 }
 
 /// Print warnings (redacted) on stderr.

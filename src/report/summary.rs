@@ -66,9 +66,16 @@ fn failed_host(host: &str, rep: &HostReport, width: usize) -> String {
     s
 }
 
-/// `Nothing to change on N hosts.`
-pub(crate) fn nothing_to_change(n: usize) {
-    super::line(&format!("\nNothing to change on {n} host{}.", if n == 1 { "" } else { "s" }));
+/// The end of a run that applied nothing: `Nothing to change on N hosts.`,
+/// and how many hosts failed.
+pub(crate) fn nothing_to_change(ok: usize, failed: usize) {
+    let hosts = |n: usize| format!("{n} host{}", if n == 1 { "" } else { "s" });
+    let text = match (ok, failed) {
+        (ok, 0) => format!("Nothing to change on {}.", hosts(ok)),
+        (0, failed) => format!("{} failed; nothing was applied.", hosts(failed)),
+        (ok, failed) => format!("Nothing to change on {}; {} failed.", hosts(ok), hosts(failed)),
+    };
+    super::line(&format!("\n{text}"));
 }
 
 /// A host that failed before its plan, as a line of the plan output.
