@@ -49,9 +49,10 @@ struct Global {
     /// nearest directory upwards from here that holds one
     #[arg(long, global = true)]
     root: Option<PathBuf>,
-    /// age identity file for *.age vars files
-    #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY")]
-    identity: Option<PathBuf>,
+    /// age identity file for *.age vars files (repeatable; DEPLOY_AGE_IDENTITY
+    /// takes a colon-separated list)
+    #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY", value_delimiter = ':')]
+    identity: Vec<PathBuf>,
     /// Extra variable, highest precedence (repeatable)
     #[arg(short = 'e', long = "extra-var", global = true, value_name = "KEY=VALUE")]
     extra: Vec<String>,
@@ -161,6 +162,15 @@ pub(crate) enum SecretsCommand {
         /// The .age file
         file: PathBuf,
     },
+    /// Re-encrypt to the current recipients (.age-recipients found walking up
+    /// from each file), after adding or removing a teammate
+    Rekey {
+        /// The .age files
+        files: Vec<PathBuf>,
+        /// Every *.age file under inventory/
+        #[arg(long, conflicts_with = "files")]
+        all: bool,
+    },
     /// Encrypt a plaintext YAML file to FILE.age and remove nothing
     Encrypt {
         /// The plaintext file
@@ -243,7 +253,7 @@ impl Cli {
             }),
             Some(Sub::Unlock { env, host }) => Command::Unlock { args: base(env)?, host },
             Some(Sub::Secrets(s)) => {
-                Command::Secrets(s, keys(&g).with_default_identity(defaults().age_identity.map(|p| root.join(p))))
+                Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))
             }
             None => {
                 let run = self.run;
@@ -293,7 +303,7 @@ fn toggle_command(word: &str) -> Result<(String, Option<bool>)> {
 }
 
 fn keys(g: &Global) -> Keys {
-    Keys { identity: g.identity.clone(), passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
+    Keys { identities: g.identity.clone(), passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
 }
 
 /// `NAME-on|off|status` where NAME is a toggle of deploy.yml.

@@ -40,11 +40,14 @@ impl Redactor {
             return;
         }
         let mut v = self.0.write().unwrap();
-        if !v.iter().any(|x| x == s) {
-            v.push(s.to_string());
-            // longest first, so a secret containing another is masked whole
-            v.sort_by_key(|x| std::cmp::Reverse(x.len()));
+        // and the forms templates commonly turn it into
+        for form in std::iter::once(s.to_string()).chain(transformed(s)) {
+            if form.len() >= 4 && !v.contains(&form) {
+                v.push(form);
+            }
         }
+        // longest first, so a secret containing another is masked whole
+        v.sort_by_key(|x| std::cmp::Reverse(x.len()));
         // Multi-line secrets (keys, certificates) also appear line by line in diffs.
         if s.contains('\n') {
             drop(v);
@@ -67,6 +70,36 @@ impl Redactor {
     }
 }
 
+/// What templates commonly make of a secret: `b64encode`, `to_json` (and
+/// JSON in general), `quote` (shell), `urlencode`, `upper` and `lower`.
+/// Only whole values: a secret cut into pieces, or encoded together with
+/// other text (base64 of a whole file), is not recognised.
+fn transformed(s: &str) -> Vec<String> {
+    use base64::Engine;
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let mut forms = vec![
+        base64::engine::general_purpose::STANDARD.encode(s),
+        json.trim_matches('"').to_string(),
+        crate::util::shell_quote(s),
+        urlencode(s),
+        s.to_uppercase(),
+        s.to_lowercase(),
+    ];
+    forms.retain(|f| f != s);
+    forms
+}
+
+/// Percent-encoding as Jinja's `urlencode` does it (unreserved characters
+/// and `/` kept).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +113,22 @@ mod tests {
         assert_eq!(r.redact("+AAAAsecretline"), "+<redacted>");
         r.add("ab");
         assert_eq!(r.redact("ab"), "ab");
+    }
+
+    #[test]
+    fn masks_the_forms_templates_make_of_a_secret() {
+        let r = Redactor::default();
+        let secret = "p@ss w'rd\"Xy";
+        r.add(secret);
+        for form in [
+            "cEBzcyB3J3JkIlh5",      // b64encode
+            "p@ss w'rd\\\"Xy",       // to_json, inside its quotes
+            "'p@ss w'\"'\"'rd\"Xy'", // quote
+            "p%40ss%20w%27rd%22Xy",  // urlencode
+            "P@SS W'RD\"XY",         // upper
+            "p@ss w'rd\"xy",         // lower
+        ] {
+            assert_eq!(r.redact(&format!("k={form};")), "k=<redacted>;", "{form}");
+        }
     }
 }

@@ -323,3 +323,139 @@ fn yaml11_booleans_mean_what_they_meant_in_ansible() {
     );
     assert!(!r.stderr.contains("debug"), "a block scalar was read as YAML: {r:?}");
 }
+
+fn secrets_edit(root: &std::path::Path, tmp: &std::path::Path, editor: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.current_dir(root)
+        .args(["secrets", "edit", "inventory/group_vars/lab/secrets.age"])
+        .env("EDITOR", editor)
+        .env("XDG_RUNTIME_DIR", tmp)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+// Text that is not valid YAML reopens the editor with the error at the top;
+// the same error again gives up with nothing saved.
+#[test]
+fn secrets_edit_reopens_the_editor_on_invalid_yaml() {
+    let (root, slot) = project();
+    let tmp = slot.path.join("run");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // an editor that breaks the YAML, then sees the error and fixes it
+    let ed = slot.path.join("ed.sh");
+    std::fs::write(
+        &ed,
+        "#!/bin/sh\nif grep -q '^# deploy secrets edit: not valid YAML' \"$1\"; then printf 'fixed: 1\\n' > \"$1\"; else printf 'broken: [1\\n' > \"$1\"; fi\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("755").arg(&ed).status().unwrap();
+    let o = secrets_edit(&root, &tmp, ed.to_str().unwrap()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v = deploy_in(&root, &["secrets", "view", "inventory/group_vars/lab/secrets.age"]);
+    assert_eq!(v.stdout, "fixed: 1\n");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
+    // an editor that never fixes it
+    let before = std::fs::read(root.join("inventory/group_vars/lab/secrets.age")).unwrap();
+    let o = secrets_edit(&root, &tmp, "sh -c 'printf \"broken: [1\\n\" > \"$1\"' ed").output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not valid YAML"), "{o:?}");
+    assert_eq!(std::fs::read(root.join("inventory/group_vars/lab/secrets.age")).unwrap(), before);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp file left behind");
+}
+
+// SIGTERM and SIGHUP during an edit: nothing saved, no plaintext left.
+#[test]
+fn secrets_edit_cleans_up_on_sigterm_and_sighup() {
+    for signal in ["TERM", "HUP", "INT"] {
+        let (root, slot) = project();
+        let tmp = slot.path.join("run");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let before = std::fs::read(root.join("inventory/group_vars/lab/secrets.age")).unwrap();
+        let child = secrets_edit(&root, &tmp, "sleep 60;")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the decrypted file to be in the editor", std::time::Duration::from_secs(20), || {
+            std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some())
+        });
+        std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(130), "{signal}: {o:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("nothing was saved"), "{o:?}");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{signal}: plaintext left behind");
+        assert_eq!(std::fs::read(root.join("inventory/group_vars/lab/secrets.age")).unwrap(), before);
+    }
+}
+
+// Lab and prod secrets encrypted to different identities: `age_identity`
+// as a list serves both; without prod's identity, prod says which it tried.
+#[test]
+fn identities_per_environment() {
+    let (root, slot) = project();
+    let key = deploy_in(&root, &["secrets", "keygen", "--out", "inventory/prod.identity"]);
+    assert_eq!(key.code, 0, "{key:?}");
+    let public = key.stdout.trim().to_string();
+    let plain = slot.path.join("prod.yml");
+    std::fs::write(&plain, "vault_api_token: prod-token-1234\nvault_db_password: prod-db-5678\n").unwrap();
+    let enc = deploy_in(
+        &root,
+        &[
+            "secrets",
+            "encrypt",
+            plain.to_str().unwrap(),
+            "--recipient",
+            &public,
+            "--out",
+            "inventory/group_vars/prod/secrets.age",
+        ],
+    );
+    assert_eq!(enc.code, 0, "{enc:?}");
+    let d = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    let out = |env: &str| slot.path.join(format!("out-{env}"));
+    let render = |env: &str| deploy_in(&root, &["render", env, "--out", out(env).to_str().unwrap(), "--force"]);
+    let r = render("prod");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot be decrypted with the identities ") && r.stderr.contains("lab.identity"),
+        "{r:?}"
+    );
+    std::fs::write(
+        root.join("deploy.yml"),
+        d.replace(
+            "age_identity: inventory/lab.identity",
+            "age_identity: [inventory/lab.identity, inventory/prod.identity]",
+        ),
+    )
+    .unwrap();
+    assert_eq!(render("lab").code, 0);
+    let r = render("prod");
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+// A new teammate: add their key to .age-recipients, rekey, and their
+// identity alone reads the secrets.
+#[test]
+fn rekey_to_a_new_teammate() {
+    let (root, _slot) = project();
+    let key = deploy_in(&root, &["secrets", "keygen", "--out", "newcomer.identity"]);
+    assert_eq!(key.code, 0, "{key:?}");
+    // the lab identity's own public key, plus the newcomer's
+    let id = std::fs::read_to_string(root.join("inventory/lab.identity")).unwrap();
+    let own = id.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
+    std::fs::write(root.join("inventory/.age-recipients"), format!("{own}\n{}\n", key.stdout.trim())).unwrap();
+    let file = "inventory/group_vars/lab/secrets.age";
+    let before = std::fs::read(root.join(file)).unwrap();
+    // --all takes prod's file too, which this identity cannot read: nothing
+    // is rewritten
+    let r = deploy_in(&root, &["secrets", "rekey", "--all"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("inventory/group_vars/prod/secrets.age: cannot be decrypted"), "{r:?}");
+    assert_eq!(std::fs::read(root.join(file)).unwrap(), before, "a file was rewritten");
+    let r = deploy_in(&root, &["secrets", "rekey", file]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains(&format!("{file}: re-encrypted to 2 recipient(s)")), "{r:?}");
+    let view = deploy_in(&root, &["secrets", "view", file, "--identity", "newcomer.identity"]);
+    assert!(view.stdout.contains(DB_PASSWORD), "{view:?}");
+}

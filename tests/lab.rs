@@ -538,7 +538,7 @@ fn secrets_edit_rewrites_only_on_change_and_leaves_no_plaintext() {
             .current_dir(&root)
             .args(["secrets", "edit", file])
             .env("EDITOR", editor)
-            .env("TMPDIR", &tmp)
+            .env("XDG_RUNTIME_DIR", &tmp)
             .output()
             .unwrap()
     };

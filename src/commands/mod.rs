@@ -19,6 +19,6 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::host_status(args).await,
         Command::Render { args, host, out, force } => render::render(&args, host, &out, force),
         Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
-        Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys),
+        Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys).await,
     }
 }

@@ -80,7 +80,7 @@ impl Loaded {
     pub(crate) fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
         let mut warnings = Vec::new();
         let project = Project::load(root, &mut warnings)?;
-        let keys = &keys.with_default_identity(project.file.age_identity.as_ref().map(|p| root.join(p)));
+        let keys = &keys.with_default_identities(project.file.age_identity.under(root));
         let inv_path = root.join("inventory/hosts.yml");
         let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
         let (inv_text, notes) = yaml::as_ansible_reads_it(&inv_path, &yaml::read_text(&inv_path)?);

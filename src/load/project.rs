@@ -23,7 +23,7 @@ pub(crate) struct ProjectFile {
     /// Where the age identity is looked up when neither --identity nor
     /// DEPLOY_AGE_IDENTITY is given; relative to the project root.
     #[serde(default)]
-    pub(crate) age_identity: Option<PathBuf>,
+    pub(crate) age_identity: Identities,
     /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
     #[serde(default)]
     pub(crate) toggles: IndexMap<String, Toggle>,
@@ -370,12 +370,45 @@ pub(crate) struct Project {
     pub(crate) roles: IndexMap<String, Role>,
 }
 
+/// `age_identity`: one file, or a list tried together (lab and prod
+/// identities side by side; each machine has the ones it may use).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged, expecting = "an identity file, or a list of them")]
+pub(crate) enum Identities {
+    /// None given.
+    #[default]
+    None,
+    /// One file.
+    One(PathBuf),
+    /// Several, tried together.
+    Many(Vec<PathBuf>),
+}
+
+impl Identities {
+    /// The files, relative paths under `root`, `~/` under $HOME.
+    pub(crate) fn under(&self, root: &Path) -> Vec<PathBuf> {
+        let files: Vec<&PathBuf> = match self {
+            Identities::None => vec![],
+            Identities::One(p) => vec![p],
+            Identities::Many(ps) => ps.iter().collect(),
+        };
+        files
+            .into_iter()
+            .map(|p| match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+                (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+                _ => root.join(p),
+            })
+            .collect()
+    }
+}
+
 /// What the command line needs from deploy.yml before the project loads
 /// (the `secrets` commands must work while the rest does not load).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Defaults {
     /// `age_identity`, relative to the root.
-    pub(crate) age_identity: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) age_identity: Identities,
     /// `default_env`.
     pub(crate) default_env: Option<String>,
     /// The toggles' names.

@@ -13,17 +13,24 @@ use crate::error::{Error, Result};
 /// Where decryption keys come from.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Keys {
-    /// Identity file (age-keygen output), if any.
-    pub(crate) identity: Option<PathBuf>,
+    /// Identity files (age-keygen output), tried together; a file that does
+    /// not exist is passed over (lab and prod identities side by side, each
+    /// on the machines that have it).
+    pub(crate) identities: Vec<PathBuf>,
     /// Passphrase for scrypt-encrypted files (DEPLOY_AGE_PASSPHRASE).
     pub(crate) passphrase: Option<String>,
 }
 
 impl Keys {
-    /// These keys, with `identity` as the identity when none was given
-    /// (`--identity`, DEPLOY_AGE_IDENTITY): deploy.yml's `age_identity`.
-    pub(crate) fn with_default_identity(&self, identity: Option<PathBuf>) -> Keys {
-        Keys { identity: self.identity.clone().or(identity), passphrase: self.passphrase.clone() }
+    /// These keys, with `identities` when none were given (`--identity`,
+    /// DEPLOY_AGE_IDENTITY): deploy.yml's `age_identity`.
+    pub(crate) fn with_default_identities(&self, identities: Vec<PathBuf>) -> Keys {
+        let identities = if self.identities.is_empty() { identities } else { self.identities.clone() };
+        Keys { identities, passphrase: self.passphrase.clone() }
+    }
+
+    fn named(&self) -> String {
+        self.identities.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -33,17 +40,28 @@ fn secret_err(path: &Path, message: impl Into<String>) -> Error {
 
 impl Keys {
     fn identities(&self, file: &Path) -> Result<Vec<Box<dyn age::Identity>>> {
-        let Some(id) = &self.identity else {
+        if self.identities.is_empty() {
             return Err(secret_err(file, "is encrypted but no age identity was given")
                 .hinted("pass --identity FILE, set DEPLOY_AGE_IDENTITY, or set age_identity in deploy.yml"));
-        };
-        let text = std::fs::read(id).map_err(|e| {
-            secret_err(file, format!("cannot read the age identity {}: {e}", id.display()))
-                .hinted("check --identity / DEPLOY_AGE_IDENTITY points at an age-keygen identity file")
-        })?;
-        age::IdentityFile::from_buffer(&text[..])
-            .and_then(|f| f.into_identities().map_err(|e| std::io::Error::other(e.to_string())))
-            .map_err(|e| secret_err(id, format!("is not a valid age identity file: {e}")))
+        }
+        let present: Vec<&PathBuf> = self.identities.iter().filter(|p| p.exists()).collect();
+        if present.is_empty() {
+            return Err(secret_err(
+                file,
+                format!("is encrypted, and none of the age identities exists: {}", self.named()),
+            )
+            .hinted("check --identity / DEPLOY_AGE_IDENTITY / age_identity point at age-keygen identity files"));
+        }
+        let mut ids: Vec<Box<dyn age::Identity>> = Vec::new();
+        for id in present {
+            let text = std::fs::read(id)
+                .map_err(|e| secret_err(file, format!("cannot read the age identity {}: {e}", id.display())))?;
+            let found = age::IdentityFile::from_buffer(&text[..])
+                .and_then(|f| f.into_identities().map_err(|e| std::io::Error::other(e.to_string())))
+                .map_err(|e| secret_err(id, format!("is not a valid age identity file: {e}")))?;
+            ids.extend(found);
+        }
+        Ok(ids)
     }
 
     /// Decrypt an age file (binary or armored).
@@ -63,8 +81,8 @@ impl Keys {
         } else {
             let ids = self.identities(path)?;
             dec.decrypt(ids.iter().map(|b| b.as_ref())).map_err(|e| {
-                let which = self.identity.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-                secret_err(path, format!("cannot be decrypted with the identity {which}: {e}")).hinted(
+                let which = self.named();
+                secret_err(path, format!("cannot be decrypted with the identities {which}: {e}")).hinted(
                     "this file was encrypted to other recipients; use the identity it was encrypted for, or re-encrypt it with `deploy secrets encrypt`",
                 )
             })?
@@ -75,7 +93,7 @@ impl Keys {
 
     /// The recipients of our own identity (to re-encrypt after an edit).
     pub(crate) fn own_recipients(&self, file: &Path) -> Result<Vec<String>> {
-        let Some(id) = &self.identity else { return Ok(Vec::new()) };
+        let Some(id) = self.identities.iter().find(|p| p.exists()) else { return Ok(Vec::new()) };
         let text = std::fs::read_to_string(id).map_err(|e| Error::io(id, e))?;
         let mut out = Vec::new();
         for line in text.lines() {
@@ -185,57 +203,102 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// `deploy secrets edit`: decrypt to a 0600 temp file, run $EDITOR, and
-/// re-encrypt only when the plaintext changed (so git sees no churn).
-/// The temp file is removed on every path out, including errors.
-pub(crate) fn edit(file: &Path, keys: &Keys, recipients: &[String], editor: &str) -> Result<bool> {
-    let plain = if file.exists() { keys.decrypt(file)? } else { Vec::new() };
-    // A passphrase file stays a passphrase file.
-    let by_passphrase = file.exists() && is_passphrase_file(file)?;
-    let recipients = if by_passphrase { Vec::new() } else { recipients_for(file, recipients, keys)? };
-    let dir = TempDir::new()?;
-    let tmp = dir.0.join(
-        file.file_name()
+/// An edit in progress: the decrypted text in a private temporary file
+/// (removed with the session, whatever ends it).
+pub(crate) struct EditSession {
+    file: PathBuf,
+    plain: Vec<u8>,
+    by_passphrase: bool,
+    recipients: Vec<String>,
+    /// The file the editor opens.
+    pub(crate) tmp: PathBuf,
+    _dir: TempDir,
+}
+
+/// Lines the editor is reopened with above a text that is not valid YAML;
+/// taken off again before the text is read.
+const ERROR_MARK: &str = "# deploy secrets edit: ";
+
+impl EditSession {
+    /// Decrypt `file` (nothing, for a new one) into a private temporary file.
+    pub(crate) fn start(file: &Path, keys: &Keys, recipients: &[String]) -> Result<EditSession> {
+        let plain = if file.exists() { keys.decrypt(file)? } else { Vec::new() };
+        // A passphrase file stays a passphrase file.
+        let by_passphrase = file.exists() && is_passphrase_file(file)?;
+        let recipients = if by_passphrase { Vec::new() } else { recipients_for(file, recipients, keys)? };
+        let dir = TempDir::new()?;
+        let name = file
+            .file_name()
             .map(|n| n.to_string_lossy().trim_end_matches(".age").to_string())
-            .unwrap_or("secrets.yml".into()),
-    );
-    write_new_private(&tmp, &plain)?;
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("editor")
-        .arg(&tmp)
-        .status()
-        .map_err(|e| Error::Usage(format!("cannot run editor `{editor}`: {e}")))?;
-    if !status.success() {
-        return Err(Error::Usage(format!("editor `{editor}` exited with {status}; {} left unchanged", file.display())));
+            .unwrap_or("secrets.yml".into());
+        let tmp = dir.0.join(name);
+        write_new_private(&tmp, &plain)?;
+        Ok(EditSession { file: file.into(), plain, by_passphrase, recipients, tmp, _dir: dir })
     }
-    let edited = std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    if edited == plain {
-        return Ok(false);
+
+    /// Read what the editor left: Ok(None) unchanged, Ok(Some) valid YAML
+    /// to save, Err(message) not valid YAML (the caller reopens the editor
+    /// with `reopen_with`).
+    pub(crate) fn edited(&self) -> Result<std::result::Result<Option<Vec<u8>>, String>> {
+        let raw = std::fs::read(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?;
+        let text: Vec<u8> = String::from_utf8_lossy(&raw)
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with(ERROR_MARK))
+            .collect::<String>()
+            .into_bytes();
+        if text == self.plain {
+            return Ok(Ok(None));
+        }
+        // YAML that would break every later deploy is never stored
+        match serde_yaml::from_slice::<serde_yaml::Value>(&text) {
+            Ok(_) => Ok(Ok(Some(text))),
+            Err(e) => {
+                let loc =
+                    e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg);
+                Ok(Err(format!("{loc}{msg}")))
+            }
+        }
     }
-    // Refuse to store YAML that would break every later deploy.
-    if let Err(e) = serde_yaml::from_slice::<serde_yaml::Value>(&edited) {
-        let loc = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
-        return Err(secret_err(file, format!("the edited text is not valid YAML{loc}; nothing was saved")));
+
+    /// Put `error` at the top of the text, for the editor to open again.
+    pub(crate) fn reopen_with(&self, error: &str) -> Result<()> {
+        let raw = std::fs::read(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?;
+        let kept: String =
+            String::from_utf8_lossy(&raw).split_inclusive('\n').filter(|l| !l.starts_with(ERROR_MARK)).collect();
+        let text = format!(
+            "{ERROR_MARK}not valid YAML, nothing saved yet: {error}\n{ERROR_MARK}fix it and save, or quit without saving to give up\n{kept}"
+        );
+        std::fs::write(&self.tmp, text).map_err(|e| Error::io(&self.tmp, e))
     }
-    let enc = if by_passphrase {
-        encrypt_passphrase(file, &edited, keys.passphrase.as_deref().unwrap_or_default())?
-    } else {
-        encrypt(file, &edited, &recipients)?
-    };
-    write_atomic(file, &enc)?;
-    Ok(true)
+
+    /// Encrypt `text` back into the file.
+    pub(crate) fn save(&self, text: &[u8], keys: &Keys) -> Result<()> {
+        let enc = if self.by_passphrase {
+            encrypt_passphrase(&self.file, text, keys.passphrase.as_deref().unwrap_or_default())?
+        } else {
+            encrypt(&self.file, text, &self.recipients)?
+        };
+        write_atomic(&self.file, &enc)
+    }
 }
 
 /// A private temporary directory, removed on drop.
 pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    /// Create a 0700 directory under $TMPDIR.
+    /// Create a 0700 directory in RAM when there is one ($XDG_RUNTIME_DIR,
+    /// else /dev/shm), else under $TMPDIR: decrypted text never reaches a
+    /// disk when it need not.
     pub(crate) fn new() -> Result<TempDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
+        let writable = |p: &Path| p.is_dir() && std::fs::metadata(p).is_ok_and(|m| !m.permissions().readonly());
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| writable(p))
+            .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| writable(p)))
+            .unwrap_or_else(std::env::temp_dir);
         for i in 0..100u32 {
             let p = base.join(format!("deploy-{}-{}-{i}", std::process::id(), nanos()));
             match std::fs::DirBuilder::new().mode(0o700).create(&p) {
