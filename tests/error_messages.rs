@@ -444,7 +444,8 @@ fn rekey_to_a_new_teammate() {
     // the lab identity's own public key, plus the newcomer's
     let id = std::fs::read_to_string(root.join("inventory/lab.identity")).unwrap();
     let own = id.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
-    std::fs::write(root.join("inventory/.age-recipients"), format!("{own}\n{}\n", key.stdout.trim())).unwrap();
+    std::fs::write(root.join("inventory/group_vars/lab/.age-recipients"), format!("{own}\n{}\n", key.stdout.trim()))
+        .unwrap();
     let file = "inventory/group_vars/lab/secrets.age";
     let before = std::fs::read(root.join(file)).unwrap();
     // --all takes prod's file too, which this identity cannot read: nothing
