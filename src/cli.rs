@@ -39,6 +39,12 @@ pub struct Cli {
     #[command(flatten)]
     global: Global,
 
+    #[command(flatten)]
+    vars: VarFlags,
+
+    #[command(flatten)]
+    hosts: HostFlags,
+
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -53,15 +59,31 @@ struct Global {
     /// takes a colon-separated list)
     #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY", value_delimiter = ':')]
     identity: Vec<PathBuf>,
+}
+
+/// Flags of the commands that render (deploy, render, status, unlock).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct VarFlags {
     /// Extra variable, highest precedence (repeatable)
-    #[arg(short = 'e', long = "extra-var", global = true, value_name = "KEY=VALUE")]
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     extra: Vec<String>,
+}
+
+/// Flags of the commands that connect to hosts (deploy, status, unlock).
+#[derive(clap::Args, Debug, Clone)]
+struct HostFlags {
     /// Accept and record the key of a host never connected to before
-    #[arg(long, global = true)]
+    #[arg(long)]
     accept_new_host_keys: bool,
     /// Hosts worked on at once; the others wait their turn
-    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     parallel: u16,
+}
+
+impl Default for HostFlags {
+    fn default() -> HostFlags {
+        HostFlags { accept_new_host_keys: false, parallel: 32 }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -115,6 +137,8 @@ enum Sub {
         /// Clear a non-empty output directory first
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        vars: VarFlags,
     },
     /// What each host records: last deploys, lock, pending or past reverts, toggles
     Status {
@@ -126,6 +150,10 @@ enum Sub {
         /// Output format
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
     },
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
@@ -134,6 +162,10 @@ enum Sub {
         /// Host whose lock to release
         #[arg(long)]
         host: String,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
     },
     /// Edit, view or encrypt age-encrypted vars files
     #[command(subcommand)]
@@ -224,7 +256,7 @@ impl Cli {
         // something to it (no environment, a toggle word, secrets' identity)
         let defaults = || crate::load::project::defaults_in(&root);
         let g = self.global.clone();
-        let base = |env: String| -> Result<DeployArgs> {
+        let base = |env: String, vars: &VarFlags, hosts: &HostFlags| -> Result<DeployArgs> {
             Ok(DeployArgs {
                 root: root.clone(),
                 env,
@@ -233,25 +265,27 @@ impl Cli {
                 roles: None,
                 limit: None,
                 json: false,
-                extra: extra(&g)?,
+                extra: extra(vars)?,
                 keys: keys(&g),
                 ssh: SshOptions {
-                    accept_new_host_keys: g.accept_new_host_keys,
-                    parallel: g.parallel.into(),
+                    accept_new_host_keys: hosts.accept_new_host_keys,
+                    parallel: hosts.parallel.into(),
                     ..Default::default()
                 },
                 toggle: None,
             })
         };
         Ok(match self.command {
-            Some(Sub::Render { env, host, out, force }) => Command::Render { args: base(env)?, host, out, force },
-            Some(Sub::Status { env, limit, output }) => Command::Status(DeployArgs {
+            Some(Sub::Render { env, host, out, force, vars }) => {
+                Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force }
+            }
+            Some(Sub::Status { env, limit, output, vars, hosts }) => Command::Status(DeployArgs {
                 check: true,
                 limit: (!limit.is_empty()).then_some(limit),
                 json: output == Output::Json,
-                ..base(env)?
+                ..base(env, &vars, &hosts)?
             }),
-            Some(Sub::Unlock { env, host }) => Command::Unlock { args: base(env)?, host },
+            Some(Sub::Unlock { env, host, vars, hosts }) => Command::Unlock { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Secrets(s)) => {
                 Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))
             }
@@ -272,7 +306,7 @@ impl Cli {
                     roles: (!run.roles.is_empty()).then_some(run.roles.clone()),
                     limit: (!run.limit.is_empty()).then_some(run.limit.clone()),
                     json: run.output == Output::Json,
-                    ..base(env)?
+                    ..base(env, &self.vars, &self.hosts)?
                 };
                 match toggle {
                     None => Command::Deploy(args),
@@ -335,8 +369,8 @@ fn default_env(root: &Path, defaults: &crate::load::project::Defaults) -> Result
     .hinted("name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml"))
 }
 
-fn extra(g: &Global) -> Result<Vec<(String, String)>> {
-    g.extra
+fn extra(v: &VarFlags) -> Result<Vec<(String, String)>> {
+    v.extra
         .iter()
         .map(|kv| {
             kv.split_once('=')

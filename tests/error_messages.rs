@@ -460,3 +460,44 @@ fn rekey_to_a_new_teammate() {
     let view = deploy_in(&root, &["secrets", "view", file, "--identity", "newcomer.identity"]);
     assert!(view.stdout.contains(DB_PASSWORD), "{view:?}");
 }
+
+// An error in an included template names its own file and line, the chain
+// of includes and the root cause; an include loop says so.
+#[test]
+fn errors_in_included_templates() {
+    let t = |files: &[(&str, &str)]| {
+        let (root, slot) = project();
+        for (name, text) in files {
+            std::fs::write(root.join("roles/common/templates").join(name), text).unwrap();
+        }
+        let out = slot.path.join("out");
+        deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]).stderr
+    };
+    assert_eq!(
+        t(&[("motd.j2", "Hello\n{% include 'part.j2' %}\n"), ("part.j2", "line one\n{{ nosuch_var }}\n")]),
+        "error: host lab1: roles/common/templates/part.j2:2: undefined variable `nosuch_var`; define it in group_vars/host_vars or role defaults, or use `| default(...)` (included from motd.j2:2)\n"
+    );
+    assert_eq!(
+        t(&[("motd.j2", "a\n\n\n{% include 'part.j2' %}\n"), ("part.j2", "x {% if %}\n")]),
+        "error: host lab1: roles/common/templates/part.j2:1: syntax error: unexpected end of block (in a template included by motd.j2)\n"
+    );
+    let e = t(&[("motd.j2", "{% include 'motd.j2' %}\n")]);
+    assert!(
+        e.starts_with("error: host lab1: roles/common/templates/motd.j2: include recursion: motd.j2 -> motd.j2"),
+        "{e}"
+    );
+}
+
+// Flags belong to the commands that use them: a host flag on a command that
+// contacts no host is a usage error.
+#[test]
+fn flags_are_scoped_to_their_commands() {
+    let (code, err) = stderr_of(&["secrets", "keygen", "--out", "x.identity", "--accept-new-host-keys"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.starts_with("error: unexpected argument '--accept-new-host-keys' found"), "{err}");
+    let (code, err) = stderr_of(&["secrets", "view", "x.age", "-e", "a=b"]);
+    assert_eq!(code, 64, "{err}");
+    // and where they belong they work
+    let (code, err) = stderr_of(&["status", "lab", "--parallel", "4", "--limit", "nosuch", "-e", "a=b"]);
+    assert_eq!((code, err.as_str()), (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3)\n"));
+}

@@ -58,3 +58,25 @@ pub(crate) fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environme
     }
     msg
 }
+
+/// Errors raised inside `{% include %}`d templates come wrapped once per
+/// include. The innermost one (the root cause), and where each include
+/// stands, outermost first (`motd.j2:4`).
+pub(crate) fn innermost(e: &minijinja::Error) -> (&minijinja::Error, Vec<(String, usize)>) {
+    let mut chain = Vec::new();
+    let mut cur = e;
+    while cur.kind() == minijinja::ErrorKind::BadInclude {
+        let Some(next) = std::error::Error::source(cur).and_then(|s| s.downcast_ref::<minijinja::Error>()) else {
+            break;
+        };
+        chain.push((cur.name().unwrap_or("?").to_string(), cur.line().unwrap_or(0)));
+        cur = next;
+    }
+    (cur, chain)
+}
+
+/// `included from a.j2:4, from motd.j2:2`, innermost include first.
+pub(crate) fn included_from(chain: &[(String, usize)]) -> String {
+    let steps: Vec<String> = chain.iter().rev().map(|(n, l)| format!("{n}:{l}")).collect();
+    format!("included from {}", steps.join(", from "))
+}

@@ -318,11 +318,37 @@ impl Renderer {
                 ),
             };
         }
-        Error::Render {
-            host: host.into(),
-            file: file.into(),
-            line: e.line(),
-            message: describe_mj_error(e, Some((env, src, ctx))),
+        // an error in an included template: its own file and line, the
+        // chain of includes, and the root cause
+        let (root, chain) = errors::innermost(e);
+        let top = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = root.name().unwrap_or(&top).to_string();
+        if chain.is_empty() && name == top {
+            return Error::Render {
+                host: host.into(),
+                file: file.into(),
+                line: e.line(),
+                message: describe_mj_error(e, Some((env, src, ctx))),
+            };
         }
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut seen = std::collections::HashSet::new();
+        if let Some((n, _)) = chain.iter().find(|(n, _)| !seen.insert(n.clone())) {
+            let path: Vec<&str> = chain.iter().map(|(n, _)| n.as_str()).take(4).collect();
+            return Error::Render {
+                host: host.into(),
+                file: dir.join(n),
+                line: None,
+                message: format!("include recursion: {} -> ... ({} includes itself)", path.join(" -> "), n),
+            };
+        }
+        let inner_src = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        let mut message = describe_mj_error(root, Some((env, &inner_src, ctx)));
+        message.push_str(&if chain.is_empty() {
+            format!(" (in a template included by {top})")
+        } else {
+            format!(" ({})", errors::included_from(&chain))
+        });
+        Error::Render { host: host.into(), file: dir.join(&name), line: root.line(), message }
     }
 }
