@@ -417,10 +417,7 @@ fn identities_per_environment() {
     let render = |env: &str| deploy_in(&root, &["render", env, "--out", out(env).to_str().unwrap(), "--force"]);
     let r = render("prod");
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(
-        r.stderr.contains("cannot be decrypted with the identities ") && r.stderr.contains("lab.identity"),
-        "{r:?}"
-    );
+    assert!(r.stderr.contains("cannot be decrypted with the identity ") && r.stderr.contains("lab.identity"), "{r:?}");
     std::fs::write(
         root.join("deploy.yml"),
         d.replace(

@@ -225,6 +225,25 @@ fn poison_secret_never_printed() {
     // an error while a secret is in scope
     lab.write_file("inventory/host_vars/lab1.yml", "app_workers: \"{{ vault_api_token }}{{ nope }}\"\n");
     outputs.push(lab.deploy(&["lab", "--check"]));
+    lab.write_file("inventory/host_vars/lab1.yml", "");
+    // a failed validation that echoes the secret file: shown, masked
+    let role = std::fs::read_to_string(lab.root.join("roles/app/role.yml")).unwrap();
+    lab.write_file(
+        "roles/app/role.yml",
+        &role.replace("    secret: true\n", "    secret: true\n    validate: \"cat %s; false\"\n"),
+    );
+    lab.write_file(
+        "roles/app/templates/app.env.j2",
+        &format!("{}# changed\n", std::fs::read_to_string(lab.root.join("roles/app/templates/app.env.j2")).unwrap()),
+    );
+    let validated = lab.deploy(&["lab", "--yes"]);
+    assert!(validated.stdout.contains("| API_TOKEN=<redacted>"), "the validator output was not shown: {validated:?}");
+    outputs.push(validated);
+    lab.write_file("roles/app/role.yml", &role);
+    // an undefined variable inside the template that uses the secret
+    let t = std::fs::read_to_string(lab.root.join("roles/app/templates/app.env.j2")).unwrap();
+    lab.write_file("roles/app/templates/app.env.j2", &format!("{t}{{{{ nope_undefined }}}}\n"));
+    outputs.push(lab.deploy(&["lab", "--check"]));
     for o in &outputs {
         let all = o.all();
         assert!(!all.contains(POISON) && !all.contains(DB_PASSWORD), "secret printed: {o:?}");
@@ -368,6 +387,8 @@ fn unreachable_host_does_not_stop_the_others() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stdout.contains("lab3") && r.stdout.contains("connection refused"), "{r:?}");
     assert!(r.stdout.contains("after 3 attempts"), "{r:?}");
+    // without a terminal, each retry is a line of progress
+    assert!(r.stderr.contains("lab3: connecting, attempt 2 of 3: the last one said: connection refused"), "{r:?}");
     assert!(lab.read("lab1", "/opt/stack/app.conf").is_some());
     assert!(lab.read("lab2", "/opt/stack/app.conf").is_some());
 }

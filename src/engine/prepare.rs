@@ -149,10 +149,11 @@ pub(crate) fn toggles_on(loaded: &Loaded, remote: &crate::plan::state::Remote) -
 pub(crate) async fn stage1(desired: Arc<DesiredHost>, run: &Run, progress: &Progress) -> HostState {
     let host = desired.host.clone();
     progress.step(&host, "connecting");
-    let conn = match crate::remote::ssh::connect(&host, &desired.connection, &run.args.ssh).await {
-        Ok(c) => c,
-        Err(e) => return HostState::Failed(e),
-    };
+    let conn =
+        match crate::remote::ssh::connect_showing(&host, &desired.connection, &run.args.ssh, Some(progress)).await {
+            Ok(c) => c,
+            Err(e) => return HostState::Failed(e),
+        };
     match prepare_host(conn, desired, run, progress).await {
         Ok(ready) => {
             let plan = &ready.plan;

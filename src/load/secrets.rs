@@ -82,7 +82,8 @@ impl Keys {
             let ids = self.identities(path)?;
             dec.decrypt(ids.iter().map(|b| b.as_ref())).map_err(|e| {
                 let which = self.named();
-                secret_err(path, format!("cannot be decrypted with the identities {which}: {e}")).hinted(
+                let word = if self.identities.len() == 1 { "identity" } else { "identities" };
+                secret_err(path, format!("cannot be decrypted with the {word} {which}: {e}")).hinted(
                     "this file was encrypted to other recipients; use the identity it was encrypted for, or re-encrypt it with `deploy secrets encrypt`",
                 )
             })?

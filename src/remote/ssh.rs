@@ -127,6 +127,16 @@ fn connect_error(host: &str, e: openssh::Error) -> Error {
 /// bounded number of times with growing pauses (1s, 3s): hammering a host
 /// that closes connections only gets the address banned (fail2ban).
 pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
+    connect_showing(host, c, opts, None).await
+}
+
+/// `connect`, saying each retry on `progress` (attempt and why).
+pub(crate) async fn connect_showing(
+    host: &str,
+    c: &Connection,
+    opts: &SshOptions,
+    progress: Option<&crate::report::Progress>,
+) -> Result<Conn> {
     if let Some(f) = c.ssh_config.as_ref().filter(|f| !f.is_file()) {
         // bad input, not a network failure to retry
         return Err(Error::Connect {
@@ -135,11 +145,11 @@ pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Re
             retryable: false,
         });
     }
-    match connect_port(host, c, c.port, opts).await {
+    match connect_port(host, c, c.port, opts, progress).await {
         Err(Error::Connect { message, retryable: true, .. }) if c.fallback_port.is_some() => {
             // sshd is still on its old port (refused, or dropped by a firewall
             // that does not open the new one yet): this deploy moves it
-            let mut conn = connect_port(host, c, c.fallback_port, opts).await.map_err(|e| match e {
+            let mut conn = connect_port(host, c, c.fallback_port, opts, progress).await.map_err(|e| match e {
                 Error::Connect { host, message: m, retryable } => {
                     Error::Connect { host, message: format!("{message}; and on deploy_fallback_port: {m}"), retryable }
                 }
@@ -152,7 +162,13 @@ pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Re
     }
 }
 
-async fn connect_port(host: &str, c: &Connection, port: Option<u16>, opts: &SshOptions) -> Result<Conn> {
+async fn connect_port(
+    host: &str,
+    c: &Connection,
+    port: Option<u16>,
+    opts: &SshOptions,
+    progress: Option<&crate::report::Progress>,
+) -> Result<Conn> {
     let mut b = SessionBuilder::default();
     b.known_hosts_check(if opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
     b.connect_timeout(opts.connect_timeout);
@@ -172,6 +188,12 @@ async fn connect_port(host: &str, c: &Connection, port: Option<u16>, opts: &SshO
     let mut last = None;
     for attempt in 0..opts.attempts.max(1) {
         if attempt > 0 {
+            if let (Some(p), Some(Error::Connect { message, .. })) = (progress, &last) {
+                p.step(
+                    host,
+                    &format!("connecting, attempt {} of {}: the last one said: {message}", attempt + 1, opts.attempts),
+                );
+            }
             tokio::time::sleep(Duration::from_secs(if attempt == 1 { 1 } else { 3 })).await;
         }
         match b.connect_mux(&c.address).await {
