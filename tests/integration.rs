@@ -2,6 +2,7 @@
 //! tests talk to real hosts: network namespaces with their own sshd,
 //! nftables and Docker engines, brought up by tests/lab/lab.sh.
 
+mod ansible_parity;
 mod bench_smoke;
 mod common;
 mod compose;

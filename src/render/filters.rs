@@ -8,6 +8,26 @@ use minijinja::{Environment, Error as MjError, ErrorKind, State, Value};
 use crate::render::pyfmt::py_str;
 use crate::util::shell_quote;
 
+/// Serialising an undefined value (or one with an undefined leaf) is an
+/// error, as in Ansible: never `null`.
+fn defined(v: &Value) -> Result<(), MjError> {
+    let undefined = match v.kind() {
+        ValueKind::Undefined => true,
+        ValueKind::Seq | ValueKind::Map => v.try_iter()?.any(|k| {
+            if v.kind() == ValueKind::Map {
+                v.get_item(&k).is_ok_and(|x| defined(&x).is_err())
+            } else {
+                defined(&k).is_err()
+            }
+        }),
+        _ => false,
+    };
+    if undefined {
+        return Err(MjError::new(ErrorKind::UndefinedError, "undefined value"));
+    }
+    Ok(())
+}
+
 fn err(msg: impl Into<String>) -> MjError {
     MjError::new(ErrorKind::InvalidOperation, msg.into())
 }
@@ -36,6 +56,7 @@ fn add_text_filters(env: &mut Environment<'static>) {
     env.add_filter("upper", |v: Value| py_str(&v).to_uppercase());
     env.add_filter("d", minijinja::filters::default);
     env.add_filter("to_json", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         let sort: Option<bool> = kw.get("sort_keys")?;
         kw.assert_all_used()?;
@@ -44,6 +65,7 @@ fn add_text_filters(env: &mut Environment<'static>) {
         Ok(out)
     });
     env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
         let mut out = String::new();
@@ -51,11 +73,13 @@ fn add_text_filters(env: &mut Environment<'static>) {
         Ok(out)
     });
     env.add_filter("to_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
         Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(2), true))
     });
     env.add_filter("to_nice_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
+        defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
         Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(4), false))

@@ -239,6 +239,7 @@ impl Renderer {
         if !s.contains("{{") && !s.contains("{%") {
             return Ok(s.to_string());
         }
+        hv.clear_error();
         env.render_str(s, ctx).map_err(|e| self.render_error(host, hv, file, &e, env, s, ctx))
     }
 

@@ -102,6 +102,7 @@ impl RoleScope<'_> {
         let (role, spec_file, env, ctx) = (&self.role, &self.role.spec_path, self.env, self.ctx);
         let name = self.name();
         let dest = self.small(&f.dest)?;
+        self.hv.clear_error();
         let (bytes, source) = if let Some(t) = &f.template {
             let path = role.dir.join("templates").join(t);
             let raw = std::fs::read(&path)

@@ -131,10 +131,15 @@ impl HostVars {
         }
         RESOLVING.with(|r| r.borrow_mut().push((me, name.to_string())));
         let ctx = Value::from_dyn_object(self.clone());
-        let out = self.resolve_value(&raw.value, &ctx);
+        let mut leaf = Leaf { var: name, origin: &raw.origin, undefined: false };
+        let out = self.resolve_value(&raw.value, &ctx, &mut leaf);
         let out = match out {
             Ok(v) => {
-                self.cache.lock().unwrap().insert(name.to_string(), v.clone());
+                // a structure with an undefined leaf is resolved again on every
+                // use, so that each use that reaches the leaf names its cause
+                if !leaf.undefined {
+                    self.cache.lock().unwrap().insert(name.to_string(), v.clone());
+                }
                 Some(v)
             }
             Err(e) => {
@@ -151,6 +156,11 @@ impl HostVars {
         out
     }
 
+    /// Forget what an earlier render recorded: an error names this render's cause.
+    pub(crate) fn clear_error(&self) {
+        self.error.lock().unwrap().take();
+    }
+
     fn record(&self, var: &str, origin: &Origin, message: String) {
         let mut slot = self.error.lock().unwrap();
         // The innermost failure is recorded first and is the root cause.
@@ -159,7 +169,24 @@ impl HostVars {
         }
     }
 
-    fn resolve_value(&self, v: &Value, ctx: &Value) -> Result<Value, minijinja::Error> {
+    /// A structure's leaf whose template reaches an undefined variable is
+    /// itself undefined, as in Ansible: `is defined` is false there and
+    /// `default()` applies, while printing or iterating it is an error that
+    /// names the variable and the cause (recorded here).
+    fn leaf(&self, x: &Value, ctx: &Value, leaf: &mut Leaf) -> Result<Value, minijinja::Error> {
+        match self.resolve_value(x, ctx, leaf) {
+            Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError && x.kind() == ValueKind::String => {
+                let src = x.as_str().unwrap_or_default();
+                let detail = crate::render::errors::describe_mj_error(&e, Some((&self.env, src, ctx)));
+                self.record(leaf.var, leaf.origin, detail);
+                leaf.undefined = true;
+                Ok(Value::UNDEFINED)
+            }
+            other => other,
+        }
+    }
+
+    fn resolve_value(&self, v: &Value, ctx: &Value, leaf: &mut Leaf) -> Result<Value, minijinja::Error> {
         match v.kind() {
             ValueKind::String => {
                 let s = v.as_str().unwrap_or_default();
@@ -178,20 +205,28 @@ impl HostVars {
                 Ok(Value::from(out))
             }
             ValueKind::Seq => {
-                let items: Result<Vec<Value>, _> = v.try_iter()?.map(|x| self.resolve_value(&x, ctx)).collect();
+                let items: Result<Vec<Value>, _> = v.try_iter()?.map(|x| self.leaf(&x, ctx, leaf)).collect();
                 Ok(Value::from(items?))
             }
             ValueKind::Map => {
                 let mut m = IndexMap::new();
                 for k in v.try_iter()? {
                     let x = v.get_item(&k)?;
-                    m.insert(k, self.resolve_value(&x, ctx)?);
+                    m.insert(k, self.leaf(&x, ctx, leaf)?);
                 }
                 Ok(Value::from_iter(m))
             }
             _ => Ok(v.clone()),
         }
     }
+}
+
+/// The variable being resolved, for the message of an undefined leaf.
+struct Leaf<'a> {
+    var: &'a str,
+    origin: &'a Origin,
+    /// A leaf was undefined: the value is not cached.
+    undefined: bool,
 }
 
 /// `"{{ expr }}"` with nothing around it: evaluated as an expression so the

@@ -1,0 +1,80 @@
+//! Template semantics compared with real Ansible: ansible-core from the
+//! benchmark's virtualenv (bench/.venv, which .ci/run creates) renders each
+//! case next to deploy, and both must agree, output or failure.
+
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+/// Ansible's rendering of `template` with `vars` (YAML): the output, or
+/// Err(what it said).
+fn ansible(vars: &str, template: &str) -> Result<String, String> {
+    let (_root, slot) = project();
+    let d = slot.path.join("ansible");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("vars.yml"), vars).unwrap();
+    std::fs::write(d.join("t.j2"), template).unwrap();
+    let play = "- hosts: localhost\n  gather_facts: false\n  vars_files: [vars.yml]\n  tasks:\n    - template: {src: t.j2, dest: out.txt}\n";
+    std::fs::write(d.join("play.yml"), play).unwrap();
+    let venv = repo().join("bench/.venv/bin");
+    let o = Command::new(venv.join("ansible-playbook"))
+        .args(["-i", "localhost,", "-c", "local", "play.yml"])
+        .arg("-e")
+        .arg(format!("ansible_python_interpreter={}", venv.join("python").display()))
+        .current_dir(&d)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCALHOST_WARNING", "False")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)");
+    if o.status.success() {
+        Ok(std::fs::read_to_string(d.join("out.txt")).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+/// deploy's rendering of the same: `vars` as role defaults, `template` as
+/// the example's motd.
+fn deploy(vars: &str, template: &str) -> Result<String, String> {
+    let (root, slot) = project();
+    let defaults = root.join("roles/common/defaults.yml");
+    let d = std::fs::read_to_string(&defaults).unwrap_or_default();
+    std::fs::write(&defaults, format!("{d}\n{vars}")).unwrap();
+    std::fs::write(root.join("roles/common/templates/motd.j2"), template).unwrap();
+    let out = slot.path.join("out");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    if r.code == 0 {
+        Ok(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap())
+    } else {
+        Err(r.stderr)
+    }
+}
+
+// An error inside a variable's own expression: Ansible fails, and so does
+// deploy, naming the variable and the undefined name; never `null`.
+#[test]
+fn an_error_inside_a_variable_fails_as_in_ansible() {
+    let vars = "v: \"{{ 1 if ('a' in nosuch) else 2 }}\"\n";
+    let t = "{{ v | to_json }}\n";
+    let a = ansible(vars, t);
+    assert!(a.as_ref().is_err_and(|e| e.contains("nosuch")), "Ansible: {a:?}");
+    let d = deploy(vars, t);
+    let e = d.expect_err("deploy rendered it");
+    assert!(e.contains("variable `v`") && e.contains("undefined variable `nosuch`"), "{e}");
+}
+
+// One undefined leaf leaves the rest of the structure usable: `is defined`
+// is false there and `default()` applies, as in Ansible 2.19.
+#[test]
+fn an_undefined_leaf_is_undefined_as_in_ansible() {
+    let vars = "items: [{name: a, url: \"{{ nosuch }}/x\"}]\nv: \"{{ 1 if ('a' in nosuch) else 2 }}\"\n";
+    let t = "{% for i in items %}{{ i.name }}{% if i.url is defined %} {{ i.url }}{% endif %}{% endfor %}|{{ v | default(\"dflt\") }}\n";
+    assert_eq!(ansible(vars, t), Ok("a|dflt\n".to_string()));
+    assert_eq!(deploy(vars, t), Ok("a|dflt\n".to_string()));
+    // printing the undefined leaf fails in both, deploy naming the cause
+    let t = "{% for i in items %}{{ i.url }}{% endfor %}\n";
+    assert!(ansible(vars, t).is_err());
+    let e = deploy(vars, t).expect_err("deploy printed an undefined leaf");
+    assert!(e.contains("variable `items`") && e.contains("undefined variable `nosuch`"), "{e}");
+}
