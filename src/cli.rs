@@ -155,6 +155,35 @@ enum Sub {
         #[command(flatten)]
         hosts: HostFlags,
     },
+    /// The variables of a host as they resolve (touches no host)
+    Vars {
+        /// Environment
+        env: String,
+        /// Host
+        #[arg(long)]
+        host: String,
+        /// Only these variables
+        names: Vec<String>,
+        /// Also the file and layer each value comes from
+        #[arg(long)]
+        origin: bool,
+        /// Show values from encrypted files instead of <redacted>
+        #[arg(long)]
+        show_secrets: bool,
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// The inventory of an environment: groups and hosts (touches no host)
+    Inventory {
+        /// Environment
+        env: String,
+        /// A tree of groups and hosts (the default)
+        #[arg(long, conflicts_with = "list")]
+        graph: bool,
+        /// Groups, hosts and connection settings as JSON
+        #[arg(long)]
+        list: bool,
+    },
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
         /// Environment
@@ -229,6 +258,10 @@ pub(crate) enum Command {
     Status(DeployArgs),
     /// `deploy render ENV [--host H] --out DIR [--force]`.
     Render { args: DeployArgs, host: Option<String>, out: PathBuf, force: bool },
+    /// `deploy vars ENV --host H [NAME...]`.
+    Vars { args: DeployArgs, host: String, names: Vec<String>, origin: bool, show_secrets: bool },
+    /// `deploy inventory ENV [--graph | --list]`.
+    Inventory { args: DeployArgs, list: bool },
     /// `deploy unlock ENV --host H`.
     Unlock { args: DeployArgs, host: String },
     /// `deploy secrets ...`.
@@ -285,6 +318,12 @@ impl Cli {
                 json: output == Output::Json,
                 ..base(env, &vars, &hosts)?
             }),
+            Some(Sub::Vars { env, host, names, origin, show_secrets, vars }) => {
+                Command::Vars { args: base(env, &vars, &HostFlags::default())?, host, names, origin, show_secrets }
+            }
+            Some(Sub::Inventory { env, graph: _, list }) => {
+                Command::Inventory { args: base(env, &VarFlags::default(), &HostFlags::default())?, list }
+            }
             Some(Sub::Unlock { env, host, vars, hosts }) => Command::Unlock { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Secrets(s)) => {
                 Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))

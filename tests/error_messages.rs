@@ -498,3 +498,61 @@ fn flags_are_scoped_to_their_commands() {
     let (code, err) = stderr_of(&["status", "lab", "--parallel", "4", "--limit", "nosuch", "-e", "a=b"]);
     assert_eq!((code, err.as_str()), (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3)\n"));
 }
+
+// `deploy vars --origin` names the layer each value comes from, for a value
+// set at each of the five layers; secrets stay <redacted> unless asked.
+#[test]
+fn vars_with_their_origin() {
+    let (root, _slot) = project();
+    let append = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        let t = std::fs::read_to_string(&p).unwrap_or_default();
+        std::fs::write(&p, format!("{t}\n{text}")).unwrap();
+    };
+    append("roles/common/defaults.yml", "t_role: r\nt_all: from-role\n");
+    append("inventory/group_vars/all.yml", "t_all: a\nt_group: from-all\n");
+    append("inventory/group_vars/lab/main.yml", "t_group: g\nt_host: from-group\n");
+    append("inventory/host_vars/lab1.yml", "t_host: h\nt_extra: from-host\n");
+    let r = deploy_in(
+        &root,
+        &[
+            "vars",
+            "lab",
+            "--host",
+            "lab1",
+            "--origin",
+            "-e",
+            "t_extra=e",
+            "t_role",
+            "t_all",
+            "t_group",
+            "t_host",
+            "t_extra",
+            "vault_api_token",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        "t_role: \"r\"  # role default (roles/common/defaults.yml)\n\
+         t_all: \"a\"  # group_vars/all (inventory/group_vars/all.yml)\n\
+         t_group: \"g\"  # group `lab` (inventory/group_vars/lab/main.yml)\n\
+         t_host: \"h\"  # host_vars (inventory/host_vars/lab1.yml)\n\
+         t_extra: \"e\"  # -e (extra vars)\n\
+         vault_api_token: <redacted>  # group `lab` (inventory/group_vars/lab/secrets.age)\n"
+    );
+    let shown = deploy_in(&root, &["vars", "lab", "--host", "lab1", "vault_api_token", "--show-secrets"]);
+    assert_eq!(shown.stdout, format!("vault_api_token: \"{POISON}\"\n"));
+}
+
+// `deploy inventory` as ansible-inventory shows it.
+#[test]
+fn inventory_graph_and_list() {
+    let (root, _slot) = project();
+    let g = deploy_in(&root, &["inventory", "lab"]);
+    assert_eq!(g.stdout, "@lab:\n  |--lab1\n  |--lab2\n  |--lab3\n");
+    let l = deploy_in(&root, &["inventory", "lab", "--list"]);
+    let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(v["lab"]["hosts"], serde_json::json!(["lab1", "lab2", "lab3"]));
+    assert_eq!(v["_meta"]["hostvars"]["lab1"]["groups"], serde_json::json!(["lab"]));
+}

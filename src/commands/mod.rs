@@ -2,6 +2,7 @@
 //! and hands what it has to say to `report`.
 
 mod deploy;
+mod introspect;
 mod render;
 mod secrets;
 mod status;
@@ -18,6 +19,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::ToggleStatus(args, name) => toggle::toggle_status(args, &name).await,
         Command::Status(args) => status::host_status(args).await,
         Command::Render { args, host, out, force } => render::render(&args, host, &out, force),
+        Command::Vars { args, host, names, origin, show_secrets } => {
+            introspect::vars(&args, &host, &names, origin, show_secrets)
+        }
+        Command::Inventory { args, list } => introspect::inventory(&args, list),
         Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
         Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys).await,
     }

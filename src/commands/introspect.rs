@@ -1,0 +1,113 @@
+//! `deploy vars ENV --host H [NAME...] [--origin] [--show-secrets]` and
+//! `deploy inventory ENV [--graph | --list]`: what a host's variables
+//! resolve to and where each comes from, and the inventory as deploy reads
+//! it. Touch no host.
+
+use std::path::Path;
+
+use minijinja::Value;
+
+use crate::engine::DeployArgs;
+use crate::error::{exit, Error, Result};
+use crate::render::Renderer;
+
+/// The layer a variable's definition comes from, in words.
+fn layer(file: &Path, root: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let s = rel.to_string_lossy();
+    let what = if s == "-e" {
+        return "-e (extra vars)".into();
+    } else if s == "toggle" {
+        return "toggle value".into();
+    } else if s.starts_with("roles/") {
+        "role default"
+    } else if s.starts_with("inventory/group_vars/all") {
+        "group_vars/all"
+    } else if let Some(g) = s.strip_prefix("inventory/group_vars/") {
+        let g = g.split(['/', '.']).next().unwrap_or("");
+        return format!("group `{g}` ({s})");
+    } else if s.starts_with("inventory/host_vars/") {
+        "host_vars"
+    } else {
+        "inventory"
+    };
+    format!("{what} ({s})")
+}
+
+pub(crate) fn vars(args: &DeployArgs, host: &str, names: &[String], origin: bool, show_secrets: bool) -> Result<u8> {
+    let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    let hv = r
+        .vars
+        .get(host)
+        .ok_or_else(|| {
+            Error::Usage(format!("--host {host}: no such host in `{}` (hosts: {})", args.env, r.hosts.join(", ")))
+        })?
+        .clone();
+    let mut all: Vec<String> = r.layers[host].vars.keys().cloned().collect();
+    all.sort();
+    let names: Vec<String> = if names.is_empty() { all } else { names.to_vec() };
+    let ctx = Value::from_dyn_object(hv.clone());
+    for name in &names {
+        let Some(raw) = hv.raw(name) else {
+            return Err(Error::Usage(format!("host {host} has no variable `{name}`")));
+        };
+        let value = match ctx.get_attr(name) {
+            Ok(v) if !v.is_undefined() => {
+                let mut out = String::new();
+                crate::render::pyfmt::json(&mut out, &v, None, false, 0, false);
+                out
+            }
+            _ => "<undefined: its template does not resolve>".into(),
+        };
+        let value = if raw.origin.secret && !show_secrets {
+            "<redacted>".into()
+        } else if show_secrets {
+            value
+        } else {
+            r.redactor.redact(&value)
+        };
+        let from = if origin { format!("  # {}", layer(&raw.origin.file, &args.root)) } else { String::new() };
+        crate::report::line(&format!("{name}: {value}{from}"));
+    }
+    Ok(exit::OK)
+}
+
+pub(crate) fn inventory(args: &DeployArgs, list: bool) -> Result<u8> {
+    let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    let inv = &r.inventory;
+    if list {
+        let mut hostvars = serde_json::Map::new();
+        for h in &r.hosts {
+            let d = r.render_host(h, None)?;
+            let c = &d.connection;
+            hostvars.insert(
+                h.clone(),
+                serde_json::json!({"address": c.address, "port": c.port, "user": c.user, "groups": r.layers[h].groups}),
+            );
+        }
+        let mut groups = serde_json::Map::new();
+        for (name, g) in &inv.groups {
+            let hosts: Vec<&String> = g.hosts.iter().filter(|h| r.hosts.contains(h)).collect();
+            groups.insert(name.clone(), serde_json::json!({"hosts": hosts, "children": g.children}));
+        }
+        groups.insert("_meta".into(), serde_json::json!({ "hostvars": hostvars }));
+        crate::report::line(&serde_json::to_string_pretty(&groups).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    let mut lines = vec![format!("@{}:", args.env)];
+    graph(inv, &args.env, "", &mut lines);
+    crate::report::line(&lines.join("\n"));
+    Ok(exit::OK)
+}
+
+/// `ansible-inventory --graph`: children groups, then hosts.
+fn graph(inv: &crate::load::inventory::Inventory, group: &str, indent: &str, lines: &mut Vec<String>) {
+    let Some(g) = inv.groups.get(group) else { return };
+    for c in &g.children {
+        lines.push(format!("{indent}  |--@{c}:"));
+        graph(inv, c, &format!("{indent}  |  "), lines);
+    }
+    for h in &g.hosts {
+        lines.push(format!("{indent}  |--{h}"));
+    }
+}
