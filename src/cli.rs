@@ -184,6 +184,24 @@ enum Sub {
         #[arg(long)]
         list: bool,
     },
+    /// What a host manages: paths, containers and checks, with the role of each (touches no host)
+    Plan {
+        /// Environment
+        env: String,
+        /// Host
+        #[arg(long)]
+        host: String,
+        /// List the managed items (the only form for now)
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// Shell completions: `deploy completions bash > /etc/bash_completion.d/deploy`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
         /// Environment
@@ -262,6 +280,10 @@ pub(crate) enum Command {
     Vars { args: DeployArgs, host: String, names: Vec<String>, origin: bool, show_secrets: bool },
     /// `deploy inventory ENV [--graph | --list]`.
     Inventory { args: DeployArgs, list: bool },
+    /// `deploy plan ENV --host H --list`.
+    PlanList { args: DeployArgs, host: String },
+    /// `deploy completions SHELL`.
+    Completions(clap_complete::Shell),
     /// `deploy unlock ENV --host H`.
     Unlock { args: DeployArgs, host: String },
     /// `deploy secrets ...`.
@@ -324,6 +346,10 @@ impl Cli {
             Some(Sub::Inventory { env, graph: _, list }) => {
                 Command::Inventory { args: base(env, &VarFlags::default(), &HostFlags::default())?, list }
             }
+            Some(Sub::Plan { env, host, list: _, vars }) => {
+                Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host }
+            }
+            Some(Sub::Completions { shell }) => Command::Completions(shell),
             Some(Sub::Unlock { env, host, vars, hosts }) => Command::Unlock { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Secrets(s)) => {
                 Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))
@@ -417,4 +443,12 @@ fn extra(v: &VarFlags) -> Result<Vec<(String, String)>> {
                 .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE")))
         })
         .collect()
+}
+
+/// The completion script for `shell`, from the same definitions as --help.
+pub(crate) fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut out);
+    out
 }

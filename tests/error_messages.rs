@@ -556,3 +556,31 @@ fn inventory_graph_and_list() {
     assert_eq!(v["lab"]["hosts"], serde_json::json!(["lab1", "lab2", "lab3"]));
     assert_eq!(v["_meta"]["hostvars"]["lab1"]["groups"], serde_json::json!(["lab"]));
 }
+
+// `deploy plan --list`: what a host manages, with the role of each.
+#[test]
+fn plan_list_names_every_managed_item_and_its_role() {
+    let (root, _slot) = project();
+    let r = deploy_in(&root, &["plan", "lab", "--host", "lab1", "--list"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for line in [
+        "dir       /opt/stack  role common, phase base\n",
+        "file      /opt/stack/env/app.env (secret)  role app, phase apps\n",
+        "absent    /opt/stack/legacy.conf  role common, phase base\n",
+        "container apps/notes  role apps, phase apps\n",
+        "check     http http://127.0.0.1:8080/ -> 200  role proxy, phase infra\n",
+    ] {
+        assert!(r.stdout.contains(line), "{line}: {r:?}");
+    }
+}
+
+// Completions come from the same definitions as --help.
+#[test]
+fn shell_completions() {
+    let (root, _slot) = project();
+    let r = deploy_in(&root, &["completions", "bash"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("_deploy()") && r.stdout.contains("--accept-new-host-keys"), "{r:?}");
+    let z = deploy_in(&root, &["completions", "zsh"]);
+    assert!(z.stdout.starts_with("#compdef deploy"), "{z:?}");
+}

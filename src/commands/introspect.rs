@@ -111,3 +111,46 @@ fn graph(inv: &crate::load::inventory::Inventory, group: &str, indent: &str, lin
         lines.push(format!("{indent}  |--{h}"));
     }
 }
+
+/// Everything a host manages, one line each: kind, what, role, phase.
+pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
+    let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
+    if !r.hosts.iter().any(|h| h == host) {
+        return Err(Error::Usage(format!(
+            "--host {host}: no such host in `{}` (hosts: {})",
+            args.env,
+            r.hosts.join(", ")
+        )));
+    }
+    let d = r.render_host(host, None)?;
+    let phase = |p: usize| r.project.file.phases.get(p).map(|p| p.name.clone()).unwrap_or_default();
+    let mut lines = Vec::new();
+    let mut row = |kind: &str, what: &str, role: &str, p: usize| {
+        lines.push(format!("{kind:9} {what}  role {role}, phase {}", phase(p)));
+    };
+    for x in &d.dirs {
+        row("dir", &x.path, &x.role, x.phase);
+    }
+    for f in &d.files {
+        let what = if f.secret { format!("{} (secret)", f.dest) } else { f.dest.clone() };
+        row("file", &what, &f.role, f.phase);
+    }
+    for a in &d.absent {
+        row("absent", &a.path, &a.role, a.phase);
+    }
+    for c in &d.compose {
+        for s in &c.services {
+            row("container", &format!("{}/{}", c.project, s.name), &c.role, c.phase);
+        }
+    }
+    for c in &d.checks {
+        let what = match &c.kind {
+            crate::render::CheckKind::Http { url, status } => format!("http {url} -> {status}"),
+            crate::render::CheckKind::Tcp { address } => format!("tcp {address}"),
+            crate::render::CheckKind::Command { command } => format!("command {command}"),
+        };
+        row("check", &what, &c.role, c.phase);
+    }
+    crate::report::line(&r.redactor.redact(&lines.join("\n")));
+    Ok(exit::OK)
+}

@@ -23,6 +23,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             introspect::vars(&args, &host, &names, origin, show_secrets)
         }
         Command::Inventory { args, list } => introspect::inventory(&args, list),
+        Command::PlanList { args, host } => introspect::plan_list(&args, &host),
+        Command::Completions(shell) => {
+            crate::report::raw(&crate::cli::completions(shell));
+            Ok(crate::error::exit::OK)
+        }
         Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
         Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys).await,
     }
