@@ -117,6 +117,23 @@ pub(crate) fn stall_seconds() -> u64 {
     std::env::var("DEPLOY_STALL_SECONDS").ok().and_then(|s| s.parse().ok()).filter(|s| *s > 0).unwrap_or(60)
 }
 
+/// The files under `paths` (relative to `root`) that git sees as not
+/// committed: modified, added, or untracked (`XY path` as `git status
+/// --porcelain` says it). Err when `root` is not in a git repository.
+pub(crate) fn uncommitted(root: &std::path::Path, paths: &[String]) -> Result<Vec<String>, String> {
+    let o = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["status", "--porcelain", "--untracked-files=all", "--"])
+        .args(paths)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).lines().map(|l| l.to_string()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

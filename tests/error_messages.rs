@@ -584,3 +584,39 @@ fn shell_completions() {
     let z = deploy_in(&root, &["completions", "zsh"]);
     assert!(z.stdout.starts_with("#compdef deploy"), "{z:?}");
 }
+
+// Uncommitted files the render reads are named before anything happens; an
+// environment in require_clean is not deployed from such a tree.
+#[test]
+fn a_dirty_tree_is_named_and_refused_where_required() {
+    let (root, _slot) = project();
+    let git = |args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "git {args:?}: {st:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "example"]);
+    std::fs::write(root.join("roles/app/templates/app.conf.j2"), "listen = changed\n").unwrap();
+    std::fs::write(root.join("roles/app/files-new.txt"), "untracked\n").unwrap();
+    let r = deploy_in(&root, &["lab", "--check", "--limit", "lab1"]);
+    assert!(r.stderr.contains("these files the render reads are not committed"), "{r:?}");
+    assert!(
+        r.stderr.contains(" M roles/app/templates/app.conf.j2") && r.stderr.contains("?? roles/app/files-new.txt"),
+        "{r:?}"
+    );
+    let d = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    std::fs::write(root.join("deploy.yml"), format!("{d}require_clean: [lab]\n")).unwrap();
+    let r = deploy_in(&root, &["lab", "--yes", "--limit", "lab1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with("error: `lab` is deployed only from a clean tree (require_clean in deploy.yml), and these files the render reads are not committed:\n"),
+        "{r:?}"
+    );
+    assert!(r.stdout.is_empty(), "it went on to the hosts: {r:?}");
+}

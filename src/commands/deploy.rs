@@ -14,7 +14,10 @@ use crate::render::DesiredHost;
 pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
     let stop = Interrupt::install(&args.env);
     let (loaded, desired) = load_and_render(&args)?;
-    let warnings = warnings(&loaded, &desired);
+    let mut warnings = warnings(&loaded, &desired);
+    if let Some(w) = dirty_tree(&args, &loaded)? {
+        warnings.push(w);
+    }
     crate::report::warnings(&warnings, &loaded.redactor);
     let run = Arc::new(Run::new(args, loaded, stop.clone()));
     let desired: Vec<Arc<DesiredHost>> = desired.into_iter().map(Arc::new).collect();
@@ -68,6 +71,38 @@ pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
         n if n == results.len() => exit::ERROR,
         _ => exit::PARTIAL,
     })
+}
+
+/// Files the render reads (deploy.yml, the inventory, the roles of the
+/// phases) that are not committed: a clean clone would deploy something
+/// else (the lost-untracked-files incident). A warning, or for the
+/// environments deploy.yml lists in `require_clean`, a refusal to apply.
+fn dirty_tree(args: &DeployArgs, loaded: &crate::render::Renderer) -> Result<Option<String>> {
+    let mut paths = vec!["deploy.yml".to_string(), "inventory".to_string()];
+    paths.extend(loaded.project.roles.keys().map(|r| format!("roles/{r}")));
+    let required = loaded.project.file.require_clean.contains(&args.env);
+    let dirty = match crate::util::uncommitted(&args.root, &paths) {
+        Ok(d) if d.is_empty() => return Ok(None),
+        Ok(d) => d,
+        Err(why) if required => {
+            return Err(Error::Usage(format!(
+                "`{}` is in require_clean, and whether the tree is clean cannot be told: {why}",
+                args.env
+            )))
+        }
+        Err(_) => return Ok(None),
+    };
+    let list = dirty.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n");
+    if required && !args.check {
+        return Err(Error::Usage(format!(
+            "`{}` is deployed only from a clean tree (require_clean in deploy.yml), and these files the render reads are not committed:\n{list}",
+            args.env
+        ))
+        .hinted("commit them (or stash them) and deploy again; --check works as it is"));
+    }
+    Ok(Some(format!(
+        "these files the render reads are not committed, so a clean clone would deploy something else:\n{list}"
+    )))
 }
 
 /// The loader's warnings, then each host's, each once, redacted.

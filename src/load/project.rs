@@ -27,6 +27,10 @@ pub(crate) struct ProjectFile {
     /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
     #[serde(default)]
     pub(crate) toggles: IndexMap<String, Toggle>,
+    /// Environments never deployed from a tree with uncommitted or untracked
+    /// files that the render reads.
+    #[serde(default)]
+    pub(crate) require_clean: Vec<String>,
     /// The environment of `deploy` without one (DEPLOY_ENV wins over it).
     #[serde(default)]
     #[allow(dead_code)] // read by cli::project_defaults, before the project loads
