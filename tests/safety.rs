@@ -421,7 +421,7 @@ fn status_of_every_host_at_once() {
     lab.lab_cmd(&["kill-sshd", "lab2"]);
     let r = lab.deploy(&["status", "lab"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.starts_with("lab1:\n  not locked\n  recent:\n"), "{r:?}");
+    assert!(r.stdout.starts_with("lab1:\n  not locked\n  journals: 1 deploys, "), "{r:?}");
     assert!(r.stdout.contains("\nlab2: host lab2: connection refused"), "{r:?}");
     let j = lab.deploy(&["status", "lab", "--limit", "lab1", "--output", "json"]);
     assert_eq!(j.code, 0, "{j:?}");
@@ -429,4 +429,20 @@ fn status_of_every_host_at_once() {
     assert_eq!(v["hosts"][0]["host"], "lab1");
     assert!(v["hosts"][0]["lock"].is_null() && v["hosts"].as_array().unwrap().len() == 1, "{v}");
     assert!(v["hosts"][0]["recent"][0].as_str().unwrap().contains("result=ok"), "{v}");
+}
+
+// keep_journals: after each successful deploy the host keeps the newest N
+// deploys' journals, and `deploy status` says how many and how large.
+#[test]
+fn journals_are_pruned_to_keep_journals() {
+    let lab = Lab::up(1);
+    lab.write_file("deploy.yml", &format!("{FILES_ONLY}keep_journals: 2\n"));
+    for i in 0..4 {
+        let r = lab.deploy(&["lab", "--yes", "-e", &format!("app_workers={}", i + 10)]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let n = std::fs::read_dir(lab.state_dir("lab1").join("journal")).unwrap().count();
+    assert_eq!(n, 2, "journals kept");
+    let st = lab.deploy(&["status", "lab"]);
+    assert!(st.stdout.contains("  journals: 2 deploys, "), "{st:?}");
 }

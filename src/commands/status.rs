@@ -86,6 +86,9 @@ fn text(host: &str, st: &HostStatus) {
     for (name, v) in &st.toggles {
         crate::report::line(&format!("  toggle {name}: {v}"));
     }
+    if let Some((n, kib)) = st.journals {
+        crate::report::line(&format!("  journals: {n} deploys, {kib} KiB"));
+    }
     if !st.audit.is_empty() {
         crate::report::line("  recent:");
         for a in &st.audit {
@@ -105,6 +108,7 @@ fn json(hosts: &[String], results: &[Result<HostStatus>], loaded: &Renderer) {
                 "pending_reverts": st.pending.iter().map(|p| serde_json::json!({"deploy": p.deploy, "at": p.deadline})).collect::<Vec<_>>(),
                 "toggles": st.toggles.iter().map(|(n, v)| serde_json::json!({"name": n, "state": v})).collect::<Vec<_>>(),
                 "recent": st.audit,
+                "journals": st.journals.map(|(n, kib)| serde_json::json!({"deploys": n, "kib": kib})),
             }),
             Err(e) => serde_json::json!({"host": h, "error": error_text(e)}),
         })

@@ -228,7 +228,8 @@ impl<'a> PhaseRun<'a> {
             String::new()
         };
         let stall = crate::util::stall_seconds();
-        let args = [self.journal.as_str(), &self.run.holder, &audit, &stall.to_string()];
+        let keep = self.run.loaded.project.file.keep_journals.to_string();
+        let args = [self.journal.as_str(), &self.run.holder, &audit, &stall.to_string(), &keep];
         let out = match r.run("deploy-apply", crate::remote::apply::SCRIPT, &args, Some(&bundle)).await {
             Ok(out) => out,
             Err(Error::Remote { host, message }) => {

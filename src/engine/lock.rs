@@ -71,10 +71,12 @@ pub(crate) fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, us
     )
 }
 
-pub(crate) async fn release(ready: Ready, holder: &str, audit: &str) {
+/// Write the audit line and release the lock (a no-op when the apply did
+/// it); `keep` > 0 also prunes the host's old journals (after a success).
+pub(crate) async fn release(ready: Ready, holder: &str, audit: &str, keep: usize) {
     // finish.sh releases only a lock this deploy holds
     if matches!(ready.lock_state(), LockState::Sent | LockState::Held) {
-        let _ = ready.conn.run("deploy-finish", FINISH, &[holder, audit], None).await;
+        let _ = ready.conn.run("deploy-finish", FINISH, &[holder, audit, &keep.to_string()], None).await;
     }
     ready.conn.close().await;
 }

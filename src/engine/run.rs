@@ -122,7 +122,7 @@ pub(crate) async fn release_all(run: &Arc<Run>, states: Vec<HostState>, audit: b
         if let HostState::Ready(r) = s {
             let line = if audit { audit_line(&run.args, &run.id, &r.plan) } else { String::new() };
             let holder = run.holder.clone();
-            set.spawn(async move { release(*r, &holder, &line).await });
+            set.spawn(async move { release(*r, &holder, &line, 0).await });
         }
     }
     while set.join_next().await.is_some() {}
@@ -200,7 +200,8 @@ async fn apply_host(run: Arc<Run>, ready: Arc<Ready>, progress: Arc<Progress>) -
     if matches!(&res, Ok(rep) if rep.keep_lock) {
         ready.conn.close().await;
     } else {
-        release(ready, &run.holder, &line).await;
+        let keep = if result == "ok" { run.loaded.project.file.keep_journals } else { 0 };
+        release(ready, &run.holder, &line, keep).await;
     }
     run.stop.released(&host);
     let ok = matches!(&res, Ok(r) if r.failure.is_none() && !r.interrupted);

@@ -27,6 +27,10 @@ pub(crate) struct ProjectFile {
     /// Toggles: `deploy NAME-on ENV`, `NAME-off`, `NAME-status`.
     #[serde(default)]
     pub(crate) toggles: IndexMap<String, Toggle>,
+    /// Deploy journals each host keeps (pruned after a successful deploy;
+    /// never one a pending dead-man revert needs).
+    #[serde(default = "default_keep_journals")]
+    pub(crate) keep_journals: usize,
     /// Environments never deployed from a tree with uncommitted or untracked
     /// files that the render reads.
     #[serde(default)]
@@ -63,6 +67,10 @@ pub(crate) struct Toggle {
 
 fn default_auto_revert() -> Duration {
     Duration(900)
+}
+
+fn default_keep_journals() -> usize {
+    10
 }
 
 fn default_managed() -> String {

@@ -1,4 +1,4 @@
-# deploy apply: argv: JOURNAL_ID HOLDER AUDIT_LINE STALL_SECONDS; stdin: tar with `manifest` and the
+# deploy apply: argv: JOURNAL_ID HOLDER AUDIT_LINE STALL_SECONDS KEEP_JOURNALS; stdin: tar with `manifest` and the
 # new contents as files named by index. Output lines (tab-separated), after the
 # header `deploy-apply 1`:
 #   A path        applied            S path why   skipped (changed since plan)
@@ -20,7 +20,7 @@
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
-id=$1; holder=$2; audit=${3:-}; stall=${4:-60}
+id=$1; holder=$2; audit=${3:-}; stall=${4:-60}; keep=${5:-0}
 # a controller gone (closed channel, hangup) must not kill this script
 # halfway: writes then fail instead, and it cleans up or finishes
 trap '' HUP PIPE
@@ -213,5 +213,6 @@ emit "DONE${tab}${applied}"
 # the host's last step: finish here rather than in another round trip
 if [ -n "$audit" ]; then
   finish_lock "$holder" "$audit"
+  prune_journals "$keep"
   emit "FINISHED"
 fi

@@ -10,4 +10,8 @@ for d in "$state"/journal/*/; do
   printf 'pending\t%s\t%s\n' "$(basename "$d")" "$(cut -f3 "$d/deadman.armed")"
 done
 for t in "$state"/toggles/*; do [ -f "$t" ] && printf 'toggle\t%s\t%s\n' "$(basename "$t")" "$(cat "$t")"; done
+if [ -d "$state/journal" ]; then
+  printf 'journals\t%s\t%s\n' "$(find "$state/journal" -mindepth 1 -maxdepth 1 -type d | wc -l | tr -d ' ')" \
+    "$(du -sk "$state/journal" | cut -f1)"
+fi
 tail -n 5 "$state/audit.log" 2>/dev/null | sed 's/^/A\t/'

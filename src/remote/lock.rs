@@ -1,8 +1,10 @@
 //! lock.sh, finish.sh and unlock.sh: the host's deploy lock. Taking it is
 //! prepended to the first command of an apply, so it costs no round trip.
 
-/// Defines `take_lock HOLDER` and `finish_lock HOLDER AUDIT`.
+/// Defines `take_lock HOLDER`, `finish_lock HOLDER AUDIT` and `prune_journals KEEP`.
 const LOCK: &str = include_str!("lock.sh");
+#[cfg(test)]
+pub(crate) const LOCK_FOR_TESTS: &str = LOCK;
 /// Writes the audit line and releases the lock: `sh -c FINISH finish HOLDER AUDIT`.
 pub(crate) const FINISH: &str = concat!(include_str!("lock.sh"), include_str!("finish.sh"));
 /// Shows and removes a lock: `sh -c UNLOCK unlock`.

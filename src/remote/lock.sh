@@ -21,3 +21,19 @@ finish_lock() {
     rm -f "$state/lock/holder"; rmdir "$state/lock"
   fi
 }
+# prune_journals KEEP: keep the newest KEEP deploys' journals (deploy ids
+# sort by time); never one a dead-man revert may still need (armed, neither
+# confirmed nor reverted). KEEP 0: keep all.
+prune_journals() {
+  [ "$1" -gt 0 ] 2>/dev/null || return 0
+  _n=0
+  # shellcheck disable=SC2012 # journal names are deploy ids: no odd characters
+  for _d in $(ls -1 "$state/journal" 2>/dev/null | sort -r); do
+    _p=$state/journal/$_d
+    [ -d "$_p" ] || continue
+    _n=$((_n + 1))
+    [ "$_n" -le "$1" ] && continue
+    if [ -f "$_p/deadman.armed" ] && [ ! -e "$_p/confirmed" ] && [ ! -e "$_p/reverted" ]; then continue; fi
+    rm -rf "$_p"
+  done
+}

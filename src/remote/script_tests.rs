@@ -264,3 +264,21 @@ fn dirs_get_their_missing_parents_and_a_revert_removes_exactly_those() {
     assert!(!r.0.join("opt/app").exists(), "a parent this deploy made is left");
     assert!(r.0.join("opt").exists(), "a parent that was there is gone");
 }
+
+// Pruning keeps the newest journals and any a dead-man revert may need.
+#[test]
+fn prune_keeps_the_newest_and_the_pending() {
+    let r = Root::new("prune");
+    let j = r.state().join("journal");
+    for id in ["20260101T000000-a", "20260102T000000-b", "20260103T000000-c", "20260104T000000-d"] {
+        std::fs::create_dir_all(j.join(id)).unwrap();
+    }
+    std::fs::write(j.join("20260101T000000-a/deadman.armed"), "sleeper\t1\t2\n").unwrap();
+    let script = format!("{}prune_journals 2\n", crate::remote::lock::LOCK_FOR_TESTS);
+    let (code, _) = r.run(&script, &[], b"", &[]);
+    assert_eq!(code, 0);
+    let mut left: Vec<String> =
+        std::fs::read_dir(&j).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, vec!["20260101T000000-a", "20260103T000000-c", "20260104T000000-d"]);
+}

@@ -23,6 +23,8 @@ pub(crate) struct HostStatus {
     pub(crate) toggles: Vec<(String, String)>,
     /// The last lines of the audit log, oldest first.
     pub(crate) audit: Vec<String>,
+    /// Deploy journals kept, and the KiB they take.
+    pub(crate) journals: Option<(u64, u64)>,
 }
 
 fn pending(rest: &str, line: &str, script: &str) -> Result<Pending, String> {
@@ -44,6 +46,10 @@ pub(crate) fn parse_host_status(out: &[u8]) -> Result<HostStatus, String> {
                 s.toggles.push((name.into(), v.into()));
             }
             "A" => s.audit.push(rest.to_string()),
+            "journals" => {
+                let (n, kib) = rest.split_once('\t').unwrap_or((rest, "0"));
+                s.journals = Some((n.trim().parse().unwrap_or(0), kib.trim().parse().unwrap_or(0)));
+            }
             _ => return Err(super::protocol::unexpected("hoststatus", line)),
         }
     }
