@@ -295,7 +295,7 @@ impl Cli {
     pub fn root(&self) -> PathBuf {
         match &self.global.root {
             Some(r) => r.clone(),
-            None => crate::load::project::find_root(Path::new(".")),
+            None => crate::load::defaults::find_root(Path::new(".")),
         }
     }
 
@@ -309,7 +309,7 @@ impl Cli {
         let root = self.root();
         // deploy.yml is read here only when the command line leaves
         // something to it (no environment, a toggle word, secrets' identity)
-        let defaults = || crate::load::project::defaults_in(&root);
+        let defaults = || crate::load::defaults::defaults_in(&root);
         let g = self.global.clone();
         let base = |env: String, vars: &VarFlags, hosts: &HostFlags| -> Result<DeployArgs> {
             Ok(DeployArgs {
@@ -406,7 +406,7 @@ fn keys(g: &Global) -> Keys {
 }
 
 /// `NAME-on|off|status` where NAME is a toggle of deploy.yml.
-fn is_toggle_word(word: &str, defaults: &dyn Fn() -> crate::load::project::Defaults) -> bool {
+fn is_toggle_word(word: &str, defaults: &dyn Fn() -> crate::load::defaults::Defaults) -> bool {
     word.rsplit_once('-').is_some_and(|(name, action)| {
         matches!(action, "on" | "off" | "status") && defaults().toggles.contains_key(name)
     })
@@ -414,7 +414,7 @@ fn is_toggle_word(word: &str, defaults: &dyn Fn() -> crate::load::project::Defau
 
 /// The environment when none is named: DEPLOY_ENV, else deploy.yml's
 /// `default_env`, else an error listing the environments there are.
-fn default_env(root: &Path, defaults: &crate::load::project::Defaults) -> Result<String> {
+fn default_env(root: &Path, defaults: &crate::load::defaults::Defaults) -> Result<String> {
     if let Some(e) = std::env::var("DEPLOY_ENV").ok().filter(|e| !e.is_empty()) {
         return Ok(e);
     }

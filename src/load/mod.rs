@@ -2,6 +2,7 @@
 //! files and age-encrypted secrets, merged into each host's variable layers.
 //! Reads local files only; evaluating the variables is `render`'s work.
 
+pub(crate) mod defaults;
 pub(crate) mod inventory;
 pub(crate) mod project;
 pub(crate) mod secrets;
