@@ -2,6 +2,7 @@
 # namespaces); tests/lab/lab.sh installs the apt packages it needs.
 DEPLOY := target/release/deploy
 HOSTS ?= 3
+SYSTEMD_HOSTS ?= 2
 ROLE ?=
 
 .PHONY: build demo test lint bench lab-up lab-down deploy-lab check-lab deploy-role
@@ -32,9 +33,10 @@ lint:
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
 
-# every host runs its own Docker engine; lab3 has only Compose v1
+# lab1..lab3 each run their own Docker engine (lab3 has only Compose v1);
+# sys1..sys2 boot systemd under systemd-nspawn
 lab-up:
-	bash tests/lab/lab.sh up --dir .lab --hosts $(HOSTS) --docker --compose-v1 lab3
+	bash tests/lab/lab.sh up --dir .lab --hosts $(HOSTS) --docker --compose-v1 lab3 --systemd-hosts $(SYSTEMD_HOSTS)
 
 lab-down:
 	bash tests/lab/lab.sh down --dir .lab

@@ -15,7 +15,7 @@ fn stderr_of(args: &[&str]) -> (i32, String) {
 fn unknown_environment() {
     assert_eq!(
         stderr_of(&["nosuch", "--check"]),
-        (1, "error: environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, prod\n".into())
+        (1, "error: environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, lab_docker, lab_systemd, prod\n".into())
     );
 }
 
@@ -35,7 +35,7 @@ fn unknown_role() {
 fn unknown_host_in_limit() {
     assert_eq!(
         stderr_of(&["lab", "--limit", "lab9", "--check"]),
-        (1, "error: --limit lab9: no such host in `lab` (hosts: lab1, lab2, lab3)\n".into())
+        (1, "error: --limit lab9: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n".into())
     );
 }
 
@@ -188,10 +188,10 @@ fn the_environment_can_be_left_out() {
         (r.code, r.stderr.as_str()),
         (
             1,
-            "error: no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: lab, prod\n  hint: name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml\n"
+            "error: no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: lab, lab_docker, lab_systemd, prod\n  hint: name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml\n"
         )
     );
-    let want = "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3)\n";
+    let want = "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n";
     let r = in_copy(".", &["--check", "--limit", "nosuch"], &[("DEPLOY_ENV", "lab")], "");
     assert_eq!((r.code, r.stderr.as_str()), (1, want));
     let r = in_copy(".", &["--check", "--limit", "nosuch"], &[], "default_env: lab\n");
@@ -236,7 +236,7 @@ fn json_errors() {
     assert_eq!(r.code, 1, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "usage");
-    assert_eq!(v["error"]["message"], "environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, prod");
+    assert_eq!(v["error"]["message"], "environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, lab_docker, lab_systemd, prod");
     assert!(v["error"]["host"].is_null());
 }
 
@@ -496,7 +496,7 @@ fn flags_are_scoped_to_their_commands() {
     assert_eq!(code, 64, "{err}");
     // and where they belong they work
     let (code, err) = stderr_of(&["status", "lab", "--parallel", "4", "--limit", "nosuch", "-e", "a=b"]);
-    assert_eq!((code, err.as_str()), (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3)\n"));
+    assert_eq!((code, err.as_str()), (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n"));
 }
 
 // `deploy vars --origin` names the layer each value comes from, for a value
@@ -550,11 +550,15 @@ fn vars_with_their_origin() {
 fn inventory_graph_and_list() {
     let (root, _slot) = project();
     let g = deploy_in(&root, &["inventory", "lab"]);
-    assert_eq!(g.stdout, "@lab:\n  |--lab1\n  |--lab2\n  |--lab3\n");
+    assert_eq!(
+        g.stdout,
+        "@lab:\n  |--@lab_docker:\n  |    |--lab1\n  |    |--lab2\n  |    |--lab3\n  |--@lab_systemd:\n  |    |--sys1\n  |    |--sys2\n"
+    );
     let l = deploy_in(&root, &["inventory", "lab", "--list"]);
     let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
-    assert_eq!(v["lab"]["hosts"], serde_json::json!(["lab1", "lab2", "lab3"]));
-    assert_eq!(v["_meta"]["hostvars"]["lab1"]["groups"], serde_json::json!(["lab"]));
+    assert_eq!(v["lab"]["children"], serde_json::json!(["lab_docker", "lab_systemd"]));
+    assert_eq!(v["lab_docker"]["hosts"], serde_json::json!(["lab1", "lab2", "lab3"]));
+    assert_eq!(v["_meta"]["hostvars"]["sys1"]["groups"], serde_json::json!(["lab", "lab_systemd"]));
 }
 
 // `deploy plan --list`: what a host manages, with the role of each.
@@ -619,4 +623,19 @@ fn a_dirty_tree_is_named_and_refused_where_required() {
         "{r:?}"
     );
     assert!(r.stdout.is_empty(), "it went on to the hosts: {r:?}");
+}
+
+#[test]
+fn phase_hosts_naming_an_unknown_group() {
+    let (root, _slot) = project();
+    let y = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    std::fs::write(root.join("deploy.yml"), y.replacen("hosts: all:!lab_systemd", "hosts: all:!lab_sytemd", 1)).unwrap();
+    let r = deploy_in(&root, &["lab", "--check"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "error: deploy.yml: phase `infra`: hosts `all:!lab_sytemd`: `lab_sytemd` is neither a group nor a host of the inventory (groups: lab, lab_docker, lab_systemd, prod)\n"
+        )
+    );
 }

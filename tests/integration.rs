@@ -12,3 +12,4 @@ mod fixtures;
 mod hardening;
 mod lab;
 mod safety;
+mod systemd;

@@ -4,6 +4,7 @@
 
 pub(crate) mod defaults;
 pub(crate) mod inventory;
+pub(crate) mod pattern;
 pub(crate) mod project;
 pub(crate) mod secrets;
 pub(crate) mod yaml;
@@ -98,6 +99,7 @@ impl Loaded {
         if hosts.is_empty() {
             return Err(Error::Usage(format!("group `{env_name}` in {} has no hosts", inv_path.display())));
         }
+        check_patterns(&project, &inventory, root)?;
         let redactor = Redactor::default();
         crate::redact::install(&redactor);
         let defaults = role_defaults(&project);
@@ -131,6 +133,40 @@ impl Loaded {
             layers.insert(host.clone(), HostLayers { groups: names, vars });
         }
         Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, layers })
+    }
+}
+
+/// Every name in a phase's `hosts:` is a group or host of the inventory: a
+/// misspelt group would otherwise quietly skip the phase everywhere.
+fn check_patterns(project: &Project, inventory: &Inventory, root: &Path) -> Result<()> {
+    for phase in &project.file.phases {
+        let Some(pat) = &phase.hosts else { continue };
+        for name in pat.names() {
+            if name == "all" || name == "*" || inventory.groups.contains_key(name) || inventory.hosts.contains_key(name)
+            {
+                continue;
+            }
+            let mut groups: Vec<&str> =
+                inventory.groups.keys().map(String::as_str).filter(|g| *g != "all" && *g != "ungrouped").collect();
+            groups.sort();
+            return Err(Error::Usage(format!(
+                "{}: phase `{}`: hosts `{}`: `{name}` is neither a group nor a host of the inventory (groups: {})",
+                root.join("deploy.yml").display(),
+                phase.name,
+                pat.text,
+                groups.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// Whether `phase` applies to `host` (its `hosts:` pattern).
+    pub(crate) fn phase_applies(&self, phase: usize, host: &str) -> bool {
+        let Some(pat) = &self.project.file.phases[phase].hosts else { return true };
+        let groups = self.layers.get(host).map(|l| l.groups.as_slice()).unwrap_or(&[]);
+        pat.matches(host, groups)
     }
 }
 

@@ -87,6 +87,10 @@ pub(crate) struct Phase {
     pub(crate) name: String,
     /// Roles, applied in this order.
     pub(crate) roles: Vec<String>,
+    /// The hosts this phase applies to (Ansible's `hosts:` pattern); every
+    /// host of the environment when absent.
+    #[serde(default)]
+    pub(crate) hosts: Option<crate::load::pattern::HostPattern>,
     /// Run this phase under a dead-man switch: the host reverts the whole
     /// deploy after this long unless the controller confirms over a fresh
     /// connection (for changes that can lock it out: firewall, sshd).

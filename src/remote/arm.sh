@@ -14,7 +14,8 @@ mech=""
 if [ "$prefer" = auto ] || [ "$prefer" = systemd ]; then
   if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     unit="deploy-deadman-$(printf '%s' "$id" | tr -c 'A-Za-z0-9\n' '-')"
-    if systemd-run --quiet --unit "$unit" --on-active="${delay}s" --setenv=DEPLOY_STATE="$state" /bin/sh "$j/deadman.sh" "$id" >/dev/null 2>&1; then
+    # the default timer accuracy is a minute: a revert that late is a minute more locked out
+    if systemd-run --quiet --unit "$unit" --on-active="${delay}s" --timer-property=AccuracySec=1s --setenv=DEPLOY_STATE="$state" /bin/sh "$j/deadman.sh" "$id" >/dev/null 2>&1; then
       mech=systemd; handle=$unit
     fi
   fi

@@ -112,6 +112,9 @@ impl Renderer {
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let mut compose_specs = Vec::new();
         for (phase, p) in self.project.file.phases.iter().enumerate() {
+            if !self.phase_applies(phase, host) {
+                continue;
+            }
             for role_name in &p.roles {
                 // Every role is rendered: a compose project must know what its
                 // services read even when --role selects only some roles.

@@ -58,7 +58,7 @@ fn failed_host(host: &str, rep: &HostReport, width: usize) -> String {
         s.push_str(&format!("\n    rolled back: {l}"));
     }
     for l in &rep.deadman {
-        s.push_str(&format!("\n    dead-man switch: {l}"));
+        s.push_str(&format!("\n    {l}"));
     }
     if !f.rolled_back.is_empty() || f.what.contains("nothing") {
         s.push_str("\n    later phases did not run");

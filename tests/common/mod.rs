@@ -221,25 +221,40 @@ impl Lab {
         l
     }
 
+    /// The example and a lab of `hosts` Debian hosts that boot systemd
+    /// (sys1..), and no namespace hosts.
+    pub(crate) fn up_systemd(hosts: u32) -> LabWithSlot {
+        Lab::start_with(0, hosts, &[])
+    }
+
     fn start(hosts: u32, extra: &[String]) -> LabWithSlot {
+        Lab::start_with(hosts, 0, extra)
+    }
+
+    fn start_with(hosts: u32, sd_hosts: u32, extra: &[String]) -> LabWithSlot {
         let (root, slot) = project();
         let st = Command::new("bash")
             .arg(repo().join("tests/lab/lab.sh"))
             .args(["up", "--dir", ".lab", "--instance", &slot.n.to_string(), "--hosts", &hosts.to_string()])
+            .args(["--systemd-hosts", &sd_hosts.to_string()])
             .args(extra)
             .current_dir(&root)
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(st.success(), "lab up failed");
-        // the example inventory lists lab1..lab3; keep the ones this lab has
+        // the example inventory lists lab1..lab3 and sys1..sys2; keep the
+        // ones this lab has
         let inv = root.join("inventory/hosts.yml");
         let text = std::fs::read_to_string(&inv).unwrap();
+        let beyond = |t: &str, prefix: &str, n: u32| {
+            t.strip_prefix(prefix).is_some_and(|k| k.parse::<u32>().is_ok_and(|k| k > n))
+        };
         let kept: Vec<&str> = text
             .lines()
             .filter(|l| {
                 let t = l.trim().trim_end_matches(':');
-                !(t.starts_with("lab") && t[3..].parse::<u32>().is_ok_and(|k| k > hosts))
+                !beyond(t, "lab", hosts) && !beyond(t, "sys", sd_hosts)
             })
             .collect();
         std::fs::write(&inv, kept.join("\n") + "\n").unwrap();

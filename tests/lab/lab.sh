@@ -5,19 +5,23 @@
 # per-host directories.
 #
 #   lab.sh up   [--dir DIR] [--instance K] [--hosts N] [--docker] [--compose-v1 HOSTS]
-#               [--locale HOST=LOCALE ...]
+#               [--locale HOST=LOCALE ...] [--systemd-hosts M]
 #   lab.sh down [--dir DIR]
 #   lab.sh kill-sshd HOST | start-sshd HOST | rekey HOST | tmpfs HOST PATH SIZE
 #                                       (used by failure tests)
 #
 # Instance K owns the subnet 10.231.K.0/24, the bridge dlabK and the namespaces
 # dlK-labI; `make lab-up` is instance 0 in .lab/, each test takes its own instance
-# so tests never share hosts. Everything up creates is recorded in DIR, and down
+# so tests never share hosts.
+#
+# --systemd-hosts M adds hosts sys1..sysM that boot systemd as PID 1 under
+# systemd-nspawn, each on its own overlay of a debootstrapped bookworm
+# (tests/lab/systemd-rootfs.sh builds it once), with a local apt repository. Everything up creates is recorded in DIR, and down
 # removes exactly that, stopping only processes it started (by pid file).
 set -euo pipefail
 
 cmd=${1:-}; shift || true
-dir=.lab; instance=0; hosts=3; docker=no; v1_hosts=""; atd=no; locales=""
+dir=.lab; instance=0; hosts=3; sd_hosts=0; docker=no; v1_hosts=""; atd=no; locales=""
 while [ $# -gt 0 ]; do
   case $1 in
     --docker) docker=yes; shift;;
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
     --dir) dir=$2; shift 2;;
     --instance) instance=$2; shift 2;;
     --hosts) hosts=$2; shift 2;;
+    --systemd-hosts) sd_hosts=$2; shift 2;;
     *) break;;
   esac
 done
@@ -191,6 +196,77 @@ set_locale() {
   sed -i 's/^UsePAM no$/UsePAM yes/' "$hd/root/etc/ssh/sshd_config.d/00-lab.conf"
 }
 
+# A host booting systemd: its own overlay of the cached root filesystem,
+# its network namespace, a cgroup subtree of its own (nspawn puts its
+# supervisor/ and payload/ under the cgroup it starts in).
+start_systemd_host() {
+  local h=$1 hd=$dir/hosts/$1 cache=$2
+  local ns; ns=$(cat "$hd/netns")
+  mkdir -p "$hd/upper" "$hd/work" "$hd/root"
+  mountpoint -q "$hd/root" || mount -t overlay overlay \
+    -o "lowerdir=$cache/bookworm,upperdir=$hd/upper,workdir=$hd/work" "$hd/root"
+  if [ ! -s "$hd/root/etc/machine-id" ]; then
+    # first boot: this host's identity, as an installer would make it
+    { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; echo; } >"$hd/root/etc/machine-id"
+    echo "$h" >"$hd/root/etc/hostname"
+    host_keys "$hd"
+    install -d -m 0700 "$hd/root/root/.ssh"
+    install -m 0600 "$dir/id_ed25519.pub" "$hd/root/root/.ssh/authorized_keys"
+    cat >"$hd/root/etc/ssh/sshd_config.d/00-lab.conf" <<EOF
+# lab host $h: written by tests/lab/lab.sh
+HostKey /etc/ssh/ssh_host_ed25519_key
+LogLevel VERBOSE
+MaxSessions 64
+MaxStartups 200:30:400
+EOF
+  fi
+  rm -f "$hd/nspawn.pid"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid bash -c '
+    for c in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+      [ -f "$c/cgroup.procs" ] || continue
+      mkdir -p "$c/$1" && echo $$ >"$c/$1/cgroup.procs"
+      [ "$c" = /sys/fs/cgroup ] && break
+    done
+    echo $$ >"$2/nspawn.pid"
+    exec systemd-nspawn -q -D "$2/root" -b -M "$1" --keep-unit --register=no \
+      --network-namespace-path="/run/netns/$1" --console=read-only \
+      --bind-ro="$3/apt:/srv/lab-apt" --capability=CAP_NET_ADMIN
+  ' nspawn "$ns" "$hd" "$cache" </dev/null >"$hd/console.log" 2>&1 &
+  local addr; addr=$(cat "$hd/addr")
+  local opts=(-i "$dir/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no
+              -o UserKnownHostsFile=/dev/null -o ConnectTimeout=2 -o LogLevel=ERROR)
+  # booted: sshd answers and systemd says the boot is over
+  wait_for "$h (systemd-nspawn) to answer ssh" 60 ssh "${opts[@]}" "root@$addr" true
+  local st
+  st=$(timeout 60 ssh "${opts[@]}" "root@$addr" 'systemctl is-system-running --wait' 2>/dev/null || true)
+  [ "$st" = running ] || die "$h booted into state '${st:-no answer}' (see $hd/console.log)"
+}
+
+stop_systemd_host() {
+  local h=$1 hd=$dir/hosts/$1
+  local machine; machine=$(cat "$hd/netns")
+  if [ -s "$hd/nspawn.pid" ]; then
+    local pid; pid=$(cat "$hd/nspawn.pid")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q systemd-nspawn; then
+      kill "$pid" 2>/dev/null || true
+      if ! (wait_for "$h (nspawn pid $pid) to shut down" 20 sh -c "! kill -0 $pid"); then
+        kill -9 "$pid" 2>/dev/null || true
+      fi
+    fi
+    rm -f "$hd/nspawn.pid"
+  fi
+  for c in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+    [ -d "$c/$machine" ] || continue
+    # processes left in the subtree (a killed nspawn's payload) go first
+    for p in $(find "$c/$machine" -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    find "$c/$machine" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  if mountpoint -q "$hd/root"; then
+    umount "$hd/root" 2>/dev/null || umount -l "$hd/root"
+  fi
+}
+
 host_keys() {
   local hd=$1
   rm -f "$hd/root/etc/ssh/ssh_host_"*
@@ -205,6 +281,33 @@ write_known_hosts() {
       "$(cut -d' ' -f1,2 "$hd/root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$dir/known_hosts.tmp"
   done
   mv "$dir/known_hosts.tmp" "$dir/known_hosts"
+}
+
+# netns_up HOST VETH ADDR VPN_ADDR: the host's network namespace, on the bridge
+netns_up() {
+  local h=$1 veth=$2 addr=$3 vaddr=$4 hd=$dir/hosts/$1 ns; ns=$(ns_name "$1")
+  local net=10.231.$instance br=dlab$instance
+  mkdir -p "$hd"
+  echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"; echo "$vaddr" >"$hd/vpn_addr"
+  if ip netns list | grep -qw "$ns" && [ ! -s "$hd/sshd.pid" ] && [ ! -s "$hd/nspawn.pid" ]; then
+    # left over from a run that died without `down`: not ours to reuse
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    ip netns del "$ns"
+    ip link del "$veth" 2>/dev/null || true
+  fi
+  if ! ip netns list | grep -qw "$ns"; then
+    # a veth of a namespace deleted a moment ago goes away asynchronously
+    ip link del "$veth" 2>/dev/null || true
+    wait_for "the old veth $veth to go" 10 sh -c "! ip link show $veth"
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip link set "$veth" master "$br" up
+    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" addr add "$vaddr/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" route add default via "$net.1"
+  fi
 }
 
 up() {
@@ -226,29 +329,8 @@ up() {
   ip link set "$br" up
 
   for i in $(seq 1 "$hosts"); do
-    local h=lab$i hd=$dir/hosts/lab$i ns; ns=$(ns_name "$h")
-    local addr=$net.$((10 + i))
-    mkdir -p "$hd"
-    echo "$ns" >"$hd/netns"; echo "$addr" >"$hd/addr"; echo "$vpn.$((10 + i))" >"$hd/vpn_addr"
-    if ip netns list | grep -qw "$ns" && [ ! -s "$hd/sshd.pid" ]; then
-      # left over from a run that died without `down`: not ours to reuse
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-      ip netns del "$ns"
-      ip link del "v$instance-$i" 2>/dev/null || true
-    fi
-    if ! ip netns list | grep -qw "$ns"; then
-      # a veth of a namespace deleted a moment ago goes away asynchronously
-      ip link del "v$instance-$i" 2>/dev/null || true
-      wait_for "the old veth v$instance-$i to go" 10 sh -c "! ip link show v$instance-$i"
-      ip netns add "$ns"
-      ip link add "v$instance-$i" type veth peer name eth0 netns "$ns"
-      ip link set "v$instance-$i" master "$br" up
-      ip -n "$ns" addr add "$addr/24" dev eth0
-      ip -n "$ns" addr add "$vpn.$((10 + i))/24" dev eth0
-      ip -n "$ns" link set eth0 up
-      ip -n "$ns" link set lo up
-      ip -n "$ns" route add default via "$net.1"
-    fi
+    local h=lab$i hd=$dir/hosts/lab$i addr=$net.$((10 + i))
+    netns_up "$h" "v$instance-$i" "$addr" "$vpn.$((10 + i))"
     if [ "$docker" = yes ] && [ ! -d "$hd/root/var/lib/docker" ]; then
       mkdir -p "$hd/root/var/lib/docker" "$hd/root/var/lib/containerd" /var/lib/docker /var/lib/containerd
       case $v1_hosts in *",$h,"*) touch "$hd/compose-v1-only";; esac
@@ -302,6 +384,19 @@ EOF
     fi
   done
 
+  if [ "$sd_hosts" -gt 0 ]; then
+    local cache; cache=$(bash "$(dirname "$0")/systemd-rootfs.sh")
+    for i in $(seq 1 "$sd_hosts"); do
+      local h=sys$i hd=$dir/hosts/sys$i
+      netns_up "$h" "v$instance-s$i" "$net.$((50 + i))" "$vpn.$((50 + i))"
+      [ -s "$hd/nspawn.pid" ] && kill -0 "$(cat "$hd/nspawn.pid")" 2>/dev/null || start_systemd_host "$h" "$cache" &
+    done
+    # hosts boot in parallel; a failed boot fails the whole lab
+    local rc=0
+    for _ in $(seq 1 "$sd_hosts"); do wait -n || rc=1; done
+    [ "$rc" = 0 ] || die "a systemd host did not boot"
+  fi
+
   write_known_hosts
   {
     echo "# written by tests/lab/lab.sh: ssh -F $dir/ssh_config lab1"
@@ -338,6 +433,7 @@ down() {
   for hd in "$dir"/hosts/*/; do
     [ -d "$hd" ] || continue
     local h; h=$(basename "$hd")
+    if [ -d "$hd/upper" ]; then stop_systemd_host "$h"; fi
     stop_dockerd "$h"
     if [ -d "$hd/root/var/spool/cron" ] && [ -s "$hd/sshd.pid" ]; then
       # atd daemonized inside this host's mount namespace: its pid file is there
