@@ -236,7 +236,10 @@ fn json_errors() {
     assert_eq!(r.code, 1, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "usage");
-    assert_eq!(v["error"]["message"], "environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, lab_docker, lab_systemd, prod");
+    assert_eq!(
+        v["error"]["message"],
+        "environment `nosuch` is not a group in inventory/hosts.yml; groups: lab, lab_docker, lab_systemd, prod"
+    );
     assert!(v["error"]["host"].is_null());
 }
 
@@ -496,7 +499,10 @@ fn flags_are_scoped_to_their_commands() {
     assert_eq!(code, 64, "{err}");
     // and where they belong they work
     let (code, err) = stderr_of(&["status", "lab", "--parallel", "4", "--limit", "nosuch", "-e", "a=b"]);
-    assert_eq!((code, err.as_str()), (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: --limit nosuch: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n")
+    );
 }
 
 // `deploy vars --origin` names the layer each value comes from, for a value
@@ -629,7 +635,8 @@ fn a_dirty_tree_is_named_and_refused_where_required() {
 fn phase_hosts_naming_an_unknown_group() {
     let (root, _slot) = project();
     let y = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
-    std::fs::write(root.join("deploy.yml"), y.replacen("hosts: all:!lab_systemd", "hosts: all:!lab_sytemd", 1)).unwrap();
+    std::fs::write(root.join("deploy.yml"), y.replacen("hosts: all:!lab_systemd", "hosts: all:!lab_sytemd", 1))
+        .unwrap();
     let r = deploy_in(&root, &["lab", "--check"]);
     assert_eq!(
         (r.code, r.stderr.as_str()),

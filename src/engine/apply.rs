@@ -3,6 +3,7 @@
 //! when any of them fails.
 
 use super::*;
+use crate::plan::system::Stage;
 
 pub(crate) fn compose_manifest(
     variant: crate::plan::state::ComposeVariant,
@@ -19,6 +20,7 @@ pub(crate) fn compose_manifest(
 
 pub(crate) fn health_items(
     services: &[&ServiceAction],
+    plan_system: &[crate::plan::system::SysChange],
     desired: &DesiredHost,
     phase: usize,
     with_checks: bool,
@@ -28,6 +30,18 @@ pub(crate) fn health_items(
     for a in services {
         let timeout = desired.compose.iter().find(|c| c.project == a.project).map(|c| c.health_timeout).unwrap_or(60);
         checks.push(Check::Service { timeout, project: &a.project, service: &a.service });
+    }
+    // units this phase started, restarted or reloaded that must run
+    for u in desired.system.units.iter().filter(|u| with_checks && u.phase == phase && u.selected) {
+        let touched = plan_system.iter().any(|c| {
+            c.phase == phase
+                && c.resource == crate::plan::system::SysResource::Unit
+                && c.name == u.name
+                && matches!(c.action.as_str(), "start" | "restart" | "reload")
+        });
+        if touched && u.state == Some(crate::load::system::UnitState::Started) {
+            checks.push(Check::Unit { timeout: u.timeout, unit: &u.name });
+        }
     }
     for c in desired.checks.iter().filter(|c| with_checks && c.phase == phase && c.selected) {
         let timeout = c.timeout;
@@ -127,7 +141,14 @@ pub(crate) async fn phases_loop(
             *armed = Some(arm(r, host, &run.id, secs).await?);
             run.stop.holding(host, true);
         }
+        if let Some(f) = ph.run_ops(report, Stage::Pre).await? {
+            let f = ph.rollback(f).await?;
+            report.applied.clear();
+            report.failure = Some(f);
+            return Ok(());
+        }
         if let Some(f) = ph.write_files(report, armed.is_some()).await? {
+            let f = if ph.ops_applied { ph.rollback(f).await? } else { f };
             report.failure = Some(f);
             return Ok(());
         }
@@ -136,7 +157,10 @@ pub(crate) async fn phases_loop(
         if std::env::var("DEPLOY_FAILPOINT").is_ok_and(|v| v == format!("panic-apply:{host}")) {
             panic!("failpoint panic-apply");
         }
-        let mut failure = ph.run_triggers().await?;
+        let mut failure = ph.run_ops(report, Stage::Post).await?;
+        if failure.is_none() {
+            failure = ph.run_triggers().await?;
+        }
         if failure.is_none() {
             failure = ph.containers(report, armed.is_some()).await?;
         }
@@ -164,6 +188,12 @@ struct PhaseRun<'a> {
     journal: String,
     changes: Vec<&'a crate::plan::Change>,
     actions: Vec<&'a ServiceAction>,
+    /// Packages, units, users... of this phase.
+    sys: Vec<&'a crate::plan::system::SysChange>,
+    /// Commands to run again after a rollback restored the files (unit restarts).
+    reruns: Vec<String>,
+    /// Some operation of this phase ran (its undo is journaled).
+    ops_applied: bool,
     /// on_change commands of the files this phase changed, in order.
     triggers: Vec<String>,
     files_applied: bool,
@@ -174,7 +204,8 @@ impl<'a> PhaseRun<'a> {
     fn new(r: &'a Ready, run: &'a Run, progress: &'a Progress, index: usize, name: &'a str) -> Option<PhaseRun<'a>> {
         let changes: Vec<&crate::plan::Change> = r.plan.changes.iter().filter(|c| c.phase == index).collect();
         let actions: Vec<&ServiceAction> = r.plan.services.iter().filter(|a| a.phase == index).collect();
-        if changes.is_empty() && actions.is_empty() {
+        let sys: Vec<&crate::plan::system::SysChange> = r.plan.system.iter().filter(|c| c.phase == index).collect();
+        if changes.is_empty() && actions.is_empty() && sys.is_empty() {
             return None;
         }
         let journal = format!("{}/p{index:03}", run.id);
@@ -187,6 +218,9 @@ impl<'a> PhaseRun<'a> {
             journal,
             changes,
             actions,
+            sys,
+            reruns: vec![],
+            ops_applied: false,
             triggers: vec![],
             files_applied: false,
         })
@@ -207,8 +241,10 @@ impl<'a> PhaseRun<'a> {
         let (r, p, desired) = (self.r, self.index, &self.r.desired);
         !armed
             && self.actions.is_empty()
+            && self.sys.is_empty()
+            && !r.plan.system.iter().any(|c| c.phase > p)
             && self.changes.iter().all(|c| c.file.is_none_or(|i| desired.files[i].on_change.is_none()))
-            && health_items(&[], desired, p, true).is_empty()
+            && health_items(&[], &r.plan.system, desired, p, true).is_empty()
             && !r.plan.changes.iter().any(|c| c.phase > p)
             && !r.plan.services.iter().any(|a| a.phase > p)
     }
@@ -284,6 +320,50 @@ impl<'a> PhaseRun<'a> {
         Ok(None)
     }
 
+    /// Run this phase's operations of `stage` (users before the files,
+    /// packages, units and commands after them), their undos journaled.
+    async fn run_ops(&mut self, report: &mut HostReport, stage: Stage) -> Result<Option<Failure>> {
+        let mut ops: Vec<&crate::plan::system::Op> =
+            self.sys.iter().flat_map(|c| c.ops.iter()).filter(|o| o.stage == stage).collect();
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        ops.sort_by_key(|o| o.order);
+        let labels: Vec<&str> = ops.iter().map(|o| o.label.as_str()).collect();
+        self.progress.step(self.host(), &format!("{}: {}", self.name, labels.join(", ")));
+        let input = crate::remote::system::encode(&ops);
+        self.ops_applied = true;
+        for o in &ops {
+            for r in &o.rerun {
+                if !self.reruns.contains(r) {
+                    self.reruns.push(r.clone());
+                }
+            }
+        }
+        let out = self
+            .r
+            .run("deploy-system", crate::remote::system::SCRIPT, &[&self.journal], Some(input.as_bytes()))
+            .await?;
+        let reply = crate::remote::system::parse_system(&out.stdout).map_err(|m| self.r.protocol(m))?;
+        report.applied.extend(reply.done.iter().cloned());
+        if let Some(why) = reply.error {
+            return Ok(Some(self.failure(why)));
+        }
+        if let Some((label, rc, lines)) = reply.failed {
+            return Ok(Some(Failure {
+                details: lines.iter().map(|l| format!("  | {l}")).collect(),
+                ..self.failure(format!("{label} failed (exit {rc})"))
+            }));
+        }
+        if !reply.finished {
+            return Err(Error::Remote {
+                host: self.host().into(),
+                message: format!("deploy-system ended unexpectedly: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            });
+        }
+        Ok(None)
+    }
+
     /// Run the on_change commands of the changed files (`journal`: where
     /// they are recorded for a revert).
     async fn triggers_in(&self, journal: &str) -> Result<Option<Failure>> {
@@ -337,7 +417,7 @@ impl<'a> PhaseRun<'a> {
 
     /// The phase's health gate: its containers and its checks.
     async fn health_gate(&self) -> Result<Option<Failure>> {
-        let items = health_items(&self.actions, &self.r.desired, self.index, true);
+        let items = health_items(&self.actions, &self.r.plan.system, &self.r.desired, self.index, true);
         if items.is_empty() {
             return Ok(None);
         }
@@ -363,7 +443,7 @@ impl<'a> PhaseRun<'a> {
     /// on_change commands), then its containers. Says what it did in `f`.
     async fn rollback(&self, mut f: Failure) -> Result<Failure> {
         self.progress.step(self.host(), &format!("{}: rolling back", self.name));
-        if self.files_applied {
+        if self.files_applied || self.ops_applied {
             self.restore_files(&mut f).await?;
         }
         if let Some(variant) = self.r.plan.compose {
@@ -375,11 +455,21 @@ impl<'a> PhaseRun<'a> {
     async fn restore_files(&self, f: &mut Failure) -> Result<()> {
         let (r, journal, n) = (self.r, &self.journal, self.changes.len());
         let out = r.run("deploy-revert", crate::remote::revert::SCRIPT, &[journal], None).await?;
-        if !self.triggers.is_empty() {
-            // the restored files must take effect again (firewall, sshd)
-            let failed = self.triggers_in(&format!("{journal}/rollback")).await?.is_some();
+        let again: Vec<String> = self.triggers.iter().chain(&self.reruns).cloned().collect();
+        if !again.is_empty() {
+            // the restored files must take effect again (firewall, sshd, units)
+            let input = crate::remote::triggers::encode(&again);
+            let out = r
+                .run(
+                    "deploy-triggers",
+                    crate::remote::triggers::SCRIPT,
+                    &[&format!("{journal}/rollback")],
+                    Some(input.as_bytes()),
+                )
+                .await?;
+            let failed = crate::remote::triggers::parse_triggers(&out.stdout).map_err(|m| r.protocol(m))?.is_some();
             let how = if failed { ": FAILED" } else { "" };
-            f.rolled_back.push(format!("re-ran {} on the restored files{how}", self.triggers.join("; ")));
+            f.rolled_back.push(format!("re-ran {} on the restored files{how}", again.join("; ")));
         }
         match crate::remote::revert::parse_revert(&out.stdout) {
             Ok(rv) if rv.done && rv.not_restored.is_empty() => {
@@ -416,7 +506,7 @@ impl<'a> PhaseRun<'a> {
         let recreated: Vec<&ServiceAction> =
             back.iter().copied().filter(|a| a.action == ServiceActionKind::Recreate).collect();
         if !recreated.is_empty() {
-            let items = health_items(&recreated, desired, self.index, false);
+            let items = health_items(&recreated, &[], desired, self.index, false);
             let out = r.run("deploy-health", crate::remote::health::SCRIPT, &[], Some(items.as_bytes())).await?;
             let h = crate::remote::health::parse_health(&out.stdout).map_err(|m| r.protocol(m))?;
             for s in &h.passed {

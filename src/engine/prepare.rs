@@ -94,6 +94,9 @@ pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
         .chain(desired.absent.iter().map(|a| a.path.clone()))
         .chain(desired.compose.iter().map(|c| c.override_path.clone()))
         .chain(desired.extra_probe.iter().cloned())
+        .chain(desired.system.lines.iter().map(|l| l.path.clone()))
+        .chain(desired.system.commands.iter().flat_map(|c| c.creates.iter().chain(c.removes.iter()).cloned()))
+        .chain(desired.system.users.iter().map(|u| u.home.clone().unwrap_or_else(|| format!("/home/{}", u.name))))
         .collect()
 }
 
@@ -109,12 +112,13 @@ pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Res
     argv.extend(paths.iter().map(|p| p.as_str()));
     // the files whose current contents a diff would show: secret ones never
     // leave the host, preserved ones are never overwritten
-    let wanted: String = desired
-        .files
-        .iter()
-        .filter(|f| !f.secret && !f.preserve)
-        .map(|f| format!("{}  {}\n", f.sha256, f.dest))
-        .collect();
+    let wanted: String = crate::remote::probe::queries(desired)
+        + &desired
+            .files
+            .iter()
+            .filter(|f| !f.secret && !f.preserve)
+            .map(|f| format!("{}  {}\n", f.sha256, f.dest))
+            .collect::<String>();
     let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
     crate::remote::probe::parse_probe(&out.stdout).map_err(|m| {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -386,6 +390,15 @@ pub(crate) async fn lock_and_diff(
         if let Some(who) = crate::remote::lock::lock_held(out.code, &out.stderr) {
             return Err(lock_error(&desired.host, env, &who));
         }
+    }
+    for c in plan.changes.iter_mut().filter(|c| c.resource == crate::plan::Resource::Lines) {
+        // only the lines that change: the rest of that file is not deploy's
+        let old = match remote.system.reads.get(&c.path) {
+            Some(crate::plan::state::Old::Bytes(b)) => Some(b.as_slice()),
+            _ => None,
+        };
+        c.diff =
+            Some(crate::plan::diff::unified_with(&c.path, old, c.content.as_deref().unwrap_or_default(), redactor, 0));
     }
     for c in plan.changes.iter_mut() {
         let Some(i) = c.file else { continue };

@@ -7,6 +7,7 @@ pub(crate) mod inventory;
 pub(crate) mod pattern;
 pub(crate) mod project;
 pub(crate) mod secrets;
+pub(crate) mod system;
 pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -120,6 +120,30 @@ pub(crate) struct RoleFile {
     /// failing one stops the host before anything is armed or written.
     #[serde(default)]
     pub(crate) preflight: Vec<PreflightSpec>,
+    /// apt packages.
+    #[serde(default)]
+    pub(crate) packages: Vec<crate::load::system::PackageSpec>,
+    /// systemd units.
+    #[serde(default)]
+    pub(crate) units: Vec<crate::load::system::UnitSpec>,
+    /// Local users.
+    #[serde(default)]
+    pub(crate) users: Vec<crate::load::system::UserSpec>,
+    /// Local groups.
+    #[serde(default)]
+    pub(crate) groups: Vec<crate::load::system::GroupSpec>,
+    /// Kernel parameters.
+    #[serde(default)]
+    pub(crate) sysctl: Vec<crate::load::system::SysctlSpec>,
+    /// Cron jobs.
+    #[serde(default)]
+    pub(crate) cron: Vec<crate::load::system::CronSpec>,
+    /// Lines of files deploy does not otherwise manage.
+    #[serde(default)]
+    pub(crate) lines: Vec<crate::load::system::LineSpec>,
+    /// Guarded commands.
+    #[serde(default)]
+    pub(crate) commands: Vec<crate::load::system::CommandSpec>,
 }
 
 /// A pre-flight check. Exactly one of that, command, healthy.
@@ -373,6 +397,8 @@ pub(crate) struct Role {
     pub(crate) spec: RoleFile,
     /// role.yml path, for errors.
     pub(crate) spec_path: PathBuf,
+    /// role.yml's text, to place errors the parser cannot.
+    pub(crate) text: String,
     /// Defaults (defaults.yml or defaults/main.yml), lowest precedence.
     pub(crate) defaults: serde_yaml::Mapping,
 }
@@ -469,7 +495,8 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
             ));
         }
     }
-    Ok(Role { name: name.into(), dir, spec, spec_path, defaults })
+    crate::load::system::check(&spec, &spec_path, &text)?;
+    Ok(Role { name: name.into(), dir, spec, spec_path, text, defaults })
 }
 
 /// `mode: 0644` unquoted: our YAML 1.2 parser would read it differently from

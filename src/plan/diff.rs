@@ -20,6 +20,12 @@ pub(crate) const MAX_FILE: usize = 1 << 20;
 /// A unified diff of `old` -> `new` for `path`, secrets masked. `None` old
 /// means the file is being created.
 pub(crate) fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor) -> String {
+    unified_with(path, old, new, redactor, 3)
+}
+
+/// A diff with `context` lines around each change (0 for a managed line:
+/// the rest of that file is not deploy's).
+pub(crate) fn unified_with(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Redactor, context: usize) -> String {
     let old_len = old.map(|o| o.len()).unwrap_or(0);
     if old_len > MAX_FILE || new.len() > MAX_FILE {
         return format!(
@@ -32,7 +38,7 @@ pub(crate) fn unified(path: &str, old: Option<&[u8]>, new: &[u8], redactor: &Red
     };
     let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(old_s, new_s);
     let from = if old.is_some() { format!("a{path}") } else { "/dev/null".into() };
-    let text = diff.unified_diff().context_radius(3).header(&from, &format!("b{path}")).to_string();
+    let text = diff.unified_diff().context_radius(context).header(&from, &format!("b{path}")).to_string();
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {
         if n == MAX_LINES || out.len() > MAX_BYTES {

@@ -3,8 +3,10 @@
 //! after printing it. Building it writes nothing anywhere.
 
 pub(crate) mod diff;
+pub(crate) mod lines;
 pub(crate) mod outcome;
 pub(crate) mod state;
+pub(crate) mod system;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +40,8 @@ pub(crate) enum Resource {
     Dir,
     /// A path that must not exist.
     Absent,
+    /// Lines of a file deploy does not otherwise manage.
+    Lines,
 }
 
 /// What the host had when probed; apply refuses to touch a path that no
@@ -138,12 +142,14 @@ pub(crate) struct HostPlan {
     pub(crate) unchanged: usize,
     /// `preserve` files that differ from the template and are left alone.
     pub(crate) preserved: Vec<String>,
+    /// Packages, units, users, groups, live sysctl values, commands.
+    pub(crate) system: Vec<system::SysChange>,
 }
 
 impl HostPlan {
     /// Whether anything at all would change.
     pub(crate) fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.services.is_empty()
+        self.changes.is_empty() && self.services.is_empty() && self.system.is_empty()
     }
 
     /// Counts by action: (create, update, metadata, delete).
@@ -212,23 +218,41 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
         notes: Vec::new(),
         unchanged: 0,
         preserved: vec![],
+        system: vec![],
     };
     plan_dirs(desired, remote, &mut plan)?;
     plan_files(desired, remote, &mut plan)?;
+    lines::plan_lines(desired, remote, &mut plan)?;
     plan_absent(desired, remote, &mut plan);
     plan_compose(desired, remote, &mut plan)?;
+    plan_system(desired, remote, &mut plan)?;
     // apply order: phase by phase; within a phase dirs, files, removals
     plan.changes.sort_by_key(|c| {
         (
             c.phase,
             match c.resource {
                 Resource::Dir => 0,
-                Resource::File => 1,
+                Resource::File | Resource::Lines => 1,
                 Resource::Absent => 2,
             },
         )
     });
     Ok(plan)
+}
+
+/// Everything that is not a file, in apply order within each phase.
+fn plan_system(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
+    let mut out = Vec::new();
+    system::accounts(desired, remote, &mut out);
+    system::packages(desired, remote, &mut out)?;
+    system::merge_package_ops(&mut out);
+    system::sysctl(desired, &remote.system, &mut out)?;
+    let changed: Vec<(&str, usize)> = plan.changes.iter().map(|c| (c.path.as_str(), c.phase)).collect();
+    system::units(desired, remote, &changed, &mut out)?;
+    system::commands(desired, remote, &mut out);
+    out.sort_by_key(|c| (c.phase, c.ops.first().map(|o| (o.stage, o.order)).unwrap_or((system::Stage::Post, 0))));
+    plan.system = out;
+    Ok(())
 }
 
 fn plan_dirs(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {

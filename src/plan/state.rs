@@ -112,6 +112,70 @@ pub(crate) struct Remote {
     /// Current contents of files asked about that differ from the wanted hash.
     #[serde(skip)]
     pub(crate) old: HashMap<String, Old>,
+    /// What the host has beyond files and containers.
+    pub(crate) system: SystemState,
+}
+
+/// A systemd unit as `systemctl show` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct UnitStatus {
+    /// loaded, not-found, masked, ...
+    pub(crate) load: String,
+    /// active, inactive, failed, activating, ...
+    pub(crate) active: String,
+    /// enabled, disabled, static, masked, ... (empty when no unit file)
+    pub(crate) file_state: String,
+    /// Main process (0: none).
+    pub(crate) main_pid: u32,
+}
+
+/// An apt package as `apt-cache policy` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct PackageStatus {
+    /// Installed version.
+    pub(crate) installed: Option<String>,
+    /// What `apt-get install` would install.
+    pub(crate) candidate: Option<String>,
+    /// Every version the archive (or the dpkg status) has.
+    pub(crate) available: Vec<String>,
+}
+
+/// A local user as `getent` and `id` report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct UserEntry {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) home: String,
+    pub(crate) shell: String,
+    /// Primary group name.
+    pub(crate) group: String,
+    /// Every group, the primary one included.
+    pub(crate) groups: Vec<String>,
+    /// The home directory exists.
+    pub(crate) home_exists: bool,
+}
+
+/// The probe's answers to the queries about what is not a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct SystemState {
+    /// The host does not run systemd (units were asked about).
+    pub(crate) no_systemd: bool,
+    /// The host has no apt (packages were asked about).
+    pub(crate) no_apt: bool,
+    pub(crate) units: HashMap<String, UnitStatus>,
+    /// Packages the archive knows; one missing here is unknown to it.
+    pub(crate) packages: HashMap<String, PackageStatus>,
+    /// None: no such user.
+    pub(crate) users: HashMap<String, Option<UserEntry>>,
+    /// None: no such group.
+    pub(crate) groups: HashMap<String, Option<u32>>,
+    /// None: no such key on this kernel.
+    pub(crate) sysctl: HashMap<String, Option<String>>,
+    /// Guard id -> exit status.
+    pub(crate) guards: HashMap<usize, i32>,
+    /// Contents of files whose lines are managed.
+    #[serde(skip)]
+    pub(crate) reads: HashMap<String, Old>,
 }
 
 /// One phase journal of the deploy holding a host's lock, as the host

@@ -60,6 +60,19 @@ pub(crate) fn bundle(changes: &[&crate::plan::Change], desired: &DesiredHost) ->
                     f.validate.as_deref().unwrap_or("")
                 )
             }
+            (Resource::Lines, _) => {
+                // owner and mode of a file the lines create; an existing file keeps its own
+                let l =
+                    desired.system.lines.iter().find(|l| l.path == c.path && (l.mode.is_some() || l.owner.is_some()));
+                let (m, o) = (l.and_then(|l| l.mode), l.and_then(|l| l.owner.clone()));
+                contents.push((n.to_string(), c.content.as_deref().unwrap_or_default()));
+                format!(
+                    "F\t{n}\t{}\t{}\t{}\t-\t{exp}\t",
+                    c.path,
+                    m.map(|m| format!("{m:04o}")).unwrap_or("-".into()),
+                    opt(&o)
+                )
+            }
             (Resource::Absent, _) => format!("R\t{n}\t{}\t-\t-\t-\t{exp}\t", c.path),
         };
         manifest.push_str(&line);

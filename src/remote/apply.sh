@@ -32,10 +32,16 @@ emit() {
   [ -d "$j" ] && printf '%s\n' "$*" >>"$j/log"
   return 0
 }
+# drop_journal: nothing of this upload was applied; what ran before it in
+# this phase (users, groups: their undo is journaled) is undone too
+drop_journal() {
+  if [ -f "$j/journal" ]; then revert_journal "$j" | while IFS= read -r l; do emit "$l"; done; fi
+  rm -rf "$j"
+}
 # abort WHAT WHY: drop this upload and its journal, release the lock
 abort() {
   emit "E${tab}$1${tab}$2"
-  rm -rf "$j"
+  drop_journal
   finish_lock "$holder" "$(date -u +%FT%TZ) ABORTED deploy=${id%%/*} journal=$id reason=$1: $2"
   exit 3
 }
@@ -116,7 +122,7 @@ while IFS="$tab" read -r op n path mode owner group exp validate; do
   fi
 done <"$j/new/manifest"
 if [ $bad = 1 ]; then
-  rm -rf "$j"
+  drop_journal
   emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
 fi
 # what removals put in the journal must fit, or nothing is removed
@@ -129,7 +135,7 @@ done <"$j/new/manifest"
 if [ "$need" -gt 0 ]; then
   free=$(df -Pk "$j" | awk 'NR == 2 { print $4 }')
   if [ "$need" -ge "$free" ]; then
-    rm -rf "$j"
+    drop_journal
     emit "E${tab}journal${tab}the paths to remove take ${need} KiB, and the journal's disk has ${free} KiB free: nothing was removed or changed; free space under $state first"
     exit 4
   fi
@@ -140,7 +146,8 @@ fi
 # pass 2: from here on the host finishes (or rolls back) on its own
 trap '' HUP PIPE INT TERM
 umask 022
-: >"$j/journal"
+# appended to: the phase's users and groups may be journaled already
+: >>"$j/journal"
 echo swapping >"$j/state"
 fail() {
   emit "E${tab}$1${tab}$2; every change of this phase on this host was rolled back"

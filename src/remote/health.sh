@@ -5,8 +5,10 @@
 #   H TIMEOUT URL STATUS        HTTP status fetched from the host
 #   T TIMEOUT HOST PORT         TCP connect
 #   M TIMEOUT COMMAND           command exits 0
+#   U TIMEOUT UNIT              systemd unit active, and stable: the same main
+#                               process and restart count on two polls
 # output: P (passed) or F KIND WHAT WHY lines, L lines (a failed container's
-# last log lines); exit 1 when any check failed. Output starts with the
+# or unit's last log lines); exit 1 when any check failed. Output starts with the
 # header `deploy-health 1`.
 # shellcheck disable=SC2046 # `set -- $(svc_state ...)` splits its three words
 set -u
@@ -58,6 +60,15 @@ while IFS="$tab" read -r kind timeout a b; do
          else why="container $st, health $health"; was_running=no; fi;;
       H) code=$(http_status "$a"); [ "$code" = "$b" ] && { ok=yes; break; }; why="HTTP status ${code:-none}, expected $b";;
       T) tcp_open "$a" "$b" && { ok=yes; break; }; why="cannot connect to $a:$b";;
+      U) st=$(systemctl is-active "$a" 2>/dev/null)
+         if [ "$st" = active ]; then
+           now_pid="$(systemctl show -p MainPID --value "$a")/$(systemctl show -p NRestarts --value "$a")"
+           [ "$was_running" = "$now_pid" ] && { ok=yes; break; }
+           was_running=$now_pid; why="active, not yet stable"
+         else
+           was_running=no; why="unit is ${st:-unknown}"
+           [ "$st" = failed ] && break
+         fi;;
       M) out=$(sh -c "$a" 2>&1 </dev/null) && { ok=yes; break; }
          why="exit $?: $(printf '%s' "$out" | tail -n 3 | tr '\n\t' '  ')";;
     esac
@@ -65,7 +76,7 @@ while IFS="$tab" read -r kind timeout a b; do
     sleep 0.5
   done
   case $kind in
-    S) what="$a/$b";; H) what="$a";; T) what="$a:$b";; M) what="$a";;
+    S) what="$a/$b";; H) what="$a";; T) what="$a:$b";; M|U) what="$a";;
   esac
   if [ "$ok" = yes ]; then
     printf 'P\t%s\t%s\n' "$kind" "$what"
@@ -73,6 +84,7 @@ while IFS="$tab" read -r kind timeout a b; do
     failed=1
     printf 'F\t%s\t%s\t%s\n' "$kind" "$what" "$why"
     if [ -n "$cid" ]; then docker logs --tail 20 "$cid" 2>&1 | sed "s/^/L${tab}/"; fi
+    if [ "$kind" = U ]; then journalctl -u "$a" -n 20 --no-pager -o cat 2>/dev/null | sed "s/^/L${tab}/"; fi
   fi
 done
 exit $failed

@@ -2,6 +2,12 @@
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
+# run_argv LINE: run the tab-separated argv LINE, no shell in between (the
+# words were checked non-empty and free of tabs and newlines when rendered)
+run_argv() {
+  # shellcheck disable=SC2086 # split on tabs only, with globbing off
+  (_t=$(printf '\t'); IFS=$_t; set -f; set -- $1; "$@")
+}
 # revert_journal DIR: undo, newest first, every change recorded in
 # DIR/journal (lines: KIND PATH WAS INDEX META). Every path that cannot be
 # restored is printed as `X<TAB>PATH<TAB>WHY` and counted; returns 0 only
@@ -28,6 +34,15 @@ revert_journal() {
          set -- $meta
          { chmod "$1" "$path" && chown "$2:$3" "$path"; } || _why="cannot restore owner/mode $2:$3 $1";;
       R) cp -a "$_j/old/$n" "$path" || _why="cannot restore the removed path";;
+      # an operation on the host (package, user, unit...): its undo argvs,
+      # journaled before it ran; `?` marks one whose operation failed, so
+      # it may have nothing to undo
+      A) while IFS= read -r _l; do
+           case $_l in
+             "?$_tab"*) run_argv "${_l#?"$_tab"}" </dev/null >/dev/null 2>&1 || true;;
+             *) run_argv "$_l" </dev/null >/dev/null 2>&1 || _why="undo failed: $(printf '%s' "$_l" | tr '\t' ' ')";;
+           esac
+         done <"$_j/undo/$n";;
     esac
     if [ -n "$_why" ]; then
       _failed=$((_failed + 1))

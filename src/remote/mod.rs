@@ -16,4 +16,5 @@ pub(crate) mod revert;
 mod script_tests;
 pub(crate) mod ssh;
 pub(crate) mod status;
+pub(crate) mod system;
 pub(crate) mod triggers;

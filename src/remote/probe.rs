@@ -15,6 +15,44 @@ pub(crate) const SCRIPT: &str = include_str!("probe.sh");
 /// Largest old file the probe sends for a diff (a diff shows 400 lines at most).
 pub(crate) const OLD_MAX: u64 = 1 << 20;
 
+/// The queries about what is not a file, the first part of the probe's
+/// stdin (ended by a line `.`).
+pub(crate) fn queries(desired: &crate::render::DesiredHost) -> String {
+    let sys = &desired.system;
+    let mut q = String::new();
+    for u in sys.units.iter().filter(|u| u.selected) {
+        q.push_str(&format!("u\t{}\n", u.name));
+    }
+    for p in sys.packages.iter().filter(|p| p.selected) {
+        q.push_str(&format!("p\t{}\n", p.name));
+    }
+    for u in sys.users.iter().filter(|u| u.selected) {
+        q.push_str(&format!("a\t{}\n", u.name));
+    }
+    for g in sys.groups.iter().filter(|g| g.selected) {
+        q.push_str(&format!("g\t{}\n", g.name));
+    }
+    for s in sys.sysctl.iter().filter(|s| s.selected) {
+        q.push_str(&format!("s\t{}\n", s.key));
+    }
+    let mut read: Vec<&str> = Vec::new();
+    for l in sys.lines.iter().filter(|l| l.selected) {
+        if !read.contains(&l.path.as_str()) {
+            read.push(&l.path);
+            q.push_str(&format!("r\t{}\n", l.path));
+        }
+    }
+    for (i, c) in sys.commands.iter().enumerate().filter(|(_, c)| c.selected) {
+        if let Some(g) = &c.unless {
+            q.push_str(&format!("c\t{i}\tunless\t{g}\n"));
+        } else if let Some(g) = &c.onlyif {
+            q.push_str(&format!("c\t{i}\tonlyif\t{g}\n"));
+        }
+    }
+    q.push_str(".\n");
+    q
+}
+
 /// Parse probe output. Errors describe what was malformed.
 pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     let text = crate::remote::protocol::body("probe", out)?;
@@ -31,6 +69,7 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         server_port: None,
         old: HashMap::new(),
         sizes: HashMap::new(),
+        system: SystemState::default(),
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut ended = false;
@@ -57,6 +96,9 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 r.old.insert(path, old);
             }
             "end" => ended = true,
+            "unit" | "pkg" | "acct" | "grp" | "sysctl" | "guard" | "read" | "systemd" | "apt" => {
+                system_line(&mut r.system, &f, line)?
+            }
             _ => host_line(&mut r, &f, line)?,
         }
     }
@@ -100,6 +142,56 @@ fn old_line(f: &[&str]) -> Result<(String, Old), String> {
         }
     };
     Ok((f[1].to_string(), old))
+}
+
+/// The answers to the queries about what is not a file.
+fn system_line(s: &mut SystemState, f: &[&str], line: &str) -> Result<(), String> {
+    let bad = || format!("bad probe line `{}`", line.chars().take(120).collect::<String>());
+    let opt = |x: &str| (x != "-" && !x.is_empty()).then(|| x.to_string());
+    match (f[0], f.len()) {
+        ("systemd", _) => s.no_systemd = true,
+        ("apt", _) => s.no_apt = true,
+        ("unit", 7) => {
+            let main_pid = f[5].parse().map_err(|_| bad())?;
+            let u = UnitStatus { load: f[2].into(), active: f[3].into(), file_state: f[4].into(), main_pid };
+            s.units.insert(f[1].into(), u);
+        }
+        ("pkg", 5) => {
+            let available = f[4].split_whitespace().map(str::to_string).collect();
+            s.packages.insert(f[1].into(), PackageStatus { installed: opt(f[2]), candidate: opt(f[3]), available });
+        }
+        ("acct", 3) if f[2] == "-" => {
+            s.users.insert(f[1].into(), None);
+        }
+        ("acct", 9) => {
+            let e = UserEntry {
+                uid: f[2].parse().map_err(|_| bad())?,
+                gid: f[3].parse().map_err(|_| bad())?,
+                home: f[4].into(),
+                shell: f[5].into(),
+                group: f[6].into(),
+                groups: f[7].split(',').filter(|g| !g.is_empty()).map(str::to_string).collect(),
+                home_exists: f[8] == "home",
+            };
+            s.users.insert(f[1].into(), Some(e));
+        }
+        ("grp", 3) => {
+            let gid = if f[2] == "-" { None } else { Some(f[2].parse().map_err(|_| bad())?) };
+            s.groups.insert(f[1].into(), gid);
+        }
+        ("sysctl", 3) => {
+            s.sysctl.insert(f[1].into(), opt(f[2]));
+        }
+        ("guard", 4) => {
+            s.guards.insert(f[1].parse().map_err(|_| bad())?, f[3].parse().map_err(|_| bad())?);
+        }
+        ("read", 3) => {
+            let (path, old) = old_line(f)?;
+            s.reads.insert(path, old);
+        }
+        _ => return Err(bad()),
+    }
+    Ok(())
 }
 
 /// The host-wide lines: name, connection, lock, containers, compose.

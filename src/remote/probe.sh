@@ -5,12 +5,71 @@
 # contents a diff may show (never secret ones): those that differ come back
 # base64-encoded when at most OLDMAX bytes, so a changed host needs no second
 # round trip before the plan is shown.
+# Before the hashes, stdin holds queries about what is not a file, one a
+# line, ended by a line `.`:
+#   u UNIT   p PACKAGE   a USER   g GROUP   s SYSCTL_KEY   r PATH (contents)
+#   c ID unless|onlyif COMMAND (a read-only guard: its exit status)
 # output: versioned, tab-separated.
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
 docker=$1; oldmax=$2; nsize=$3; shift 3
+tab=$(printf '\t'); nl='
+'
 printf 'deploy-probe\t1\n'
+units=""; pkgs=""
+while IFS="$tab" read -r q a b c; do
+  case $q in
+    .) break;;
+    u) units="$units$a$nl";;
+    p) pkgs="$pkgs$a$nl";;
+    a) if e=$(getent passwd "$a"); then
+         printf 'acct\t%s\t%s\t%s\t%s\t%s\n' "$a" "$(printf '%s' "$e" | cut -d: -f3,4,6,7 | tr ':' '\t')" \
+           "$(id -gn "$a" 2>/dev/null)" "$(id -Gn "$a" 2>/dev/null | tr ' ' ',')" "$([ -e "$(printf '%s' "$e" | cut -d: -f6)" ] && echo home || echo nohome)"
+       else printf 'acct\t%s\t-\n' "$a"; fi;;
+    g) if e=$(getent group "$a"); then printf 'grp\t%s\t%s\n' "$a" "$(printf '%s' "$e" | cut -d: -f3)"
+       else printf 'grp\t%s\t-\n' "$a"; fi;;
+    s) f=/proc/sys/$(printf '%s' "$a" | tr . /)
+       if [ -r "$f" ]; then printf 'sysctl\t%s\t%s\n' "$a" "$(tr '\t\n' '  ' <"$f" | sed 's/ *$//')"
+       else printf 'sysctl\t%s\t-\n' "$a"; fi;;
+    c) timeout 60 sh -c "$c" </dev/null >/dev/null 2>&1; printf 'guard\t%s\t%s\t%s\n' "$a" "$b" "$?";;
+    r) if [ -f "$a" ]; then
+         size=$(stat -c %s -- "$a") || continue
+         if [ "$size" -le "$oldmax" ]; then printf 'read\t%s\t' "$a"; base64 -w0 -- "$a"; printf '\n'
+         else printf 'read\t%s\t-%s\n' "$a" "$size"; fi
+       fi;;
+  esac
+done
+if [ -n "$units" ]; then
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    # one call for every unit: blocks in argument order, blank-line separated
+    printf '%s' "$units" | xargs -d '\n' systemctl show --no-pager \
+      --property=LoadState,ActiveState,UnitFileState,MainPID,NRestarts -- 2>/dev/null |
+      awk -v names="$(printf '%s' "$units" | tr '\n' ' ')" '
+        BEGIN { n = split(names, name, " "); i = 1 }
+        function flush() { if (i <= n) printf "unit\t%s\t%s\t%s\t%s\t%s\t%s\n", name[i], v["LoadState"], v["ActiveState"], v["UnitFileState"], v["MainPID"], v["NRestarts"]; i++; delete v }
+        /^$/ { flush(); next }
+        { k = substr($0, 1, index($0, "=") - 1); v[k] = substr($0, index($0, "=") + 1) }
+        END { flush() }'
+  else
+    printf 'systemd\tnone\n'
+  fi
+fi
+if [ -n "$pkgs" ]; then
+  if command -v apt-cache >/dev/null 2>&1; then
+    # installed, candidate and every version the archive has, per package
+    printf '%s' "$pkgs" | xargs -d '\n' apt-cache policy -- 2>/dev/null | awk '
+      function flush() { if (p != "") printf "pkg\t%s\t%s\t%s\t%s\n", p, inst, cand, vers; p = "" }
+      /^[^ ].*:$/ { flush(); p = substr($0, 1, length($0) - 1); inst = "-"; cand = "-"; vers = ""; next }
+      /^  Installed: / { inst = ($2 == "(none)") ? "-" : $2; next }
+      /^  Candidate: / { cand = ($2 == "(none)") ? "-" : $2; next }
+      /^ \*\*\* / { vers = vers (vers == "" ? "" : " ") $2; next }
+      /^     [^ ]/ { vers = vers (vers == "" ? "" : " ") $1; next }
+      END { flush() }'
+  else
+    printf 'apt\tnone\n'
+  fi
+fi
 printf 'host\t%s\n' "$(uname -n)"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
 while [ "$nsize" -gt 0 ]; do

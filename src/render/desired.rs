@@ -216,6 +216,8 @@ pub(crate) struct DesiredHost {
     /// Where a toggle's confirmation connects (its `confirm_via`), when not
     /// the usual destination.
     pub(crate) confirm_via: Option<String>,
+    /// Packages, units, users, groups, sysctl values, lines, commands.
+    pub(crate) system: crate::render::system::DesiredSystem,
 }
 
 impl DesiredHost {
@@ -233,6 +235,7 @@ impl DesiredHost {
             extra_probe: vec![],
             preflight: vec![],
             confirm_via: None,
+            system: Default::default(),
         }
     }
 

@@ -9,6 +9,8 @@ pub(crate) mod filters;
 pub(crate) mod pyfmt;
 mod role;
 mod role_compose;
+pub(crate) mod system;
+mod system_files;
 pub(crate) mod template;
 pub(crate) mod vars;
 
@@ -150,6 +152,7 @@ impl Renderer {
             out.compose.push(c);
         }
         self.refuse_removing_managed(&out)?;
+        system_files::check_system(self, &out)?;
         // parents before children, so one pass of mkdir works
         out.dirs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)

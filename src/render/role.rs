@@ -58,7 +58,7 @@ impl RoleScope<'_> {
     }
 
     /// Claim `path` for this role: an absolute, sane path that no other role manages.
-    fn claim(&self, path: &str, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn claim(&self, path: &str, seen: &mut IndexMap<String, String>) -> Result<()> {
         let spec_file = &self.role.spec_path;
         check_dest(path).map_err(|m| Error::invalid(spec_file, m))?;
         if let Some(other) = seen.insert(path.to_string(), self.name()) {
@@ -91,6 +91,7 @@ impl RoleScope<'_> {
             let (force, written) = (a.force(), a.path().to_string());
             out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected, force, written });
         }
+        self.render_system(out, seen)?;
         if selected {
             self.preflight(out)?;
         }
@@ -98,7 +99,7 @@ impl RoleScope<'_> {
     }
 
     /// A file's bytes (from a template, a file or inline content) and attributes.
-    fn file(&self, f: &FileSpec) -> Result<DesiredFile> {
+    pub(super) fn file(&self, f: &FileSpec) -> Result<DesiredFile> {
         let (role, spec_file, env, ctx) = (&self.role, &self.role.spec_path, self.env, self.ctx);
         let name = self.name();
         let dest = self.small(&f.dest)?;

@@ -107,7 +107,41 @@ pub(crate) fn print_plan(
     for c in &plan.changes {
         print_change(out, c, redactor)?;
     }
+    for c in &plan.system {
+        print_system_change(out, c, redactor)?;
+    }
     print_services_and_counts(out, plan, redactor)
+}
+
+/// `  + package hello  install  [2.10-3 (not installed)]  role tools`
+fn print_system_change(
+    out: &mut dyn Write,
+    c: &crate::plan::system::SysChange,
+    redactor: &Redactor,
+) -> std::io::Result<()> {
+    let sym = match c.action.as_str() {
+        "install" | "create" | "start" | "enable" | "set" => style("+").green(),
+        "remove" | "delete" | "stop" | "disable" => style("-").red(),
+        "run" => style("▶").yellow(),
+        _ => style("↻").yellow(),
+    };
+    let kind = match c.resource {
+        crate::plan::system::SysResource::Package => "package",
+        crate::plan::system::SysResource::Unit => "unit",
+        crate::plan::system::SysResource::User => "user",
+        crate::plan::system::SysResource::Group => "group",
+        crate::plan::system::SysResource::Sysctl => "sysctl",
+        crate::plan::system::SysResource::Command => "command",
+    };
+    let name = if c.name == "daemon-reload" { "systemd".to_string() } else { c.name.clone() };
+    let action = if c.name == "daemon-reload" { "daemon-reload" } else { c.action.as_str() };
+    writeln!(
+        out,
+        "  {sym} {kind} {}  {action}  [{}]  {}",
+        redactor.redact(&name),
+        redactor.redact(&c.reasons.join(", ")),
+        style(format!("role {}", c.role)).dim()
+    )
 }
 
 fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redactor) -> std::io::Result<()> {
@@ -120,6 +154,7 @@ fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redacto
         };
         let kind = match c.resource {
             Resource::Dir => " (dir)",
+            Resource::Lines => " (lines)",
             _ => "",
         };
         let reasons = if c.reasons.is_empty() { String::new() } else { format!("  [{}]", c.reasons.join(", ")) };
@@ -175,8 +210,12 @@ fn print_services_and_counts(out: &mut dyn Write, plan: &HostPlan, redactor: &Re
         writeln!(out, "  {} in sync ({} unchanged)", style("✓").green(), plan.unchanged)?;
     } else {
         let n = plan.services.len();
-        let containers =
+        let mut containers =
             if n == 0 { String::new() } else { format!(", {n} container action{}", if n == 1 { "" } else { "s" }) };
+        let k = plan.system.len();
+        if k > 0 {
+            containers.push_str(&format!(", {k} system change{}", if k == 1 { "" } else { "s" }));
+        }
         writeln!(
             out,
             "  {c} to create, {u} to update, {m} attribute changes, {d} to remove, {} unchanged{containers}",

@@ -229,7 +229,9 @@ EOF
       [ "$c" = /sys/fs/cgroup ] && break
     done
     echo $$ >"$2/nspawn.pid"
-    exec systemd-nspawn -q -D "$2/root" -b -M "$1" --keep-unit --register=no \
+    # /proc/sys/net writable (the host has its own network namespace): sysctl
+    # values of the network stack can be set, as on a VPS
+    SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn -q -D "$2/root" -b -M "$1" --keep-unit --register=no \
       --network-namespace-path="/run/netns/$1" --console=read-only \
       --bind-ro="$3/apt:/srv/lab-apt" --capability=CAP_NET_ADMIN
   ' nspawn "$ns" "$hd" "$cache" </dev/null >"$hd/console.log" 2>&1 &

@@ -1,0 +1,243 @@
+//! The resources that are mostly files: sysctl values (a sysctl.d file and
+//! the live value), cron jobs (a cron.d file), lines of unmanaged files;
+//! and guarded commands.
+
+use super::role::RoleScope;
+use super::system::*;
+use super::*;
+
+impl RoleScope<'_> {
+    /// The text of `{{ ansible_managed }}` as a comment header.
+    fn managed_header(&self) -> String {
+        format!("# {}\n", self.r.project.file.ansible_managed)
+    }
+
+    pub(super) fn sysctl(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+        let mut files: IndexMap<String, String> = IndexMap::new();
+        for (i, s) in self.role.spec.sysctl.iter().enumerate() {
+            if !self.when(&s.when)? {
+                continue;
+            }
+            let key = self.small(&s.name)?;
+            if !valid_sysctl(&key) {
+                return Err(self.item_err("sysctl", i, format!("`{key}` is not a sysctl key (`net.ipv4.ip_forward`)")));
+            }
+            let raw = match &s.value {
+                serde_yaml::Value::String(v) => self.small(v)?,
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::Bool(b) => (*b as u8).to_string(),
+                _ => {
+                    return Err(self.item_err(
+                        "sysctl",
+                        i,
+                        format!("sysctl `{key}`: the value must be a number or a string"),
+                    ))
+                }
+            };
+            // the kernel prints vectors tab-separated; compare word by word
+            let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+            if value.is_empty() || !plain(&value) {
+                return Err(self.item_err(
+                    "sysctl",
+                    i,
+                    format!("sysctl `{key}`: the value must be one non-empty line"),
+                ));
+            }
+            if out.system.sysctl.iter().any(|x| x.key == key) {
+                return Err(self.item_err("sysctl", i, format!("sysctl `{key}` is declared twice on this host")));
+            }
+            let file = match &s.file {
+                Some(f) => self.small(f)?,
+                None => format!("60-deploy-{}.conf", self.role.name),
+            };
+            if file.contains('/') || !file.ends_with(".conf") || !plain(&file) {
+                return Err(self.item_err(
+                    "sysctl",
+                    i,
+                    format!("sysctl file `{file}`: a file name in /etc/sysctl.d ending in .conf"),
+                ));
+            }
+            let text = files.entry(file).or_insert_with(|| self.managed_header());
+            text.push_str(&format!("{key} = {value}\n"));
+            out.system.sysctl.push(DesiredSysctl {
+                key,
+                value,
+                role: self.role.name.clone(),
+                phase: self.phase,
+                selected: self.selected,
+            });
+        }
+        for (file, text) in files {
+            let dest = format!("/etc/sysctl.d/{file}");
+            self.claim(&dest, seen)?;
+            let mut f = DesiredFile::generated(&dest, &self.role.name, "sysctl", text.into_bytes(), self.phase);
+            f.selected = self.selected;
+            out.files.push(f);
+        }
+        Ok(())
+    }
+
+    pub(super) fn cron(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+        let mut files: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
+        for (i, c) in self.role.spec.cron.iter().enumerate() {
+            if !self.when(&c.when)? {
+                continue;
+            }
+            let (name, schedule, user, job) =
+                (self.small(&c.name)?, self.small(&c.schedule)?, self.small(&c.user)?, self.small(&c.job)?);
+            let file = match &c.file {
+                Some(f) => self.small(f)?,
+                None => format!("deploy-{}", self.role.name),
+            };
+            let bad = if !valid_cron_file(&file) {
+                Some(format!("cron file `{file}`: cron skips file names with anything but letters, digits, _ and -"))
+            } else if !valid_schedule(&schedule) {
+                Some(format!(
+                    "cron `{name}`: schedule `{schedule}` is not five fields (`30 3 * * *`) or a @keyword (`@daily`)"
+                ))
+            } else if !valid_account(&user) {
+                Some(format!("cron `{name}`: `{user}` is not a user name"))
+            } else if job.trim().is_empty() || job.contains('\n') || name.contains('\n') {
+                Some(format!("cron `{name}`: the job and its name must be one non-empty line each"))
+            } else if job.contains('%') {
+                Some(format!("cron `{name}`: cron turns `%` in a job into a newline; write it as `\\%`"))
+            } else {
+                None
+            };
+            if let Some(m) = bad {
+                return Err(self.item_err("cron", i, m));
+            }
+            let (text, users) = files.entry(file).or_insert_with(|| {
+                let head = "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
+                (format!("{}{head}", self.managed_header()), vec![])
+            });
+            text.push_str(&format!("# {name}\n{schedule} {user} {job}\n"));
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        for (file, (text, users)) in files {
+            let dest = format!("/etc/cron.d/{file}");
+            self.claim(&dest, seen)?;
+            let mut f = DesiredFile::generated(&dest, &self.role.name, "cron", text.into_bytes(), self.phase);
+            f.selected = self.selected;
+            // cron ignores a job whose user does not exist: refuse it instead
+            let checks: Vec<String> = users.iter().map(|u| format!("getent passwd {u} >/dev/null")).collect();
+            f.validate = Some(format!("{} && test -s %s", checks.join(" && ")));
+            out.files.push(f);
+        }
+        Ok(())
+    }
+
+    pub(super) fn lines(&self, out: &mut DesiredHost, _seen: &mut IndexMap<String, String>) -> Result<()> {
+        for (i, l) in self.role.spec.lines.iter().enumerate() {
+            if !self.when(&l.when)? {
+                continue;
+            }
+            let path = self.small(&l.path)?;
+            check_dest(&path).map_err(|m| self.item_err("lines", i, m))?;
+            let regexp = l.regexp.as_deref().map(|r| self.small(r)).transpose()?;
+            if let Some(r) = &regexp {
+                if let Err(e) = fancy_regex::Regex::new(r) {
+                    return Err(self.item_err("lines", i, format!("lines `{path}`: regexp `{r}`: {e}")));
+                }
+            }
+            let line = l.line.as_deref().map(|t| self.small(t)).transpose()?;
+            out.system.lines.push(DesiredLine {
+                path,
+                regexp,
+                line,
+                state: l.state,
+                create: l.create,
+                owner: None,
+                mode: None,
+                role: self.role.name.clone(),
+                phase: self.phase,
+                selected: self.selected,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn commands(&self, out: &mut DesiredHost) -> Result<()> {
+        for (i, c) in self.role.spec.commands.iter().enumerate() {
+            if !self.when(&c.when)? {
+                continue;
+            }
+            let run = c.run.iter().map(|a| self.small(a)).collect::<Result<Vec<_>>>()?;
+            if let Some(bad) = run.iter().find(|a| !plain(a)) {
+                return Err(self.item_err(
+                    "commands",
+                    i,
+                    format!("command argument `{bad}` is empty or holds a tab or newline"),
+                ));
+            }
+            let label = match &c.name {
+                Some(n) => self.small(n)?,
+                None => run.join(" "),
+            };
+            let creates = c.creates.as_deref().map(|p| self.small(p)).transpose()?;
+            let removes = c.removes.as_deref().map(|p| self.small(p)).transpose()?;
+            for p in creates.iter().chain(removes.iter()) {
+                check_dest(p).map_err(|m| self.item_err("commands", i, format!("command `{label}`: {m}")))?;
+            }
+            let unless = c.unless.as_deref().map(|p| self.small(p)).transpose()?;
+            let onlyif = c.onlyif.as_deref().map(|p| self.small(p)).transpose()?;
+            if unless.iter().chain(onlyif.iter()).any(|g| !plain(g)) {
+                return Err(self.item_err("commands", i, format!("command `{label}`: unless/onlyif must be one line")));
+            }
+            out.system.commands.push(DesiredCommand {
+                label,
+                run,
+                creates,
+                removes,
+                unless,
+                onlyif,
+                timeout: c.timeout.0,
+                role: self.role.name.clone(),
+                phase: self.phase,
+                selected: self.selected,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// After every role: a lines file must not also be a managed path (one
+/// path, one owner), and a unit's restart_on/reload_on must name paths
+/// this host manages.
+pub(super) fn check_system(r: &Renderer, out: &DesiredHost) -> Result<()> {
+    let managed = |p: &str| out.files.iter().any(|f| f.dest == p) || out.dirs.iter().any(|d| d.path == p);
+    for l in &out.system.lines {
+        if managed(&l.path) {
+            return Err(Error::Render {
+                host: out.host.clone(),
+                file: r.project.roles[&l.role].spec_path.clone(),
+                line: None,
+                message: format!(
+                    "lines `{}`: the file is also a managed file; put the line in its template instead",
+                    l.path
+                ),
+            });
+        }
+    }
+    for u in &out.system.units {
+        if let Some(p) = u
+            .restart_on
+            .iter()
+            .chain(&u.reload_on)
+            .find(|p| !managed(p) && !out.system.lines.iter().any(|l| &l.path == *p))
+        {
+            return Err(Error::Render {
+                host: out.host.clone(),
+                file: r.project.roles[&u.role].spec_path.clone(),
+                line: None,
+                message: format!(
+                    "unit `{}`: restart_on/reload_on `{p}` is not a path this host manages, so it could never change",
+                    u.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
