@@ -11,5 +11,6 @@ mod error_messages;
 mod fixtures;
 mod hardening;
 mod lab;
+mod resources;
 mod safety;
 mod systemd;

@@ -194,6 +194,8 @@ struct PhaseRun<'a> {
     reruns: Vec<String>,
     /// Some operation of this phase ran (its undo is journaled).
     ops_applied: bool,
+    /// Labels of the operations sent to the host (done, or failed half-way).
+    ops_ran: Vec<String>,
     /// on_change commands of the files this phase changed, in order.
     triggers: Vec<String>,
     files_applied: bool,
@@ -221,6 +223,7 @@ impl<'a> PhaseRun<'a> {
             sys,
             reruns: vec![],
             ops_applied: false,
+            ops_ran: vec![],
             triggers: vec![],
             files_applied: false,
         })
@@ -346,6 +349,10 @@ impl<'a> PhaseRun<'a> {
             .await?;
         let reply = crate::remote::system::parse_system(&out.stdout).map_err(|m| self.r.protocol(m))?;
         report.applied.extend(reply.done.iter().cloned());
+        self.ops_ran.extend(reply.done.iter().cloned());
+        if let Some((label, ..)) = &reply.failed {
+            self.ops_ran.push(label.clone());
+        }
         if let Some(why) = reply.error {
             return Ok(Some(self.failure(why)));
         }
@@ -473,7 +480,20 @@ impl<'a> PhaseRun<'a> {
         }
         match crate::remote::revert::parse_revert(&out.stdout) {
             Ok(rv) if rv.done && rv.not_restored.is_empty() => {
-                f.rolled_back.push(format!("restored the {n} changed paths of phase {} from the journal", self.name))
+                if n > 0 {
+                    f.rolled_back
+                        .push(format!("restored the {n} changed paths of phase {} from the journal", self.name));
+                }
+                let undone: Vec<&str> = self
+                    .sys
+                    .iter()
+                    .flat_map(|c| &c.ops)
+                    .filter(|o| !o.undo.is_empty() && self.ops_ran.contains(&o.label))
+                    .map(|o| o.label.as_str())
+                    .collect();
+                if !undone.is_empty() {
+                    f.rolled_back.push(format!("undid {}", undone.join(", ")));
+                }
             }
             Ok(rv) => {
                 let what = format!(

@@ -180,6 +180,10 @@ async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress
         }
     }
     let mut plan = plan_host(&desired, &remote).map_err(|m| Error::Remote { host: host.into(), message: m })?;
+    let guarded: Vec<(usize, &str)> =
+        run.phases.iter().enumerate().filter(|(_, p)| p.deadman.is_some()).map(|(i, p)| (i, p.name.as_str())).collect();
+    crate::plan::system::refuse_unrevertible(&plan, &guarded)
+        .map_err(|m| Error::Remote { host: host.into(), message: m })?;
     if let Lock::Seen(who) = &remote.lock {
         // --check: the plan stands, but a deploy now would be refused
         plan.notes.push(format!(

@@ -2,13 +2,18 @@
 //! printed, serialised for `--output json`, and applied; `--check` stops
 //! after printing it. Building it writes nothing anywhere.
 
+pub(crate) mod accounts;
 pub(crate) mod diff;
 pub(crate) mod lines;
 pub(crate) mod outcome;
+pub(crate) mod packages;
 pub(crate) mod state;
 pub(crate) mod system;
 #[cfg(test)]
+mod system_tests;
+#[cfg(test)]
 mod tests;
+pub(crate) mod units;
 
 use serde::Serialize;
 

@@ -282,3 +282,54 @@ fn prune_keeps_the_newest_and_the_pending() {
     left.sort();
     assert_eq!(left, vec!["20260101T000000-a", "20260103T000000-c", "20260104T000000-d"]);
 }
+
+/// system.sh journals each operation's undo before running it; a revert of
+/// the phase undoes them newest first, and tolerates the undo of the
+/// operation that failed half-way.
+#[test]
+fn system_operations_are_undone_by_a_revert_even_when_one_failed() {
+    use crate::plan::system::{Op, Stage};
+    let r = Root::new("system");
+    let (a, b) = (r.path("a"), r.path("b"));
+    let op = |label: &str, argv: Vec<String>, undo: Vec<String>| Op {
+        stage: Stage::Post,
+        order: 0,
+        label: label.into(),
+        argv,
+        undo: vec![undo],
+        rerun: vec![format!("echo rerun {label}")],
+    };
+    let w = |p: &str, text: &str| {
+        vec!["sh".into(), "-c".into(), format!("printf {text} >\"$1\""), "sh".into(), p.to_string()]
+    };
+    let rm = |p: &str| vec!["rm".to_string(), p.to_string()];
+    // the second writes b, then fails: its undo runs, and may find nothing
+    let failing = vec![
+        "sh".into(),
+        "-c".into(),
+        "printf x >\"$1\"; echo 'no space left' >&2; exit 7".into(),
+        "sh".into(),
+        b.clone(),
+    ];
+    let ops = [op("first", w(&a, "one"), rm(&a)), op("second", failing, rm(&b))];
+    let input = crate::remote::system::encode(&ops.iter().collect::<Vec<_>>());
+    let (code, out) = r.run(crate::remote::system::SCRIPT, &["d1/p000"], input.as_bytes(), &[]);
+    assert_eq!(code, 1, "{out}");
+    let reply = crate::remote::system::parse_system(out.as_bytes()).unwrap();
+    assert_eq!(reply.done, vec!["first"]);
+    assert_eq!(reply.failed, Some(("second".into(), "7".into(), vec!["no space left".into()])));
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), "one");
+    let j = r.state().join("journal/d1/p000");
+    assert_eq!(std::fs::read_to_string(j.join("triggers")).unwrap(), "echo rerun first\necho rerun second\n");
+    let (code, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert_eq!(code, 0, "{out}");
+    let rv = parse_revert(out.as_bytes()).unwrap();
+    assert!(rv.done && rv.not_restored.is_empty(), "{out}");
+    assert!(!Path::new(&a).exists() && !Path::new(&b).exists(), "not undone");
+    // an undo that fails of an operation that succeeded is named
+    let input = crate::remote::system::encode(&[&op("third", w(&a, "two"), vec!["false".into()])]);
+    let (code, _) = r.run(crate::remote::system::SCRIPT, &["d2/p000"], input.as_bytes(), &[]);
+    assert_eq!(code, 0);
+    let (_, out) = r.run(REVERT, &["d2/p000"], b"", &[]);
+    assert_eq!(parse_revert(out.as_bytes()).unwrap().not_restored, vec![("third".into(), "undo failed: false".into())]);
+}

@@ -210,10 +210,11 @@ pub(super) fn check_system(r: &Renderer, out: &DesiredHost) -> Result<()> {
     let managed = |p: &str| out.files.iter().any(|f| f.dest == p) || out.dirs.iter().any(|d| d.path == p);
     for l in &out.system.lines {
         if managed(&l.path) {
+            let role = &r.project.roles[&l.role];
             return Err(Error::Render {
                 host: out.host.clone(),
-                file: r.project.roles[&l.role].spec_path.clone(),
-                line: None,
+                file: role.spec_path.clone(),
+                line: role.text.lines().position(|t| t.contains(&format!("path: {}", l.path))).map(|i| i + 1),
                 message: format!(
                     "lines `{}`: the file is also a managed file; put the line in its template instead",
                     l.path
@@ -228,10 +229,11 @@ pub(super) fn check_system(r: &Renderer, out: &DesiredHost) -> Result<()> {
             .chain(&u.reload_on)
             .find(|p| !managed(p) && !out.system.lines.iter().any(|l| &l.path == *p))
         {
+            let role = &r.project.roles[&u.role];
             return Err(Error::Render {
                 host: out.host.clone(),
-                file: r.project.roles[&u.role].spec_path.clone(),
-                line: None,
+                file: role.spec_path.clone(),
+                line: role.text.lines().position(|l| l.contains(p.as_str())).map(|i| i + 1),
                 message: format!(
                     "unit `{}`: restart_on/reload_on `{p}` is not a path this host manages, so it could never change",
                     u.name
