@@ -30,8 +30,10 @@ lint:
 # deploy against Ansible (default, and pipelining) and pyinfra on a 5-host lab:
 # medians of 3 runs per scenario, every file verified after every run.
 # BENCH_ARGS="--hosts 50 --tools deploy --scenarios noop" for the scale run.
+# Then the no-op on a systemd host with every resource kind (bench/systemd.py).
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
+	python3 bench/systemd.py
 
 # lab1..lab3 each run their own Docker engine (lab3 has only Compose v1);
 # sys1..sys2 boot systemd under systemd-nspawn

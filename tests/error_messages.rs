@@ -25,7 +25,7 @@ fn unknown_role() {
         stderr_of(&["lab", "--role", "nosuch", "--check"]),
         (
             1,
-            "error: role `nosuch` is not in any phase of deploy.yml; roles: common, infra, proxy, apps, openclaw, app, firewall, hardening\n"
+            "error: role `nosuch` is not in any phase of deploy.yml; roles: common, system, infra, proxy, apps, openclaw, app, firewall, hardening\n"
                 .into()
         )
     );
@@ -210,7 +210,7 @@ fn run_from_a_subdirectory_with_a_role_list() {
         (r.code, r.stderr.as_str()),
         (
             1,
-            "error: role `nosuch` is not in any phase of deploy.yml; roles: common, infra, proxy, apps, openclaw, app, firewall, hardening\n"
+            "error: role `nosuch` is not in any phase of deploy.yml; roles: common, system, infra, proxy, apps, openclaw, app, firewall, hardening\n"
         )
     );
 }
