@@ -662,7 +662,7 @@ fn system_role_error(from: &str, to: &str) -> (i32, String) {
 fn host_resources_bad_input() {
     assert_eq!(
         system_role_error("    creates: /srv/www/initialised\n", ""),
-        (1, "error: roles/system/role.yml:74: command `stamp the site` has no guard, so it would run on every deploy: add creates:, removes:, unless: or onlyif:, or `always: true` if that is meant\n".into())
+        (1, "error: roles/system/role.yml:86: command `stamp the site` has no guard, so it would run on every deploy: add creates:, removes:, unless: or onlyif:, or `always: true` if that is meant\n".into())
     );
     assert_eq!(
         system_role_error("  - name: ops\n", "  - name: root\n    state: absent\n  - name: ops\n"),
@@ -670,20 +670,24 @@ fn host_resources_bad_input() {
     );
     assert_eq!(
         system_role_error("schedule: \"17 3 * * *\"", "schedule: \"17 3 * *\""),
-        (1, "error: host sys1: roles/system/role.yml:63: cron `prune the web server's old logs`: schedule `17 3 * *` is not five fields (`30 3 * * *`) or a @keyword (`@daily`)\n".into())
+        (1, "error: host sys1: roles/system/role.yml:75: cron `prune the web server's old logs`: schedule `17 3 * *` is not five fields (`30 3 * * *`) or a @keyword (`@daily`)\n".into())
     );
     assert_eq!(
         system_role_error("restart_on: [/etc/default/lab-worker]", "restart_on: [/etc/default/lab-wrker]"),
-        (1, "error: host sys1: roles/system/role.yml:58: unit `lab-worker.service`: restart_on/reload_on `/etc/default/lab-wrker` is not a path this host manages, so it could never change\n".into())
+        (1, "error: host sys1: roles/system/role.yml:62: unit `lab-worker.service`: restart_on/reload_on `/etc/default/lab-wrker` is not a path this host manages, so it could never change\n".into())
     );
     assert_eq!(
         system_role_error("  - name: lab-web.service\n", "  - name: lab-web\n"),
-        (1, "error: host sys1: roles/system/role.yml:48: unit `lab-web` is not a systemd unit name with its suffix (`app.service`, `backup.timer`)\n".into())
+        (1, "error: host sys1: roles/system/role.yml:52: unit `lab-web` is not a systemd unit name with its suffix (`app.service`, `backup.timer`)\n".into())
+    );
+    assert_eq!(
+        system_role_error("    scope: user\n    user: ops\n", "    scope: user\n"),
+        (1, "error: roles/system/role.yml:64: unit `lab-agent.service`: `scope: user` needs `user:`, whose systemd runs it\n".into())
     );
     let (code, err) = system_role_error("    regexp: '^UMASK\\s'\n", "    regexp: '^UMASK(\\s'\n");
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: host sys1: roles/system/role.yml:69: lines `/etc/login.defs`: regexp `^UMASK(\\s`: "),
+        err.starts_with("error: host sys1: roles/system/role.yml:81: lines `/etc/login.defs`: regexp `^UMASK(\\s`: "),
         "{err}"
     );
 }

@@ -29,6 +29,11 @@ fn main_pid(lab: &Lab, unit: &str) -> String {
     lab.sh("sys1", &format!("systemctl show -p MainPID --value {unit}")).trim().to_string()
 }
 
+/// `systemctl --user ARGS` of the ops user, as root on the host.
+fn user_systemctl(args: &str) -> String {
+    format!("runuser -u ops -- env XDG_RUNTIME_DIR=/run/user/2200 systemctl --user {args}")
+}
+
 fn web(lab: &Lab, port: u16) -> Run {
     lab.ssh("sys1", &format!("busybox wget -q -O - http://127.0.0.1:{port}/"))
 }
@@ -59,6 +64,10 @@ fn system_resources_converge_then_a_second_run_touches_nothing() {
     );
     assert_eq!(lab.sh("sys1", "grep '^UMASK' /etc/login.defs"), "UMASK 027\n");
     assert_eq!(lab.sh("sys1", "lab-tool"), "lab-tool 1.0\n");
+    // the ops user's own systemd runs its unit, without a login
+    assert_eq!(lab.sh("sys1", &user_systemctl("is-active lab-agent")), "active\n");
+    assert_eq!(lab.sh("sys1", "ls /var/lib/systemd/linger"), "ops\n");
+    assert_eq!(lab.sh("sys1", "stat -c '%U' /home/ops/.config/systemd/user/lab-agent.service"), "ops\n");
     let stamp = lab.sh("sys1", "cat /srv/www/initialised");
     let pids = (main_pid(&lab, "lab-web"), main_pid(&lab, "lab-worker"));
 
@@ -91,11 +100,31 @@ fn a_change_restarts_exactly_the_units_that_read_it() {
     assert_eq!(web(&lab, 8081).stdout, "lab web on sys1\n");
 
     let web_pid = main_pid(&lab, "lab-web");
+    let agent_pid = lab.sh("sys1", &user_systemctl("show -p MainPID --value lab-agent"));
     lab.write_file("inventory/host_vars/sys1.yml", "lab_web_port: 8081\nlab_worker_interval: 30\n");
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(main_pid(&lab, "lab-web"), web_pid, "lab-web was restarted though nothing it reads changed");
     assert_ne!(main_pid(&lab, "lab-worker"), worker_pid, "lab-worker was not restarted");
+    assert_eq!(lab.sh("sys1", &user_systemctl("show -p MainPID --value lab-agent")), agent_pid);
+
+    // a user unit: restarted by its own systemd, the system's units untouched
+    let worker_pid = main_pid(&lab, "lab-worker");
+    lab.write_file(
+        "inventory/host_vars/sys1.yml",
+        "lab_web_port: 8081\nlab_worker_interval: 30\nlab_agent_interval: 20\n",
+    );
+    let c = lab.deploy(&["lab", "--check"]);
+    assert!(
+        c.stdout.contains(
+            "  ↻ unit lab-agent.service (user ops)  restart  [/home/ops/.config/lab-agent.env changed]  role system\n"
+        ),
+        "{c:?}"
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(lab.sh("sys1", &user_systemctl("show -p MainPID --value lab-agent")), agent_pid);
+    assert_eq!((main_pid(&lab, "lab-web"), main_pid(&lab, "lab-worker")), (web_pid, worker_pid));
 }
 
 #[test]
@@ -147,6 +176,11 @@ fn removal_of_each_kind() {
         "    enabled: false\n    state: stopped\n    restart_on: [/etc/default/lab-worker]",
     );
     edit_role(&lab, "    line: UMASK 027\n", "    state: absent\n");
+    // ops goes, and with it what ran in its own systemd
+    let t = std::fs::read_to_string(lab.root.join("roles/system/role.yml")).unwrap();
+    let (a, b) = (t.find("  # a unit of the ops user's own").unwrap(), t.find("sysctl:\n").unwrap());
+    let (c, d) = (t.find("  - dest: /home/ops/.config/lab-agent.env").unwrap(), t.find("units:\n").unwrap());
+    lab.write_file("roles/system/role.yml", &format!("{}{}{}{}", &t[..c], &t[d..a], &t[b..], ""));
     let c = lab.deploy(&["lab", "--check"]);
     assert_eq!(c.code, 2, "{c:?}");
     for line in [

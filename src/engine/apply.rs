@@ -36,11 +36,11 @@ pub(crate) fn health_items(
         let touched = plan_system.iter().any(|c| {
             c.phase == phase
                 && c.resource == crate::plan::system::SysResource::Unit
-                && c.name == u.name
+                && c.name == crate::plan::units::shown(u)
                 && matches!(c.action.as_str(), "start" | "restart" | "reload")
         });
         if touched && u.state == Some(crate::load::system::UnitState::Started) {
-            checks.push(Check::Unit { timeout: u.timeout, unit: &u.name });
+            checks.push(Check::Unit { timeout: u.timeout, unit: &u.name, user: u.user.as_deref() });
         }
     }
     for c in desired.checks.iter().filter(|c| with_checks && c.phase == phase && c.selected) {

@@ -85,8 +85,26 @@ pub(crate) struct UnitSpec {
     /// How long it may take to be active after a start or restart.
     #[serde(default = "default_unit_timeout")]
     pub(crate) timeout: Duration,
+    /// system (default) or user: a unit of `user`'s own systemd instance,
+    /// its file in ~/.config/systemd/user (the user lingers, so it runs
+    /// without a login).
+    #[serde(default)]
+    pub(crate) scope: UnitScope,
+    /// The user of a `scope: user` unit.
+    pub(crate) user: Option<String>,
     /// A condition over the host's variables.
     pub(crate) when: Option<String>,
+}
+
+/// Whose systemd runs a unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UnitScope {
+    /// The system's (PID 1).
+    #[default]
+    System,
+    /// A user's own (`systemctl --user`).
+    User,
 }
 
 fn default_unit_timeout() -> Duration {
@@ -260,6 +278,25 @@ pub(crate) fn item_line(text: &str, section: &str, index: usize) -> Option<usize
     None
 }
 
+/// A unit's file comes from one place, and a user unit names its user.
+fn check_units(units: &[UnitSpec]) -> Result<(), (usize, String)> {
+    for (i, u) in units.iter().enumerate() {
+        if [u.template.is_some(), u.src.is_some(), u.content.is_some()].iter().filter(|b| **b).count() > 1 {
+            return Err((i, format!("unit `{}`: give at most one of template, src, content", u.name)));
+        }
+        match (u.scope, &u.user) {
+            (UnitScope::User, None) => {
+                return Err((i, format!("unit `{}`: `scope: user` needs `user:`, whose systemd runs it", u.name)))
+            }
+            (UnitScope::System, Some(_)) => {
+                return Err((i, format!("unit `{}`: `user:` is for `scope: user` units", u.name)))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// What the YAML schema cannot say about the resources of one role.
 pub(crate) fn check(
     spec: &crate::load::project::RoleFile,
@@ -271,11 +308,7 @@ pub(crate) fn check(
         line: item_line(text, section, i),
         message,
     };
-    for (i, u) in spec.units.iter().enumerate() {
-        if [u.template.is_some(), u.src.is_some(), u.content.is_some()].iter().filter(|b| **b).count() > 1 {
-            return Err(err("units", i, format!("unit `{}`: give at most one of template, src, content", u.name)));
-        }
-    }
+    check_units(&spec.units).map_err(|(i, m)| err("units", i, m))?;
     for (i, c) in spec.commands.iter().enumerate() {
         let label = c.name.clone().unwrap_or_else(|| c.run.join(" "));
         if c.run.is_empty() || c.run[0].is_empty() {

@@ -85,7 +85,10 @@ fn user_change(u: &DesiredUser, cur: Option<&UserEntry>, remote: &Remote) -> Opt
                 format!("uid {}, home {} kept", c.uid, c.home),
                 "a revert recreates the account, but not its password".into(),
             ];
-            ("delete", reasons, Stage::Post, argv(&["userdel", &u.name]), vec![back], false)
+            // its own systemd (a lingering user's) goes first: userdel
+            // refuses a user with processes
+            let del = "systemctl stop \"user@$(id -u \"$1\").service\" 2>/dev/null; rm -f \"/var/lib/systemd/linger/$1\"; userdel \"$1\"";
+            ("delete", reasons, Stage::Post, argv(&["sh", "-c", del, "userdel", &u.name]), vec![back], false)
         }
         (Presence::Absent, None) => return None,
     };

@@ -155,6 +155,15 @@ pub(crate) struct UserEntry {
     pub(crate) home_exists: bool,
 }
 
+/// Where a unit's status is kept: its name, or `user/USER/NAME` for a unit
+/// of a user's own systemd (neither names may hold a `/`).
+pub(crate) fn unit_key(user: Option<&str>, name: &str) -> String {
+    match user {
+        Some(u) => format!("user/{u}/{name}"),
+        None => name.to_string(),
+    }
+}
+
 /// The probe's answers to the queries about what is not a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct SystemState {
@@ -162,7 +171,10 @@ pub(crate) struct SystemState {
     pub(crate) no_systemd: bool,
     /// The host has no apt (packages were asked about).
     pub(crate) no_apt: bool,
+    /// By `unit_key`.
     pub(crate) units: HashMap<String, UnitStatus>,
+    /// Users whose systemd runs without a login (loginctl enable-linger).
+    pub(crate) lingers: HashMap<String, bool>,
     /// Packages the archive knows; one missing here is unknown to it.
     pub(crate) packages: HashMap<String, PackageStatus>,
     /// None: no such user.

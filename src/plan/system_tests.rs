@@ -95,6 +95,7 @@ fn a_package_a_revert_cannot_undo_is_refused_under_the_dead_man_switch() {
 fn unit(name: &str, restart_on: &[&str]) -> DesiredUnit {
     DesiredUnit {
         name: name.into(),
+        user: None,
         file: Some(format!("/etc/systemd/system/{name}")),
         enabled: Some(true),
         state: Some(UnitState::Started),

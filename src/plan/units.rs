@@ -3,16 +3,47 @@
 
 use super::system::{argv, Op, Stage, SysChange, SysResource};
 use crate::load::system::UnitState;
-use crate::plan::state::{Remote, UnitStatus};
+use crate::plan::state::{unit_key, Remote, UnitStatus};
 use crate::render::system::DesiredUnit;
 use crate::render::DesiredHost;
 
+/// Runs `systemctl --user ARGS` as USER against its own systemd, through
+/// its private socket: a minimal Debian has no user D-Bus, which
+/// `systemctl --user -M USER@` needs.
+const USER_SYSTEMCTL: &str =
+    "u=$1; shift; exec runuser -u \"$u\" -- env XDG_RUNTIME_DIR=\"/run/user/$(id -u \"$u\")\" systemctl --user \"$@\"";
+
+/// `systemctl`, or the user's own for a unit of a user's systemd.
+fn systemctl(user: Option<&str>) -> Vec<String> {
+    match user {
+        Some(u) => argv(&["sh", "-c", USER_SYSTEMCTL, "systemctl-user", u]),
+        None => argv(&["systemctl"]),
+    }
+}
+
+/// The same as a shell command prefix (names are checked: no quotes in them).
+fn systemctl_sh(user: Option<&str>) -> String {
+    match user {
+        Some(u) => format!("runuser -u '{u}' -- env XDG_RUNTIME_DIR=/run/user/$(id -u '{u}') systemctl --user"),
+        None => "systemctl".into(),
+    }
+}
+
+/// How the plan names a unit: `app.service`, or `app.service (user ops)`.
+pub(crate) fn shown(u: &DesiredUnit) -> String {
+    match &u.user {
+        Some(user) => format!("{} (user {user})", u.name),
+        None => u.name.clone(),
+    }
+}
+
 /// The command that restarts a unit after a revert: as it was, running or not.
-fn restart_again(unit: &str, was_active: bool) -> String {
+fn restart_again(u: &DesiredUnit, was_active: bool) -> String {
+    let (sc, unit) = (systemctl_sh(u.user.as_deref()), &u.name);
     if was_active {
-        format!("systemctl reset-failed '{unit}'; systemctl restart '{unit}'")
+        format!("{sc} reset-failed '{unit}'; {sc} restart '{unit}'")
     } else {
-        format!("systemctl try-restart '{unit}'")
+        format!("{sc} try-restart '{unit}'")
     }
 }
 
@@ -24,26 +55,36 @@ pub(crate) fn units(
     out: &mut Vec<SysChange>,
 ) -> Result<(), String> {
     let s = &remote.system;
-    let mut reload_phases: Vec<usize> = Vec::new();
+    // (phase, user) whose systemd must re-read its unit files
+    let mut reloads: Vec<(usize, Option<String>, String)> = Vec::new();
+    let mut lingering: Vec<&str> = Vec::new();
     for u in desired.system.units.iter().filter(|u| u.selected) {
         if s.no_systemd {
             return Err(format!("unit {}: the host does not run systemd", u.name));
         }
-        let st = s.units.get(&u.name).cloned().unwrap_or_default();
+        let st = s.units.get(&unit_key(u.user.as_deref(), &u.name)).cloned().unwrap_or_default();
         let is_changed = |p: &str| changed.iter().any(|(c, _)| *c == p);
-        if u.file.as_deref().is_some_and(is_changed) && !reload_phases.contains(&u.phase) {
-            reload_phases.push(u.phase);
+        let key = (u.phase, u.user.clone());
+        if u.file.as_deref().is_some_and(is_changed) && !reloads.iter().any(|(p, x, _)| (*p, x.clone()) == key) {
+            reloads.push((u.phase, u.user.clone(), u.role.clone()));
         }
         if st.load == "not-found" && u.file.is_none() {
             return Err(format!(
                 "unit {}: the host has no such unit, and role {} gives no unit file (template:, src: or content:)",
-                u.name, u.role
+                shown(u),
+                u.role
             ));
+        }
+        if let Some(user) = u.user.as_deref() {
+            if s.lingers.get(user) != Some(&true) && !lingering.contains(&user) {
+                lingering.push(user);
+                out.push(linger(user, u));
+            }
         }
         for (action, reason, o) in unit_ops(u, &st, &is_changed) {
             out.push(SysChange {
                 resource: SysResource::Unit,
-                name: u.name.clone(),
+                name: shown(u),
                 action,
                 reasons: vec![reason],
                 role: u.role.clone(),
@@ -53,37 +94,73 @@ pub(crate) fn units(
             });
         }
     }
-    for phase in reload_phases {
-        let role = desired.system.units.iter().find(|u| u.phase == phase).map(|u| u.role.clone()).unwrap_or_default();
+    for (phase, user, role) in reloads {
+        let sc = systemctl(user.as_deref());
         out.push(SysChange {
             resource: SysResource::Unit,
             name: "daemon-reload".into(),
             action: "reload".into(),
-            reasons: vec!["a unit file changed".into()],
+            reasons: vec![match &user {
+                Some(u) => format!("a unit file of user {u} changed"),
+                None => "a unit file changed".into(),
+            }],
             role,
             phase,
             revertible: true,
             ops: vec![Op {
                 stage: Stage::Post,
-                order: 2,
-                label: "systemctl daemon-reload".into(),
-                argv: argv(&["systemctl", "daemon-reload"]),
+                order: 3,
+                label: match &user {
+                    Some(u) => format!("user {u} systemd daemon-reload"),
+                    None => "systemctl daemon-reload".into(),
+                },
+                argv: [sc, argv(&["daemon-reload"])].concat(),
                 undo: vec![],
-                rerun: vec!["systemctl daemon-reload".into()],
+                rerun: vec![format!("{} daemon-reload", systemctl_sh(user.as_deref()))],
             }],
         });
     }
     Ok(())
 }
 
+/// A user whose units run without a login: lingering on, and its systemd
+/// started now (loginctl starts it in the background).
+fn linger(user: &str, u: &DesiredUnit) -> SysChange {
+    let script = "loginctl enable-linger \"$1\" && systemctl start \"user@$(id -u \"$1\").service\"";
+    SysChange {
+        resource: SysResource::User,
+        name: user.into(),
+        action: "linger".into(),
+        reasons: vec!["its own systemd runs its units without a login".into()],
+        role: u.role.clone(),
+        phase: u.phase,
+        revertible: true,
+        ops: vec![Op {
+            stage: Stage::Post,
+            order: 2,
+            label: format!("user {user} linger"),
+            argv: argv(&["sh", "-c", script, "linger", user]),
+            // its systemd stopped first: userdel refuses a user with processes
+            undo: vec![argv(&[
+                "sh",
+                "-c",
+                "systemctl stop \"user@$(id -u \"$1\").service\"; loginctl disable-linger \"$1\"",
+                "unlinger",
+                user,
+            ])],
+            rerun: vec![],
+        }],
+    }
+}
+
 /// One unit's operations: (action, reason, op) for enable/disable, then
 /// start/stop or restart/reload.
 fn unit_ops(u: &DesiredUnit, st: &UnitStatus, is_changed: &dyn Fn(&str) -> bool) -> Vec<(String, String, Op)> {
-    let sc = |a: &[&str]| [argv(&["systemctl"]), argv(a)].concat();
+    let sc = |a: &[&str]| [systemctl(u.user.as_deref()), argv(a)].concat();
     let op = |label: &str, a: Vec<String>, undo: Vec<Vec<String>>, rerun: Vec<String>| Op {
         stage: Stage::Post,
-        order: 3,
-        label: format!("unit {} {label}", u.name),
+        order: 4,
+        label: format!("unit {} {label}", shown(u)),
         argv: a,
         undo,
         rerun,
@@ -110,7 +187,7 @@ fn unit_ops(u: &DesiredUnit, st: &UnitStatus, is_changed: &dyn Fn(&str) -> bool)
     // after a revert a restarted unit runs again with the old inputs; one that
     // was running is made to run again even if the new ones made it fail
     // (and hit its start limit)
-    let again = vec![restart_again(&u.name, active)];
+    let again = vec![restart_again(u, active)];
     match u.state {
         Some(UnitState::Started) if !active => ops.push((
             "start".into(),

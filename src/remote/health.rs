@@ -16,8 +16,8 @@ pub(crate) enum Check<'a> {
     Tcp { timeout: u64, host: &'a str, port: &'a str },
     /// A command on the host that exits 0.
     Command { timeout: u64, command: &'a str },
-    /// A systemd unit active and stable.
-    Unit { timeout: u64, unit: &'a str },
+    /// A systemd unit active and stable (of a user's own systemd when `user`).
+    Unit { timeout: u64, unit: &'a str, user: Option<&'a str> },
 }
 
 /// The script's input for `checks`.
@@ -29,7 +29,7 @@ pub(crate) fn encode(checks: &[Check]) -> String {
             Check::Http { timeout, url, status } => format!("H\t{timeout}\t{url}\t{status}\n"),
             Check::Tcp { timeout, host, port } => format!("T\t{timeout}\t{host}\t{port}\n"),
             Check::Command { timeout, command } => format!("M\t{timeout}\t{command}\n"),
-            Check::Unit { timeout, unit } => format!("U\t{timeout}\t{unit}\n"),
+            Check::Unit { timeout, unit, user } => format!("U\t{timeout}\t{unit}\t{}\n", user.unwrap_or("")),
         })
         .collect()
 }

@@ -5,8 +5,9 @@
 #   H TIMEOUT URL STATUS        HTTP status fetched from the host
 #   T TIMEOUT HOST PORT         TCP connect
 #   M TIMEOUT COMMAND           command exits 0
-#   U TIMEOUT UNIT              systemd unit active, and stable: the same main
-#                               process and restart count on two polls
+#   U TIMEOUT UNIT [USER]       systemd unit (of USER's own systemd, if given)
+#                               active, and stable: the same main process and
+#                               restart count on two polls
 # output: P (passed) or F KIND WHAT WHY lines, L lines (a failed container's
 # or unit's last log lines); exit 1 when any check failed. Output starts with the
 # header `deploy-health 1`.
@@ -31,6 +32,13 @@ svc_state() {
 http_status() {
   if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 -w '%{http_code}' "$1"
   else wget -q -S -O /dev/null -T 3 "$1" 2>&1 | awk '/HTTP\//{c=$2} END{print c}'; fi
+}
+# sc USER ARGS...: systemctl, or the user's own
+sc() {
+  if [ -n "$1" ]; then
+    _u=$1; shift
+    runuser -u "$_u" -- env XDG_RUNTIME_DIR="/run/user/$(id -u "$_u")" systemctl --user "$@"
+  else shift; systemctl "$@"; fi
 }
 # tcp_open HOST PORT: a TCP connection within 3s. POSIX sh has no sockets;
 # bash (Essential on Debian) does, and gets host and port as arguments,
@@ -60,9 +68,9 @@ while IFS="$tab" read -r kind timeout a b; do
          else why="container $st, health $health"; was_running=no; fi;;
       H) code=$(http_status "$a"); [ "$code" = "$b" ] && { ok=yes; break; }; why="HTTP status ${code:-none}, expected $b";;
       T) tcp_open "$a" "$b" && { ok=yes; break; }; why="cannot connect to $a:$b";;
-      U) st=$(systemctl is-active "$a" 2>/dev/null)
+      U) st=$(sc "$b" is-active "$a" 2>/dev/null)
          if [ "$st" = active ]; then
-           now_pid="$(systemctl show -p MainPID --value "$a")/$(systemctl show -p NRestarts --value "$a")"
+           now_pid="$(sc "$b" show -p MainPID --value "$a")/$(sc "$b" show -p NRestarts --value "$a")"
            [ "$was_running" = "$now_pid" ] && { ok=yes; break; }
            was_running=$now_pid; why="active, not yet stable"
          else
@@ -84,7 +92,8 @@ while IFS="$tab" read -r kind timeout a b; do
     failed=1
     printf 'F\t%s\t%s\t%s\n' "$kind" "$what" "$why"
     if [ -n "$cid" ]; then docker logs --tail 20 "$cid" 2>&1 | sed "s/^/L${tab}/"; fi
-    if [ "$kind" = U ]; then journalctl -u "$a" -n 20 --no-pager -o cat 2>/dev/null | sed "s/^/L${tab}/"; fi
+    if [ "$kind" = U ] && [ -z "$b" ]; then journalctl -u "$a" -n 20 --no-pager -o cat 2>/dev/null | sed "s/^/L${tab}/"; fi
+    if [ "$kind" = U ] && [ -n "$b" ]; then journalctl --user-unit "$a" -n 20 --no-pager -o cat 2>/dev/null | sed "s/^/L${tab}/"; fi
   fi
 done
 exit $failed

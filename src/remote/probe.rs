@@ -20,8 +20,18 @@ pub(crate) const OLD_MAX: u64 = 1 << 20;
 pub(crate) fn queries(desired: &crate::render::DesiredHost) -> String {
     let sys = &desired.system;
     let mut q = String::new();
+    let mut lingers: Vec<&str> = Vec::new();
     for u in sys.units.iter().filter(|u| u.selected) {
-        q.push_str(&format!("u\t{}\n", u.name));
+        match &u.user {
+            None => q.push_str(&format!("u\t{}\n", u.name)),
+            Some(user) => {
+                q.push_str(&format!("U\t{user}\t{}\n", u.name));
+                if !lingers.contains(&user.as_str()) {
+                    lingers.push(user);
+                    q.push_str(&format!("l\t{user}\n"));
+                }
+            }
+        }
     }
     for p in sys.packages.iter().filter(|p| p.selected) {
         q.push_str(&format!("p\t{}\n", p.name));
@@ -96,7 +106,7 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                 r.old.insert(path, old);
             }
             "end" => ended = true,
-            "unit" | "pkg" | "acct" | "grp" | "sysctl" | "guard" | "read" | "systemd" | "apt" => {
+            "unit" | "uunit" | "linger" | "pkg" | "acct" | "grp" | "sysctl" | "guard" | "read" | "systemd" | "apt" => {
                 system_line(&mut r.system, &f, line)?
             }
             _ => host_line(&mut r, &f, line)?,
@@ -155,6 +165,15 @@ fn system_line(s: &mut SystemState, f: &[&str], line: &str) -> Result<(), String
             let main_pid = f[5].parse().map_err(|_| bad())?;
             let u = UnitStatus { load: f[2].into(), active: f[3].into(), file_state: f[4].into(), main_pid };
             s.units.insert(f[1].into(), u);
+        }
+        ("uunit", 4) => {}
+        ("uunit", 8) => {
+            let main_pid = f[6].parse().map_err(|_| bad())?;
+            let u = UnitStatus { load: f[3].into(), active: f[4].into(), file_state: f[5].into(), main_pid };
+            s.units.insert(crate::plan::state::unit_key(Some(f[1]), f[2]), u);
+        }
+        ("linger", 3) => {
+            s.lingers.insert(f[1].into(), f[2] == "yes");
         }
         ("pkg", 5) => {
             let available = f[4].split_whitespace().map(str::to_string).collect();

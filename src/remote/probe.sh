@@ -8,6 +8,7 @@
 # Before the hashes, stdin holds queries about what is not a file, one a
 # line, ended by a line `.`:
 #   u UNIT   p PACKAGE   a USER   g GROUP   s SYSCTL_KEY   r PATH (contents)
+#   U USER UNIT (a unit of USER's own systemd)   l USER (lingers?)
 #   c ID unless|onlyif COMMAND (a read-only guard: its exit status)
 # output: versioned, tab-separated.
 set -u
@@ -27,6 +28,14 @@ while IFS="$tab" read -r q a b c; do
          printf 'acct\t%s\t%s\t%s\t%s\t%s\n' "$a" "$(printf '%s' "$e" | cut -d: -f3,4,6,7 | tr ':' '\t')" \
            "$(id -gn "$a" 2>/dev/null)" "$(id -Gn "$a" 2>/dev/null | tr ' ' ',')" "$([ -e "$(printf '%s' "$e" | cut -d: -f6)" ] && echo home || echo nohome)"
        else printf 'acct\t%s\t-\n' "$a"; fi;;
+    # a user's own systemd, through its private socket (no user D-Bus needed)
+    U) if st=$(runuser -u "$a" -- env XDG_RUNTIME_DIR="/run/user/$(id -u "$a" 2>/dev/null)" systemctl --user show \
+           --no-pager --property=LoadState,ActiveState,UnitFileState,MainPID,NRestarts -- "$b" 2>/dev/null); then
+         printf '%s\n' "$st" | awk -v u="$a" -v n="$b" '
+           { v[substr($0, 1, index($0, "=") - 1)] = substr($0, index($0, "=") + 1) }
+           END { printf "uunit\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u, n, v["LoadState"], v["ActiveState"], v["UnitFileState"], v["MainPID"], v["NRestarts"] }'
+       else printf 'uunit\t%s\t%s\t-\n' "$a" "$b"; fi;;
+    l) if [ -e "/var/lib/systemd/linger/$a" ]; then printf 'linger\t%s\tyes\n' "$a"; else printf 'linger\t%s\tno\n' "$a"; fi;;
     g) if e=$(getent group "$a"); then printf 'grp\t%s\t%s\n' "$a" "$(printf '%s' "$e" | cut -d: -f3)"
        else printf 'grp\t%s\t-\n' "$a"; fi;;
     s) f=/proc/sys/$(printf '%s' "$a" | tr . /)

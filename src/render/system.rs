@@ -27,6 +27,8 @@ pub(crate) struct DesiredPackage {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DesiredUnit {
     pub(crate) name: String,
+    /// The user whose own systemd runs it (`scope: user`); None: the system's.
+    pub(crate) user: Option<String>,
     /// Its unit file, when the role manages one.
     pub(crate) file: Option<String>,
     pub(crate) enabled: Option<bool>,
@@ -196,9 +198,9 @@ impl RoleScope<'_> {
     /// (with the files some of them are made of).
     pub(super) fn render_system(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         self.packages(out)?;
-        self.units(out, seen)?;
         self.groups(out)?;
         self.users(out, seen)?;
+        self.units(out, seen)?;
         self.sysctl(out, seen)?;
         self.cron(out, seen)?;
         self.lines(out, seen)?;
@@ -247,15 +249,27 @@ impl RoleScope<'_> {
                     format!("unit `{name}` is not a systemd unit name with its suffix (`app.service`, `backup.timer`)"),
                 ));
             }
+            let user = u.user.as_deref().map(|x| self.small(x)).transpose()?;
+            if let Some(x) = user.as_deref().filter(|x| !valid_account(x)) {
+                return Err(self.item_err("units", i, format!("unit `{name}`: `{x}` is not a user name")));
+            }
+            let dir = match &user {
+                Some(x) => {
+                    let home = self.user_home(out, x);
+                    self.user_unit_dirs(out, seen, x, &home)?;
+                    format!("{home}/.config/systemd/user")
+                }
+                None => "/etc/systemd/system".into(),
+            };
             let file = if u.template.is_some() || u.src.is_some() || u.content.is_some() {
-                let dest = format!("/etc/systemd/system/{name}");
+                let dest = format!("{dir}/{name}");
                 let spec = crate::load::project::FileSpec {
                     dest: dest.clone(),
                     template: u.template.clone(),
                     src: u.src.clone(),
                     content: u.content.clone(),
-                    owner: None,
                     group: None,
+                    owner: user.clone().map(Id::Name),
                     mode: Some(crate::load::project::Mode(0o644)),
                     validate: None,
                     secret: false,
@@ -272,6 +286,7 @@ impl RoleScope<'_> {
             let paths = |l: &[String]| l.iter().map(|p| self.small(p)).collect::<Result<Vec<_>>>();
             out.system.units.push(DesiredUnit {
                 name,
+                user,
                 file,
                 enabled: u.enabled,
                 state: u.state,
@@ -279,6 +294,44 @@ impl RoleScope<'_> {
                 reload_on: paths(&u.reload_on)?,
                 timeout: u.timeout.0,
                 role: self.role.name.clone(),
+                phase: self.phase,
+                selected: self.selected,
+            });
+        }
+        Ok(())
+    }
+
+    /// A user's home: as this host's users declare it, else /home/NAME.
+    fn user_home(&self, out: &DesiredHost, user: &str) -> String {
+        match out.system.users.iter().find(|u| u.name == user).and_then(|u| u.home.clone()) {
+            Some(h) => h,
+            None if user == "root" => "/root".into(),
+            None => format!("/home/{user}"),
+        }
+    }
+
+    /// ~/.config/systemd/user and its parents, owned by the user (a parent
+    /// the deploy would otherwise create is root's, and the user's systemd
+    /// could not write there).
+    fn user_unit_dirs(
+        &self,
+        out: &mut DesiredHost,
+        seen: &mut IndexMap<String, String>,
+        user: &str,
+        home: &str,
+    ) -> Result<()> {
+        for d in [".config", ".config/systemd", ".config/systemd/user"] {
+            let path = format!("{home}/{d}");
+            if seen.contains_key(&path) {
+                continue;
+            }
+            self.claim(&path, seen)?;
+            out.dirs.push(DesiredDir {
+                path,
+                role: self.role.name.clone(),
+                owner: Some(Id::Name(user.into())),
+                group: None,
+                mode: Some(0o755),
                 phase: self.phase,
                 selected: self.selected,
             });
