@@ -270,3 +270,32 @@ fn a_sigkilled_controller_under_the_dead_man_switch_leaves_the_host_to_revert_ev
     assert_eq!(lab.sh("sys1", "cat /etc/default/lab-web"), "LAB_WEB_PORT=8080\n");
     wait_until("lab-web to serve on 8080 again", Duration::from_secs(20), || web(&lab, 8080).code == 0);
 }
+
+#[test]
+fn check_shows_what_would_run_and_runs_nothing() {
+    let lab = Lab::up_systemd(1);
+    lab.write_file("deploy.yml", SYSTEM_ONLY);
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(
+        c.stdout.contains(
+            "  ▶ command stamp the site  would run  [because /srv/www/initialised is missing, not revertible: a revert does not undo a command]  role system\n"
+        ),
+        "{c:?}"
+    );
+    assert!(
+        c.stdout.contains("  + package busybox  install  [1:1.35.0-4+deb12u1+b1 (not installed)]  role system\n"),
+        "{c:?}"
+    );
+    let j = lab.deploy(&["lab", "--check", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let sys = v["hosts"][0]["plan"]["system"].as_array().unwrap();
+    let run = sys.iter().find(|c| c["resource"] == "command").unwrap();
+    assert_eq!(
+        (run["name"].as_str(), run["action"].as_str(), run["revertible"].as_bool()),
+        (Some("stamp the site"), Some("run"), Some(false))
+    );
+    assert!(sys.iter().any(|c| c["resource"] == "unit" && c["name"] == "lab-web.service" && c["action"] == "start"));
+    // nothing of it happened
+    assert_eq!(lab.ssh("sys1", "test -e /srv/www/initialised || getent passwd ops || command -v busybox").code, 1);
+}

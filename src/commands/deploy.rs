@@ -132,7 +132,7 @@ fn show(run: &Run, desired: &[Arc<DesiredHost>], states: &[HostState], warnings:
             .zip(states)
             .map(|(d, s)| (d.host.as_str(), d.connection.address.as_str(), plan(s)))
             .collect();
-        crate::report::plans(&hosts, redactor);
+        crate::report::plans(&hosts, redactor, run.args.check);
     }
 }
 

@@ -91,6 +91,7 @@ pub(crate) fn print_plan(
     plan: &HostPlan,
     address: &str,
     redactor: &Redactor,
+    check: bool,
 ) -> std::io::Result<()> {
     writeln!(out, "{} {}", style(&plan.host).bold(), style(format!("({address})")).dim())?;
     if let Some(line) = &plan.previous_revert {
@@ -108,7 +109,7 @@ pub(crate) fn print_plan(
         print_change(out, c, redactor)?;
     }
     for c in &plan.system {
-        print_system_change(out, c, redactor)?;
+        print_system_change(out, c, redactor, check)?;
     }
     print_services_and_counts(out, plan, redactor)
 }
@@ -118,6 +119,7 @@ fn print_system_change(
     out: &mut dyn Write,
     c: &crate::plan::system::SysChange,
     redactor: &Redactor,
+    check: bool,
 ) -> std::io::Result<()> {
     let sym = match c.action.as_str() {
         "install" | "create" | "start" | "enable" | "set" => style("+").green(),
@@ -134,7 +136,12 @@ fn print_system_change(
         crate::plan::system::SysResource::Command => "command",
     };
     let name = if c.name == "daemon-reload" { "systemd".to_string() } else { c.name.clone() };
-    let action = if c.name == "daemon-reload" { "daemon-reload" } else { c.action.as_str() };
+    // --check never runs a command: it says what a deploy would do
+    let action = match c.action.as_str() {
+        _ if c.name == "daemon-reload" => "daemon-reload",
+        "run" if check => "would run",
+        a => a,
+    };
     writeln!(
         out,
         "  {sym} {kind} {}  {action}  [{}]  {}",
@@ -287,12 +294,16 @@ pub(crate) fn raw(bytes: &[u8]) {
 }
 
 /// Every host's plan, or why it has none, on stdout.
-pub(crate) fn plans(hosts: &[(&str, &str, std::result::Result<&HostPlan, &crate::error::Error>)], redactor: &Redactor) {
+pub(crate) fn plans(
+    hosts: &[(&str, &str, std::result::Result<&HostPlan, &crate::error::Error>)],
+    redactor: &Redactor,
+    check: bool,
+) {
     let mut out = std::io::stdout().lock();
     for (host, address, p) in hosts {
         match p {
             Ok(plan) => {
-                let _ = print_plan(&mut out, plan, address, redactor);
+                let _ = print_plan(&mut out, plan, address, redactor, check);
             }
             Err(e) => host_failed(&mut out, host, e, redactor),
         }
