@@ -299,3 +299,38 @@ fn check_shows_what_would_run_and_runs_nothing() {
     // nothing of it happened
     assert_eq!(lab.ssh("sys1", "test -e /srv/www/initialised || getent passwd ops || command -v busybox").code, 1);
 }
+
+#[test]
+fn a_package_a_revert_could_not_undo_is_refused_under_the_dead_man_switch() {
+    let lab = system_lab();
+    // lab-tool 3.0, installed by hand from a package the archive does not have
+    lab.sh(
+        "sys1",
+        "d=$(mktemp -d) && mkdir -p $d/DEBIAN $d/usr/bin && printf 'Package: lab-tool\\nVersion: 3.0\\nArchitecture: all\\nMaintainer: x <x@invalid>\\nDescription: x\\n x\\n' >$d/DEBIAN/control \
+         && printf '#!/bin/sh\\necho lab-tool 3.0\\n' >$d/usr/bin/lab-tool && chmod 755 $d/usr/bin/lab-tool \
+         && dpkg-deb -b $d /tmp/lab-tool.deb >/dev/null && dpkg -i /tmp/lab-tool.deb >/dev/null",
+    );
+    lab.write_file("deploy.yml", &format!("{SYSTEM_ONLY}    deadman: 2m\n"));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("  host sys1: package lab-tool (3.0 -> 1.0) could not be undone by a revert (not revertible: the archive no longer has 3.0), and phase system runs under the dead-man switch; nothing was changed. Add `revert: none` to it in role system's role.yml if leaving it is fine, or move it to a phase without the switch\n"),
+        "{r:?}"
+    );
+    assert_eq!(lab.sh("sys1", "lab-tool"), "lab-tool 3.0\n");
+    // said on purpose, it goes ahead
+    edit_role(
+        &lab,
+        "    version: \"{{ lab_tool_version }}\"\n",
+        "    version: \"{{ lab_tool_version }}\"\n    revert: none\n",
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "  ↻ package lab-tool  downgrade  [3.0 -> 1.0, a revert leaves it (revert: none)]  role system\n"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(lab.sh("sys1", "lab-tool"), "lab-tool 1.0\n");
+}

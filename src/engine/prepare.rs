@@ -161,7 +161,7 @@ pub(crate) async fn stage1(desired: Arc<DesiredHost>, run: &Run, progress: &Prog
     match prepare_host(conn, desired, run, progress).await {
         Ok(ready) => {
             let plan = &ready.plan;
-            let n = plan.changes.len();
+            let n = plan.changes.len() + plan.services.len() + plan.system.len();
             progress.done(&host, &if n == 0 { "in sync".to_string() } else { format!("{n} changes planned") });
             HostState::Ready(Box::new(ready))
         }

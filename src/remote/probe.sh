@@ -67,13 +67,16 @@ fi
 if [ -n "$pkgs" ]; then
   if command -v apt-cache >/dev/null 2>&1; then
     # installed, candidate and every version the archive has, per package
+    # (a version only in /var/lib/dpkg/status is installed, not downloadable)
     printf '%s' "$pkgs" | xargs -d '\n' apt-cache policy -- 2>/dev/null | awk '
-      function flush() { if (p != "") printf "pkg\t%s\t%s\t%s\t%s\n", p, inst, cand, vers; p = "" }
+      function keep() { if (v != "" && real) vers = vers (vers == "" ? "" : " ") v; v = "" }
+      function flush() { keep(); if (p != "") printf "pkg\t%s\t%s\t%s\t%s\n", p, inst, cand, vers; p = "" }
       /^[^ ].*:$/ { flush(); p = substr($0, 1, length($0) - 1); inst = "-"; cand = "-"; vers = ""; next }
       /^  Installed: / { inst = ($2 == "(none)") ? "-" : $2; next }
       /^  Candidate: / { cand = ($2 == "(none)") ? "-" : $2; next }
-      /^ \*\*\* / { vers = vers (vers == "" ? "" : " ") $2; next }
-      /^     [^ ]/ { vers = vers (vers == "" ? "" : " ") $1; next }
+      /^ \*\*\* / { keep(); v = $2; real = 0; next }
+      /^     [^ ]/ { keep(); v = $1; real = 0; next }
+      /^        [0-9]/ { if ($2 != "/var/lib/dpkg/status") real = 1; next }
       END { flush() }'
   else
     printf 'apt\tnone\n'
