@@ -50,6 +50,17 @@ fn env_change_recreates_exactly_the_services_that_read_it() {
     let c = lab.deploy(&["lab", "--check"]);
     assert_eq!(c.code, 2, "{c:?}");
     assert!(c.stdout.contains("apps/notes  recreate container  [env file /opt/stack/env/notes.env changed]"), "{c:?}");
+    // the JSON plan says the same, to the schema, with the phase's name
+    let j = lab.deploy(&["lab", "--check", "--output", "json"]);
+    crate::plan_schema::assert_valid_plan(&j.stdout);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let s = &v["hosts"][0]["plan"]["services"][0];
+    assert_eq!(
+        (s["service"].as_str(), s["action"].as_str(), s["phase"].as_str()),
+        (Some("notes"), Some("recreate"), Some("apps")),
+        "{v}"
+    );
+    assert_eq!(s["reasons"][0], "env file /opt/stack/env/notes.env changed");
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     let after = lab.containers("lab1");

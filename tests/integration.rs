@@ -11,6 +11,7 @@ mod error_messages;
 mod fixtures;
 mod hardening;
 mod lab;
+mod plan_schema;
 mod resources;
 mod safety;
 mod systemd;

@@ -89,6 +89,7 @@ fn one_variable_changes_exactly_the_affected_file() {
         .collect();
     assert_eq!(diff_lines, vec!["-workers = 4", "+workers = 5"], "{c:?}");
     let j = lab.deploy(&["lab", "--check", "--output", "json"]);
+    crate::plan_schema::assert_valid_plan(&j.stdout);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     let changed: Vec<(String, String)> = v["hosts"]
         .as_array()

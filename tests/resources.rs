@@ -288,8 +288,11 @@ fn check_shows_what_would_run_and_runs_nothing() {
         "{c:?}"
     );
     let j = lab.deploy(&["lab", "--check", "--output", "json"]);
+    crate::plan_schema::assert_valid_plan(&j.stdout);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!((v["format_version"].as_u64(), v["hosts"][0]["address"].as_str()), (Some(1), Some("sys1")));
     let sys = v["hosts"][0]["plan"]["system"].as_array().unwrap();
+    assert!(sys.iter().all(|c| c["phase"] == "system"), "phases are named: {sys:?}");
     let run = sys.iter().find(|c| c["resource"] == "command").unwrap();
     assert_eq!(
         (run["name"].as_str(), run["action"].as_str(), run["revertible"].as_bool()),

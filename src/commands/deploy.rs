@@ -124,8 +124,15 @@ fn warnings(loaded: &crate::render::Renderer, desired: &[DesiredHost]) -> Vec<St
 fn show(run: &Run, desired: &[Arc<DesiredHost>], states: &[HostState], warnings: &[String]) {
     let redactor = &run.loaded.redactor;
     if run.args.json {
-        let hosts: Vec<_> = desired.iter().zip(states).map(|(d, s)| (d.host.as_str(), plan(s))).collect();
-        crate::report::json_plans(&run.args.env, &hosts, warnings, redactor);
+        let hosts: Vec<_> = desired
+            .iter()
+            .zip(states)
+            .map(|(d, s)| (d.host.as_str(), d.connection.address.as_str(), plan(s)))
+            .collect();
+        let phases: Vec<String> = run.phases.iter().map(|p| p.name.clone()).collect();
+        let commit = crate::util::git_commit(&run.loaded.project.root);
+        let commit = (commit != "none").then_some(commit.as_str());
+        crate::report::json_plans(&run.args.env, commit, &phases, &hosts, warnings, redactor);
     } else {
         let hosts: Vec<_> = desired
             .iter()

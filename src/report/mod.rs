@@ -260,6 +260,7 @@ pub fn error_json(e: &crate::error::Error, root: &std::path::Path) {
     let text = crate::redact::redact_installed(&e.to_string());
     let text = text.strip_prefix(&prefix).unwrap_or(&text).replace(&format!(" {prefix}"), " ");
     let j = serde_json::json!({
+        "format_version": json::FORMAT_VERSION,
         "error": {
             "kind": e.kind(),
             "message": text,
