@@ -5,7 +5,7 @@ HOSTS ?= 3
 SYSTEMD_HOSTS ?= 2
 ROLE ?=
 
-.PHONY: build demo test lint bench lab-up lab-down deploy-lab check-lab deploy-role
+.PHONY: build demo test lint bench lab-up lab-down deploy-lab check-lab deploy-role man
 
 build:
 	cargo build --release
@@ -23,6 +23,11 @@ test:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --quiet -- -D warnings
 	cargo nextest run --no-fail-fast
+
+# deploy(1), from the same definitions as --help (the tests check it renders)
+man: build
+	$(DEPLOY) man > target/deploy.1
+	@echo "man -l target/deploy.1"
 
 lint:
 	cargo clippy --all-targets -- -D warnings

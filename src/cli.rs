@@ -202,6 +202,8 @@ enum Sub {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+    /// The man page (roff), from the same definitions as --help: `deploy man > deploy.1`
+    Man,
     /// Show and release the deploy lock of a host (after a killed deploy)
     Unlock {
         /// Environment
@@ -284,6 +286,8 @@ pub(crate) enum Command {
     PlanList { args: DeployArgs, host: String },
     /// `deploy completions SHELL`.
     Completions(clap_complete::Shell),
+    /// `deploy man`.
+    Man,
     /// `deploy unlock ENV --host H`.
     Unlock { args: DeployArgs, host: String },
     /// `deploy secrets ...`.
@@ -350,6 +354,7 @@ impl Cli {
                 Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host }
             }
             Some(Sub::Completions { shell }) => Command::Completions(shell),
+            Some(Sub::Man) => Command::Man,
             Some(Sub::Unlock { env, host, vars, hosts }) => Command::Unlock { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Secrets(s)) => {
                 Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))
@@ -443,6 +448,26 @@ fn extra(v: &VarFlags) -> Result<Vec<(String, String)>> {
                 .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE")))
         })
         .collect()
+}
+
+/// The man page: deploy(1) with every subcommand's options in it.
+pub(crate) fn man_page() -> Vec<u8> {
+    use clap::CommandFactory;
+    let cmd = Cli::command().name("deploy");
+    let mut out = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let _ = man.render(&mut out);
+    // each subcommand as its own section, options included
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("deploy {}", sub.get_name());
+        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        let sub = sub.clone().bin_name(name);
+        let m = clap_mangen::Man::new(sub);
+        let _ = m.render_description_section(&mut out);
+        let _ = m.render_synopsis_section(&mut out);
+        let _ = m.render_options_section(&mut out);
+    }
+    out
 }
 
 /// The completion script for `shell`, from the same definitions as --help.

@@ -595,6 +595,30 @@ fn shell_completions() {
     assert!(z.stdout.starts_with("#compdef deploy"), "{z:?}");
 }
 
+// The man page: every command and its flags, and roff that groff reads
+// without a warning.
+#[test]
+fn man_page_renders_and_names_every_command() {
+    let (root, _slot) = project();
+    let m = deploy_in(&root, &["man"]);
+    assert_eq!(m.code, 0, "{m:?}");
+    assert!(m.stdout.contains(".TH deploy 1"), "{}", &m.stdout[..200]);
+    for sub in ["RENDER", "STATUS", "VARS", "INVENTORY", "PLAN", "COMPLETIONS", "UNLOCK", "SECRETS"] {
+        assert!(m.stdout.contains(&format!(".SH \"DEPLOY {sub}\"")), "no section for {sub}");
+    }
+    for flag in ["\\-\\-check", "\\-\\-show\\-secrets", "\\-\\-accept\\-new\\-host\\-keys", "Exit status: 0 applied"] {
+        assert!(m.stdout.contains(flag), "no {flag}");
+    }
+    let path = root.join("deploy.1");
+    std::fs::write(&path, &m.stdout).unwrap();
+    let g = std::process::Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(&path)
+        .output()
+        .expect("groff (groff-base)");
+    assert!(g.status.success() && g.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&g.stderr));
+}
+
 // Uncommitted files the render reads are named before anything happens; an
 // environment in require_clean is not deployed from such a tree.
 #[test]

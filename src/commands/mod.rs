@@ -28,6 +28,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
             crate::report::raw(&crate::cli::completions(shell));
             Ok(crate::error::exit::OK)
         }
+        Command::Man => {
+            crate::report::raw(&crate::cli::man_page());
+            Ok(crate::error::exit::OK)
+        }
         Command::Unlock { args, host } => unlock::unlock(&args, &host).await,
         Command::Secrets(cmd, keys) => secrets::secrets(cmd, &keys).await,
     }
