@@ -119,6 +119,8 @@ fn parse_window(s: &str) -> std::result::Result<u64, String> {
 enum Output {
     Text,
     Json,
+    /// The plan for a pull-request comment (collapsed diffs)
+    Markdown,
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,6 +326,7 @@ impl Cli {
                 roles: None,
                 limit: None,
                 json: false,
+                markdown: false,
                 extra: extra(vars)?,
                 keys: keys(&g),
                 ssh: SshOptions {
@@ -376,6 +379,7 @@ impl Cli {
                     roles: (!run.roles.is_empty()).then_some(run.roles.clone()),
                     limit: (!run.limit.is_empty()).then_some(run.limit.clone()),
                     json: run.output == Output::Json,
+                    markdown: run.output == Output::Markdown,
                     ..base(env, &self.vars, &self.hosts)?
                 };
                 match toggle {

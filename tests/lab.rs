@@ -223,6 +223,19 @@ fn poison_secret_never_printed() {
     lab.write_file("inventory/host_vars/lab1.yml", "app_features: [search, export, sharing]\n");
     outputs.push(lab.deploy(&["lab", "--check"]));
     outputs.push(lab.deploy(&["lab", "--check", "--output", "json"]));
+    let md = lab.deploy(&["lab", "--check", "--output", "markdown"]);
+    // the pull-request comment: a table row, the diff collapsed, redacted
+    assert!(
+        md.stdout.starts_with("## deploy plan: `lab`\n\n1 host: 1 to change, 0 in sync.\n\n### lab1 (`lab1`)\n"),
+        "{md:?}"
+    );
+    assert!(md.stdout.contains("| ~ | `/opt/stack/app.conf` update | content | app |\n"), "{md:?}");
+    assert!(
+        md.stdout.contains("<details><summary>diff <code>/opt/stack/app.conf</code></summary>\n\n```diff\n"),
+        "{md:?}"
+    );
+    assert!(md.stdout.contains("<redacted>"), "the diff around the password is not shown: {md:?}");
+    outputs.push(md);
     // an error while a secret is in scope
     lab.write_file("inventory/host_vars/lab1.yml", "app_workers: \"{{ vault_api_token }}{{ nope }}\"\n");
     outputs.push(lab.deploy(&["lab", "--check"]));

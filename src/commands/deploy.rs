@@ -133,6 +133,14 @@ fn show(run: &Run, desired: &[Arc<DesiredHost>], states: &[HostState], warnings:
         let commit = crate::util::git_commit(&run.loaded.project.root);
         let commit = (commit != "none").then_some(commit.as_str());
         crate::report::json_plans(&run.args.env, commit, &phases, &hosts, warnings, redactor);
+    } else if run.args.markdown {
+        let hosts: Vec<_> = desired
+            .iter()
+            .zip(states)
+            .map(|(d, s)| (d.host.as_str(), d.connection.address.as_str(), plan(s)))
+            .collect();
+        let commit = crate::util::git_commit(&run.loaded.project.root);
+        crate::report::markdown_plans(&run.args.env, (commit != "none").then_some(commit.as_str()), &hosts, redactor);
     } else {
         let hosts: Vec<_> = desired
             .iter()

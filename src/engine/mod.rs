@@ -51,6 +51,8 @@ pub(crate) struct DeployArgs {
     pub(crate) limit: Option<Vec<String>>,
     /// Print the plan as JSON.
     pub(crate) json: bool,
+    /// Print the plan as Markdown (a pull-request comment).
+    pub(crate) markdown: bool,
     /// -e key=value.
     pub(crate) extra: Vec<(String, String)>,
     /// Decryption keys.

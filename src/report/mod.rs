@@ -11,9 +11,11 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 mod json;
+mod markdown;
 mod summary;
 
 pub(crate) use json::plans as json_plans;
+pub(crate) use markdown::plans as markdown_plans;
 pub(crate) use summary::{host_failed, nothing_to_change, summary};
 
 use crate::plan::{Action, HostPlan, Resource};
