@@ -157,6 +157,21 @@ enum Sub {
         #[command(flatten)]
         hosts: HostFlags,
     },
+    /// What was deployed, when, by whom, from which commit, and how each host took it
+    History {
+        /// Environment
+        env: String,
+        /// Only these hosts (repeatable or comma-separated)
+        #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
+        limit: Vec<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
+    },
     /// The variables of a host as they resolve (touches no host)
     Vars {
         /// Environment
@@ -286,6 +301,8 @@ pub(crate) enum Command {
     Inventory { args: DeployArgs, list: bool },
     /// `deploy plan ENV --host H --list`.
     PlanList { args: DeployArgs, host: String },
+    /// `deploy history ENV [--host H] [--output json]`.
+    History(DeployArgs),
     /// `deploy completions SHELL`.
     Completions(clap_complete::Shell),
     /// `deploy man`.
@@ -307,7 +324,11 @@ impl Cli {
 
     /// `--output json`: errors are JSON too.
     pub fn json(&self) -> bool {
-        self.run.output == Output::Json || matches!(self.command, Some(Sub::Status { output: Output::Json, .. }))
+        self.run.output == Output::Json
+            || matches!(
+                self.command,
+                Some(Sub::Status { output: Output::Json, .. } | Sub::History { output: Output::Json, .. })
+            )
     }
 
     /// Resolve the parsed flags into a command.
@@ -342,6 +363,12 @@ impl Cli {
                 Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force }
             }
             Some(Sub::Status { env, limit, output, vars, hosts }) => Command::Status(DeployArgs {
+                check: true,
+                limit: (!limit.is_empty()).then_some(limit),
+                json: output == Output::Json,
+                ..base(env, &vars, &hosts)?
+            }),
+            Some(Sub::History { env, limit, output, vars, hosts }) => Command::History(DeployArgs {
                 check: true,
                 limit: (!limit.is_empty()).then_some(limit),
                 json: output == Output::Json,

@@ -366,3 +366,44 @@ fn controller_killed_mid_upload_the_host_reverts() {
         .collect();
     assert!(left.is_empty(), "pieces of the upload left on the host: {left:?}");
 }
+
+#[test]
+fn history_merges_the_audit_logs_by_deploy_with_each_result() {
+    let lab = toggle_lab();
+    lab.write_file("inventory/host_vars/lab1.yml", "ssh_allowed_from: [\"10.231.0.0/16\", \"192.0.2.0/24\"]\n");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let role = std::fs::read_to_string(lab.root.join("roles/firewall/role.yml")).unwrap();
+    add_to_firewall(&lab, "  - dest: /etc/broken.conf\n    content: \"x\\n\"\n    validate: \"false\"\n", "");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 1);
+    lab.write_file("roles/firewall/role.yml", &role);
+    let r = lab.deploy(&["vpn-on", "lab", "--yes", "--no-confirm", "--confirm-within", "8s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    wait_until("the trial to revert", Duration::from_secs(30), || audit(&lab).contains(" REVERTED deploy="));
+
+    let h = lab.deploy(&["history", "lab"]);
+    assert_eq!(h.code, 0, "{h:?}");
+    let lines: Vec<&str> = h.stdout.lines().collect();
+    assert_eq!(lines.len(), 9, "{h:?}");
+    let by = format!("  {}@", std::env::var("USER").unwrap_or_else(|_| "root".into()));
+    for (i, result) in [
+        (1, "  lab1  ok, confirmed  ("),
+        (3, "  lab1  ok, confirmed  (updated 1)"),
+        // the switch was armed before the validation failed, and confirmed
+        (5, "  lab1  FAILED in phase hardening, confirmed"),
+        // a trial never writes its end: the host reverted it first
+        (7, "  lab1  REVERTED by the host (never confirmed)"),
+    ] {
+        assert!(lines[i].starts_with(result), "line {i}: {h:?}");
+        assert!(lines[i - 1].contains(&by) && lines[i - 1].contains("  commit none"), "line {}: {h:?}", i - 1);
+    }
+    assert!(lines[6].ends_with("  vpn-on"), "{h:?}");
+    assert_eq!(lines[8], "4 deploys on 1 host (oldest first)");
+
+    let j = lab.deploy(&["history", "lab", "--host", "lab1", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let d = v["deploys"].as_array().unwrap();
+    assert_eq!(d.len(), 4, "{v}");
+    assert_eq!((d[3]["toggle"].as_str(), d[3]["hosts"]["lab1"]["reverted"].as_bool()), (Some("vpn-on"), Some(true)));
+    assert_eq!(d[2]["hosts"]["lab1"]["result"], "failed-in-phase:hardening");
+    assert_eq!(d[0]["hosts"]["lab1"]["confirmed"], true);
+}

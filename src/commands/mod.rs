@@ -2,6 +2,8 @@
 //! and hands what it has to say to `report`.
 
 mod deploy;
+mod fanout;
+mod history;
 mod introspect;
 mod render;
 mod secrets;
@@ -28,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             crate::report::raw(&crate::cli::completions(shell));
             Ok(crate::error::exit::OK)
         }
+        Command::History(args) => history::history(args).await,
         Command::Man => {
             crate::report::raw(&crate::cli::man_page());
             Ok(crate::error::exit::OK)

@@ -2,8 +2,6 @@
 //! about deploys (the lock, pending reverts, toggles, recent audit lines),
 //! read from every host at once.
 
-use std::sync::Arc;
-
 use crate::engine::{clock, DeployArgs};
 use crate::error::{exit, Error, Result};
 use crate::remote::status::HostStatus;
@@ -12,35 +10,16 @@ use crate::report::error_text;
 
 pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
     let loaded = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
-    if let Some(limit) = &args.limit {
-        if let Some(l) = limit.iter().find(|l| !loaded.hosts.contains(l)) {
-            return Err(Error::Usage(format!(
-                "--limit {l}: no such host in `{}` (hosts: {})",
-                args.env,
-                loaded.hosts.join(", ")
-            )));
-        }
-    }
-    let hosts: Vec<String> =
-        loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))).cloned().collect();
-    let ssh = Arc::new(args.ssh.clone());
-    let mut set = tokio::task::JoinSet::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let d = loaded.render_host(host, None)?;
-        let (host, ssh) = (host.clone(), ssh.clone());
-        set.spawn(async move { (i, read(&host, &d.connection, &ssh).await) });
-    }
-    let mut results: Vec<Option<Result<HostStatus>>> = (0..hosts.len()).map(|_| None).collect();
-    while let Some(r) = set.join_next().await {
-        if let Ok((i, r)) = r {
-            results[i] = Some(r);
-        }
-    }
-    let results: Vec<Result<HostStatus>> = results
+    let hosts = super::fanout::selected(&loaded, &args, "--limit")?;
+    let replies =
+        super::fanout::on_each(&loaded, &args, &hosts, "deploy-status", crate::remote::status::HOST_STATUS, vec![])
+            .await?;
+    let results: Vec<Result<HostStatus>> = replies
         .into_iter()
         .zip(&hosts)
         .map(|(r, h)| {
-            r.unwrap_or_else(|| Err(Error::Remote { host: h.clone(), message: "internal error reading status".into() }))
+            crate::remote::status::parse_host_status(&r?)
+                .map_err(|m| Error::Remote { host: h.clone(), message: format!("unreadable reply: {m}") })
         })
         .collect();
     let failed = results.iter().filter(|r| r.is_err()).count();
@@ -55,14 +34,6 @@ pub(crate) async fn host_status(args: DeployArgs) -> Result<u8> {
         }
     }
     Ok(if failed == 0 { exit::OK } else { exit::ERROR })
-}
-
-async fn read(host: &str, c: &crate::render::Connection, ssh: &crate::remote::ssh::SshOptions) -> Result<HostStatus> {
-    let conn = crate::remote::ssh::connect(host, c, ssh).await?;
-    let out = conn.run("deploy-status", crate::remote::status::HOST_STATUS, &[], None).await;
-    conn.close().await;
-    crate::remote::status::parse_host_status(&out?.stdout)
-        .map_err(|m| Error::Remote { host: host.into(), message: format!("unreadable reply: {m}") })
 }
 
 fn text(host: &str, st: &HostStatus) {

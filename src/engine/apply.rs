@@ -138,7 +138,7 @@ pub(crate) async fn phases_loop(
         started = true;
         if let (Some(secs), None) = (phase.deadman, armed.as_ref()) {
             progress.step(host, &format!("{}: arming the dead-man switch ({secs}s)", phase.name));
-            *armed = Some(arm(r, host, &run.id, secs).await?);
+            *armed = Some(arm(r, host, run, secs).await?);
             run.stop.holding(host, true);
         }
         if let Some(f) = ph.run_ops(report, Stage::Pre).await? {

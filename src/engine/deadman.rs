@@ -6,9 +6,13 @@ use super::*;
 pub(crate) use crate::remote::arm::Armed;
 
 /// Arm the host's revert of deploy `id`, due in `secs` seconds.
-pub(crate) async fn arm(r: &Ready, host: &str, id: &str, secs: u64) -> Result<Armed> {
+pub(crate) async fn arm(r: &Ready, host: &str, run: &Run, secs: u64) -> Result<Armed> {
     let prefer = std::env::var("DEPLOY_DEADMAN_MECHANISM").unwrap_or_else(|_| "auto".into());
-    let args = [id, &secs.to_string(), &prefer];
+    // who and what, in the host's audit log before anything changes: a
+    // controller killed from here on never writes its end line
+    let counts = audit_counts(&r.plan);
+    let line = audit_line_counts(&run.args, &run.id, &counts).replacen(" deploy=", " ARMED deploy=", 1);
+    let args = [run.id.as_str(), &secs.to_string(), &prefer, &format!("{line} window={secs}s")];
     let out = r.run("deploy-arm", crate::remote::arm::SCRIPT, &args, Some(&crate::remote::arm::bundle())).await?;
     crate::remote::arm::parse_arm(&out.stdout).map_err(|why| Error::Remote {
         host: host.into(),

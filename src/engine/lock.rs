@@ -61,8 +61,13 @@ pub(crate) fn audit_line(args: &DeployArgs, id: &str, plan: &HostPlan) -> String
 
 pub(crate) fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, usize, usize, usize, usize)) -> String {
     let (c, u, m, d, s) = *counts;
+    // what `deploy history` shows as the kind of run
+    let toggle = match &args.toggle {
+        Some(t) => format!(" toggle={}-{}", t.name, if t.on { "on" } else { "off" }),
+        None => String::new(),
+    };
     format!(
-        "{} deploy={id} by={}@{} project_commit={} env={} created={c} updated={u} attributes={m} removed={d} containers={s}",
+        "{} deploy={id} by={}@{} project_commit={} env={}{toggle} created={c} updated={u} attributes={m} removed={d} containers={s}",
         crate::util::utc(crate::util::now()),
         crate::util::user(),
         crate::util::hostname(),

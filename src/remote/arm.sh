@@ -1,5 +1,6 @@
 # deploy arm: schedule this deploy's revert with a timer that does not depend
 # on the SSH session. argv: DEPLOY_ID DELAY_SECONDS PREFER (auto|systemd|at|sleeper)
+# AUDIT (the ARMED line for the audit log: who deploys what)
 # stdin: tar with deadman.sh and compose.sh. output: ARMED MECHANISM HANDLE DEADLINE
 set -u
 export LC_ALL=C
@@ -41,4 +42,5 @@ if [ -z "$mech" ]; then
   mech=sleeper
 fi
 printf '%s\t%s\t%s\n' "$mech" "$handle" "$deadline" >"$j/deadman.armed"
+printf '%s mechanism=%s\n' "$4" "$mech" >>"$state/audit.log"
 printf 'ARMED\t%s\t%s\t%s\n' "$mech" "$handle" "$deadline"

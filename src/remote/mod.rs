@@ -8,6 +8,7 @@ pub(crate) mod compose;
 #[cfg(test)]
 mod fixture_tests;
 pub(crate) mod health;
+pub(crate) mod history;
 pub(crate) mod lock;
 pub(crate) mod probe;
 pub(crate) mod protocol;

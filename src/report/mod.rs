@@ -15,6 +15,7 @@ mod markdown;
 mod summary;
 
 pub(crate) use json::plans as json_plans;
+pub(crate) use json::FORMAT_VERSION;
 pub(crate) use markdown::plans as markdown_plans;
 pub(crate) use summary::{host_failed, nothing_to_change, summary};
 
