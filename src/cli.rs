@@ -109,6 +109,33 @@ struct RunFlags {
     /// Toggles: apply and leave the timer running, so the change reverts by itself (a trial)
     #[arg(long)]
     no_confirm: bool,
+    /// Hosts in batches of N (or N% of them); a batch starts when the one before passed
+    #[arg(long, value_name = "N|N%")]
+    serial: Option<crate::engine::rollout::Size>,
+    /// N hosts first, then ask (with --yes: go on when they passed)
+    #[arg(long, value_name = "N")]
+    canary: Option<usize>,
+    /// Stop the rollout once more than P% of the hosts failed (default 0: the first failure)
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=100))]
+    max_fail_percentage: Option<u8>,
+}
+
+/// --serial, --canary and --max-fail-percentage, else deploy.yml's `serial:`
+/// and `max_fail_percentage:`.
+fn rollout(run: &RunFlags, d: &crate::load::defaults::Defaults) -> Result<crate::engine::rollout::Rollout> {
+    let serial = match (run.serial, &d.serial) {
+        (Some(s), _) => Some(s),
+        (None, Some(text)) => Some(text.parse().map_err(|e| Error::Usage(format!("deploy.yml: serial: {e}")))?),
+        (None, None) => None,
+    };
+    if run.canary == Some(0) {
+        return Err(Error::Usage("--canary 0: a canary is at least one host".into()));
+    }
+    Ok(crate::engine::rollout::Rollout {
+        serial,
+        canary: run.canary,
+        max_fail_percentage: run.max_fail_percentage.or(d.max_fail_percentage).unwrap_or(0),
+    })
 }
 
 fn parse_window(s: &str) -> std::result::Result<u64, String> {
@@ -333,46 +360,26 @@ impl Cli {
 
     /// Resolve the parsed flags into a command.
     pub(crate) fn resolve(self) -> Result<Command> {
+        if self.command.is_none() {
+            return self.deploy_command();
+        }
         let root = self.root();
         // deploy.yml is read here only when the command line leaves
         // something to it (no environment, a toggle word, secrets' identity)
         let defaults = || crate::load::defaults::defaults_in(&root);
         let g = self.global.clone();
-        let base = |env: String, vars: &VarFlags, hosts: &HostFlags| -> Result<DeployArgs> {
-            Ok(DeployArgs {
-                root: root.clone(),
-                env,
-                check: false,
-                yes: false,
-                roles: None,
-                limit: None,
-                json: false,
-                markdown: false,
-                extra: extra(vars)?,
-                keys: keys(&g),
-                ssh: SshOptions {
-                    accept_new_host_keys: hosts.accept_new_host_keys,
-                    parallel: hosts.parallel.into(),
-                    ..Default::default()
-                },
-                toggle: None,
-            })
-        };
+        let base = |env: String, vars: &VarFlags, hosts: &HostFlags| base_args(&root, &g, env, vars, hosts);
         Ok(match self.command {
             Some(Sub::Render { env, host, out, force, vars }) => {
                 Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force }
             }
             Some(Sub::Status { env, limit, output, vars, hosts }) => Command::Status(DeployArgs {
-                check: true,
                 limit: (!limit.is_empty()).then_some(limit),
-                json: output == Output::Json,
-                ..base(env, &vars, &hosts)?
+                ..read_only(base(env, &vars, &hosts)?, output)
             }),
             Some(Sub::History { env, limit, output, vars, hosts }) => Command::History(DeployArgs {
-                check: true,
                 limit: (!limit.is_empty()).then_some(limit),
-                json: output == Output::Json,
-                ..base(env, &vars, &hosts)?
+                ..read_only(base(env, &vars, &hosts)?, output)
             }),
             Some(Sub::Vars { env, host, names, origin, show_secrets, vars }) => {
                 Command::Vars { args: base(env, &vars, &HostFlags::default())?, host, names, origin, show_secrets }
@@ -389,38 +396,72 @@ impl Cli {
             Some(Sub::Secrets(s)) => {
                 Command::Secrets(s, keys(&g).with_default_identities(defaults().age_identity.under(&root)))
             }
-            None => {
-                let run = self.run;
-                let (env, toggle) = match (self.env, self.toggle_env) {
-                    (Some(word), Some(env)) => (env, Some(toggle_command(&word)?)),
-                    // `deploy vpn-on`: a toggle of deploy.yml, the default environment
-                    (Some(word), None) if is_toggle_word(&word, &defaults) => {
-                        (default_env(&root, &defaults())?, Some(toggle_command(&word)?))
-                    }
-                    (Some(env), None) => (env, None),
-                    (None, _) => (default_env(&root, &defaults())?, None),
-                };
-                let mut args = DeployArgs {
-                    check: run.check,
-                    yes: run.yes,
-                    roles: (!run.roles.is_empty()).then_some(run.roles.clone()),
-                    limit: (!run.limit.is_empty()).then_some(run.limit.clone()),
-                    json: run.output == Output::Json,
-                    markdown: run.output == Output::Markdown,
-                    ..base(env, &self.vars, &self.hosts)?
-                };
-                match toggle {
-                    None => Command::Deploy(args),
-                    Some((name, None)) => Command::ToggleStatus(args, name),
-                    Some((name, Some(on))) => {
-                        args.toggle =
-                            Some(ToggleRun { name, on, window: run.confirm_within, confirm: !run.no_confirm });
-                        Command::Deploy(args)
-                    }
-                }
+            None => unreachable!("handled first"),
+        })
+    }
+
+    /// `deploy [ENV | TOGGLE-on ENV ...]`: a deploy, or a toggle.
+    fn deploy_command(self) -> Result<Command> {
+        let root = self.root();
+        let defaults = || crate::load::defaults::defaults_in(&root);
+        let g = self.global.clone();
+        let run = self.run;
+        let (env, toggle) = match (self.env, self.toggle_env) {
+            (Some(word), Some(env)) => (env, Some(toggle_command(&word)?)),
+            // `deploy vpn-on`: a toggle of deploy.yml, the default environment
+            (Some(word), None) if is_toggle_word(&word, &defaults) => {
+                (default_env(&root, &defaults())?, Some(toggle_command(&word)?))
+            }
+            (Some(env), None) => (env, None),
+            (None, _) => (default_env(&root, &defaults())?, None),
+        };
+        let mut args = DeployArgs {
+            check: run.check,
+            yes: run.yes,
+            roles: (!run.roles.is_empty()).then_some(run.roles.clone()),
+            limit: (!run.limit.is_empty()).then_some(run.limit.clone()),
+            json: run.output == Output::Json,
+            markdown: run.output == Output::Markdown,
+            rollout: rollout(&run, &defaults())?,
+            ..base_args(&root, &g, env, &self.vars, &self.hosts)?
+        };
+        Ok(match toggle {
+            None => Command::Deploy(args),
+            Some((name, None)) => Command::ToggleStatus(args, name),
+            Some((name, Some(on))) => {
+                args.toggle = Some(ToggleRun { name, on, window: run.confirm_within, confirm: !run.no_confirm });
+                Command::Deploy(args)
             }
         })
     }
+}
+
+/// The arguments every command shares, from the global and per-command flags.
+fn base_args(root: &Path, g: &Global, env: String, vars: &VarFlags, hosts: &HostFlags) -> Result<DeployArgs> {
+    Ok(DeployArgs {
+        root: root.to_path_buf(),
+        env,
+        check: false,
+        yes: false,
+        roles: None,
+        limit: None,
+        json: false,
+        markdown: false,
+        rollout: Default::default(),
+        extra: extra(vars)?,
+        keys: keys(g),
+        ssh: SshOptions {
+            accept_new_host_keys: hosts.accept_new_host_keys,
+            parallel: hosts.parallel.into(),
+            ..Default::default()
+        },
+        toggle: None,
+    })
+}
+
+/// A command that only reads hosts (status, history).
+fn read_only(args: DeployArgs, output: Output) -> DeployArgs {
+    DeployArgs { check: true, json: output == Output::Json, ..args }
 }
 
 /// `NAME-on` -> (NAME, Some(true)), `NAME-status` -> (NAME, None).

@@ -13,5 +13,6 @@ mod hardening;
 mod lab;
 mod plan_schema;
 mod resources;
+mod rollout;
 mod safety;
 mod systemd;

@@ -8,6 +8,7 @@ mod deadman;
 mod interrupt;
 mod lock;
 mod prepare;
+pub(crate) mod rollout;
 mod run;
 
 use std::io::IsTerminal;
@@ -53,6 +54,8 @@ pub(crate) struct DeployArgs {
     pub(crate) json: bool,
     /// Print the plan as Markdown (a pull-request comment).
     pub(crate) markdown: bool,
+    /// Batches, canary, failure limit.
+    pub(crate) rollout: rollout::Rollout,
     /// -e key=value.
     pub(crate) extra: Vec<(String, String)>,
     /// Decryption keys.
@@ -156,4 +159,22 @@ pub(crate) struct PhaseInfo {
 pub(crate) fn clock(epoch: u64) -> String {
     let t = crate::util::utc(epoch);
     format!("{} UTC", &t[11..19])
+}
+
+/// After a canary batch passed: go on with the `rest` hosts? (On a
+/// terminal; without one the run needs --yes, checked before it starts.)
+pub(crate) async fn ask_continue(canary: &[&str], rest: usize) -> bool {
+    crate::report::ask(&format!(
+        "\nThe canary ({}) passed. Continue with the other {rest} host{}? [y/N] ",
+        canary.join(", "),
+        if rest == 1 { "" } else { "s" }
+    ));
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut a = String::new();
+        let _ = std::io::stdin().read_line(&mut a);
+        a
+    })
+    .await
+    .unwrap_or_default();
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }

@@ -140,32 +140,86 @@ pub(crate) async fn apply_all(run: &Arc<Run>, states: Vec<HostState>) -> Vec<Res
         })
         .collect();
     let progress = Arc::new(Progress::new(&names, run.loaded.redactor.clone(), run.args.json));
-    let mut set = JoinSet::new();
-    let mut ids = HashMap::new();
-    let mut hosts = Vec::new();
     let n = states.len();
-    let mut failed: Vec<(usize, Error)> = Vec::new();
+    let mut out: Vec<Option<Result<HostReport>>> = (0..n).map(|_| None).collect();
+    let mut ready: Vec<(usize, Box<Ready>)> = Vec::new();
     for (i, s) in states.into_iter().enumerate() {
         match s {
-            HostState::Failed(e) => {
-                hosts.push(String::new());
-                failed.push((i, e));
+            // hosts that failed to prepare are not applied: their error stands
+            HostState::Failed(e) => out[i] = Some(Err(e)),
+            HostState::Ready(r) => ready.push((i, r)),
+        }
+    }
+    let rollout = run.args.rollout;
+    let batches = rollout.batches(ready.len());
+    let mut pending: Vec<Option<(usize, Box<Ready>)>> = ready.into_iter().map(Some).collect();
+    let (mut failed, mut stopped): (Vec<String>, Option<String>) = (Vec::new(), None);
+    let total = pending.len();
+    for (b, batch) in batches.iter().enumerate() {
+        let mine: Vec<(usize, Box<Ready>)> = batch.iter().filter_map(|&k| pending[k].take()).collect();
+        if let Some(why) = &stopped {
+            for (i, r) in mine {
+                out[i] = Some(Ok(not_started(run, *r, why).await));
             }
-            HostState::Ready(r) => {
-                hosts.push(r.desired.host.clone());
-                let (run, progress) = (run.clone(), progress.clone());
-                let h = set.spawn(async move { apply_host(run, Arc::new(*r), progress).await });
-                ids.insert(h.id(), i);
+            continue;
+        }
+        let hosts: HashMap<usize, String> = mine.iter().map(|(i, r)| (*i, r.desired.host.clone())).collect();
+        for (i, res) in apply_batch(run, mine, &progress).await {
+            if !matches!(&res, Ok(rep) if rep.failure.is_none() && !rep.interrupted) {
+                failed.push(hosts[&i].clone());
+            }
+            out[i] = Some(res);
+        }
+        if b + 1 == batches.len() || !rollout.staged() {
+            continue;
+        }
+        if rollout.crossed(failed.len(), total) {
+            stopped = Some(format!(
+                "the rollout stopped after {} failed ({} of {total} hosts, over max_fail_percentage {})",
+                failed.join(", "),
+                failed.len(),
+                rollout.max_fail_percentage
+            ));
+        } else if run.stop.requested() {
+            stopped = Some("interrupted between batches".into());
+        } else if b == 0 && rollout.canary.is_some() && !run.args.yes {
+            let mut canary: Vec<&String> = hosts.values().collect();
+            canary.sort();
+            let canary: Vec<&str> = canary.into_iter().map(String::as_str).collect();
+            if !super::ask_continue(&canary, total - canary.len()).await {
+                stopped = Some(format!("not continued after the canary ({})", canary.join(", ")));
             }
         }
     }
-    let mut out = join_all(set, ids, n, |i, e| Err(task_died(&hosts[i], "applying", e))).await;
-    // hosts that failed to prepare were not spawned: their error stands
-    for (i, e) in failed {
-        out[i] = Some(Err(e));
-    }
     progress.clear();
     out.into_iter().map(|r| r.expect("every host has a result")).collect()
+}
+
+/// Apply one batch of hosts at once; (index, result) of each.
+async fn apply_batch(
+    run: &Arc<Run>,
+    batch: Vec<(usize, Box<Ready>)>,
+    progress: &Arc<Progress>,
+) -> Vec<(usize, Result<HostReport>)> {
+    let mut set = JoinSet::new();
+    let mut ids = HashMap::new();
+    let mut hosts = Vec::new();
+    let index: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+    for (k, (_, r)) in batch.into_iter().enumerate() {
+        hosts.push(r.desired.host.clone());
+        let (run, progress) = (run.clone(), progress.clone());
+        let h = set.spawn(async move { apply_host(run, Arc::new(*r), progress).await });
+        ids.insert(h.id(), k);
+    }
+    let out = join_all(set, ids, index.len(), |k, e| Err(task_died(&hosts[k], "applying", e))).await;
+    index.into_iter().zip(out).map(|(i, r)| (i, r.expect("every host of the batch has a result"))).collect()
+}
+
+/// A host the rollout never reached: its lock released, nothing applied.
+async fn not_started(run: &Arc<Run>, ready: Ready, why: &str) -> HostReport {
+    let line = format!("{} result=not-started", audit_line_counts(&run.args, &run.id, &audit_counts(&ready.plan)));
+    release(ready, &run.holder, &line, 0).await;
+    HostReport { not_started: Some(why.to_string()), ..Default::default() }
 }
 
 /// One host's apply, then its audit line and lock release. The apply runs

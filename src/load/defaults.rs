@@ -51,6 +51,21 @@ pub(crate) struct Defaults {
     /// The toggles' names.
     #[serde(default)]
     pub(crate) toggles: IndexMap<String, serde_yaml::Value>,
+    /// `serial`: a number of hosts or a percentage, as written.
+    #[serde(default, deserialize_with = "scalar_text")]
+    pub(crate) serial: Option<String>,
+    /// `max_fail_percentage`.
+    pub(crate) max_fail_percentage: Option<u8>,
+}
+
+/// A YAML scalar (`2`, `25%`) as its text.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(match Option::<serde_yaml::Value>::deserialize(d)? {
+        Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_yaml::Value::String(s)) => Some(s),
+        _ => None,
+    })
 }
 
 /// deploy.yml's defaults under `root`, leniently: a file that does not

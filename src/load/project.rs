@@ -37,6 +37,14 @@ pub(crate) struct ProjectFile {
     /// files that the render reads.
     #[serde(default)]
     pub(crate) require_clean: Vec<String>,
+    /// Hosts in batches of N (or N%), as --serial (read by cli::rollout).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(crate) serial: Option<serde_yaml::Value>,
+    /// Stop a staged rollout once more than this share of hosts failed.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(crate) max_fail_percentage: Option<u8>,
     /// The environment of `deploy` without one (DEPLOY_ENV wins over it).
     #[serde(default)]
     #[allow(dead_code)] // read by cli::project_defaults, before the project loads

@@ -19,6 +19,8 @@ pub(crate) struct HostReport {
     /// The run was interrupted (SIGINT, SIGTERM, SIGHUP) and stopped this
     /// host between phases.
     pub(crate) interrupted: bool,
+    /// A staged rollout stopped before this host's batch: why.
+    pub(crate) not_started: Option<String>,
 }
 
 /// A failed phase: what failed, the details, and what was restored.

@@ -27,7 +27,9 @@ pub(crate) fn summary(results: &[(&str, &Result<HostReport>)], redactor: &Redact
 }
 
 fn ok_host(host: &str, rep: &HostReport, width: usize) -> String {
-    let what = if rep.interrupted {
+    let what = if let Some(why) = &rep.not_started {
+        format!("never started: {why}; nothing was changed")
+    } else if rep.interrupted {
         "interrupted before it started; nothing was changed".to_string()
     } else if rep.applied.is_empty() && rep.services.is_empty() {
         "no changes".to_string()
@@ -38,7 +40,8 @@ fn ok_host(host: &str, rep: &HostReport, width: usize) -> String {
         }
         w
     };
-    let mut s = format!("  {host:width$}  {}  {what}", style("ok    ").green());
+    let label = if rep.not_started.is_some() { style("skip  ").yellow() } else { style("ok    ").green() };
+    let mut s = format!("  {host:width$}  {label}  {what}");
     for l in &rep.deadman {
         s.push_str(&format!("\n    {l}"));
     }
