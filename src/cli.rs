@@ -199,6 +199,33 @@ enum Sub {
         #[command(flatten)]
         hosts: HostFlags,
     },
+    /// Put back what a deploy changed, from the hosts' journals, as a deploy (plan, prompt, phases, health gates)
+    Rollback {
+        /// Environment
+        env: String,
+        /// The deploy to undo (an id from `deploy history`)
+        #[arg(long, value_name = "ID", conflicts_with = "last", required_unless_present = "last")]
+        to: Option<String>,
+        /// The newest deploy of each host
+        #[arg(long)]
+        last: bool,
+        /// Also when a later deploy changed the same paths, or when some cannot be restored (left as they are)
+        #[arg(long)]
+        force: bool,
+        /// Show the plan and exit
+        #[arg(long)]
+        check: bool,
+        /// Apply without asking
+        #[arg(short, long)]
+        yes: bool,
+        /// Only these hosts (repeatable or comma-separated)
+        #[arg(long, value_name = "HOST", value_delimiter = ',')]
+        limit: Vec<String>,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
+    },
     /// The variables of a host as they resolve (touches no host)
     Vars {
         /// Environment
@@ -330,6 +357,8 @@ pub(crate) enum Command {
     PlanList { args: DeployArgs, host: String },
     /// `deploy history ENV [--host H] [--output json]`.
     History(DeployArgs),
+    /// `deploy rollback ENV (--to ID | --last) [--force]`.
+    Rollback { args: DeployArgs, to: Option<String>, force: bool },
     /// `deploy completions SHELL`.
     Completions(clap_complete::Shell),
     /// `deploy man`.
@@ -377,6 +406,16 @@ impl Cli {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
             }),
+            Some(Sub::Rollback { env, to, last: _, force, check, yes, limit, vars, hosts }) => Command::Rollback {
+                args: DeployArgs {
+                    check,
+                    yes,
+                    limit: (!limit.is_empty()).then_some(limit),
+                    ..base(env, &vars, &hosts)?
+                },
+                to,
+                force,
+            },
             Some(Sub::History { env, limit, output, vars, hosts }) => Command::History(DeployArgs {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
@@ -448,6 +487,7 @@ fn base_args(root: &Path, g: &Global, env: String, vars: &VarFlags, hosts: &Host
         json: false,
         markdown: false,
         rollout: Default::default(),
+        rollback: false,
         extra: extra(vars)?,
         keys: keys(g),
         ssh: SshOptions {

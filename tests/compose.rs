@@ -322,3 +322,57 @@ fn lab_engines_are_isolated() {
     let machine = std::process::Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&machine.stdout).contains("only-on-lab1"), "{root1}");
 }
+
+#[test]
+fn rollback_last_restores_the_bytes_and_recreates_exactly_the_services_that_read_them() {
+    let lab = deployed(1, &[]);
+    let notes_env = lab.read("lab1", "/opt/stack/env/notes.env").unwrap();
+    let title = env_in(&lab, "lab1", "apps-notes-1", "NOTES_TITLE");
+    lab.write_file("inventory/host_vars/lab1.yml", "notes_title: Field notes\n");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let before = lab.containers("lab1");
+    let c = lab.deploy(&["rollback", "lab", "--last", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(c.stdout.contains("  ~ /opt/stack/env/notes.env  update  [content]  role apps\n"), "{c:?}");
+    assert!(c.stdout.contains("apps/notes  recreate container  [env file /opt/stack/env/notes.env changed]"), "{c:?}");
+    let r = lab.deploy(&["rollback", "lab", "--last", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.read("lab1", "/opt/stack/env/notes.env").unwrap(), notes_env, "not back byte for byte");
+    assert_eq!(changed(&before, &lab.containers("lab1")), vec!["apps-notes-1"]);
+    assert_eq!(env_in(&lab, "lab1", "apps-notes-1", "NOTES_TITLE"), title);
+    // the history says it was a rollback
+    let h = lab.deploy(&["history", "lab"]);
+    assert!(h.stdout.lines().rev().nth(2).is_some_and(|l| l.ends_with("  rollback")), "{h:?}");
+}
+
+#[test]
+fn rollback_refuses_when_the_journal_was_pruned_or_a_later_deploy_changed_the_path() {
+    let lab = deployed(1, &[]);
+    let d = std::fs::read_to_string(lab.root.join("deploy.yml")).unwrap();
+    lab.write_file("deploy.yml", &format!("{d}keep_journals: 2\n"));
+    let id = |lab: &Lab| {
+        let j = lab.deploy(&["history", "lab", "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+        v["deploys"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string()
+    };
+    lab.write_file("inventory/host_vars/lab1.yml", "notes_title: One\n");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let first = id(&lab);
+    lab.write_file("inventory/host_vars/lab1.yml", "notes_title: Two\n");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let second = id(&lab);
+    let r = lab.deploy(&["rollback", "lab", "--to", &first, "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr.lines().last().unwrap(),
+        format!("error: host lab1: /opt/stack/env/notes.env was changed again by the later deploy {second}: rolling back {first} alone would undo that too; roll back {second} first, or pass --force")
+    );
+    lab.write_file("inventory/host_vars/lab1.yml", "notes_title: Three\n");
+    assert_eq!(lab.deploy(&["lab", "--yes"]).code, 0);
+    let r = lab.deploy(&["rollback", "lab", "--to", &first, "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr.lines().last().unwrap(),
+        format!("error: host lab1: no journal of deploy {first} on this host: it was pruned (deploy.yml's keep_journals), or that deploy never changed this host")
+    );
+}

@@ -14,6 +14,16 @@ use crate::render::DesiredHost;
 pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
     let stop = Interrupt::install(&args.env);
     let (loaded, desired) = load_and_render(&args)?;
+    execute(args, loaded, desired, stop).await
+}
+
+/// Prepare, show, ask and apply `desired` (a deploy's, or a rollback's).
+pub(crate) async fn execute(
+    args: DeployArgs,
+    loaded: crate::render::Renderer,
+    desired: Vec<DesiredHost>,
+    stop: Arc<Interrupt>,
+) -> Result<u8> {
     let mut warnings = warnings(&loaded, &desired);
     if let Some(w) = dirty_tree(&args, &loaded)? {
         warnings.push(w);

@@ -6,6 +6,7 @@ mod fanout;
 mod history;
 mod introspect;
 mod render;
+mod rollback;
 mod secrets;
 mod status;
 mod toggle;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(crate::error::exit::OK)
         }
         Command::History(args) => history::history(args).await,
+        Command::Rollback { args, to, force } => rollback::rollback(args, to, force).await,
         Command::Man => {
             crate::report::raw(&crate::cli::man_page());
             Ok(crate::error::exit::OK)

@@ -64,6 +64,7 @@ pub(crate) fn audit_line_counts(args: &DeployArgs, id: &str, counts: &(usize, us
     // what `deploy history` shows as the kind of run
     let toggle = match &args.toggle {
         Some(t) => format!(" toggle={}-{}", t.name, if t.on { "on" } else { "off" }),
+        None if args.rollback => " toggle=rollback".into(),
         None => String::new(),
     };
     format!(

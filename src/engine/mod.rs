@@ -56,6 +56,8 @@ pub(crate) struct DeployArgs {
     pub(crate) markdown: bool,
     /// Batches, canary, failure limit.
     pub(crate) rollout: rollout::Rollout,
+    /// A rollback (`deploy rollback`): said so in the audit log.
+    pub(crate) rollback: bool,
     /// -e key=value.
     pub(crate) extra: Vec<(String, String)>,
     /// Decryption keys.

@@ -9,6 +9,7 @@ pub(crate) mod compose;
 mod fixture_tests;
 pub(crate) mod health;
 pub(crate) mod history;
+pub(crate) mod journals;
 pub(crate) mod lock;
 pub(crate) mod probe;
 pub(crate) mod protocol;
