@@ -109,6 +109,9 @@ struct RunFlags {
     /// Toggles: apply and leave the timer running, so the change reverts by itself (a trial)
     #[arg(long)]
     no_confirm: bool,
+    /// With --check: write the plan to FILE, for `deploy apply FILE`
+    #[arg(long, value_name = "FILE", requires = "check")]
+    save_plan: Option<PathBuf>,
     /// Hosts in batches of N (or N% of them); a batch starts when the one before passed
     #[arg(long, value_name = "N|N%")]
     serial: Option<crate::engine::rollout::Size>,
@@ -194,6 +197,15 @@ enum Sub {
         /// Output format
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
+    },
+    /// Apply exactly a plan saved with `deploy ENV --check --save-plan FILE`
+    Apply {
+        /// The saved plan
+        file: PathBuf,
         #[command(flatten)]
         vars: VarFlags,
         #[command(flatten)]
@@ -357,6 +369,8 @@ pub(crate) enum Command {
     PlanList { args: DeployArgs, host: String },
     /// `deploy history ENV [--host H] [--output json]`.
     History(DeployArgs),
+    /// `deploy apply FILE`.
+    Apply { args: DeployArgs, file: PathBuf },
     /// `deploy rollback ENV (--to ID | --last) [--force]`.
     Rollback { args: DeployArgs, to: Option<String>, force: bool },
     /// `deploy completions SHELL`.
@@ -406,6 +420,9 @@ impl Cli {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
             }),
+            Some(Sub::Apply { file, vars, hosts }) => {
+                Command::Apply { args: base(String::new(), &vars, &hosts)?, file }
+            }
             Some(Sub::Rollback { env, to, last: _, force, check, yes, limit, vars, hosts }) => Command::Rollback {
                 args: DeployArgs {
                     check,
@@ -462,6 +479,7 @@ impl Cli {
             json: run.output == Output::Json,
             markdown: run.output == Output::Markdown,
             rollout: rollout(&run, &defaults())?,
+            save_plan: run.save_plan.clone(),
             ..base_args(&root, &g, env, &self.vars, &self.hosts)?
         };
         Ok(match toggle {
@@ -488,6 +506,8 @@ fn base_args(root: &Path, g: &Global, env: String, vars: &VarFlags, hosts: &Host
         markdown: false,
         rollout: Default::default(),
         rollback: false,
+        save_plan: None,
+        expect: None,
         extra: extra(vars)?,
         keys: keys(g),
         ssh: SshOptions {

@@ -15,4 +15,5 @@ mod plan_schema;
 mod resources;
 mod rollout;
 mod safety;
+mod saved_plan;
 mod systemd;

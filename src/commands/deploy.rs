@@ -31,8 +31,17 @@ pub(crate) async fn execute(
     crate::report::warnings(&warnings, &loaded.redactor);
     let run = Arc::new(Run::new(args, loaded, stop.clone()));
     let desired: Vec<Arc<DesiredHost>> = desired.into_iter().map(Arc::new).collect();
-    let states = prepare_all(&run, &desired).await;
+    let mut states = prepare_all(&run, &desired).await;
+    if let Some(expect) = &run.args.expect {
+        states = refuse_stale(&run, states, expect).await;
+    }
     show(&run, &desired, &states, &warnings);
+    if let (Some(path), true) = (&run.args.save_plan, run.args.check) {
+        if let Err(e) = super::saved::save(path, &run.args, &states) {
+            release_all(&run, states, false).await;
+            return Err(e);
+        }
+    }
 
     let failed = states.iter().filter(|s| matches!(s, HostState::Failed(_))).count();
     let any_changes = states.iter().any(|s| matches!(s, HostState::Ready(r) if !r.plan.is_empty()));
@@ -159,6 +168,30 @@ fn show(run: &Run, desired: &[Arc<DesiredHost>], states: &[HostState], warnings:
             .collect();
         crate::report::plans(&hosts, redactor, run.args.check);
     }
+}
+
+/// `deploy apply FILE`: a host whose new plan is not the saved one fails,
+/// its lock released, nothing applied there.
+async fn refuse_stale(
+    run: &Arc<Run>,
+    states: Vec<HostState>,
+    expect: &std::collections::BTreeMap<String, String>,
+) -> Vec<HostState> {
+    let mut out = Vec::with_capacity(states.len());
+    for s in states {
+        match s {
+            HostState::Ready(r) => match super::saved::stale(expect, &r.desired.host, &r.plan) {
+                None => out.push(HostState::Ready(r)),
+                Some(why) => {
+                    let host = r.desired.host.clone();
+                    release_all(run, vec![HostState::Ready(r)], false).await;
+                    out.push(HostState::Failed(Error::Remote { host, message: why }));
+                }
+            },
+            failed => out.push(failed),
+        }
+    }
+    out
 }
 
 fn plan(s: &HostState) -> std::result::Result<&crate::plan::HostPlan, &Error> {

@@ -7,6 +7,7 @@ mod history;
 mod introspect;
 mod render;
 mod rollback;
+mod saved;
 mod secrets;
 mod status;
 mod toggle;
@@ -32,6 +33,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(crate::error::exit::OK)
         }
         Command::History(args) => history::history(args).await,
+        Command::Apply { args, file } => {
+            let (args, expect) = saved::load(&file, args)?;
+            deploy::deploy(crate::engine::DeployArgs { expect: Some(expect), ..args }).await
+        }
         Command::Rollback { args, to, force } => rollback::rollback(args, to, force).await,
         Command::Man => {
             crate::report::raw(&crate::cli::man_page());

@@ -58,6 +58,10 @@ pub(crate) struct DeployArgs {
     pub(crate) rollout: rollout::Rollout,
     /// A rollback (`deploy rollback`): said so in the audit log.
     pub(crate) rollback: bool,
+    /// --save-plan FILE (with --check).
+    pub(crate) save_plan: Option<PathBuf>,
+    /// `deploy apply FILE`: each host's plan digest, which its new plan must match.
+    pub(crate) expect: Option<std::collections::BTreeMap<String, String>>,
     /// -e key=value.
     pub(crate) extra: Vec<(String, String)>,
     /// Decryption keys.
