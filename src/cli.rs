@@ -59,6 +59,12 @@ struct Global {
     /// takes a colon-separated list)
     #[arg(long, global = true, env = "DEPLOY_AGE_IDENTITY", value_delimiter = ':')]
     identity: Vec<PathBuf>,
+    /// Show each command run on a host, with how long it took
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Print only errors and the summary
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 /// Flags of the commands that render (deploy, render, status, unlock).
@@ -393,6 +399,17 @@ impl Cli {
     }
 
     /// `--output json`: errors are JSON too.
+    /// -v (1), -q (-1), neither (0).
+    pub fn verbosity(&self) -> i8 {
+        if self.global.verbose {
+            1
+        } else if self.global.quiet {
+            -1
+        } else {
+            0
+        }
+    }
+
     pub fn json(&self) -> bool {
         self.run.output == Output::Json
             || matches!(

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         }
     };
     let (root, json) = (cli.root(), cli.json());
+    deploy::report::set_verbosity(cli.verbosity());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match rt {
         Ok(rt) => rt.block_on(deploy::commands::run(cli)),

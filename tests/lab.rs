@@ -683,3 +683,21 @@ fn full_disk_mid_apply_rolls_the_host_back() {
     assert_eq!(lab.sh("lab1", "ls -A /srv"), "", "partial files left behind");
     assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
 }
+
+// -v names each command run on a host with its duration; -q leaves only
+// errors and the summary.
+#[test]
+fn verbose_shows_each_remote_command_and_quiet_only_the_summary() {
+    let lab = Lab::up(1);
+    let v = lab.deploy(&["lab", "--check", "-v"]);
+    assert_eq!(v.code, 2, "{v:?}");
+    let ran: Vec<&str> = v.stderr.lines().filter(|l| l.starts_with("lab1: ran ")).collect();
+    assert_eq!(ran.len(), 1, "{v:?}");
+    assert!(ran[0].starts_with("lab1: ran deploy-probe in ") && ran[0].ends_with(" ms (exit 0)"), "{v:?}");
+    let q = lab.deploy(&["lab", "--check", "-q"]);
+    assert_eq!((q.code, q.stdout.as_str(), q.stderr.as_str()), (2, "", ""), "{q:?}");
+    let q = lab.deploy(&["lab", "--yes", "-q"]);
+    assert_eq!(q.code, 0, "{q:?}");
+    assert!(q.stdout.starts_with("\nSummary:\n  lab1  ok      "), "{q:?}");
+    assert_eq!(q.stderr, "", "{q:?}");
+}

@@ -312,6 +312,7 @@ impl Conn {
             host: self.host.clone(),
             message: format!("the connection was lost while running {name} ({e})"),
         };
+        let started = std::time::Instant::now();
         let mut child = cmd.spawn().await.map_err(remote)?;
         let input = child.stdin().take();
         let data = stdin.unwrap_or_default();
@@ -328,6 +329,7 @@ impl Conn {
         };
         let (w, out) = tokio::join!(write, child.wait_with_output());
         let out = out.map_err(remote)?;
+        crate::report::command_ran(&self.host, name, started.elapsed(), out.status.code());
         if let Err(e) = w {
             return Err(Error::Remote {
                 host: self.host.clone(),

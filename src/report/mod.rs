@@ -34,6 +34,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// Progress for `hosts`; bars only when stderr is a terminal.
     pub(crate) fn new(hosts: &[String], redactor: Redactor, quiet: bool) -> Progress {
+        let quiet = quiet || is_quiet();
         let tty = console::Term::stderr().is_term() && !quiet;
         let multi = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15)));
         let mut bars = HashMap::new();
@@ -72,7 +73,7 @@ impl Progress {
             if let Some(b) = self.bars.lock().unwrap().get(host) {
                 b.finish_with_message(msg);
             }
-        } else {
+        } else if !self.quiet {
             let _ = writeln!(std::io::stderr(), "{host}: {msg}");
         }
     }
@@ -297,12 +298,42 @@ pub(crate) fn raw(bytes: &[u8]) {
     let _ = std::io::stdout().lock().write_all(bytes);
 }
 
+static VERBOSITY: std::sync::atomic::AtomicI8 = std::sync::atomic::AtomicI8::new(0);
+
+/// -v (1), -q (-1), or neither (0), for the whole run.
+pub fn set_verbosity(v: i8) {
+    VERBOSITY.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// -q: only errors and the summary.
+pub(crate) fn is_quiet() -> bool {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) < 0
+}
+
+/// -v: a line for each command run on a host, with its duration and exit status.
+pub(crate) fn command_ran(host: &str, name: &str, took: std::time::Duration, code: Option<i32>) {
+    if VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        let code = code.map(|c| c.to_string()).unwrap_or_else(|| "signal".into());
+        let _ = writeln!(std::io::stderr().lock(), "{host}: ran {name} in {} ms (exit {code})", took.as_millis());
+    }
+}
+
 /// Every host's plan, or why it has none, on stdout.
 pub(crate) fn plans(
     hosts: &[(&str, &str, std::result::Result<&HostPlan, &crate::error::Error>)],
     redactor: &Redactor,
     check: bool,
 ) {
+    // -q: a host's failure still shows, its plan does not
+    if is_quiet() {
+        let mut out = std::io::stdout().lock();
+        for (host, _, p) in hosts {
+            if let Err(e) = p {
+                host_failed(&mut out, host, e, redactor);
+            }
+        }
+        return;
+    }
     let mut out = std::io::stdout().lock();
     for (host, address, p) in hosts {
         match p {
