@@ -7,6 +7,7 @@ mod bench_smoke;
 mod common;
 mod compose;
 mod deadman;
+mod docs;
 mod error_messages;
 mod fixtures;
 mod hardening;
