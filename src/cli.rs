@@ -355,6 +355,21 @@ pub(crate) enum SecretsCommand {
         #[arg(long, conflicts_with = "recipients")]
         passphrase: bool,
     },
+    /// Convert ansible-vault content to age: a whole vault file becomes FILE
+    /// with .age for .yml (the vault file removed); `KEY: !vault |` values move
+    /// into that .age file under the same keys, the rest of FILE stays
+    #[command(name = "import-vault")]
+    ImportVault {
+        /// Vars files with vault content
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The vault password (its first line)
+        #[arg(long, value_name = "FILE")]
+        vault_password_file: PathBuf,
+        /// Recipients (age1...); default: .age-recipients, else your identity's
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
 }
 
 /// What to do, with every flag resolved.

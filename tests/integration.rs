@@ -18,3 +18,4 @@ mod rollout;
 mod safety;
 mod saved_plan;
 mod systemd;
+mod vault;

@@ -12,6 +12,7 @@ mod secrets;
 mod status;
 mod toggle;
 mod unlock;
+mod vault;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;

@@ -21,6 +21,9 @@ pub(crate) async fn secrets(cmd: SecretsCommand, k: &Keys) -> Result<u8> {
         SecretsCommand::Encrypt { file, recipients, out, passphrase } => {
             encrypt(k, &file, &recipients, out, passphrase)?
         }
+        SecretsCommand::ImportVault { files, vault_password_file, recipients } => {
+            super::vault::import(k, &files, &vault_password_file, &recipients)?
+        }
     }
     Ok(exit::OK)
 }

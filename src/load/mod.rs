@@ -8,6 +8,7 @@ pub(crate) mod pattern;
 pub(crate) mod project;
 pub(crate) mod secrets;
 pub(crate) mod system;
+pub(crate) mod vault;
 pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};

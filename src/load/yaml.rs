@@ -15,10 +15,45 @@ use crate::error::{Error, Result};
 /// Read a file as UTF-8 text, naming the file on failure.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
         Error::Invalid { path: path.into(), line: Some(line), message: "is not valid UTF-8; save it as UTF-8".into() }
-    })
+    })?;
+    refuse_vault(path, &text)?;
+    Ok(text)
+}
+
+/// ansible-vault content is an error until it is imported, never data: read
+/// as YAML, an inline `!vault |` value would be its ciphertext, rendered into
+/// a config file as if it were the secret.
+pub(crate) fn refuse_vault(path: &Path, text: &str) -> Result<()> {
+    let how = format!(
+        "deploy never reads vault ciphertext as data; convert it with `deploy secrets import-vault {} --vault-password-file FILE`",
+        path.display()
+    );
+    if text.starts_with("$ANSIBLE_VAULT;") {
+        return Err(Error::Invalid {
+            path: path.into(),
+            line: Some(1),
+            message: format!("the file is encrypted with ansible-vault: {how}"),
+        });
+    }
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or("");
+        let Some(at) = code.find("!vault") else { continue };
+        if code.trim_start().starts_with('#') || !code[at + 6..].chars().next().is_none_or(|c| c == ' ' || c == '|') {
+            continue;
+        }
+        let before = code[..at].trim_end();
+        let key = before.trim_end_matches(':').trim().trim_start_matches("- ").trim_matches(|c| c == '"' || c == '\'');
+        let key = if before.ends_with(':') && !key.is_empty() { format!("`{key}`") } else { "a value".into() };
+        return Err(Error::Invalid {
+            path: path.into(),
+            line: Some(i + 1),
+            message: format!("{key} is an ansible-vault value (`!vault`): {how}"),
+        });
+    }
+    Ok(())
 }
 
 /// Parse YAML text into `T`, with the file's name and position in errors.
