@@ -603,15 +603,38 @@ fn default_env(root: &Path, defaults: &crate::load::defaults::Defaults) -> Resul
     .hinted("name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml"))
 }
 
-fn extra(v: &VarFlags) -> Result<Vec<(String, String)>> {
-    v.extra
-        .iter()
-        .map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE")))
-        })
-        .collect()
+/// -e KEY=VALUE (a string), -e @FILE (a YAML or JSON file of variables), or
+/// -e '{"k": 1}' (inline JSON or YAML), as ansible-playbook takes them.
+fn extra(v: &VarFlags) -> Result<Vec<(String, serde_yaml::Value)>> {
+    let mut out = Vec::new();
+    for kv in &v.extra {
+        let mapping = |path: &Path, text: &str| -> Result<serde_yaml::Mapping> {
+            let (text, _) = crate::load::yaml::as_ansible_reads_it(path, text);
+            match crate::load::yaml::parse::<serde_yaml::Value>(path, &text)? {
+                serde_yaml::Value::Mapping(m) => Ok(m),
+                _ => Err(Error::Usage(format!("-e {kv}: expected a mapping of variables"))),
+            }
+        };
+        let m = if let Some(file) = kv.strip_prefix('@') {
+            let path = Path::new(file);
+            mapping(path, &crate::load::yaml::read_text(path)?)?
+        } else if kv.trim_start().starts_with('{') {
+            mapping(Path::new("-e"), kv)?
+        } else {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE, @FILE or a JSON object")))?;
+            out.push((k.trim().to_string(), serde_yaml::Value::String(v.to_string())));
+            continue;
+        };
+        for (k, v) in m {
+            let serde_yaml::Value::String(k) = k else {
+                return Err(Error::Usage(format!("-e {kv}: variable names are strings")));
+            };
+            out.push((k, v));
+        }
+    }
+    Ok(out)
 }
 
 /// The man page: deploy(1) with every subcommand's options in it.

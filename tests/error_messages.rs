@@ -41,7 +41,10 @@ fn unknown_host_in_limit() {
 
 #[test]
 fn malformed_extra_var() {
-    assert_eq!(stderr_of(&["lab", "-e", "novalue", "--check"]), (1, "error: -e novalue: expected KEY=VALUE\n".into()));
+    assert_eq!(
+        stderr_of(&["lab", "-e", "novalue", "--check"]),
+        (1, "error: -e novalue: expected KEY=VALUE, @FILE or a JSON object\n".into())
+    );
 }
 
 #[test]
@@ -714,4 +717,32 @@ fn host_resources_bad_input() {
         err.starts_with("error: host sys1: roles/system/role.yml:81: lines `/etc/login.defs`: regexp `^UMASK(\\s`: "),
         "{err}"
     );
+}
+
+// --limit takes Ansible's patterns; -e takes @FILE and JSON as ansible-playbook does.
+#[test]
+fn limit_patterns_and_extra_vars_files() {
+    let (root, _slot) = project();
+    let hosts = |l: &str| -> Vec<String> {
+        let r = deploy_in(&root, &["lab", "--check", "--limit", l, "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{r:?}"));
+        v["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap().to_string()).collect()
+    };
+    // as in Ansible, a glob matches group names too: lab* is group lab, all of it
+    assert_eq!(hosts("lab*"), ["lab1", "lab2", "lab3", "sys1", "sys2"]);
+    assert_eq!(hosts("*1"), ["lab1", "sys1"]);
+    assert_eq!(hosts("lab_docker:!lab2"), ["lab1", "lab3"]);
+    assert_eq!(hosts("!lab_docker"), ["sys1", "sys2"]);
+    assert_eq!(hosts("*2:&lab_docker"), ["lab2"]);
+    assert_eq!(hosts("sys2,lab1"), ["lab1", "sys2"]);
+    assert_eq!(
+        stderr_of(&["lab", "--check", "--limit", "web*"]).1,
+        "error: --limit web*: no such host in `lab` (hosts: lab1, lab2, lab3, sys1, sys2)\n"
+    );
+
+    std::fs::write(root.join("extra.yml"), "app_workers: 8\nflag: yes\n").unwrap();
+    let v = deploy_in(&root, &["vars", "lab", "--host", "lab1", "app_workers", "flag", "-e", "@extra.yml"]);
+    assert_eq!(v.stdout, "app_workers: 8\nflag: true\n", "{v:?}");
+    let v = deploy_in(&root, &["vars", "lab", "--host", "lab1", "app_workers", "-e", "{\"app_workers\": [1, 2]}"]);
+    assert_eq!(v.stdout, "app_workers: [1, 2]\n", "{v:?}");
 }

@@ -9,14 +9,7 @@ use crate::render::Renderer;
 
 /// The hosts of `args.env` that `args.limit` keeps; an unknown name is an error.
 pub(crate) fn selected(loaded: &Renderer, args: &DeployArgs, flag: &str) -> Result<Vec<String>> {
-    if let Some(l) = args.limit.iter().flatten().find(|l| !loaded.hosts.contains(l)) {
-        return Err(Error::Usage(format!(
-            "{flag} {l}: no such host in `{}` (hosts: {})",
-            args.env,
-            loaded.hosts.join(", ")
-        )));
-    }
-    Ok(loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))).cloned().collect())
+    loaded.limit(args.limit.as_deref(), flag)
 }
 
 /// Run `script` (named `name`, with `argv`) on each host; stdout of each.

@@ -40,7 +40,7 @@ fn digest(plan: &HostPlan) -> String {
 }
 
 fn extra_digest(args: &DeployArgs) -> String {
-    let text: String = args.extra.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let text: String = args.extra.iter().map(|(k, v)| format!("{k}={v:?}\n")).collect();
     crate::util::sha256_hex(text.as_bytes())
 }
 

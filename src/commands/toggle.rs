@@ -17,7 +17,7 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
         .ok_or_else(|| Error::Usage(format!("no toggle `{name}` in deploy.yml")))?
         .clone();
     let mut failed = 0;
-    for host in loaded.hosts.iter().filter(|h| args.limit.as_ref().is_none_or(|l| l.contains(h))) {
+    for host in &loaded.limit(args.limit.as_deref(), "--limit")? {
         let render = |v: &serde_yaml::Value| {
             loaded.render_host_with(host, Some(&spec.roles), &[(spec.var.clone(), crate::load::yaml::yaml_to_value(v))])
         };

@@ -63,7 +63,7 @@ pub(crate) struct DeployArgs {
     /// `deploy apply FILE`: each host's plan digest, which its new plan must match.
     pub(crate) expect: Option<std::collections::BTreeMap<String, String>>,
     /// -e key=value.
-    pub(crate) extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, serde_yaml::Value)>,
     /// Decryption keys.
     pub(crate) keys: Keys,
     /// SSH settings.

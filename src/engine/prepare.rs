@@ -19,19 +19,7 @@ pub(crate) fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredH
             }
         }
     }
-    let mut hosts = loaded.hosts.clone();
-    if let Some(limit) = &args.limit {
-        for l in limit {
-            if !hosts.contains(l) {
-                return Err(Error::Usage(format!(
-                    "--limit {l}: no such host in `{}` (hosts: {})",
-                    args.env,
-                    hosts.join(", ")
-                )));
-            }
-        }
-        hosts.retain(|h| limit.contains(h));
-    }
+    let hosts = loaded.limit(args.limit.as_deref(), "--limit")?;
     let desired: Result<Vec<DesiredHost>> = match &args.toggle {
         None => hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect(),
         Some(t) => {

@@ -81,7 +81,12 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Load the repository at `root` for environment `env_name`.
-    pub(crate) fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Loaded> {
+    pub(crate) fn load(
+        root: &Path,
+        env_name: &str,
+        keys: &Keys,
+        extra: &[(String, serde_yaml::Value)],
+    ) -> Result<Loaded> {
         let mut warnings = Vec::new();
         let project = Project::load(root, &mut warnings)?;
         let keys = &keys.with_default_identities(project.file.age_identity.under(root));
@@ -127,7 +132,7 @@ impl Loaded {
             for (k, v) in extra {
                 vars.insert(
                     k.clone(),
-                    Raw { value: Value::from(v.clone()), origin: Origin { file: "-e".into(), secret: false } },
+                    Raw { value: yaml_to_value(v), origin: Origin { file: "-e".into(), secret: false } },
                 );
             }
             let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
@@ -164,6 +169,28 @@ fn check_patterns(project: &Project, inventory: &Inventory, root: &Path) -> Resu
 }
 
 impl Loaded {
+    /// The hosts of this environment a `--limit` keeps: host or group
+    /// names, `web*` globs, `prod:&db`, `!web2` (Ansible's patterns).
+    pub(crate) fn limit(&self, limit: Option<&[String]>, flag: &str) -> Result<Vec<String>> {
+        let Some(items) = limit else { return Ok(self.hosts.clone()) };
+        let text = items.join(",");
+        let pat =
+            pattern::HostPattern::try_from(text.clone()).map_err(|m| Error::Usage(format!("{flag} {text}: {m}")))?;
+        let groups = |h: &String| self.layers.get(h).map(|l| l.groups.clone()).unwrap_or_default();
+        for name in pat.names().filter(|n| *n != "all") {
+            let known = self.inventory.groups.contains_key(name) || self.hosts.iter().any(|h| pattern::glob(name, h));
+            let globbed = name.contains('*') && self.inventory.groups.keys().any(|g| pattern::glob(name, g));
+            if !known && !globbed {
+                return Err(Error::Usage(format!(
+                    "{flag} {name}: no such host in `{}` (hosts: {})",
+                    self.env_name,
+                    self.hosts.join(", ")
+                )));
+            }
+        }
+        Ok(self.hosts.iter().filter(|h| pat.matches(h, &groups(h))).cloned().collect())
+    }
+
     /// Whether `phase` applies to `host` (its `hosts:` pattern).
     pub(crate) fn phase_applies(&self, phase: usize, host: &str) -> bool {
         let Some(pat) = &self.project.file.phases[phase].hosts else { return true };

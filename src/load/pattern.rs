@@ -44,10 +44,21 @@ impl HostPattern {
         self.union.iter().chain(&self.intersect).chain(&self.exclude).map(String::as_str)
     }
 
-    /// Whether `host`, a member of `groups`, matches.
+    /// Whether `host`, a member of `groups`, matches (`web*` globs names).
     pub(crate) fn matches(&self, host: &str, groups: &[String]) -> bool {
-        let is = |name: &String| name == "all" || name == "*" || name == host || groups.contains(name);
+        let is = |name: &String| name == "all" || glob(name, host) || groups.iter().any(|g| glob(name, g));
         self.union.iter().any(is) && self.intersect.iter().all(is) && !self.exclude.iter().any(is)
+    }
+}
+
+/// `pattern` with `*` for any run of characters, against `name`.
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else { return false };
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| glob(rest, &tail[i..]))
+        }
     }
 }
 
@@ -69,6 +80,9 @@ mod tests {
         assert!(p("web,db").matches("d1", &g(&["db"])));
         assert!(p("!db").matches("w1", &g(&["web"])));
         assert!(p("sys2").matches("sys2", &[]));
+        assert!(p("web*").matches("web12", &[]) && !p("web*").matches("db1", &[]));
+        assert!(p("*2").matches("lab2", &[]) && p("l*b*").matches("lab1", &[]));
+        assert!(p("prod:&db*").matches("x", &g(&["prod", "db_primary"])));
         assert!(HostPattern::try_from("web:!".to_string()).is_err());
         assert!(HostPattern::try_from("web db".to_string()).is_err());
     }

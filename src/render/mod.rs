@@ -49,7 +49,12 @@ impl Deref for Renderer {
 
 impl Renderer {
     /// Load the repository at `root` for environment `env_name`, ready to render.
-    pub(crate) fn load(root: &Path, env_name: &str, keys: &Keys, extra: &[(String, String)]) -> Result<Renderer> {
+    pub(crate) fn load(
+        root: &Path,
+        env_name: &str,
+        keys: &Keys,
+        extra: &[(String, serde_yaml::Value)],
+    ) -> Result<Renderer> {
         Ok(Renderer::new(Loaded::load(root, env_name, keys, extra)?))
     }
 
