@@ -78,3 +78,31 @@ fn an_undefined_leaf_is_undefined_as_in_ansible() {
     let e = deploy(vars, t).expect_err("deploy printed an undefined leaf");
     assert!(e.contains("variable `items`") && e.contains("undefined variable `nosuch`"), "{e}");
 }
+
+// The INI inventory format reads as the same inventory as its YAML twin.
+#[test]
+fn an_ini_inventory_is_the_same_inventory_as_its_yaml_twin() {
+    let (root, _slot) = project();
+    let list = |root: &std::path::Path| {
+        let r = deploy_in(root, &["inventory", "lab", "--list"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let v = deploy_in(root, &["vars", "lab", "--host", "sys1", "deploy_ssh_config", "timezone", "--origin"]);
+        (r.stdout, v.stdout)
+    };
+    let yaml = list(&root);
+    std::fs::remove_file(root.join("inventory/hosts.yml")).unwrap();
+    std::fs::write(
+        root.join("inventory/hosts"),
+        "# the example inventory, in INI\n[all:vars]\ntimezone=Etc/UTC\n\n[lab:children]\nlab_docker\nlab_systemd\n\n\
+[lab:vars]\ndeploy_ssh_config=.lab/ssh_config\n\n[lab_docker]\nlab1\nlab2\nlab3\n\n[lab_systemd]\nsys1\nsys2\n\n\
+[prod]\nweb1 ansible_host=192.0.2.10 ansible_user=deploy\nweb2 ansible_host=192.0.2.11 ansible_user=deploy\n",
+    )
+    .unwrap();
+    let ini = list(&root);
+    assert_eq!(ini.0, yaml.0, "inventory --list differs");
+    assert!(ini.1.starts_with("deploy_ssh_config: \".lab/ssh_config\""), "{ini:?}");
+    assert_eq!(ini.1.lines().count(), yaml.1.lines().count(), "{ini:?} {yaml:?}");
+    std::fs::write(root.join("inventory/hosts"), "[web]\nweb[01:03]\n").unwrap();
+    let e = deploy_in(&root, &["inventory", "lab"]);
+    assert_eq!(e.stderr, "error: inventory/hosts:2: host range `web[01:03]`: write each host on its own line\n");
+}

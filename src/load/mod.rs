@@ -4,6 +4,7 @@
 
 pub(crate) mod defaults;
 pub(crate) mod inventory;
+mod inventory_ini;
 pub(crate) mod pattern;
 pub(crate) mod project;
 pub(crate) mod secrets;
@@ -90,9 +91,19 @@ impl Loaded {
         let mut warnings = Vec::new();
         let project = Project::load(root, &mut warnings)?;
         let keys = &keys.with_default_identities(project.file.age_identity.under(root));
-        let inv_path = root.join("inventory/hosts.yml");
-        let inv_path = if inv_path.exists() { inv_path } else { root.join("inventory/hosts.yaml") };
-        let (inv_text, notes) = yaml::as_ansible_reads_it(&inv_path, &yaml::read_text(&inv_path)?);
+        let inv_path = ["hosts.yml", "hosts.yaml", "hosts.ini", "hosts"]
+            .iter()
+            .map(|n| root.join("inventory").join(n))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| root.join("inventory/hosts.yml"));
+        let is_ini = !inv_path.extension().is_some_and(|e| e == "yml" || e == "yaml");
+        let (inv_text, notes) = if is_ini {
+            // INI, as Ansible reads it, into the YAML structure
+            let v = inventory_ini::to_yaml(&inv_path, &yaml::read_text(&inv_path)?)?;
+            (serde_yaml::to_string(&v).map_err(|e| Error::invalid(&inv_path, e.to_string()))?, vec![])
+        } else {
+            yaml::as_ansible_reads_it(&inv_path, &yaml::read_text(&inv_path)?)
+        };
         warnings.extend(notes);
         let inventory = Inventory::parse(&inv_path, &inv_text)?;
         let Some(hosts) = inventory.hosts_of(env_name) else {
