@@ -106,3 +106,21 @@ fn an_ini_inventory_is_the_same_inventory_as_its_yaml_twin() {
     let e = deploy_in(&root, &["inventory", "lab"]);
     assert_eq!(e.stderr, "error: inventory/hosts:2: host range `web[01:03]`: write each host on its own line\n");
 }
+
+// The filters added for Ansible repositories, and the ansible.builtin names,
+// rendered by ansible-core and by deploy: byte for byte the same.
+#[test]
+fn more_filters_render_as_ansible_renders_them() {
+    let vars = "items: [1, [2, [3, null]], 'None', 4]\na: [1, 2, 3, 2]\nb: [3, 4, 5]\njs: '{\"k\": [1, true, null], \"s\": \"x\"}'\nys: \"k: yes\\nl: [a, b]\\n\"\n\
+url: https://user:pw@Example.com:8443/x/y.tar.gz?q=1#frag\n";
+    let template = "[{{ 'ab' | center(7) }}][{{ 'abc' | center(6) }}][{{ 'title' | center }}]\n\
+{{ items | flatten }} {{ items | flatten(levels=1) }}\n\
+{{ a | union(b) }} {{ a | intersect(b) }} {{ a | difference(b) }} {{ a | symmetric_difference(b) }}\n\
+{{ js | from_json }} {{ (js | from_json).k }} {{ ys | from_yaml }}\n\
+{{ 'a.b*c d_e(f)' | regex_escape }}\n\
+{{ url | urlsplit('hostname') }} {{ url | urlsplit('port') }} {{ url | urlsplit('path') | splitext }}\n\
+{{ 'line one\\nline two' | comment }}\n\
+{{ a | ansible.builtin.to_json }} {{ 'x' is ansible.builtin.match('x') }} {{ 'y' is not ansible.builtin.match('x') }}\n";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+}

@@ -38,6 +38,7 @@ pub(crate) fn add_ansible(env: &mut Environment<'static>) {
     add_data_filters(env);
     add_path_filters(env);
     add_tests(env);
+    super::filters_more::add(env);
 }
 
 fn add_text_filters(env: &mut Environment<'static>) {

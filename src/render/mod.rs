@@ -6,6 +6,7 @@ pub(crate) mod compose;
 pub(crate) mod desired;
 pub(crate) mod errors;
 pub(crate) mod filters;
+mod filters_more;
 pub(crate) mod pyfmt;
 mod role;
 mod role_compose;

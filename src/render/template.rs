@@ -59,7 +59,7 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => check_source(&path, &bytes)
-                    .map(Some)
+                    .map(|s| Some(builtin_names(&s)))
                     .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
@@ -69,6 +69,15 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
     minijinja_contrib::add_to_environment(&mut env);
     crate::render::filters::add_ansible(&mut env);
     env
+}
+
+/// Filters and tests under their `ansible.builtin.` names (`| ansible.builtin.to_json`,
+/// `is ansible.builtin.match`) as their short names, as Ansible resolves them.
+pub(crate) fn builtin_names(source: &str) -> String {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re =
+        RE.get_or_init(|| fancy_regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.builtin\.").expect("valid"));
+    re.replace_all(source, "$1").into_owned()
 }
 
 /// Ansible's rule for trailing newlines: rendered without keeping the last
@@ -84,7 +93,8 @@ pub(crate) fn restore_trailing_newlines(source: &str, mut rendered: String) -> S
 
 /// Render one template source for a host, Ansible style.
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
-    let tmpl = env.template_from_named_str(name, source)?;
+    let source_fq = builtin_names(source);
+    let tmpl = env.template_from_named_str(name, &source_fq)?;
     let out = tmpl.render(ctx)?;
     Ok(restore_trailing_newlines(source, out))
 }

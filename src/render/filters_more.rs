@@ -1,0 +1,232 @@
+//! More of Ansible's filters, each as Python computes it: text (center,
+//! comment, regex_escape), data (from_json, from_yaml, flatten and the set
+//! filters), paths (splitext, urlsplit); and every filter and test also
+//! under its `ansible.builtin.` name.
+
+use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::{Environment, Error as MjError, ErrorKind};
+
+use super::pyfmt::py_str;
+
+fn err(msg: impl Into<String>) -> MjError {
+    MjError::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// Python's `str.center`: the extra space of an odd padding goes right,
+/// unless the width is odd too.
+fn center(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    if width <= len {
+        return s.to_string();
+    }
+    let marg = width - len;
+    let left = marg / 2 + (marg & width & 1);
+    format!("{}{s}{}", " ".repeat(left), " ".repeat(marg - left))
+}
+
+/// Python's `re.escape` (3.7+): only the characters special in a pattern.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "()[]{}?*+-|^$\\.&~# \t\n\r\x0b\x0c".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The items of a sequence value.
+fn items(v: &Value) -> Result<Vec<Value>, MjError> {
+    match v.kind() {
+        ValueKind::Seq | ValueKind::Iterable => Ok(v.try_iter()?.collect()),
+        _ => Err(err(format!("expected a list, got {}", v.kind()))),
+    }
+}
+
+fn unique(v: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn flatten(v: &Value, levels: Option<i64>, skip_nulls: bool, out: &mut Vec<Value>) {
+    for x in v.try_iter().into_iter().flatten() {
+        let null = x.is_none() || (x.kind() == ValueKind::String && matches!(x.as_str(), Some("None" | "null")));
+        if skip_nulls && null {
+            continue;
+        }
+        if x.kind() == ValueKind::Seq && levels.is_none_or(|l| l > 0) {
+            flatten(&x, levels.map(|l| l - 1), skip_nulls, out);
+        } else {
+            out.push(x);
+        }
+    }
+}
+
+/// `os.path.splitext`: the extension starts at the last dot of the last
+/// component, not counting leading dots.
+fn splitext(p: &str) -> (String, String) {
+    let base_start = p.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let base = &p[base_start..];
+    let lead = base.len() - base.trim_start_matches('.').len();
+    match base[lead..].rfind('.') {
+        Some(i) => {
+            let at = base_start + lead + i;
+            (p[..at].to_string(), p[at..].to_string())
+        }
+        None => (p.to_string(), String::new()),
+    }
+}
+
+/// `urllib.parse.urlsplit` as Ansible's `urlsplit` filter returns it.
+fn urlsplit(url: &str) -> Vec<(&'static str, Value)> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+            (s.to_lowercase(), format!("//{r}"))
+        }
+        _ => (String::new(), url.to_string()),
+    };
+    let (rest, fragment) =
+        rest.split_once('#').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((rest.clone(), String::new()));
+    let (rest, query) =
+        rest.split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((rest.clone(), String::new()));
+    let (netloc, path) = match rest.strip_prefix("//") {
+        Some(r) => match r.find('/') {
+            Some(i) => (r[..i].to_string(), r[i..].to_string()),
+            None => (r.to_string(), String::new()),
+        },
+        None => (String::new(), rest.clone()),
+    };
+    let (userinfo, hostport) =
+        netloc.rsplit_once('@').map(|(u, h)| (Some(u.to_string()), h.to_string())).unwrap_or((None, netloc.clone()));
+    let (username, password) = match &userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((a, b)) => (Value::from(a), Value::from(b)),
+            None => (Value::from(u.as_str()), Value::from(())),
+        },
+        None => (Value::from(()), Value::from(())),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') && p.chars().all(|c| c.is_ascii_digit()) => {
+            (h.to_string(), p.parse::<u16>().map(Value::from).unwrap_or(Value::from(())))
+        }
+        _ => (hostport.clone(), Value::from(())),
+    };
+    let hostname = if host.is_empty() {
+        Value::from(())
+    } else {
+        Value::from(host.trim_matches(|c| c == '[' || c == ']').to_lowercase())
+    };
+    vec![
+        ("fragment", Value::from(fragment)),
+        ("hostname", hostname),
+        ("netloc", Value::from(netloc)),
+        ("password", password),
+        ("path", Value::from(path)),
+        ("port", port),
+        ("query", Value::from(query)),
+        ("scheme", Value::from(scheme)),
+        ("username", username),
+    ]
+}
+
+/// Ansible's `comment` filter, `plain` style (the default) and `c`.
+fn comment(text: &str, style: &str) -> Result<String, MjError> {
+    let (prefix, decoration, postfix) = match style {
+        "plain" => ("#", "# ", "#"),
+        "c" => ("//", "// ", "//"),
+        "cblock" => ("/*", " * ", " */"),
+        other => return Err(err(format!("comment style `{other}` is not supported (plain, c, cblock)"))),
+    };
+    let body: Vec<String> = text
+        .lines()
+        .map(|l| if l.is_empty() { decoration.trim_end().to_string() } else { format!("{decoration}{l}") })
+        .collect();
+    Ok(format!("{prefix}\n{}\n{postfix}", body.join("\n")))
+}
+
+pub(crate) fn add(env: &mut Environment<'static>) {
+    env.add_filter("center", |v: Value, width: Option<usize>| center(&py_str(&v), width.unwrap_or(80)));
+    env.add_filter("regex_escape", |v: Value| regex_escape(&py_str(&v)));
+    env.add_filter("comment", |v: Value, style: Option<String>| {
+        comment(&py_str(&v), style.as_deref().unwrap_or("plain"))
+    });
+    env.add_filter("from_json", |v: Value| -> Result<Value, MjError> {
+        let j: serde_json::Value = serde_json::from_str(&py_str(&v)).map_err(|e| err(format!("from_json: {e}")))?;
+        Ok(Value::from_serialize(&j))
+    });
+    env.add_filter("from_yaml", |v: Value| -> Result<Value, MjError> {
+        let text = py_str(&v);
+        let (text, _) = crate::load::yaml::as_ansible_reads_it(std::path::Path::new("from_yaml"), &text);
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| err(format!("from_yaml: {e}")))?;
+        Ok(crate::load::yaml::yaml_to_value(&y))
+    });
+    env.add_filter("flatten", |v: Value, kw: Kwargs| -> Result<Value, MjError> {
+        let levels: Option<i64> = kw.get("levels")?;
+        let skip: Option<bool> = kw.get("skip_nulls")?;
+        kw.assert_all_used()?;
+        let mut out = Vec::new();
+        flatten(&v, levels, skip.unwrap_or(true), &mut out);
+        Ok(Value::from(out))
+    });
+    env.add_filter("union", |a: Value, b: Value| -> Result<Value, MjError> {
+        Ok(Value::from(unique([items(&a)?, items(&b)?].concat())))
+    });
+    env.add_filter("intersect", |a: Value, b: Value| -> Result<Value, MjError> {
+        let b = items(&b)?;
+        Ok(Value::from(unique(items(&a)?.into_iter().filter(|x| b.contains(x)).collect())))
+    });
+    env.add_filter("difference", |a: Value, b: Value| -> Result<Value, MjError> {
+        let b = items(&b)?;
+        Ok(Value::from(unique(items(&a)?.into_iter().filter(|x| !b.contains(x)).collect())))
+    });
+    env.add_filter("symmetric_difference", |a: Value, b: Value| -> Result<Value, MjError> {
+        let (a, b) = (items(&a)?, items(&b)?);
+        let both: Vec<Value> = a.iter().filter(|x| b.contains(x)).cloned().collect();
+        Ok(Value::from(unique([a, b].concat().into_iter().filter(|x| !both.contains(x)).collect())))
+    });
+    env.add_filter("splitext", |v: Value| {
+        let (root, ext) = splitext(&py_str(&v));
+        Value::from(vec![Value::from(root), Value::from(ext)])
+    });
+    env.add_filter("urlsplit", |v: Value, field: Option<String>| -> Result<Value, MjError> {
+        let parts = urlsplit(&py_str(&v));
+        match field {
+            None => Ok(Value::from_iter(parts)),
+            Some(f) => parts
+                .into_iter()
+                .find(|(k, _)| *k == f)
+                .map(|(_, v)| v)
+                .ok_or_else(|| err(format!("urlsplit: unknown field `{f}`"))),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_semantics() {
+        // Python: 'ab'.center(5) == '  ab ', 'ab'.center(6) == '  ab  ', 'abc'.center(6) == ' abc  '
+        assert_eq!(center("ab", 5), "  ab ");
+        assert_eq!(center("abc", 6), " abc  ");
+        assert_eq!(center("ab", 7), "   ab  ");
+        assert_eq!(regex_escape("a.b*c d_e"), "a\\.b\\*c\\ d_e");
+        assert_eq!(splitext("/etc/app.conf.j2"), ("/etc/app.conf".into(), ".j2".into()));
+        assert_eq!(splitext("/home/.bashrc"), ("/home/.bashrc".into(), "".into()));
+        assert_eq!(comment("a\nb", "plain").unwrap(), "#\n# a\n# b\n#");
+        let u = urlsplit("https://user:pw@Example.com:8443/x/y?q=1#frag");
+        let get = |k: &str| u.iter().find(|(n, _)| *n == k).unwrap().1.to_string();
+        assert_eq!(
+            (get("hostname"), get("port"), get("path"), get("query")),
+            ("example.com".into(), "8443".into(), "/x/y".into(), "q=1".into())
+        );
+        assert_eq!((get("username"), get("password"), get("fragment")), ("user".into(), "pw".into(), "frag".into()));
+    }
+}
