@@ -167,6 +167,7 @@ pub(crate) fn yaml11_bool_warnings(path: &Path, text: &str) -> Vec<Warning> {
 /// written as `true`/`false`, and a note for each: the file relies on YAML
 /// 1.1.
 pub(crate) fn as_ansible_reads_it(path: &Path, text: &str) -> (String, Vec<Warning>) {
+    let text = &core_tags(text);
     let found = yaml11_bools(text);
     if found.is_empty() {
         return (text.to_string(), Vec::new());
@@ -196,6 +197,35 @@ pub(crate) fn as_ansible_reads_it(path: &Path, text: &str) -> (String, Vec<Warni
         }
     }
     (out, notes)
+}
+
+/// YAML's core tags as PyYAML reads them, which our parser refuses on
+/// values it reads otherwise: `!!null` (with nothing, `""` or `~` after it)
+/// is null; `!!bool "yes"` is true.
+fn core_tags(text: &str) -> String {
+    static NULL: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    static BOOL: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    if !text.contains("!!null") && !text.contains("!!bool") {
+        return text.to_string();
+    }
+    let end = r"(?=[ \t]*(?:#|$|,|\]|\}))";
+    let null = NULL.get_or_init(|| {
+        fancy_regex::Regex::new(&format!(r#"(?m)!!null(?:[ \t]+(?:""|''|~|null))?{end}"#)).expect("valid")
+    });
+    let boolean = BOOL.get_or_init(|| {
+        fancy_regex::Regex::new(&format!(r#"(?mi)!!bool[ \t]+(["']?)(yes|no|on|off|true|false|y|n)\1{end}"#))
+            .expect("valid")
+    });
+    let text = null.replace_all(text, "null").into_owned();
+    boolean
+        .replace_all(&text, |c: &fancy_regex::Captures| {
+            if matches!(c[2].to_ascii_lowercase().as_str(), "yes" | "on" | "y" | "true") {
+                "true"
+            } else {
+                "false"
+            }
+        })
+        .into_owned()
 }
 
 /// Convert parsed YAML into a template value, keeping mapping order.
@@ -262,5 +292,19 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.yml:"), "{s}");
         assert!(!s.contains(" at line "), "{s}");
+    }
+
+    #[test]
+    fn core_tags_read_as_pyyaml_reads_them() {
+        let text = "a: !!null\nb: !!null ''\nc: !!bool \"yes\"\nd: !!bool off  # x\ne: [!!null, !!bool true]\nf: \"!!null kept\"\n";
+        let (t, _) = as_ansible_reads_it(Path::new("v.yml"), text);
+        let v: serde_yaml::Value = serde_yaml::from_str(&t).unwrap();
+        assert_eq!(v["a"], serde_yaml::Value::Null);
+        assert_eq!(v["b"], serde_yaml::Value::Null);
+        assert_eq!(v["c"], serde_yaml::Value::Bool(true));
+        assert_eq!(v["d"], serde_yaml::Value::Bool(false));
+        assert_eq!(v["e"][0], serde_yaml::Value::Null);
+        assert_eq!(v["e"][1], serde_yaml::Value::Bool(true));
+        assert_eq!(v["f"], serde_yaml::Value::String("!!null kept".into()));
     }
 }
