@@ -124,3 +124,19 @@ url: https://user:pw@Example.com:8443/x/y.tar.gz?q=1#frag\n";
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
 }
+
+// Lookups on the controller: env and vars as Ansible has them; file from
+// the role's files/; an unsupported one named.
+#[test]
+fn lookups_as_ansible_has_them() {
+    let vars = "a: [1, 2]\nb: text\n";
+    let template =
+        "{{ lookup('vars', 'b') }} {{ query('vars', 'a', 'b') }} {{ lookup('env', 'DEPLOY_NO_SUCH_VAR_X') }}|\n\
+{{ lookup('ansible.builtin.vars', 'a') }} {{ q('env', 'DEPLOY_NO_SUCH_VAR_X') }}\n";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+    let version = std::fs::read_to_string(repo().join("roles/common/files/VERSION")).unwrap();
+    assert_eq!(deploy(vars, "{{ lookup('file', 'VERSION') }}\n").unwrap(), format!("{}\n", version.trim_end()));
+    let e = deploy(vars, "{{ lookup('password', '/tmp/x') }}\n").unwrap_err();
+    assert!(e.contains("lookup('password') is not supported by deploy (it has file, env, vars and first_found"), "{e}");
+}

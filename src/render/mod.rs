@@ -7,6 +7,7 @@ pub(crate) mod desired;
 pub(crate) mod errors;
 pub(crate) mod filters;
 mod filters_more;
+mod lookups;
 pub(crate) mod pyfmt;
 mod role;
 mod role_compose;

@@ -42,6 +42,7 @@ pub(crate) fn check_source(path: &Path, bytes: &[u8]) -> Result<String, Error> {
 /// `templates` is given, `{% include %}` resolves relative to it.
 pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
     let mut env = Environment::new();
+    crate::render::lookups::add(&mut env, templates.as_ref().and_then(|t| t.parent()).map(|p| p.to_path_buf()));
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(false);
     env.set_keep_trailing_newline(false);
