@@ -140,3 +140,26 @@ fn lookups_as_ansible_has_them() {
     let e = deploy(vars, "{{ lookup('password', '/tmp/x') }}\n").unwrap_err();
     assert!(e.contains("lookup('password') is not supported by deploy (it has file, env, vars and first_found"), "{e}");
 }
+
+// `when:` on a file or directory: managed only where it holds.
+#[test]
+fn when_on_files_and_dirs_is_evaluated_per_host() {
+    let (root, slot) = project();
+    let role = root.join("roles/common/role.yml");
+    let t = std::fs::read_to_string(&role).unwrap();
+    let t = t.replacen(
+        "files:\n",
+        "files:\n  - dest: /etc/only-lab1\n    content: \"x\\n\"\n    when: inventory_hostname == 'lab1'\n",
+        1,
+    );
+    let t = t.replacen("dirs:\n", "dirs:\n  - path: /srv/only-lab2\n    when: inventory_hostname == 'lab2'\n", 1);
+    std::fs::write(&role, t).unwrap();
+    for (host, file, dir) in [("lab1", true, false), ("lab2", false, true)] {
+        let out = slot.path.join(host);
+        let r = deploy_in(&root, &["render", "lab", "--host", host, "--out", out.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(out.join(host).join("etc/only-lab1").exists(), file, "{host}");
+        let list = deploy_in(&root, &["plan", "lab", "--host", host, "--list"]);
+        assert_eq!(list.stdout.contains("dir       /srv/only-lab2"), dir, "{host}: {list:?}");
+    }
+}

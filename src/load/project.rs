@@ -295,6 +295,10 @@ pub(crate) struct FileSpec {
     /// Command run on the host after the file changed (and again after a
     /// revert restored it), e.g. `nft -f /etc/nftables.conf`.
     pub(crate) on_change: Option<String>,
+    /// A condition over the host's variables (a Jinja expression): the file
+    /// is managed on the hosts where it is true.
+    #[serde(default)]
+    pub(crate) when: Option<String>,
 }
 
 /// A path that must not exist: a path, or `{path, force: true}` for a
@@ -340,6 +344,9 @@ pub(crate) struct DirSpec {
     pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
     pub(crate) mode: Option<Mode>,
+    /// A condition over the host's variables.
+    #[serde(default)]
+    pub(crate) when: Option<String>,
 }
 
 /// A user or group: a name or a numeric id (a container's UID, say).

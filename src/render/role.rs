@@ -74,12 +74,18 @@ impl RoleScope<'_> {
     pub(super) fn render_into(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         let (phase, selected) = (self.phase, self.selected);
         for d in &self.role.spec.dirs {
+            if !self.when(&d.when)? {
+                continue;
+            }
             let path = self.small(&d.path)?;
             self.claim(&path, seen)?;
             let (owner, group, mode) = (d.owner.clone(), d.group.clone(), d.mode.map(|m| m.0));
             out.dirs.push(DesiredDir { path, role: self.name(), owner, group, mode, phase, selected });
         }
         for f in &self.role.spec.files {
+            if !self.when(&f.when)? {
+                continue;
+            }
             let file = self.file(f)?;
             self.claim(&file.dest, seen)?;
             out.files.push(file);

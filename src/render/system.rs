@@ -275,6 +275,7 @@ impl RoleScope<'_> {
                     secret: false,
                     preserve: false,
                     on_change: None,
+                    when: None,
                 };
                 let f = self.file(&spec)?;
                 self.claim(&dest, seen)?;
