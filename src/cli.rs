@@ -217,6 +217,23 @@ enum Sub {
         #[command(flatten)]
         hosts: HostFlags,
     },
+    /// Write an Ansible repository (inventory, playbook, roles) as a deploy repository
+    Import {
+        /// What to import from: ansible
+        #[arg(value_parser = ["ansible"])]
+        kind: String,
+        /// The Ansible repository
+        path: PathBuf,
+        /// The playbook (default: site.yml, playbook.yml or main.yml)
+        #[arg(long)]
+        playbook: Option<PathBuf>,
+        /// Where to write the deploy repository (must hold no deploy.yml)
+        #[arg(long, default_value = "deploy-import")]
+        out: PathBuf,
+        /// Exit 1 when any task was not converted
+        #[arg(long)]
+        strict: bool,
+    },
     /// Put back what a deploy changed, from the hosts' journals, as a deploy (plan, prompt, phases, health gates)
     Rollback {
         /// Environment
@@ -390,6 +407,8 @@ pub(crate) enum Command {
     PlanList { args: DeployArgs, host: String },
     /// `deploy history ENV [--host H] [--output json]`.
     History(DeployArgs),
+    /// `deploy import ansible PATH`.
+    Import { path: PathBuf, playbook: Option<PathBuf>, out: PathBuf, strict: bool },
     /// `deploy apply FILE`.
     Apply { args: DeployArgs, file: PathBuf },
     /// `deploy rollback ENV (--to ID | --last) [--force]`.
@@ -452,6 +471,9 @@ impl Cli {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
             }),
+            Some(Sub::Import { kind: _, path, playbook, out, strict }) => {
+                Command::Import { path, playbook, out, strict }
+            }
             Some(Sub::Apply { file, vars, hosts }) => {
                 Command::Apply { args: base(String::new(), &vars, &hosts)?, file }
             }

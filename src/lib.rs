@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub(crate) mod engine;
 pub mod error;
+pub(crate) mod import;
 pub(crate) mod load;
 pub(crate) mod plan;
 pub(crate) mod redact;

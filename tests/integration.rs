@@ -11,6 +11,7 @@ mod docs;
 mod error_messages;
 mod fixtures;
 mod hardening;
+mod import;
 mod lab;
 mod plan_schema;
 mod resources;

@@ -1,0 +1,408 @@
+//! `deploy import ansible PATH`: an Ansible repository (ansible.cfg, the
+//! inventory with group_vars and host_vars, the playbook's plays and their
+//! roles) written as a deploy repository: deploy.yml with a phase per play,
+//! a role.yml per role, templates, files and defaults copied unchanged.
+//! Every task is converted or listed with its file:line, its module and why
+//! not, and left in role.yml as a comment: nothing is dropped silently.
+
+mod tasks;
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+use crate::error::{Error, Result};
+use tasks::Converted;
+
+/// A task that was not converted.
+#[derive(Debug, Clone)]
+pub(crate) struct Unconverted {
+    pub(crate) file: PathBuf,
+    pub(crate) line: Option<usize>,
+    pub(crate) module: String,
+    pub(crate) why: String,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) converted: usize,
+    pub(crate) nothing: Vec<String>,
+    pub(crate) unconverted: Vec<Unconverted>,
+}
+
+/// [defaults] of ansible.cfg: inventory and roles_path.
+fn ansible_cfg(src: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
+    let text = std::fs::read_to_string(src.join("ansible.cfg")).unwrap_or_default();
+    let (mut inventory, mut roles) = (None, Vec::new());
+    let mut in_defaults = false;
+    for l in text.lines().map(str::trim) {
+        if l.starts_with('[') {
+            in_defaults = l == "[defaults]";
+        } else if let (true, Some((k, v))) = (in_defaults, l.split_once('=')) {
+            match k.trim() {
+                "inventory" => inventory = Some(src.join(v.trim())),
+                "roles_path" => roles.extend(v.split(':').map(|p| src.join(p.trim()))),
+                _ => {}
+            }
+        }
+    }
+    roles.push(src.join("roles"));
+    (inventory, roles)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for e in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let p = e.map_err(|e| Error::io(from, e))?.path();
+        let t = to.join(p.file_name().unwrap_or_default());
+        if p.is_dir() {
+            copy_tree(&p, &t)?;
+        } else {
+            std::fs::copy(&p, &t).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Line numbers of the top-level list items of a tasks file, in order.
+fn item_lines(text: &str) -> Vec<usize> {
+    text.lines().enumerate().filter(|(_, l)| l.starts_with("- ")).map(|(i, _)| i + 1).collect()
+}
+
+fn read_yaml(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    crate::load::yaml::parse(path, &crate::load::yaml::as_ansible_reads_it(path, &text).0)
+}
+
+/// The inventory: copied as it is (YAML as hosts.yml, INI as hosts), with
+/// group_vars and host_vars beside it or beside the playbook.
+fn inventory(src: &Path, cfg: Option<PathBuf>, out: &Path) -> Result<()> {
+    let candidates = [
+        cfg,
+        Some(src.join("inventory")),
+        Some(src.join("hosts")),
+        Some(src.join("inventory.yml")),
+        Some(src.join("hosts.yml")),
+    ];
+    let inv = candidates.into_iter().flatten().find(|p| p.exists()).ok_or_else(|| {
+        Error::invalid(src, "no inventory: ansible.cfg names none, and there is no inventory/, hosts or hosts.yml")
+    })?;
+    let dest = out.join("inventory");
+    std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+    let (file, dir) = if inv.is_dir() {
+        let f = ["hosts.yml", "hosts.yaml", "hosts", "hosts.ini"].iter().map(|n| inv.join(n)).find(|p| p.is_file());
+        (f.ok_or_else(|| Error::invalid(&inv, "no hosts.yml, hosts or hosts.ini in it"))?, inv.clone())
+    } else {
+        (inv.clone(), inv.parent().unwrap_or(src).to_path_buf())
+    };
+    let yaml = file.extension().is_some_and(|e| e == "yml" || e == "yaml");
+    let target = dest.join(if yaml { "hosts.yml" } else { "hosts" });
+    std::fs::copy(&file, &target).map_err(|e| Error::io(&file, e))?;
+    for sub in ["group_vars", "host_vars"] {
+        for base in [&dir, &src.to_path_buf()] {
+            if base.join(sub).is_dir() && !dest.join(sub).exists() {
+                copy_tree(&base.join(sub), &dest.join(sub))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A role's tasks, following static include_tasks / import_tasks.
+fn role_tasks(dir: &Path, file: &Path, out: &mut Vec<(PathBuf, Option<usize>, Mapping)>) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Ok(()) };
+    let lines = item_lines(&text);
+    let Value::Sequence(items) = read_yaml(file)? else { return Ok(()) };
+    for (i, t) in items.into_iter().enumerate() {
+        let Value::Mapping(t) = t else { continue };
+        let include =
+            ["include_tasks", "import_tasks", "ansible.builtin.include_tasks", "ansible.builtin.import_tasks"]
+                .iter()
+                .find_map(|k| t.get(*k).and_then(Value::as_str).map(String::from));
+        match include {
+            Some(inc) if !inc.contains("{{") && !t.contains_key("when") => {
+                role_tasks(dir, &dir.join("tasks").join(&inc), out)?
+            }
+            _ => out.push((file.to_path_buf(), lines.get(i).copied(), t)),
+        }
+    }
+    Ok(())
+}
+
+/// A role.yml being written: sections of entries, and the tasks left as comments.
+#[derive(Default)]
+struct RoleYml {
+    sections: Vec<(&'static str, Vec<Mapping>)>,
+    comments: Vec<String>,
+}
+
+impl RoleYml {
+    fn add(&mut self, section: &'static str, e: Mapping) {
+        // one entry per unit: a handler's restart_on joins the unit's task
+        if section == "units" {
+            if let Some((_, list)) = self.sections.iter_mut().find(|(s, _)| *s == "units") {
+                if let Some(u) = list.iter_mut().find(|u| u.get("name") == e.get("name")) {
+                    for (k, v) in e {
+                        match (u.get_mut(&k), v) {
+                            (Some(Value::Sequence(have)), Value::Sequence(more)) => {
+                                have.extend(more.into_iter().filter(|x| !have.contains(x)).collect::<Vec<_>>())
+                            }
+                            (None, v) => {
+                                u.insert(k, v);
+                            }
+                            _ => {}
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        match self.sections.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, v)) => v.push(e),
+            None => self.sections.push((section, vec![e])),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::from("# imported from Ansible by `deploy import ansible`\n");
+        for (section, entries) in &self.sections {
+            let list = Value::Sequence(entries.iter().cloned().map(Value::Mapping).collect());
+            let mut m = Mapping::new();
+            m.insert(Value::String((*section).into()), list);
+            out.push_str(&serde_yaml::to_string(&m).unwrap_or_default());
+        }
+        if !self.comments.is_empty() {
+            out.push_str("# not converted (see the import report):\n");
+            for c in &self.comments {
+                out.push_str(&format!("#   {c}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Handlers by name: what a `notify` of them turns into.
+fn handlers(dir: &Path) -> Result<Vec<(String, Mapping)>> {
+    let file = dir.join("handlers/main.yml");
+    if !file.is_file() {
+        return Ok(vec![]);
+    }
+    let Value::Sequence(items) = read_yaml(&file)? else { return Ok(vec![]) };
+    Ok(items
+        .into_iter()
+        .filter_map(|h| h.as_mapping().cloned())
+        .filter_map(|h| Some((h.get("listen").or_else(|| h.get("name")).and_then(Value::as_str)?.to_string(), h)))
+        .collect())
+}
+
+/// `notify:` of a file task: a unit restarted by a handler restarts when
+/// the file changes; a command handler becomes the file's on_change.
+fn notify(task: &Mapping, path: &str, entry: &mut Mapping, hs: &[(String, Mapping)], role: &mut RoleYml) {
+    let names: Vec<String> = match task.get("notify") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Sequence(l)) => l.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => return,
+    };
+    for n in names {
+        let Some((_, h)) = hs.iter().find(|(k, _)| *k == n) else {
+            role.comments.push(format!("notify `{n}` of {path}: no such handler"));
+            continue;
+        };
+        match tasks::module(h) {
+            Some((m, a, _)) if matches!(m.as_str(), "systemd" | "service" | "systemd_service") => {
+                let unit = a.get("name").and_then(Value::as_str).unwrap_or_default();
+                let unit = if unit.contains('.') { unit.to_string() } else { format!("{unit}.service") };
+                let mut u = Mapping::new();
+                u.insert("name".into(), unit.into());
+                u.insert("restart_on".into(), Value::Sequence(vec![path.into()]));
+                role.add("units", u);
+            }
+            Some((m, _, Some(line))) if matches!(m.as_str(), "command" | "shell") => {
+                entry.insert("on_change".into(), line.into());
+            }
+            Some((m, _, _)) if m.contains("docker_compose") => {} // deploy recreates what reads the file
+            Some((m, ..)) => role.comments.push(format!("handler `{n}` ({m}) notified by {path}: not converted")),
+            None => role.comments.push(format!("handler `{n}`: no module")),
+        }
+    }
+}
+
+/// Convert one task of a role into `r`, or report why not.
+fn one_task(
+    root: &Path,
+    file: &Path,
+    line: Option<usize>,
+    task: &Mapping,
+    hs: &[(String, Mapping)],
+    r: &mut RoleYml,
+    report: &mut Report,
+) {
+    let shown = file.strip_prefix(root).unwrap_or(file);
+    let where_ = format!("{}:{}", shown.display(), line.map(|l| l.to_string()).unwrap_or_default());
+    let module = tasks::module(task).map(|m| m.0).unwrap_or_default();
+    let when = match task.get("when") {
+        Some(Value::String(w)) => Some(w.clone()),
+        Some(Value::Sequence(l)) => {
+            Some(l.iter().filter_map(Value::as_str).map(|w| format!("({w})")).collect::<Vec<_>>().join(" and "))
+        }
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    };
+    let mut not = |why: String, r: &mut RoleYml| {
+        r.comments.push(format!("{where_}: {module}: {why}"));
+        report.unconverted.push(Unconverted { file: file.to_path_buf(), line, module: module.clone(), why });
+    };
+    match tasks::convert(task) {
+        Converted::Entry { section, mut entry, path } => {
+            if let Some(w) = &when {
+                if !matches!(
+                    section,
+                    "files"
+                        | "dirs"
+                        | "packages"
+                        | "units"
+                        | "users"
+                        | "groups"
+                        | "sysctl"
+                        | "cron"
+                        | "lines"
+                        | "commands"
+                ) {
+                    not(format!("when: on a {section} entry"), r);
+                    return;
+                }
+                entry.insert("when".into(), w.clone().into());
+            }
+            if let Some(p) = &path {
+                notify(task, p, &mut entry, hs, r);
+            }
+            r.add(section, entry);
+            report.converted += 1;
+        }
+        Converted::Many { section, entries } => {
+            for mut e in entries {
+                if let Some(w) = &when {
+                    e.insert("when".into(), w.clone().into());
+                }
+                r.add(section, e);
+            }
+            report.converted += 1;
+        }
+        Converted::Nothing(why) => report.nothing.push(format!("{where_}: {why}")),
+        Converted::Not(why) => not(why, r),
+    }
+}
+
+/// Convert one role into `out/roles/NAME`.
+fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
+    let dest = out.join("roles").join(name);
+    for sub in ["templates", "files"] {
+        if dir.join(sub).is_dir() {
+            copy_tree(&dir.join(sub), &dest.join(sub))?;
+        }
+    }
+    std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+    for (from, to) in [("defaults/main.yml", "defaults.yml"), ("vars/main.yml", "")] {
+        let p = dir.join(from);
+        if !p.is_file() {
+            continue;
+        }
+        if to.is_empty() {
+            report.unconverted.push(Unconverted {
+                file: p,
+                line: None,
+                module: "vars".into(),
+                why: "role vars outrank the inventory in Ansible; deploy has role defaults only: move them to defaults or group_vars".into(),
+            });
+        } else {
+            std::fs::copy(&p, dest.join(to)).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    let mut list = Vec::new();
+    role_tasks(dir, &dir.join("tasks/main.yml"), &mut list)?;
+    let hs = handlers(dir)?;
+    let mut r = RoleYml::default();
+    let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    for (file, line, task) in list {
+        one_task(root, &file, line, &task, &hs, &mut r, report);
+    }
+    let p = dest.join("role.yml");
+    std::fs::write(&p, r.text()).map_err(|e| Error::io(&p, e))
+}
+
+/// The plays of the playbook: (phase name, hosts, roles).
+fn plays(book: &Path) -> Result<Vec<(String, String, Vec<String>)>> {
+    let Value::Sequence(items) = read_yaml(book)? else {
+        return Err(Error::invalid(book, "a playbook is a list of plays"));
+    };
+    let mut out = Vec::new();
+    for (i, p) in items.iter().enumerate() {
+        let Some(p) = p.as_mapping() else { continue };
+        if p.contains_key("import_playbook") || p.contains_key("ansible.builtin.import_playbook") {
+            return Err(Error::invalid(
+                book,
+                format!("play {}: import_playbook: import each playbook with --playbook", i + 1),
+            ));
+        }
+        let name = p.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("play{}", i + 1));
+        let hosts = p.get("hosts").and_then(Value::as_str).unwrap_or("all").to_string();
+        let roles = match p.get("roles") {
+            Some(Value::Sequence(l)) => l
+                .iter()
+                .filter_map(|r| {
+                    r.as_str().map(String::from).or_else(|| r.get("role").and_then(Value::as_str).map(String::from))
+                })
+                .collect(),
+            _ => vec![],
+        };
+        out.push((name, hosts, roles));
+    }
+    Ok(out)
+}
+
+/// Import the Ansible repository at `src` into `out`.
+pub(crate) fn import_ansible(src: &Path, playbook: Option<&Path>, out: &Path) -> Result<Report> {
+    if out.join("deploy.yml").exists() {
+        return Err(Error::invalid(out, "holds a deploy.yml already: import into an empty directory"));
+    }
+    let (inv, role_paths) = ansible_cfg(src);
+    inventory(src, inv, out)?;
+    let book = match playbook {
+        Some(p) => src.join(p),
+        None => ["site.yml", "playbook.yml", "main.yml"].iter().map(|n| src.join(n)).find(|p| p.is_file()).ok_or_else(
+            || Error::invalid(src, "no site.yml, playbook.yml or main.yml: name the playbook with --playbook"),
+        )?,
+    };
+    let mut report = Report::default();
+    let mut phases = String::new();
+    let mut done: Vec<String> = Vec::new();
+    for (name, hosts, roles) in plays(&book)? {
+        for r in &roles {
+            if done.contains(r) {
+                continue;
+            }
+            let dir = role_paths
+                .iter()
+                .map(|p| p.join(r))
+                .find(|p| p.is_dir())
+                .ok_or_else(|| Error::invalid(&book, format!("role `{r}` is in no roles_path")))?;
+            role(&dir, r, out, &mut report)?;
+            done.push(r.clone());
+        }
+        let phase: String =
+            name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+        phases.push_str(&format!("  - name: {}\n    roles: [{}]\n", phase.to_lowercase(), roles.join(", ")));
+        if hosts != "all" {
+            phases.push_str(&format!("    hosts: \"{hosts}\"\n"));
+        }
+    }
+    let project = src
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "imported".into());
+    let text = format!("# imported from Ansible by `deploy import ansible`: a phase per play, in play order\nproject: {project}\nphases:\n{phases}");
+    std::fs::write(out.join("deploy.yml"), text).map_err(|e| Error::io(out, e))?;
+    Ok(report)
+}

@@ -1,0 +1,401 @@
+//! One Ansible task to deploy's resources: the module's arguments mapped to
+//! a role.yml entry, or the reason it is not converted.
+
+use serde_yaml::{Mapping, Value};
+
+/// Keys of a task that are not its module.
+const TASK_KEYS: [&str; 24] = [
+    "name",
+    "when",
+    "notify",
+    "loop",
+    "with_items",
+    "become",
+    "become_user",
+    "tags",
+    "register",
+    "changed_when",
+    "failed_when",
+    "vars",
+    "ignore_errors",
+    "no_log",
+    "args",
+    "environment",
+    "delegate_to",
+    "run_once",
+    "listen",
+    "check_mode",
+    "diff",
+    "loop_control",
+    "until",
+    "retries",
+];
+
+/// A task converted: the role.yml section and entry, and notes.
+#[derive(Debug, Clone)]
+pub(crate) enum Converted {
+    /// An entry of `section`; `path` is what a handler's restart keys on.
+    Entry { section: &'static str, entry: Mapping, path: Option<String> },
+    /// Several entries of `section` (one apt task, many packages).
+    Many { section: &'static str, entries: Vec<Mapping> },
+    /// Nothing to do in deploy (debug, pause, meta): said in the report.
+    Nothing(String),
+    /// Not converted, with why.
+    Not(String),
+}
+
+fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(x) => Some(x.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A module argument as text.
+fn arg(a: &Mapping, k: &str) -> Option<String> {
+    a.get(k).and_then(s)
+}
+
+/// A converted entry of `section`.
+fn entry(section: &'static str, e: Mapping, path: Option<String>) -> Converted {
+    Converted::Entry { section, entry: e, path }
+}
+
+fn put(m: &mut Mapping, k: &str, v: impl Into<Value>) {
+    m.insert(Value::String(k.into()), v.into());
+}
+
+/// The module of a task and its arguments (`module: {k: v}` or the
+/// free-form `module: "k=v k2=v2"` / a command line).
+pub(crate) fn module(task: &Mapping) -> Option<(String, Mapping, Option<String>)> {
+    for (k, v) in task {
+        let Some(k) = k.as_str() else { continue };
+        if TASK_KEYS.contains(&k) {
+            continue;
+        }
+        let short = k.rsplit('.').next().unwrap_or(k).to_string();
+        let mut args = task.get("args").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        let mut free = None;
+        match v {
+            Value::Mapping(m) => args.extend(m.clone()),
+            Value::String(text) if matches!(short.as_str(), "command" | "shell" | "raw" | "script") => {
+                free = Some(text.clone())
+            }
+            Value::String(text) => {
+                for w in text.split_whitespace() {
+                    if let Some((a, b)) = w.split_once('=') {
+                        put(&mut args, a, b.trim_matches(|c| c == '"' || c == '\''));
+                    }
+                }
+            }
+            _ => {}
+        }
+        return Some((short, args, free));
+    }
+    None
+}
+
+/// A mode as deploy writes it: a quoted octal string.
+fn mode(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => {
+            // 0644 in YAML 1.1 is octal 420; PyYAML gives the int
+            let n = n.as_u64()?;
+            Some(format!("0{:o}", n))
+        }
+        Value::String(x) => Some(if x.starts_with('0') { x.clone() } else { format!("0{x}") }),
+        _ => None,
+    }
+}
+
+fn copy_attrs(from: &Mapping, to: &mut Mapping) {
+    for k in ["owner", "group"] {
+        if let Some(v) = from.get(k).and_then(s) {
+            put(to, k, v);
+        }
+    }
+    if let Some(m) = from.get("mode").and_then(mode) {
+        put(to, "mode", m);
+    }
+}
+
+/// Convert one task.
+pub(crate) fn convert(task: &Mapping) -> Converted {
+    let Some((module, a, free)) = module(task) else { return Converted::Not("no module in this task".into()) };
+    if task.contains_key("register") {
+        return Converted::Not("register: its result is used later, and deploy keeps no task results".into());
+    }
+    if task.contains_key("loop") || task.contains_key("with_items") {
+        return Converted::Not("loop: write one entry per item (not converted yet)".into());
+    }
+    match module.as_str() {
+        "template" | "copy" => conv_template(&module, task, &a, free),
+        "file" => conv_file(&module, task, &a, free),
+        "apt" | "package" => conv_apt(&module, task, &a, free),
+        "systemd" | "service" | "systemd_service" => conv_systemd(&module, task, &a, free),
+        "user" | "group" => conv_user(&module, task, &a, free),
+        "authorized_key" => conv_authorized_key(&module, task, &a, free),
+        "cron" => conv_cron(&module, task, &a, free),
+        "sysctl" => conv_sysctl(&module, task, &a, free),
+        "lineinfile" => conv_lineinfile(&module, task, &a, free),
+        "command" | "shell" => conv_command(&module, task, &a, free),
+        "assert" => conv_assert(&module, task, &a, free),
+        "docker_compose_v2" | "docker_compose" => conv_docker_compose_v(&module, task, &a, free),
+        "debug" | "pause" | "meta" => Converted::Nothing(format!("{module}: nothing to do on a host")),
+        other => Converted::Not(format!("module `{other}` has no deploy equivalent yet")),
+    }
+}
+
+fn conv_template(module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(dest) = arg(a, "dest") else { return Converted::Not("no dest".into()) };
+    put(&mut e, "dest", dest.clone());
+    if module == "template" {
+        put(&mut e, "template", arg(a, "src").unwrap_or_default());
+    } else if let Some(c) = arg(a, "content") {
+        put(&mut e, "content", c);
+    } else if let Some(src) = arg(a, "src").filter(|x| !x.ends_with('/')) {
+        put(&mut e, "src", src);
+    } else {
+        return Converted::Not("copy of a directory (not converted yet)".into());
+    }
+    copy_attrs(a, &mut e);
+    if let Some(v) = arg(a, "validate") {
+        put(&mut e, "validate", v);
+    }
+    entry("files", e, Some(dest))
+}
+
+fn conv_file(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(path) = arg(a, "path").or_else(|| arg(a, "dest")) else { return Converted::Not("no path".into()) };
+    match arg(a, "state").as_deref() {
+        Some("directory") => {
+            put(&mut e, "path", path.clone());
+            copy_attrs(a, &mut e);
+            entry("dirs", e, Some(path))
+        }
+        Some("absent") => Converted::Entry {
+            section: "absent",
+            entry: Mapping::from_iter([(Value::String("path".into()), Value::String(path))]),
+            path: None,
+        },
+        Some("touch") => {
+            put(&mut e, "dest", path.clone());
+            put(&mut e, "content", "");
+            put(&mut e, "preserve", true);
+            copy_attrs(a, &mut e);
+            entry("files", e, Some(path))
+        }
+        other => {
+            Converted::Not(format!("file state {} (links are not a deploy resource yet)", other.unwrap_or("file")))
+        }
+    }
+}
+
+fn conv_apt(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let state = match arg(a, "state").as_deref() {
+        None | Some("present" | "latest") => "present",
+        Some("absent") => "absent",
+        Some(o) => return Converted::Not(format!("apt state {o}")),
+    };
+    let names: Vec<String> = match a.get("name").or_else(|| a.get("pkg")) {
+        Some(Value::Sequence(l)) => l.iter().filter_map(s).collect(),
+        Some(v) => s(v).map(|x| x.split(',').map(|p| p.trim().to_string()).collect()).unwrap_or_default(),
+        None => {
+            return Converted::Not("apt without name (update_cache alone: deploy does not run apt-get update)".into())
+        }
+    };
+    let list: Vec<Value> = names
+        .into_iter()
+        .map(|n| {
+            let mut p = Mapping::new();
+            put(&mut p, "name", n);
+            if state == "absent" {
+                put(&mut p, "state", "absent");
+            }
+            Value::Mapping(p)
+        })
+        .collect();
+    Converted::Many { section: "packages", entries: list.into_iter().filter_map(|v| v.as_mapping().cloned()).collect() }
+}
+
+fn conv_systemd(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(name) = arg(a, "name") else {
+        return Converted::Not("daemon_reload alone: deploy reloads when a unit file changes".into());
+    };
+    let name = if name.contains('.') { name } else { format!("{name}.service") };
+    put(&mut e, "name", name);
+    match arg(a, "state").as_deref() {
+        Some("started") => put(&mut e, "state", "started"),
+        Some("stopped") => put(&mut e, "state", "stopped"),
+        Some(o @ ("restarted" | "reloaded")) => {
+            return Converted::Not(format!(
+                "state {o} in a task runs on every deploy; as a handler it becomes restart_on"
+            ))
+        }
+        _ => {}
+    }
+    if let Some(Value::Bool(b)) = a.get("enabled") {
+        put(&mut e, "enabled", *b);
+    }
+    if arg(a, "scope").as_deref() == Some("user") {
+        return Converted::Not(
+            "scope: user needs the user's name: write it as a unit with `scope: user, user: NAME`".into(),
+        );
+    }
+    entry("units", e, None)
+}
+
+fn conv_user(module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(name) = arg(a, "name") else { return Converted::Not("no name".into()) };
+    put(&mut e, "name", name);
+    for k in ["uid", "gid", "group", "shell", "home"] {
+        if let Some(v) = a.get(k).cloned() {
+            put(&mut e, k, v);
+        }
+    }
+    if let Some(g) = arg(a, "groups") {
+        put(&mut e, "groups", Value::Sequence(g.split(',').map(|x| Value::String(x.trim().into())).collect()));
+    }
+    if let Some(Value::Bool(true)) = a.get("system") {
+        put(&mut e, "system", true);
+    }
+    if arg(a, "state").as_deref() == Some("absent") {
+        put(&mut e, "state", "absent");
+    }
+    entry(if module == "user" { "users" } else { "groups" }, e, None)
+}
+
+fn conv_authorized_key(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let (Some(user), Some(key)) = (arg(a, "user"), arg(a, "key")) else {
+        return Converted::Not("no user or key".into());
+    };
+    put(&mut e, "name", user);
+    put(&mut e, "authorized_keys", Value::Sequence(vec![Value::String(key)]));
+    if let Some(Value::Bool(true)) = a.get("exclusive") {
+        put(&mut e, "exclusive_keys", true);
+    }
+    entry("users", e, None)
+}
+
+fn conv_cron(_module: &str, task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let (Some(name), Some(job)) = (arg(a, "name").or_else(|| task.get("name").and_then(s)), arg(a, "job")) else {
+        return Converted::Not("cron without name or job".into());
+    };
+    let f = |k: &str| arg(a, k).unwrap_or_else(|| "*".into());
+    let schedule = match arg(a, "special_time") {
+        Some(t) => format!("@{t}"),
+        None => format!("{} {} {} {} {}", f("minute"), f("hour"), f("day"), f("month"), f("weekday")),
+    };
+    put(&mut e, "name", name);
+    put(&mut e, "schedule", schedule);
+    put(&mut e, "user", arg(a, "user").unwrap_or_else(|| "root".into()));
+    put(&mut e, "job", job);
+    if let Some(file) = arg(a, "cron_file") {
+        put(&mut e, "file", file);
+    }
+    entry("cron", e, None)
+}
+
+fn conv_sysctl(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let (Some(name), Some(value)) = (arg(a, "name"), a.get("value").cloned()) else {
+        return Converted::Not("no name or value".into());
+    };
+    put(&mut e, "name", name);
+    put(&mut e, "value", value);
+    entry("sysctl", e, None)
+}
+
+fn conv_lineinfile(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(path) = arg(a, "path").or_else(|| arg(a, "dest")) else { return Converted::Not("no path".into()) };
+    put(&mut e, "path", path.clone());
+    for k in ["regexp", "line"] {
+        if let Some(v) = arg(a, k) {
+            put(&mut e, k, v);
+        }
+    }
+    if arg(a, "state").as_deref() == Some("absent") {
+        put(&mut e, "state", "absent");
+    }
+    if let Some(Value::Bool(true)) = a.get("create") {
+        put(&mut e, "create", true);
+    }
+    if a.contains_key("insertafter") || a.contains_key("insertbefore") || a.contains_key("backrefs") {
+        return Converted::Not("insertafter/insertbefore/backrefs (not converted yet)".into());
+    }
+    entry("lines", e, Some(path))
+}
+
+fn conv_command(module: &str, task: &Mapping, a: &Mapping, free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let line = free.or_else(|| arg(a, "cmd")).unwrap_or_default();
+    let run: Vec<Value> = if module == "shell" {
+        vec!["sh".into(), "-c".into(), Value::String(line.clone())]
+    } else if let Some(Value::Sequence(argv)) = a.get("argv") {
+        argv.clone()
+    } else {
+        line.split_whitespace().map(|w| Value::String(w.into())).collect()
+    };
+    let read_only = task.get("changed_when") == Some(&Value::Bool(false));
+    if read_only {
+        put(&mut e, "command", line);
+        return entry("preflight", e, None);
+    }
+    if let Some(n) = task.get("name").and_then(s) {
+        put(&mut e, "name", n);
+    }
+    put(&mut e, "run", Value::Sequence(run));
+    let mut guarded = false;
+    for k in ["creates", "removes"] {
+        if let Some(v) = arg(a, k) {
+            put(&mut e, k, v);
+            guarded = true;
+        }
+    }
+    if !guarded {
+        return Converted::Not(
+            "a command without creates:, removes: or changed_when: false would run on every deploy".into(),
+        );
+    }
+    entry("commands", e, None)
+}
+
+fn conv_assert(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let that = match a.get("that") {
+        Some(Value::Sequence(l)) => l.iter().filter_map(s).map(|x| format!("({x})")).collect::<Vec<_>>().join(" and "),
+        Some(v) => s(v).unwrap_or_default(),
+        None => return Converted::Not("assert without that".into()),
+    };
+    put(&mut e, "that", that);
+    if let Some(m) = arg(a, "fail_msg").or_else(|| arg(a, "msg")) {
+        put(&mut e, "msg", m);
+    }
+    entry("preflight", e, None)
+}
+
+fn conv_docker_compose_v(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
+    let mut e = Mapping::new();
+    let Some(dir) = arg(a, "project_src") else {
+        return Converted::Not("docker_compose without project_src".into());
+    };
+    let project = arg(a, "project_name")
+        .unwrap_or_else(|| dir.trim_end_matches('/').rsplit('/').next().unwrap_or("app").to_string());
+    put(&mut e, "project", project);
+    put(&mut e, "dir", dir);
+    let files: Vec<Value> = match a.get("files") {
+        Some(Value::Sequence(l)) => l.clone(),
+        _ => vec![Value::String("docker-compose.yml".into())],
+    };
+    put(&mut e, "files", Value::Sequence(files));
+    entry("compose", e, None)
+}
