@@ -63,3 +63,41 @@ fn a_canary_goes_first_and_the_rest_follow_when_it_passes() {
     assert!(r.stdout.contains("  lab2  skip    never started: the rollout stopped after lab1 failed"), "{r:?}");
     assert!(!String::from_utf8(lab.read("lab2", "/opt/stack/app.conf").unwrap()).unwrap().contains("workers = 7\n"));
 }
+
+#[test]
+fn serial_of_a_phase_lets_hosts_through_it_in_batches_and_stops_at_a_failure() {
+    let lab = three_hosts_with_a_gate(&["lab1"]);
+    let d = FILES_ONLY.replace("  - name: app\n    roles: [app]\n", "  - name: app\n    roles: [app]\n    serial: 1\n");
+    lab.write_file("deploy.yml", &d);
+    // the phase before it changes on every host, and is applied on every host
+    let motd = std::fs::read_to_string(lab.root.join("roles/common/templates/motd.j2")).unwrap();
+    lab.write_file("roles/common/templates/motd.j2", &format!("{motd}-- serial test\n"));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("  lab1  FAILED  phase app: health gate failed"), "{r:?}");
+    for h in ["lab2", "lab3"] {
+        assert!(
+            r.stdout.contains(&format!("  {h}  FAILED  phase app: stopped before this phase: lab1 failed in it, and its serial: lets no later batch in; the phases before it are applied")),
+            "{r:?}"
+        );
+        assert!(
+            String::from_utf8(lab.read(h, "/etc/motd").unwrap()).unwrap().ends_with("-- serial test\n"),
+            "{h}: base not applied"
+        );
+        assert!(lab.read(h, "/opt/stack/health").is_none(), "{h} went through the app phase");
+    }
+    // with the failure fixed, every host goes through, one at a time
+    lab.write_file("inventory/host_vars/lab1.yml", "health_word: ok\n");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for h in ["lab1", "lab2", "lab3"] {
+        assert_eq!(lab.read(h, "/opt/stack/health").unwrap(), b"ok\n", "{h}");
+    }
+    // a bad serial is named
+    lab.write_file("deploy.yml", &d.replace("serial: 1", "serial: none"));
+    let e = lab.deploy(&["lab", "--check"]);
+    assert!(
+        e.stderr.ends_with("phase `app`: serial `none` is not a number of hosts (3) or a percentage of them (25%)\n"),
+        "{e:?}"
+    );
+}

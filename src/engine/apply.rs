@@ -120,10 +120,37 @@ pub(crate) async fn phases_loop(
     report: &mut HostReport,
     armed: &mut Option<Armed>,
 ) -> Result<()> {
+    let mut gates = super::rollout::Gates::new(&run.gates, &r.desired.host);
+    let res = phases(r, run, progress, report, armed, &mut gates).await;
+    gates.finish(res.is_err() || report.failure.is_some());
+    res
+}
+
+async fn phases(
+    r: &Ready,
+    run: &Run,
+    progress: &Progress,
+    report: &mut HostReport,
+    armed: &mut Option<Armed>,
+    gates: &mut super::rollout::Gates,
+) -> Result<()> {
     let host = r.desired.host.as_str();
     let mut started = false;
     for (p, phase) in run.phases.iter().enumerate() {
-        let Some(mut ph) = PhaseRun::new(r, run, progress, p, &phase.name) else { continue };
+        let Some(mut ph) = PhaseRun::new(r, run, progress, p, &phase.name) else {
+            gates.leave(p, false);
+            continue;
+        };
+        if let Err(who) = gates.enter(p).await {
+            report.failure = Some(Failure {
+                phase: phase.name.clone(),
+                what: format!(
+                    "stopped before this phase: {who} failed in it, and its serial: lets no later batch in; the phases before it are applied"
+                ),
+                ..Default::default()
+            });
+            return Ok(());
+        }
         if started && run.stop.requested() {
             report.interrupted = true;
             report.failure = Some(Failure {
@@ -173,6 +200,7 @@ pub(crate) async fn phases_loop(
             report.failure = Some(f);
             return Ok(());
         }
+        gates.leave(p, false);
     }
     Ok(())
 }

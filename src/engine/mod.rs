@@ -160,6 +160,8 @@ pub(crate) struct PhaseInfo {
     pub(crate) name: String,
     /// Dead-man window in seconds, for guarded phases.
     pub(crate) deadman: Option<u64>,
+    /// `serial:` of the phase.
+    pub(crate) serial: Option<rollout::Size>,
 }
 
 pub(crate) fn clock(epoch: u64) -> String {

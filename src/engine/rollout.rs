@@ -102,3 +102,130 @@ mod tests {
         assert!(Rollout::default().crossed(1, 100));
     }
 }
+
+/// `serial:` of one phase: hosts go through the phase in batches, a batch
+/// entering it only once every host of the batches before it is through;
+/// once a host fails in it, the hosts that have not entered it stop there.
+pub(crate) struct PhaseGate {
+    batch_of: std::collections::HashMap<String, usize>,
+    sizes: Vec<usize>,
+    state: std::sync::Mutex<(Vec<usize>, Option<String>)>,
+    changed: tokio::sync::Notify,
+}
+
+impl PhaseGate {
+    /// Batches of `size` over `hosts`, in their order.
+    pub(crate) fn new(hosts: &[String], size: Size) -> PhaseGate {
+        let n = size.of(hosts.len()).max(1);
+        let batch_of = hosts.iter().enumerate().map(|(i, h)| (h.clone(), i / n)).collect();
+        let sizes: Vec<usize> = hosts.chunks(n).map(|c| c.len()).collect();
+        let state = std::sync::Mutex::new((vec![0; sizes.len()], None));
+        PhaseGate { batch_of, sizes, state, changed: tokio::sync::Notify::new() }
+    }
+
+    /// Wait for `host`'s turn; Err(the host that failed) when the phase stopped.
+    pub(crate) async fn enter(&self, host: &str) -> Result<(), String> {
+        let Some(&b) = self.batch_of.get(host) else { return Ok(()) };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(f) = &st.1 {
+                    return Err(f.clone());
+                }
+                if (0..b).all(|k| st.0[k] >= self.sizes[k]) {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// `host` is through the phase (or will not take it); `failed` stops the batches after it.
+    pub(crate) fn leave(&self, host: &str, failed: bool) {
+        let Some(&b) = self.batch_of.get(host) else { return };
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.0[b] += 1;
+            if failed && st.1.is_none() {
+                st.1 = Some(host.to_string());
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// This host's place in the phases' `serial:` gates: each gate is left once,
+/// whatever happens to the host (a panic counts as a failure).
+pub(crate) struct Gates {
+    host: String,
+    gates: Vec<Option<std::sync::Arc<PhaseGate>>>,
+    left: Vec<bool>,
+    inside: Option<usize>,
+}
+
+impl Gates {
+    pub(crate) fn new(all: &std::sync::OnceLock<Vec<Option<std::sync::Arc<PhaseGate>>>>, host: &str) -> Gates {
+        let gates = all.get().cloned().unwrap_or_default();
+        let left = vec![false; gates.len()];
+        Gates { host: host.into(), gates, left, inside: None }
+    }
+
+    /// Wait to enter phase `p`; Err(the host that failed in it).
+    pub(crate) async fn enter(&mut self, p: usize) -> std::result::Result<(), String> {
+        if let Some(g) = self.gates.get(p).cloned().flatten() {
+            g.enter(&self.host).await?;
+            self.inside = Some(p);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self, p: usize, failed: bool) {
+        if let (Some(Some(g)), Some(false)) = (self.gates.get(p), self.left.get(p).copied()) {
+            g.leave(&self.host, failed);
+            self.left[p] = true;
+        }
+        if self.inside == Some(p) {
+            self.inside = None;
+        }
+    }
+
+    /// The phase the host is in ends with `failed`; the phases it will not
+    /// take let the next batches through.
+    pub(crate) fn finish(&mut self, failed: bool) {
+        if let Some(p) = self.inside {
+            self.leave(p, failed);
+        }
+        for p in 0..self.gates.len() {
+            self.leave(p, false);
+        }
+    }
+}
+
+impl Drop for Gates {
+    fn drop(&mut self) {
+        self.finish(true);
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batch_waits_for_the_one_before_and_a_failure_stops_the_rest() {
+        let hosts: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let g = std::sync::Arc::new(PhaseGate::new(&hosts, Size::Hosts(1)));
+        assert_eq!(g.enter("a").await, Ok(()));
+        let g2 = g.clone();
+        let b = tokio::spawn(async move { g2.enter("b").await });
+        tokio::task::yield_now().await;
+        assert!(!b.is_finished(), "b entered before a was through");
+        g.leave("a", false);
+        assert_eq!(b.await.unwrap(), Ok(()));
+        g.leave("b", true);
+        assert_eq!(g.enter("c").await, Err("b".to_string()));
+    }
+}

@@ -22,6 +22,8 @@ pub(crate) struct Run {
     pub(crate) stop: Arc<Interrupt>,
     /// --parallel: hosts worked on at once.
     slots: Arc<Semaphore>,
+    /// Per phase, its `serial:` gate (set when the apply starts).
+    pub(crate) gates: std::sync::OnceLock<Vec<Option<Arc<rollout::PhaseGate>>>>,
 }
 
 impl Run {
@@ -30,7 +32,7 @@ impl Run {
         let holder = holder(&id);
         let phases = phase_infos(&args, &loaded);
         let slots = Arc::new(Semaphore::new(args.ssh.parallel.max(1)));
-        Run { args, loaded, holder, id, phases, stop, slots }
+        Run { args, loaded, holder, id, phases, stop, slots, gates: Default::default() }
     }
 }
 
@@ -44,7 +46,12 @@ fn phase_infos(args: &DeployArgs, loaded: &Loaded) -> Vec<PhaseInfo> {
         .file
         .phases
         .iter()
-        .map(|p| PhaseInfo { name: p.name.clone(), deadman: toggle_window.or(p.deadman.map(|d| d.0)) })
+        .map(|p| PhaseInfo {
+            name: p.name.clone(),
+            deadman: toggle_window.or(p.deadman.map(|d| d.0)),
+            // checked when deploy.yml loaded
+            serial: p.serial.as_ref().and_then(crate::load::scalar_text).and_then(|t| t.parse().ok()),
+        })
         .collect()
 }
 
@@ -150,6 +157,12 @@ pub(crate) async fn apply_all(run: &Arc<Run>, states: Vec<HostState>) -> Vec<Res
             HostState::Ready(r) => ready.push((i, r)),
         }
     }
+    // each phase with `serial:` lets the hosts that change something through it in batches
+    let changing: Vec<String> =
+        ready.iter().filter(|(_, r)| !r.plan.is_empty()).map(|(_, r)| r.desired.host.clone()).collect();
+    let _ = run
+        .gates
+        .set(run.phases.iter().map(|p| p.serial.map(|s| Arc::new(rollout::PhaseGate::new(&changing, s)))).collect());
     let rollout = run.args.rollout;
     let batches = rollout.batches(ready.len());
     let mut pending: Vec<Option<(usize, Box<Ready>)>> = ready.into_iter().map(Some).collect();
@@ -215,8 +228,16 @@ async fn apply_batch(
     index.into_iter().zip(out).map(|(i, r)| (i, r.expect("every host of the batch has a result"))).collect()
 }
 
+/// A host that will take no phase: the `serial:` gates let the next batches through.
+fn leave_gates(run: &Run, host: &str) {
+    for g in run.gates.get().into_iter().flatten().flatten() {
+        g.leave(host, false);
+    }
+}
+
 /// A host the rollout never reached: its lock released, nothing applied.
 async fn not_started(run: &Arc<Run>, ready: Ready, why: &str) -> HostReport {
+    leave_gates(run, &ready.desired.host);
     let line = format!("{} result=not-started", audit_line_counts(&run.args, &run.id, &audit_counts(&ready.plan)));
     release(ready, &run.holder, &line, 0).await;
     HostReport { not_started: Some(why.to_string()), ..Default::default() }
@@ -232,6 +253,7 @@ async fn apply_host(run: Arc<Run>, ready: Arc<Ready>, progress: Arc<Progress>) -
     let res = if ready.plan.is_empty() {
         Ok(HostReport::default())
     } else if run.stop.requested() {
+        leave_gates(&run, &host);
         Ok(HostReport { interrupted: true, ..Default::default() })
     } else {
         run.stop.holding(&host, false);

@@ -154,10 +154,33 @@ impl Loaded {
     }
 }
 
+/// A YAML scalar as text (`2`, `25%`).
+pub(crate) fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// Every name in a phase's `hosts:` is a group or host of the inventory: a
 /// misspelt group would otherwise quietly skip the phase everywhere.
 fn check_patterns(project: &Project, inventory: &Inventory, root: &Path) -> Result<()> {
     for phase in &project.file.phases {
+        if let Some(v) = &phase.serial {
+            let t = scalar_text(v).unwrap_or_default();
+            let ok = match t.strip_suffix('%') {
+                Some(p) => p.trim().parse::<u8>().is_ok_and(|p| (1..=100).contains(&p)),
+                None => t.trim().parse::<usize>().is_ok_and(|n| n > 0),
+            };
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "{}: phase `{}`: serial `{t}` is not a number of hosts (3) or a percentage of them (25%)",
+                    root.join("deploy.yml").display(),
+                    phase.name
+                )));
+            }
+        }
         let Some(pat) = &phase.hosts else { continue };
         for name in pat.names() {
             if name == "all" || name == "*" || inventory.groups.contains_key(name) || inventory.hosts.contains_key(name)

@@ -103,6 +103,9 @@ pub(crate) struct Phase {
     /// deploy after this long unless the controller confirms over a fresh
     /// connection (for changes that can lock it out: firewall, sshd).
     pub(crate) deadman: Option<Duration>,
+    /// Hosts through this phase in batches of N (or N%), as a number or a string.
+    #[serde(default)]
+    pub(crate) serial: Option<serde_yaml::Value>,
 }
 
 /// roles/<role>/role.yml.
