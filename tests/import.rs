@@ -12,12 +12,22 @@ fn an_ansible_repository_imports_renders_and_reports_what_it_did_not_convert() {
     let r = deploy_in(&root, &["import", "ansible", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].ends_with(": 11 tasks converted, 1 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert!(lines[0].ends_with(": 13 tasks converted, 2 not converted, 1 with nothing to do on a host."), "{r:?}");
     assert_eq!(
         lines[1],
         "  not converted: roles/base/tasks/main.yml:38: uri: register: its result is used later, and deploy keeps no task results"
     );
-    assert_eq!(lines[2], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
+    assert_eq!(
+        lines[2],
+        "  not converted: roles/base/tasks/main.yml:51: copy: loop item used in an expression (`{{ item | upper }}`): write one entry per item"
+    );
+    assert_eq!(lines[3], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
+    // a loop over a literal list: one entry per item
+    let base_yml = std::fs::read_to_string(out.join("roles/base/role.yml")).unwrap();
+    assert!(
+        base_yml.contains("- path: /srv/shop\n  mode: '0755'\n- path: /srv/shop/data\n  mode: '0750'\n"),
+        "{base_yml}"
+    );
     // a phase per play, in play order, with the play's hosts
     let d = std::fs::read_to_string(out.join("deploy.yml")).unwrap();
     assert!(

@@ -228,6 +228,68 @@ fn notify(task: &Mapping, path: &str, entry: &mut Mapping, hs: &[(String, Mappin
     }
 }
 
+/// A task with `loop:` / `with_items:` over a literal list, as one task per
+/// item with `{{ item }}` and `{{ item.KEY }}` put in; any other use of the
+/// item, or a loop over a variable, is not converted.
+fn expand_loop(task: &Mapping) -> std::result::Result<Vec<Mapping>, String> {
+    let Some(list) = task.get("loop").or_else(|| task.get("with_items")) else { return Ok(vec![task.clone()]) };
+    let Value::Sequence(items) = list else {
+        return Err("loop over a variable: write one entry per item, or a list in role.yml".into());
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "True".into() } else { "False".into() }),
+        _ => None,
+    };
+    fn put_in(v: &Value, item: &Value, text: &dyn Fn(&Value) -> Option<String>) -> std::result::Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => {
+                let mut out = s.clone();
+                for (pat, val) in [("{{ item }}", Some(item)), ("{{item}}", Some(item))] {
+                    if let Some(t) = val.and_then(text) {
+                        out = out.replace(pat, &t);
+                    }
+                }
+                if let Value::Mapping(m) = item {
+                    for (k, val) in m {
+                        let (Some(k), Some(t)) = (k.as_str(), text(val)) else { continue };
+                        out = out.replace(&format!("{{{{ item.{k} }}}}"), &t).replace(&format!("{{{{item.{k}}}}}"), &t);
+                    }
+                }
+                if out.contains("item") && out.contains("{{") {
+                    let shown = s.trim().replace('\n', "\\n");
+                    return Err(format!("loop item used in an expression (`{shown}`): write one entry per item"));
+                }
+                Value::String(out)
+            }
+            Value::Mapping(m) => {
+                let mut o = Mapping::new();
+                for (k, x) in m {
+                    o.insert(k.clone(), put_in(x, item, text)?);
+                }
+                Value::Mapping(o)
+            }
+            Value::Sequence(l) => {
+                Value::Sequence(l.iter().map(|x| put_in(x, item, text)).collect::<std::result::Result<_, _>>()?)
+            }
+            other => other.clone(),
+        })
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let mut t = Mapping::new();
+        for (k, v) in task {
+            if matches!(k.as_str(), Some("loop" | "with_items" | "loop_control")) {
+                continue;
+            }
+            t.insert(k.clone(), put_in(v, item, &text)?);
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// Convert one task of a role into `r`, or report why not.
 fn one_task(
     root: &Path,
@@ -325,7 +387,19 @@ fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
     let mut r = RoleYml::default();
     let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
     for (file, line, task) in list {
-        one_task(root, &file, line, &task, &hs, &mut r, report);
+        match expand_loop(&task) {
+            Ok(tasks) => {
+                for t in tasks {
+                    one_task(root, &file, line, &t, &hs, &mut r, report);
+                }
+            }
+            Err(why) => {
+                let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+                let module = tasks::module(&task).map(|m| m.0).unwrap_or_default();
+                r.comments.push(format!("{shown}:{}: {module}: {why}", line.unwrap_or(0)));
+                report.unconverted.push(Unconverted { file: file.clone(), line, module, why });
+            }
+        }
     }
     let p = dest.join("role.yml");
     std::fs::write(&p, r.text()).map_err(|e| Error::io(&p, e))
