@@ -192,7 +192,7 @@ pub(crate) fn add(env: &mut Environment<'static>) {
     });
     env.add_filter("password_hash", |v: Value, scheme: Option<String>, salt: Option<String>| -> Result<String, MjError> {
         match (scheme.as_deref().unwrap_or("sha512"), salt) {
-            ("sha512" | "sha512_crypt", Some(salt)) => Ok(sha512_crypt(py_str(&v).as_bytes(), salt.as_bytes())),
+            ("sha512" | "sha512_crypt", Some(salt)) => Ok(super::crypt::sha512_crypt(py_str(&v).as_bytes(), salt.as_bytes())),
             ("sha512" | "sha512_crypt", None) => Err(err(
                 "password_hash without a salt makes a new hash on every render, so the file would change on every deploy: give one (password_hash('sha512', 'SALT'))",
             )),
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(comment("a\nb", "plain").unwrap(), "#\n# a\n# b\n#");
         // the example of Drepper's SHA-crypt specification
         assert_eq!(
-            sha512_crypt(b"Hello world!", b"saltstring"),
+            super::super::crypt::sha512_crypt(b"Hello world!", b"saltstring"),
             "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
         );
         let u = urlsplit("https://user:pw@Example.com:8443/x/y?q=1#frag");
@@ -243,99 +243,4 @@ mod tests {
         );
         assert_eq!((get("username"), get("password"), get("fragment")), ("user".into(), "pw".into(), "frag".into()));
     }
-}
-
-/// SHA-512 crypt (`$6$SALT$...`, 5000 rounds), as glibc's crypt and
-/// passlib compute it: Ansible's `password_hash('sha512', SALT)`.
-pub(crate) fn sha512_crypt(password: &[u8], salt: &[u8]) -> String {
-    use sha2::{Digest, Sha512};
-    let salt = &salt[..salt.len().min(16)];
-    let b = Sha512::new().chain_update(password).chain_update(salt).chain_update(password).finalize();
-    let mut a = Sha512::new().chain_update(password).chain_update(salt);
-    let mut n = password.len();
-    while n > 64 {
-        a.update(b);
-        n -= 64;
-    }
-    a.update(&b[..n]);
-    let mut n = password.len();
-    while n > 0 {
-        if n & 1 == 1 {
-            a.update(b);
-        } else {
-            a.update(password);
-        }
-        n >>= 1;
-    }
-    let a = a.finalize();
-    let mut dp = Sha512::new();
-    for _ in 0..password.len() {
-        dp.update(password);
-    }
-    let dp = dp.finalize();
-    let p: Vec<u8> = dp.iter().cycle().take(password.len()).copied().collect();
-    let mut ds = Sha512::new();
-    for _ in 0..16 + a[0] as usize {
-        ds.update(salt);
-    }
-    let ds = ds.finalize();
-    let s: Vec<u8> = ds.iter().cycle().take(salt.len()).copied().collect();
-    let mut c = a.to_vec();
-    for i in 0..5000 {
-        let mut h = Sha512::new();
-        if i % 2 == 1 {
-            h.update(&p);
-        } else {
-            h.update(&c);
-        }
-        if i % 3 != 0 {
-            h.update(&s);
-        }
-        if i % 7 != 0 {
-            h.update(&p);
-        }
-        if i % 2 == 1 {
-            h.update(&c);
-        } else {
-            h.update(&p);
-        }
-        c = h.finalize().to_vec();
-    }
-    const ALPHABET: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = format!("$6${}$", String::from_utf8_lossy(salt));
-    let mut b64 = |b2: u8, b1: u8, b0: u8, n: usize| {
-        let mut w = ((b2 as u32) << 16) | ((b1 as u32) << 8) | b0 as u32;
-        for _ in 0..n {
-            out.push(ALPHABET[(w & 0x3f) as usize] as char);
-            w >>= 6;
-        }
-    };
-    const ORDER: [(usize, usize, usize); 21] = [
-        (0, 21, 42),
-        (22, 43, 1),
-        (44, 2, 23),
-        (3, 24, 45),
-        (25, 46, 4),
-        (47, 5, 26),
-        (6, 27, 48),
-        (28, 49, 7),
-        (50, 8, 29),
-        (9, 30, 51),
-        (31, 52, 10),
-        (53, 11, 32),
-        (12, 33, 54),
-        (34, 55, 13),
-        (56, 14, 35),
-        (15, 36, 57),
-        (37, 58, 16),
-        (59, 17, 38),
-        (18, 39, 60),
-        (40, 61, 19),
-        (62, 20, 41),
-    ];
-    for (x, y, z) in ORDER {
-        b64(c[x], c[y], c[z], 4);
-    }
-    b64(0, 0, c[63], 2);
-    out
 }

@@ -3,6 +3,7 @@
 //! files only, never touches a host.
 
 pub(crate) mod compose;
+mod crypt;
 pub(crate) mod desired;
 pub(crate) mod errors;
 pub(crate) mod filters;
