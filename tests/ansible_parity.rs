@@ -179,3 +179,13 @@ fn password_hash_is_glibc_sha512_crypt() {
     let e = deploy("", "{{ 'x' | password_hash('sha512') }}\n").unwrap_err();
     assert!(e.contains("password_hash without a salt makes a new hash on every render"), "{e}");
 }
+
+// ansible-core 2.19 prints a None value as nothing in template output, and
+// as None inside a container.
+#[test]
+fn none_prints_as_ansible_2_19_prints_it() {
+    let vars = "x: null\nl: [1, null]\n";
+    let template = "a{{ x }}b\n{{ x }}\n{{ l }} {{ [x] }} {{ x is none }}\n";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+}

@@ -53,6 +53,10 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
         if value.is_undefined() {
             return Err(MjError::new(ErrorKind::UndefinedError, "undefined value"));
         }
+        // ansible-core 2.19 writes a None as nothing (inside a list it is still `None`)
+        if value.is_none() {
+            return Ok(());
+        }
         out.write_str(&py_str(value)).map_err(|_| MjError::new(ErrorKind::WriteFailure, "write failed"))
     });
     if let Some(dir) = templates {
@@ -132,9 +136,10 @@ mod tests {
     #[test]
     fn python_printing() {
         let ctx = context! { b => true, n => (), l => vec!["x", "y"], f => 0.5, g => 3.0, i => 3 };
+        // a None prints as nothing, as in ansible-core 2.19 (tests/ansible_parity.rs)
         assert_eq!(
             r("{{ b }} {{ n }} {{ l }} {{ f }} {{ g }} {{ i }} {{ b | lower }}", ctx),
-            "True None ['x', 'y'] 0.5 3.0 3 true"
+            "True  ['x', 'y'] 0.5 3.0 3 true"
         );
         let m: indexmap::IndexMap<&str, i32> = [("a", 1), ("b", 2)].into_iter().collect();
         assert_eq!(r("{{ m }}", context! { m => m }), "{'a': 1, 'b': 2}");
