@@ -189,3 +189,12 @@ fn none_prints_as_ansible_2_19_prints_it() {
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
 }
+
+// to_nice_yaml of a list and of a mapping holding one, as PyYAML writes them.
+#[test]
+fn to_nice_yaml_lists_as_pyyaml_writes_them() {
+    let vars = "l: [a, b]\nm: {k: [1, 2], n: {x: y}}\nd: [{a: 1, b: [2, 3]}, c]\n";
+    let template = "{{ l | to_nice_yaml }}--\n{{ m | to_nice_yaml }}--\n{{ m | to_nice_yaml(indent=2) }}--\n{{ l | to_yaml }}{{ d | to_nice_yaml }}--\n{{ d | to_nice_yaml(indent=2) }}";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+}

@@ -168,7 +168,8 @@ fn yaml_block(out: &mut String, v: &Value, indent: usize, col: usize, flow_leave
                     yaml_block(&mut inner, &item, indent, col + indent.max(2), flow_leaves);
                     out.push_str(inner.trim_start_matches(' '));
                 } else {
-                    out.push_str(&" ".repeat(indent.saturating_sub(1).max(1)));
+                    // a scalar item: one space after the dash, whatever the indent
+                    out.push(' ');
                     out.push_str(&yaml_flow(&item));
                     out.push('\n');
                 }
@@ -363,7 +364,7 @@ mod tests {
     #[test]
     fn nice_yaml_matches_pyyaml() {
         let v = context! { b => vec!["x", "y"], a => 1, c => context! { d => "yes", e => "" } };
-        assert_eq!(yaml(&v, 4, false), "a: 1\nb:\n-   x\n-   y\nc:\n    d: 'yes'\n    e: ''\n");
+        assert_eq!(yaml(&v, 4, false), "a: 1\nb:\n- x\n- y\nc:\n    d: 'yes'\n    e: ''\n");
     }
 
     #[test]
