@@ -130,52 +130,77 @@ fn role_tasks(dir: &Path, file: &Path, out: &mut Vec<(PathBuf, Option<usize>, Ma
     Ok(())
 }
 
+/// A role.yml entry and the comments that follow it.
+type Commented = (Mapping, Vec<String>);
+
 /// A role.yml being written: sections of entries, and the tasks left as comments.
 #[derive(Default)]
 struct RoleYml {
-    sections: Vec<(&'static str, Vec<Mapping>)>,
-    comments: Vec<String>,
+    /// Sections in order of first use; each entry with the comments of the
+    /// unconverted tasks that came after it.
+    sections: Vec<(&'static str, Vec<Commented>)>,
+    /// Comments of tasks before any converted one.
+    head: Vec<String>,
+    /// The entry the last converted task made (section, index).
+    last: Option<(usize, usize)>,
 }
 
 impl RoleYml {
+    /// A not-converted task, left as a comment where it would go: after the
+    /// entry of the task before it.
+    fn comment(&mut self, c: String) {
+        match self.last {
+            Some((s, e)) => self.sections[s].1[e].1.push(c),
+            None => self.head.push(c),
+        }
+    }
+
     fn add(&mut self, section: &'static str, e: Mapping) {
+        let si = match self.sections.iter().position(|(s, _)| *s == section) {
+            Some(i) => i,
+            None => {
+                self.sections.push((section, vec![]));
+                self.sections.len() - 1
+            }
+        };
         // one entry per unit: a handler's restart_on joins the unit's task
         if section == "units" {
-            if let Some((_, list)) = self.sections.iter_mut().find(|(s, _)| *s == "units") {
-                if let Some(u) = list.iter_mut().find(|u| u.get("name") == e.get("name")) {
-                    for (k, v) in e {
-                        match (u.get_mut(&k), v) {
-                            (Some(Value::Sequence(have)), Value::Sequence(more)) => {
-                                have.extend(more.into_iter().filter(|x| !have.contains(x)).collect::<Vec<_>>())
-                            }
-                            (None, v) => {
-                                u.insert(k, v);
-                            }
-                            _ => {}
+            if let Some(ui) = self.sections[si].1.iter().position(|(u, _)| u.get("name") == e.get("name")) {
+                let u = &mut self.sections[si].1[ui].0;
+                for (k, v) in e {
+                    match (u.get_mut(&k), v) {
+                        (Some(Value::Sequence(have)), Value::Sequence(more)) => {
+                            have.extend(more.into_iter().filter(|x| !have.contains(x)).collect::<Vec<_>>())
                         }
+                        (None, v) => {
+                            u.insert(k, v);
+                        }
+                        _ => {}
                     }
-                    return;
                 }
+                self.last = Some((si, ui));
+                return;
             }
         }
-        match self.sections.iter_mut().find(|(s, _)| *s == section) {
-            Some((_, v)) => v.push(e),
-            None => self.sections.push((section, vec![e])),
-        }
+        self.sections[si].1.push((e, vec![]));
+        self.last = Some((si, self.sections[si].1.len() - 1));
     }
 
     fn text(&self) -> String {
         let mut out = String::from("# imported from Ansible by `deploy import ansible`\n");
+        let comments = |out: &mut String, cs: &[String]| {
+            for c in cs {
+                out.push_str(&format!("# not converted: {c}\n"));
+            }
+        };
+        comments(&mut out, &self.head);
         for (section, entries) in &self.sections {
-            let list = Value::Sequence(entries.iter().cloned().map(Value::Mapping).collect());
-            let mut m = Mapping::new();
-            m.insert(Value::String((*section).into()), list);
-            out.push_str(&serde_yaml::to_string(&m).unwrap_or_default());
-        }
-        if !self.comments.is_empty() {
-            out.push_str("# not converted (see the import report):\n");
-            for c in &self.comments {
-                out.push_str(&format!("#   {c}\n"));
+            out.push_str(&format!("{section}:\n"));
+            for (e, cs) in entries {
+                out.push_str(
+                    &serde_yaml::to_string(&Value::Sequence(vec![Value::Mapping(e.clone())])).unwrap_or_default(),
+                );
+                comments(&mut out, cs);
             }
         }
         out
@@ -206,7 +231,7 @@ fn notify(task: &Mapping, path: &str, entry: &mut Mapping, hs: &[(String, Mappin
     };
     for n in names {
         let Some((_, h)) = hs.iter().find(|(k, _)| *k == n) else {
-            role.comments.push(format!("notify `{n}` of {path}: no such handler"));
+            role.comment(format!("notify `{n}` of {path}: no such handler"));
             continue;
         };
         match tasks::module(h) {
@@ -222,8 +247,8 @@ fn notify(task: &Mapping, path: &str, entry: &mut Mapping, hs: &[(String, Mappin
                 entry.insert("on_change".into(), line.into());
             }
             Some((m, _, _)) if m.contains("docker_compose") => {} // deploy recreates what reads the file
-            Some((m, ..)) => role.comments.push(format!("handler `{n}` ({m}) notified by {path}: not converted")),
-            None => role.comments.push(format!("handler `{n}`: no module")),
+            Some((m, ..)) => role.comment(format!("handler `{n}` ({m}) notified by {path}: not converted")),
+            None => role.comment(format!("handler `{n}`: no module")),
         }
     }
 }
@@ -312,7 +337,7 @@ fn one_task(
         _ => None,
     };
     let mut not = |why: String, r: &mut RoleYml| {
-        r.comments.push(format!("{where_}: {module}: {why}"));
+        r.comment(format!("{where_}: {module}: {why}"));
         report.unconverted.push(Unconverted { file: file.to_path_buf(), line, module: module.clone(), why });
     };
     match tasks::convert(task) {
@@ -396,7 +421,7 @@ fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
             Err(why) => {
                 let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
                 let module = tasks::module(&task).map(|m| m.0).unwrap_or_default();
-                r.comments.push(format!("{shown}:{}: {module}: {why}", line.unwrap_or(0)));
+                r.comment(format!("{shown}:{}: {module}: {why}", line.unwrap_or(0)));
                 report.unconverted.push(Unconverted { file: file.clone(), line, module, why });
             }
         }
