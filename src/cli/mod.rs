@@ -1,7 +1,13 @@
 //! The command line: clap definitions, resolved into a `Command` before any
 //! work starts, so raw flags never reach the code that does the work.
 
+mod docs;
+mod values;
+
 use std::path::{Path, PathBuf};
+
+pub(crate) use docs::{completions, man_page};
+use values::{default_env, extra, is_toggle_word, rollout, toggle_command};
 
 use clap::{Parser, Subcommand};
 
@@ -127,24 +133,6 @@ struct RunFlags {
     /// Stop the rollout once more than P% of the hosts failed (default 0: the first failure)
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=100))]
     max_fail_percentage: Option<u8>,
-}
-
-/// --serial, --canary and --max-fail-percentage, else deploy.yml's `serial:`
-/// and `max_fail_percentage:`.
-fn rollout(run: &RunFlags, d: &crate::load::defaults::Defaults) -> Result<crate::engine::rollout::Rollout> {
-    let serial = match (run.serial, &d.serial) {
-        (Some(s), _) => Some(s),
-        (None, Some(text)) => Some(text.parse().map_err(|e| Error::Usage(format!("deploy.yml: serial: {e}")))?),
-        (None, None) => None,
-    };
-    if run.canary == Some(0) {
-        return Err(Error::Usage("--canary 0: a canary is at least one host".into()));
-    }
-    Ok(crate::engine::rollout::Rollout {
-        serial,
-        canary: run.canary,
-        max_fail_percentage: run.max_fail_percentage.or(d.max_fail_percentage).unwrap_or(0),
-    })
 }
 
 fn parse_window(s: &str) -> std::result::Result<u64, String> {
@@ -578,111 +566,6 @@ fn read_only(args: DeployArgs, output: Output) -> DeployArgs {
     DeployArgs { check: true, json: output == Output::Json, ..args }
 }
 
-/// `NAME-on` -> (NAME, Some(true)), `NAME-status` -> (NAME, None).
-fn toggle_command(word: &str) -> Result<(String, Option<bool>)> {
-    let (name, action) = word.rsplit_once('-').ok_or_else(|| {
-        Error::Usage(format!("`{word}` is not a toggle command: write NAME-on, NAME-off or NAME-status"))
-    })?;
-    let on = match action {
-        "on" => Some(true),
-        "off" => Some(false),
-        "status" => None,
-        _ => return Err(Error::Usage(format!("`{word}`: a toggle takes -on, -off or -status"))),
-    };
-    Ok((name.to_string(), on))
-}
-
 fn keys(g: &Global) -> Keys {
     Keys { identities: g.identity.clone(), passphrase: std::env::var("DEPLOY_AGE_PASSPHRASE").ok() }
-}
-
-/// `NAME-on|off|status` where NAME is a toggle of deploy.yml.
-fn is_toggle_word(word: &str, defaults: &dyn Fn() -> crate::load::defaults::Defaults) -> bool {
-    word.rsplit_once('-').is_some_and(|(name, action)| {
-        matches!(action, "on" | "off" | "status") && defaults().toggles.contains_key(name)
-    })
-}
-
-/// The environment when none is named: DEPLOY_ENV, else deploy.yml's
-/// `default_env`, else an error listing the environments there are.
-fn default_env(root: &Path, defaults: &crate::load::defaults::Defaults) -> Result<String> {
-    if let Some(e) = std::env::var("DEPLOY_ENV").ok().filter(|e| !e.is_empty()) {
-        return Ok(e);
-    }
-    if let Some(e) = &defaults.default_env {
-        return Ok(e.clone());
-    }
-    let inv = root.join("inventory/hosts.yml");
-    let groups = std::fs::read_to_string(&inv)
-        .ok()
-        .and_then(|t| crate::load::inventory::Inventory::parse(&inv, &t).ok())
-        .map(|i| i.groups.keys().filter(|g| *g != "all" && *g != "ungrouped").cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    Err(Error::Usage(format!(
-        "no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: {}",
-        if groups.is_empty() { "none found in inventory/hosts.yml".to_string() } else { groups.join(", ") }
-    ))
-    .hinted("name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml"))
-}
-
-/// -e KEY=VALUE (a string), -e @FILE (a YAML or JSON file of variables), or
-/// -e '{"k": 1}' (inline JSON or YAML), as ansible-playbook takes them.
-fn extra(v: &VarFlags) -> Result<Vec<(String, serde_yaml::Value)>> {
-    let mut out = Vec::new();
-    for kv in &v.extra {
-        let mapping = |path: &Path, text: &str| -> Result<serde_yaml::Mapping> {
-            let (text, _) = crate::load::yaml::as_ansible_reads_it(path, text);
-            match crate::load::yaml::parse::<serde_yaml::Value>(path, &text)? {
-                serde_yaml::Value::Mapping(m) => Ok(m),
-                _ => Err(Error::Usage(format!("-e {kv}: expected a mapping of variables"))),
-            }
-        };
-        let m = if let Some(file) = kv.strip_prefix('@') {
-            let path = Path::new(file);
-            mapping(path, &crate::load::yaml::read_text(path)?)?
-        } else if kv.trim_start().starts_with('{') {
-            mapping(Path::new("-e"), kv)?
-        } else {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| Error::Usage(format!("-e {kv}: expected KEY=VALUE, @FILE or a JSON object")))?;
-            out.push((k.trim().to_string(), serde_yaml::Value::String(v.to_string())));
-            continue;
-        };
-        for (k, v) in m {
-            let serde_yaml::Value::String(k) = k else {
-                return Err(Error::Usage(format!("-e {kv}: variable names are strings")));
-            };
-            out.push((k, v));
-        }
-    }
-    Ok(out)
-}
-
-/// The man page: deploy(1) with every subcommand's options in it.
-pub(crate) fn man_page() -> Vec<u8> {
-    use clap::CommandFactory;
-    let cmd = Cli::command().name("deploy");
-    let mut out = Vec::new();
-    let man = clap_mangen::Man::new(cmd.clone());
-    let _ = man.render(&mut out);
-    // each subcommand as its own section, options included
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("deploy {}", sub.get_name());
-        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
-        let sub = sub.clone().bin_name(name);
-        let m = clap_mangen::Man::new(sub);
-        let _ = m.render_description_section(&mut out);
-        let _ = m.render_synopsis_section(&mut out);
-        let _ = m.render_options_section(&mut out);
-    }
-    out
-}
-
-/// The completion script for `shell`, from the same definitions as --help.
-pub(crate) fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut out);
-    out
 }
