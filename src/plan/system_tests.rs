@@ -4,24 +4,10 @@ use super::system::*;
 use super::*;
 use crate::load::system::{Presence, UnitState};
 use crate::render::system::*;
-use crate::render::{Connection, DesiredFile};
+use crate::render::DesiredFile;
 use crate::util::sha256_hex;
 
-fn host() -> DesiredHost {
-    let c = Connection {
-        address: "h".into(),
-        port: None,
-        user: None,
-        key_file: None,
-        ssh_config: None,
-        fallback_port: None,
-    };
-    DesiredHost::new("h", c)
-}
-
-fn remote(lines: &str) -> Remote {
-    crate::remote::probe::parse_probe(format!("deploy-probe\t1\nhost\th\n{lines}end\n").as_bytes()).unwrap()
-}
+use super::tests::{host, remote};
 
 fn pkg(name: &str, version: Option<&str>, state: Presence) -> DesiredPackage {
     DesiredPackage {

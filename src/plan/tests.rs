@@ -10,7 +10,7 @@ fn file(dest: &str, content: &str) -> DesiredFile {
     DesiredFile::generated(dest, "r", "test", content.as_bytes().to_vec(), 0)
 }
 
-fn host() -> DesiredHost {
+pub(super) fn host() -> DesiredHost {
     let connection = Connection {
         address: "h".into(),
         port: None,
@@ -23,7 +23,7 @@ fn host() -> DesiredHost {
 }
 
 /// A probe reply with these lines (P, H, C, compose ...).
-fn remote(lines: &str) -> Remote {
+pub(super) fn remote(lines: &str) -> Remote {
     crate::remote::probe::parse_probe(format!("deploy-probe\t1\nhost\th\n{lines}end\n").as_bytes()).unwrap()
 }
 
