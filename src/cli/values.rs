@@ -53,15 +53,13 @@ pub(super) fn default_env(root: &Path, defaults: &crate::load::defaults::Default
     if let Some(e) = &defaults.default_env {
         return Ok(e.clone());
     }
-    let inv = root.join("inventory/hosts.yml");
-    let groups = std::fs::read_to_string(&inv)
+    let groups = crate::load::inventory::Inventory::read(root)
         .ok()
-        .and_then(|t| crate::load::inventory::Inventory::parse(&inv, &t).ok())
-        .map(|i| i.groups.keys().filter(|g| *g != "all" && *g != "ungrouped").cloned().collect::<Vec<_>>())
+        .map(|(_, i, _)| i.groups.keys().filter(|g| *g != "all" && *g != "ungrouped").cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     Err(Error::Usage(format!(
         "no environment given, and neither DEPLOY_ENV nor `default_env` in deploy.yml names one; environments: {}",
-        if groups.is_empty() { "none found in inventory/hosts.yml".to_string() } else { groups.join(", ") }
+        if groups.is_empty() { "none found in inventory/".to_string() } else { groups.join(", ") }
     ))
     .hinted("name one (`deploy lab`), export DEPLOY_ENV=lab, or add `default_env: lab` to deploy.yml"))
 }

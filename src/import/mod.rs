@@ -90,15 +90,36 @@ fn inventory(src: &Path, cfg: Option<PathBuf>, out: &Path) -> Result<()> {
     })?;
     let dest = out.join("inventory");
     std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    let (file, dir) = if inv.is_dir() {
-        let f = ["hosts.yml", "hosts.yaml", "hosts", "hosts.ini"].iter().map(|n| inv.join(n)).find(|p| p.is_file());
-        (f.ok_or_else(|| Error::invalid(&inv, "no hosts.yml, hosts or hosts.ini in it"))?, inv.clone())
+    // what Ansible reads of a directory: YAML files and files without an
+    // extension (INI); it skips *.ini there. A file becomes itself, an INI
+    // file without extension NAME.ini (deploy reads `hosts` and *.ini).
+    let (files, dir) = if inv.is_dir() {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(&inv)
+            .map_err(|e| Error::io(&inv, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .filter(|p| match p.extension().and_then(|e| e.to_str()) {
+                None => !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')),
+                Some(e) => e == "yml" || e == "yaml",
+            })
+            .collect();
+        fs.sort();
+        if fs.is_empty() {
+            return Err(Error::invalid(&inv, "no inventory file in it (YAML, or INI without an extension)"));
+        }
+        (fs, inv.clone())
     } else {
-        (inv.clone(), inv.parent().unwrap_or(src).to_path_buf())
+        (vec![inv.clone()], inv.parent().unwrap_or(src).to_path_buf())
     };
-    let yaml = file.extension().is_some_and(|e| e == "yml" || e == "yaml");
-    let target = dest.join(if yaml { "hosts.yml" } else { "hosts" });
-    std::fs::copy(&file, &target).map_err(|e| Error::io(&file, e))?;
+    for file in &files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let target = match file.extension().and_then(|e| e.to_str()) {
+            Some("yml" | "yaml") => name,
+            _ if name == "hosts" => name,
+            _ => format!("{}.ini", name.trim_end_matches(".ini")),
+        };
+        std::fs::copy(file, dest.join(&target)).map_err(|e| Error::io(file, e))?;
+    }
     for sub in ["group_vars", "host_vars"] {
         for base in [&dir, &src.to_path_buf()] {
             if base.join(sub).is_dir() && !dest.join(sub).exists() {

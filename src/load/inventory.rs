@@ -31,21 +31,68 @@ pub(crate) struct Inventory {
 
 impl Inventory {
     /// Parse `hosts.yml` text.
+    #[cfg(test)]
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Inventory> {
-        let root: Value = crate::load::yaml::parse(path, text)?;
         let mut inv = Inventory::default();
         inv.groups.insert("all".into(), Group::default());
+        inv.add_file(path, text)?;
+        Ok(inv)
+    }
+
+    /// Add one more source, as Ansible merges the files of an inventory
+    /// directory: groups and hosts join, a later file's vars win.
+    fn add_file(&mut self, path: &Path, text: &str) -> Result<()> {
+        let root: Value = crate::load::yaml::parse(path, text)?;
         let Value::Mapping(top) = root else {
             return Err(Error::invalid(path, "an inventory is a mapping of groups (all: {hosts: ..., children: ...})"));
         };
         for (name, body) in &top {
             let name = key_str(path, name)?;
-            inv.add_group(path, &name, body)?;
+            self.add_group(path, &name, body)?;
             if name != "all" {
-                inv.groups["all"].children.insert(name);
+                self.groups["all"].children.insert(name);
             }
         }
-        Ok(inv)
+        Ok(())
+    }
+
+    /// The inventory of a repository: every inventory file directly in
+    /// `inventory/` (`hosts`, `*.ini`, `*.yml`, `*.yaml`), INI or YAML, merged
+    /// in name order as Ansible merges a directory. Returns the path that
+    /// names it in messages (the file, or the directory when there are
+    /// several), the inventory, and notes on how YAML was read.
+    pub(crate) fn read(root: &Path) -> Result<(std::path::PathBuf, Inventory, Vec<crate::load::yaml::Warning>)> {
+        let dir = root.join("inventory");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            p.is_file() && (name == "hosts" || [".yml", ".yaml", ".ini"].iter().any(|e| name.ends_with(e)))
+        });
+        files.sort();
+        let Some(first) = files.first().cloned() else {
+            let p = dir.join("hosts.yml");
+            return Err(Error::io(&p, std::io::Error::from(std::io::ErrorKind::NotFound)));
+        };
+        let shown = if files.len() == 1 { first } else { dir };
+        let mut inv = Inventory::default();
+        inv.groups.insert("all".into(), Group::default());
+        let mut notes = Vec::new();
+        for f in &files {
+            let raw = crate::load::yaml::read_text(f)?;
+            let text = if f.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                let (t, n) = crate::load::yaml::as_ansible_reads_it(f, &raw);
+                notes.extend(n);
+                t
+            } else {
+                // INI, as Ansible reads it, into the YAML structure
+                let v = crate::load::inventory_ini::to_yaml(f, &raw)?;
+                serde_yaml::to_string(&v).map_err(|e| Error::invalid(f, e.to_string()))?
+            };
+            inv.add_file(f, &text)?;
+        }
+        Ok((shown, inv, notes))
     }
 
     fn add_group(&mut self, path: &Path, name: &str, body: &Value) -> Result<()> {

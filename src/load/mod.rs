@@ -91,21 +91,8 @@ impl Loaded {
         let mut warnings = Vec::new();
         let project = Project::load(root, &mut warnings)?;
         let keys = &keys.with_default_identities(project.file.age_identity.under(root));
-        let inv_path = ["hosts.yml", "hosts.yaml", "hosts.ini", "hosts"]
-            .iter()
-            .map(|n| root.join("inventory").join(n))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| root.join("inventory/hosts.yml"));
-        let is_ini = !inv_path.extension().is_some_and(|e| e == "yml" || e == "yaml");
-        let (inv_text, notes) = if is_ini {
-            // INI, as Ansible reads it, into the YAML structure
-            let v = inventory_ini::to_yaml(&inv_path, &yaml::read_text(&inv_path)?)?;
-            (serde_yaml::to_string(&v).map_err(|e| Error::invalid(&inv_path, e.to_string()))?, vec![])
-        } else {
-            yaml::as_ansible_reads_it(&inv_path, &yaml::read_text(&inv_path)?)
-        };
+        let (inv_path, inventory, notes) = Inventory::read(root)?;
         warnings.extend(notes);
-        let inventory = Inventory::parse(&inv_path, &inv_text)?;
         let Some(hosts) = inventory.hosts_of(env_name) else {
             let groups: Vec<&String> = inventory.groups.keys().filter(|g| *g != "all").collect();
             return Err(Error::Usage(format!(

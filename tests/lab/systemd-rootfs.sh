@@ -10,7 +10,7 @@ set -euo pipefail
 
 cache=${DEPLOY_LAB_CACHE:-/var/cache/deploy-lab}
 # bump when what goes into the root filesystem changes: a stale cache is rebuilt
-version=2
+version=3
 root=$cache/bookworm
 repo=$cache/apt
 die() { echo "lab: $*" >&2; exit 1; }
@@ -51,7 +51,7 @@ build_root() {
   rm -rf "$root.tmp" "$root"
   echo "lab: debootstrap of the systemd hosts' root filesystem (about a minute, once)" >&2
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,libpam-systemd,nftables,procps,netbase \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,libpam-systemd,nftables,procps,netbase,python3,python3-apt,cron \
     bookworm "$root.tmp" "$(mirror)" >"$cache/debootstrap.log" 2>&1 \
     || die "debootstrap failed: see $cache/debootstrap.log"
   # per-host identity is made at boot: no host keys, no machine-id here
