@@ -22,6 +22,11 @@ pub(crate) struct ProjectFile {
     /// The text of `{{ ansible_managed }}` (Ansible's default).
     #[serde(default = "default_managed")]
     pub(crate) ansible_managed: String,
+    /// cron.d and sysctl.d files written as Ansible's cron and sysctl
+    /// modules write them (`#Ansible: NAME` before each job, `key=value`, no
+    /// header), so hosts Ansible managed are in sync; `deploy import` sets it.
+    #[serde(default)]
+    pub(crate) ansible_compat: bool,
     /// Where the age identity is looked up when neither --identity nor
     /// DEPLOY_AGE_IDENTITY is given; relative to the project root.
     #[serde(default)]

@@ -386,12 +386,18 @@ fn service_action(
             format!("{what} {i} changed")
         })
         .collect();
+    let definition_changed = p.files.iter().any(|f| changed.contains_key(f.as_str()));
+    // adopted: compose made it (outside deploy) from the definition the host
+    // has now, and none of its inputs changes in this deploy
+    let current = |c: &&crate::plan::state::Container| {
+        c.inputs == hash || (c.inputs.is_empty() && c.adopt && reasons.is_empty() && !definition_changed)
+    };
     let action = if containers.is_empty() {
         reasons = vec!["no container yet".into()];
         ServiceActionKind::Create
-    } else if containers.iter().any(|c| c.inputs != hash) {
+    } else if !containers.iter().all(current) {
         if reasons.is_empty() {
-            reasons.push(if p.files.iter().any(|f| changed.contains_key(f.as_str())) {
+            reasons.push(if definition_changed {
                 format!("its definition in {} changed", s.file)
             } else if containers.iter().any(|c| c.inputs.is_empty()) {
                 "its container was created outside deploy (no deploy.inputs label)".into()
@@ -485,6 +491,18 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
                     command: r.command.clone(),
                 });
             }
+        }
+        // a project compose made outside deploy and adopted whole keeps its
+        // containers as they are: the labels file goes up with the first
+        // deploy that recreates one of them
+        let adopted = {
+            let mine: Vec<_> = remote.containers.iter().filter(|c| c.project == p.project).collect();
+            !mine.is_empty()
+                && mine.iter().all(|c| c.inputs.is_empty() && c.adopt)
+                && !plan.services.iter().any(|a| a.project == p.project)
+        };
+        if adopted && !remote.paths.contains_key(&p.override_path) {
+            continue;
         }
         let content = crate::render::compose::override_file(&p.project, &hashes).into_bytes();
         let sha = crate::util::sha256_hex(&content);

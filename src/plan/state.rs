@@ -71,6 +71,9 @@ pub(crate) struct Container {
     pub(crate) inputs: String,
     /// running, exited, restarting, created, dead, paused.
     pub(crate) state: String,
+    /// Made by compose outside deploy (no inputs label) from the definition
+    /// the host's compose files give now: adopted as it is.
+    pub(crate) adopt: bool,
 }
 
 /// The current contents of a file the deploy would change, sent by the

@@ -160,7 +160,7 @@ fn an_env_file_change_recreates_exactly_the_services_that_read_it() {
     assert_eq!(kinds, vec![ServiceActionKind::Create, ServiceActionKind::Create]);
     // the containers as the first deploy left them, then the env file changes
     let l = labels(&first);
-    let containers: String = l.iter().map(|(s, h)| format!("C\tid-{s}\ts\t{s}\t{h}\trunning\n")).collect();
+    let containers: String = l.iter().map(|(s, h)| format!("C\tid-{s}\ts\t{s}\t{h}\trunning\t\n")).collect();
     let on_host = format!("{compose}{}{containers}", p_file("/opt/s/app.env", "644", "X=1\n"));
     let second = plan_host(&compose_host("X=2\n"), &remote(&on_host)).unwrap();
     assert_eq!(second.services.len(), 1, "{:?}", second.services);
@@ -177,7 +177,7 @@ fn a_stopped_container_is_started_and_one_made_by_hand_recreated() {
     let first = plan_host(&compose_host("X=1\n"), &remote("compose\tv2\n")).unwrap();
     let l = labels(&first);
     let on_host = format!(
-        "compose\tv2\n{}{}C\tid-app\ts\tapp\t{}\texited\nC\tid-db\ts\tdb\t\trunning\n",
+        "compose\tv2\n{}{}C\tid-app\ts\tapp\t{}\texited\t\nC\tid-db\ts\tdb\t\trunning\t\n",
         p_file("/opt/s/app.env", "644", "X=1\n"),
         p_file("/opt/s/compose.yml", "644", "services: {}\n"),
         l[0].1
@@ -192,4 +192,31 @@ fn a_stopped_container_is_started_and_one_made_by_hand_recreated() {
             ("db", ServiceActionKind::Recreate, "its container was created outside deploy (no deploy.inputs label)"),
         ]
     );
+}
+
+// Containers compose made outside deploy (Ansible's docker_compose_v2) from
+// the definition the host has now are adopted: nothing recreated, no labels
+// file written; one whose definition differs, or whose input changes, is
+// recreated.
+#[test]
+fn containers_compose_made_from_the_current_definition_are_adopted() {
+    let files = format!(
+        "compose\tv2\n{}{}",
+        p_file("/opt/s/app.env", "644", "X=1\n"),
+        p_file("/opt/s/compose.yml", "644", "services: {}\n")
+    );
+    let adopted = format!("{files}C\tid-app\ts\tapp\t\trunning\tyes\nC\tid-db\ts\tdb\t\trunning\tyes\n");
+    let plan = plan_host(&compose_host("X=1\n"), &remote(&adopted)).unwrap();
+    assert!(plan.services.is_empty(), "{:?}", plan.services);
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    // its env file changes: that service is recreated, the labels file written
+    let plan = plan_host(&compose_host("X=2\n"), &remote(&adopted)).unwrap();
+    let got: Vec<(&str, ServiceActionKind)> = plan.services.iter().map(|a| (a.service.as_str(), a.action)).collect();
+    assert_eq!(got, vec![("app", ServiceActionKind::Recreate)]);
+    assert_eq!(labels(&plan).len(), 2);
+    // made from another definition than the host's files give: recreated
+    let other = format!("{files}C\tid-app\ts\tapp\t\trunning\tno\nC\tid-db\ts\tdb\t\trunning\tyes\n");
+    let plan = plan_host(&compose_host("X=1\n"), &remote(&other)).unwrap();
+    let got: Vec<(&str, ServiceActionKind)> = plan.services.iter().map(|a| (a.service.as_str(), a.action)).collect();
+    assert_eq!(got, vec![("app", ServiceActionKind::Recreate)]);
 }

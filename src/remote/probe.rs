@@ -242,12 +242,13 @@ fn host_line(r: &mut Remote, f: &[&str], line: &str) -> Result<(), String> {
                 r.server_port = w[3].parse().ok();
             }
         }
-        "C" if f.len() == 6 => r.containers.push(Container {
+        "C" if f.len() == 7 => r.containers.push(Container {
             id: f[1].into(),
             project: f[2].into(),
             service: f[3].into(),
             inputs: f[4].into(),
             state: f[5].into(),
+            adopt: f[6] == "yes",
         }),
         _ => return Err(format!("unexpected probe line `{}`", line.chars().take(120).collect::<String>())),
     }
@@ -263,7 +264,7 @@ mod tests {
 P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
 P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
 H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
-compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\n\
+compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\t\n\
 old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
 
     #[test]

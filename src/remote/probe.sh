@@ -106,6 +106,21 @@ if [ -d "$state/lock" ]; then
 fi
 last=$(tail -n 1 "$state/audit.log" 2>/dev/null)
 case $last in *" REVERTED "*) printf 'reverted\t%s\n' "$last";; esac
+# compose's hash of each service of a project as its files give it now:
+# "SERVICE HASH" lines. Files are the config_files label (comma-separated).
+compose_hashes() {
+  p=$1; wd=$2; files=$3
+  set --
+  old_ifs=$IFS; IFS=,
+  set -f  # split the list on commas only; never glob
+  for f in $files; do set -- "$@" -f "$f"; done
+  set +f; IFS=$old_ifs
+  if docker compose version >/dev/null 2>&1; then
+    docker compose -p "$p" --project-directory "$wd" "$@" config --hash '*'
+  else
+    (cd "$wd" && docker-compose -p "$p" "$@" config --hash '*')
+  fi
+}
 if [ "$docker" = yes ]; then
   if ! command -v docker >/dev/null 2>&1; then
     printf 'compose\tnone\n'
@@ -113,8 +128,26 @@ if [ "$docker" = yes ]; then
     if docker compose version >/dev/null 2>&1; then printf 'compose\tv2\n'
     elif command -v docker-compose >/dev/null 2>&1; then printf 'compose\tv1\n'
     else printf 'compose\tnone\n'; fi
-    docker ps -a --no-trunc --format 'C\t{{.ID}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.service"}}\t{{.Label "deploy.inputs"}}\t{{.State}}' 2>/dev/null \
-      || printf 'docker\tunreachable\n'
+    if ps=$(docker ps -a --no-trunc --format '{{.ID}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.service"}}\t{{.Label "deploy.inputs"}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Label "com.docker.compose.project.working_dir"}}\t{{.Label "com.docker.compose.project.config_files"}}' 2>/dev/null); then
+      seen=""; hashes=""
+      while IFS="$tab" read -r id proj svc inputs st chash wd cfiles; do
+        [ -n "$id" ] || continue
+        # a container compose made outside deploy (no inputs label) is
+        # adopted when compose's hash of its definition, as the files on the
+        # host give it now, is the one it was created with
+        adopt=""
+        if [ -z "$inputs" ] && [ -n "$proj" ] && [ -n "$chash" ] && [ -d "$wd" ]; then
+          case "$nl$seen" in *"$nl$proj$nl"*) ;; *)
+            seen="$seen$proj$nl"
+            hashes="$hashes$(compose_hashes "$proj" "$wd" "$cfiles" 2>/dev/null | sed "s/^/$proj /")$nl";;
+          esac
+          case "$nl$hashes" in *"$nl$proj $svc $chash$nl"*) adopt=yes;; *) adopt=no;; esac
+        fi
+        printf 'C\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$proj" "$svc" "$inputs" "$st" "$adopt"
+      done <<EOF
+$ps
+EOF
+    else printf 'docker\tunreachable\n'; fi
   fi
 fi
 if [ $# -gt 0 ]; then

@@ -57,8 +57,9 @@ impl RoleScope<'_> {
                     format!("sysctl file `{file}`: a file name in /etc/sysctl.d ending in .conf"),
                 ));
             }
-            let text = files.entry(file).or_insert_with(|| self.managed_header());
-            text.push_str(&format!("{key} = {value}\n"));
+            let compat = self.r.project.file.ansible_compat;
+            let text = files.entry(file).or_insert_with(|| if compat { String::new() } else { self.managed_header() });
+            text.push_str(&if compat { format!("{key}={value}\n") } else { format!("{key} = {value}\n") });
             out.system.sysctl.push(DesiredSysctl {
                 key,
                 value,
@@ -107,11 +108,13 @@ impl RoleScope<'_> {
             if let Some(m) = bad {
                 return Err(self.item_err("cron", i, m));
             }
+            let compat = self.r.project.file.ansible_compat;
             let (text, users) = files.entry(file).or_insert_with(|| {
                 let head = "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
-                (format!("{}{head}", self.managed_header()), vec![])
+                (if compat { String::new() } else { format!("{}{head}", self.managed_header()) }, vec![])
             });
-            text.push_str(&format!("# {name}\n{schedule} {user} {job}\n"));
+            let marker = if compat { "#Ansible: " } else { "# " };
+            text.push_str(&format!("{marker}{name}\n{schedule} {user} {job}\n"));
             if !users.contains(&user) {
                 users.push(user);
             }
