@@ -221,6 +221,13 @@ enum Sub {
         /// Exit 1 when any task was not converted
         #[arg(long)]
         strict: bool,
+        /// Decrypt the inventory's ansible-vault content with this password
+        /// into age files (default: ansible.cfg's vault_password_file)
+        #[arg(long, value_name = "FILE")]
+        vault_password_file: Option<PathBuf>,
+        /// Recipients of those age files (age1...); default: your identity's
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
     },
     /// Put back what a deploy changed, from the hosts' journals, as a deploy (plan, prompt, phases, health gates)
     Rollback {
@@ -396,7 +403,7 @@ pub(crate) enum Command {
     /// `deploy history ENV [--host H] [--output json]`.
     History(DeployArgs),
     /// `deploy import ansible PATH`.
-    Import { path: PathBuf, playbook: Option<PathBuf>, out: PathBuf, strict: bool },
+    Import(crate::commands::import::ImportArgs),
     /// `deploy apply FILE`.
     Apply { args: DeployArgs, file: PathBuf },
     /// `deploy rollback ENV (--to ID | --last) [--force]`.
@@ -459,8 +466,16 @@ impl Cli {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
             }),
-            Some(Sub::Import { kind: _, path, playbook, out, strict }) => {
-                Command::Import { path, playbook, out, strict }
+            Some(Sub::Import { kind: _, path, playbook, out, strict, vault_password_file, recipients }) => {
+                Command::Import(crate::commands::import::ImportArgs {
+                    path,
+                    playbook,
+                    out,
+                    strict,
+                    vault_password_file,
+                    recipients,
+                    keys: keys(&g),
+                })
             }
             Some(Sub::Apply { file, vars, hosts }) => {
                 Command::Apply { args: base(String::new(), &vars, &hosts)?, file }

@@ -4,6 +4,7 @@
 mod deploy;
 mod fanout;
 mod history;
+pub(crate) mod import;
 mod introspect;
 mod render;
 mod rollback;
@@ -12,7 +13,7 @@ mod secrets;
 mod status;
 mod toggle;
 mod unlock;
-mod vault;
+pub(crate) mod vault;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -39,26 +40,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             deploy::deploy(crate::engine::DeployArgs { expect: Some(expect), ..args }).await
         }
         Command::Rollback { args, to, force } => rollback::rollback(args, to, force).await,
-        Command::Import { path, playbook, out, strict } => {
-            let r = crate::import::import_ansible(&path, playbook.as_deref(), &out)?;
-            crate::report::line(&format!(
-                "Imported {} into {}: {} tasks converted, {} not converted, {} with nothing to do on a host.",
-                path.display(),
-                out.display(),
-                r.converted,
-                r.unconverted.len(),
-                r.nothing.len()
-            ));
-            for u in &r.unconverted {
-                let line = u.line.map(|l| format!(":{l}")).unwrap_or_default();
-                let file = u.file.strip_prefix(&path).unwrap_or(&u.file);
-                crate::report::line(&format!("  not converted: {}{line}: {}: {}", file.display(), u.module, u.why));
-            }
-            for n in &r.nothing {
-                crate::report::line(&format!("  nothing to do: {n}"));
-            }
-            Ok(if strict && !r.unconverted.is_empty() { crate::error::exit::ERROR } else { crate::error::exit::OK })
-        }
+        Command::Import(a) => import::import(a),
         Command::Man => {
             crate::report::raw(&crate::cli::man_page());
             Ok(crate::error::exit::OK)

@@ -28,27 +28,74 @@ pub(crate) struct Unconverted {
 pub(crate) struct Report {
     pub(crate) converted: usize,
     pub(crate) nothing: Vec<String>,
+    /// Converted, with a remark (what was dropped or differs).
+    pub(crate) notes: Vec<String>,
     pub(crate) unconverted: Vec<Unconverted>,
 }
 
-/// [defaults] of ansible.cfg: inventory and roles_path.
-fn ansible_cfg(src: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
+/// What import reads of ansible.cfg's [defaults].
+#[derive(Debug, Default)]
+pub(crate) struct AnsibleCfg {
+    inventory: Option<PathBuf>,
+    roles: Vec<PathBuf>,
+    remote_user: Option<String>,
+    private_key_file: Option<String>,
+    ansible_managed: Option<String>,
+    /// vault_password_file, resolved against the repository.
+    pub(crate) vault_password_file: Option<PathBuf>,
+}
+
+pub(crate) fn ansible_cfg(src: &Path) -> AnsibleCfg {
     let text = std::fs::read_to_string(src.join("ansible.cfg")).unwrap_or_default();
-    let (mut inventory, mut roles) = (None, Vec::new());
+    let mut c = AnsibleCfg::default();
     let mut in_defaults = false;
+    let path = |v: &str| if v.starts_with('~') || v.starts_with('/') { v.to_string() } else { src.join(v).display().to_string() };
     for l in text.lines().map(str::trim) {
         if l.starts_with('[') {
             in_defaults = l == "[defaults]";
         } else if let (true, Some((k, v))) = (in_defaults, l.split_once('=')) {
+            let v = v.trim();
             match k.trim() {
-                "inventory" => inventory = Some(src.join(v.trim())),
-                "roles_path" => roles.extend(v.split(':').map(|p| src.join(p.trim()))),
+                "inventory" => c.inventory = Some(src.join(v)),
+                "roles_path" => c.roles.extend(v.split(':').map(|p| src.join(p.trim()))),
+                "remote_user" => c.remote_user = Some(v.to_string()),
+                "private_key_file" => c.private_key_file = Some(path(v)),
+                "ansible_managed" => c.ansible_managed = Some(v.to_string()),
+                "vault_password_file" => c.vault_password_file = Some(PathBuf::from(path(v))),
                 _ => {}
             }
         }
     }
-    roles.push(src.join("roles"));
-    (inventory, roles)
+    c.roles.push(src.join("roles"));
+    c
+}
+
+/// ansible.cfg's remote_user and private_key_file, as the lowest-precedence
+/// vars of every host (where Ansible ranks them too).
+fn connection_vars(cfg: &AnsibleCfg, out: &Path) -> Result<()> {
+    let mut m = Mapping::new();
+    if let Some(u) = &cfg.remote_user {
+        m.insert("ansible_user".into(), u.clone().into());
+    }
+    if let Some(k) = &cfg.private_key_file {
+        m.insert("ansible_ssh_private_key_file".into(), k.clone().into());
+    }
+    if m.is_empty() {
+        return Ok(());
+    }
+    let dir = out.join("inventory/group_vars/all");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let text = format!(
+        "# from ansible.cfg [defaults] remote_user and private_key_file, by `deploy import ansible`\n{}",
+        serde_yaml::to_string(&m).unwrap_or_default()
+    );
+    let f = dir.join("ansible_cfg.yml");
+    std::fs::write(&f, text).map_err(|e| Error::io(&f, e))
+}
+
+/// A YAML scalar for any text: quoted.
+fn yaml_str(s: &str) -> String {
+    serde_yaml::to_string(&Value::String(s.to_string())).unwrap_or_default().trim_end().to_string()
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -361,7 +408,12 @@ fn one_task(
         r.comment(format!("{where_}: {module}: {why}"));
         report.unconverted.push(Unconverted { file: file.to_path_buf(), line, module: module.clone(), why });
     };
-    match tasks::convert(task) {
+    let mut converted = tasks::convert(task);
+    while let Converted::Noted(inner, note) = converted {
+        report.notes.push(format!("{where_}: {module}: {note}"));
+        converted = *inner;
+    }
+    match converted {
         Converted::Entry { section, mut entry, path } => {
             if let Some(w) = &when {
                 if !matches!(
@@ -399,6 +451,7 @@ fn one_task(
         }
         Converted::Nothing(why) => report.nothing.push(format!("{where_}: {why}")),
         Converted::Not(why) => not(why, r),
+        Converted::Noted(..) => unreachable!("unwrapped above"),
     }
 }
 
@@ -411,19 +464,9 @@ fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    for (from, to) in [("defaults/main.yml", "defaults.yml"), ("vars/main.yml", "")] {
+    for (from, to) in [("defaults/main.yml", "defaults.yml"), ("vars/main.yml", "vars.yml")] {
         let p = dir.join(from);
-        if !p.is_file() {
-            continue;
-        }
-        if to.is_empty() {
-            report.unconverted.push(Unconverted {
-                file: p,
-                line: None,
-                module: "vars".into(),
-                why: "role vars outrank the inventory in Ansible; deploy has role defaults only: move them to defaults or group_vars".into(),
-            });
-        } else {
+        if p.is_file() {
             std::fs::copy(&p, dest.join(to)).map_err(|e| Error::io(&p, e))?;
         }
     }
@@ -482,12 +525,19 @@ fn plays(book: &Path) -> Result<Vec<(String, String, Vec<String>)>> {
 }
 
 /// Import the Ansible repository at `src` into `out`.
-pub(crate) fn import_ansible(src: &Path, playbook: Option<&Path>, out: &Path) -> Result<Report> {
+pub(crate) fn import_ansible(
+    src: &Path,
+    playbook: Option<&Path>,
+    out: &Path,
+    identity: Option<&Path>,
+) -> Result<Report> {
     if out.join("deploy.yml").exists() {
         return Err(Error::invalid(out, "holds a deploy.yml already: import into an empty directory"));
     }
-    let (inv, role_paths) = ansible_cfg(src);
-    inventory(src, inv, out)?;
+    let cfg = ansible_cfg(src);
+    inventory(src, cfg.inventory.clone(), out)?;
+    connection_vars(&cfg, out)?;
+    let role_paths = &cfg.roles;
     let book = match playbook {
         Some(p) => src.join(p),
         None => ["site.yml", "playbook.yml", "main.yml"].iter().map(|n| src.join(n)).find(|p| p.is_file()).ok_or_else(
@@ -522,7 +572,21 @@ pub(crate) fn import_ansible(src: &Path, playbook: Option<&Path>, out: &Path) ->
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "imported".into());
-    let text = format!("# imported from Ansible by `deploy import ansible`: a phase per play, in play order\nproject: {project}\nphases:\n{phases}");
+    let managed = cfg.ansible_managed.as_deref().unwrap_or("Ansible managed");
+    let identity = match identity {
+        Some(p) => format!("age_identity: {}\n", yaml_str(&p.display().to_string())),
+        None => String::new(),
+    };
+    let text = format!(
+        "# imported from Ansible by `deploy import ansible`: a phase per play, in play order\n\
+         project: {project}\n\
+         # ansible.cfg's, or Ansible's default\n\
+         ansible_managed: {}\n\
+         # cron.d and sysctl.d files as Ansible's modules write them, so the hosts\n\
+         # it manages are in sync; remove for deploy's own (one rewrite of those)\n\
+         ansible_compat: true\n{identity}phases:\n{phases}",
+        yaml_str(managed)
+    );
     std::fs::write(out.join("deploy.yml"), text).map_err(|e| Error::io(out, e))?;
     Ok(report)
 }

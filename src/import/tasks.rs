@@ -42,6 +42,9 @@ pub(crate) enum Converted {
     Nothing(String),
     /// Not converted, with why.
     Not(String),
+    /// Converted, with something the import report says about it (what was
+    /// dropped, or differs from what Ansible did).
+    Noted(Box<Converted>, String),
 }
 
 fn s(v: &Value) -> Option<String> {
@@ -225,7 +228,7 @@ fn conv_apt(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) 
 fn conv_systemd(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
     let mut e = Mapping::new();
     let Some(name) = arg(a, "name") else {
-        return Converted::Not("daemon_reload alone: deploy reloads when a unit file changes".into());
+        return Converted::Nothing("daemon_reload alone: deploy reloads systemd when a unit file changes".into());
     };
     let name = if name.contains('.') { name } else { format!("{name}.service") };
     put(&mut e, "name", name);
@@ -298,8 +301,16 @@ fn conv_cron(_module: &str, task: &Mapping, a: &Mapping, _free: Option<String>) 
     put(&mut e, "schedule", schedule);
     put(&mut e, "user", arg(a, "user").unwrap_or_else(|| "root".into()));
     put(&mut e, "job", job);
-    if let Some(file) = arg(a, "cron_file") {
-        put(&mut e, "file", file);
+    if arg(a, "state").as_deref() == Some("absent") || a.contains_key("env") || a.get("disabled") == Some(&Value::Bool(true)) {
+        return Converted::Not("cron state: absent, env or disabled (not converted yet)".into());
+    }
+    match arg(a, "cron_file") {
+        Some(file) => put(&mut e, "file", file.strip_prefix("/etc/cron.d/").unwrap_or(&file).to_string()),
+        None => {
+            return Converted::Not(
+                "a job in the user's crontab: deploy writes /etc/cron.d files; give the task a cron_file: and run it once with Ansible, or remove the crontab line when you switch".into(),
+            )
+        }
     }
     entry("cron", e, None)
 }
@@ -309,9 +320,24 @@ fn conv_sysctl(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String
     let (Some(name), Some(value)) = (arg(a, "name"), a.get("value").cloned()) else {
         return Converted::Not("no name or value".into());
     };
-    put(&mut e, "name", name);
+    put(&mut e, "name", name.clone());
     put(&mut e, "value", value);
-    entry("sysctl", e, None)
+    if arg(a, "state").as_deref() == Some("absent") {
+        return Converted::Not("sysctl state: absent (not converted yet)".into());
+    }
+    match arg(a, "sysctl_file") {
+        Some(f) if f.starts_with("/etc/sysctl.d/") && f.ends_with(".conf") => {
+            put(&mut e, "file", f.trim_start_matches("/etc/sysctl.d/").to_string());
+            entry("sysctl", e, None)
+        }
+        other => Converted::Noted(
+            Box::new(entry("sysctl", e, None)),
+            format!(
+                "Ansible wrote `{name}` into {}; deploy writes its own file in /etc/sysctl.d, and that line stays until you remove it",
+                other.unwrap_or_else(|| "/etc/sysctl.conf".into())
+            ),
+        ),
+    }
 }
 
 fn conv_lineinfile(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) -> Converted {
@@ -397,5 +423,23 @@ fn conv_docker_compose_v(_module: &str, _task: &Mapping, a: &Mapping, _free: Opt
         _ => vec![Value::String("docker-compose.yml".into())],
     };
     put(&mut e, "files", Value::Sequence(files));
-    entry("compose", e, None)
+    let mut dropped = Vec::new();
+    match arg(a, "state").as_deref() {
+        None | Some("present") => {}
+        Some("restarted") => dropped.push("state: restarted"),
+        Some(o) => return Converted::Not(format!("docker_compose state {o} (not converted)")),
+    }
+    if arg(a, "recreate").as_deref() == Some("always") {
+        dropped.push("recreate: always");
+    }
+    if a.contains_key("services") {
+        dropped.push("services: (deploy runs every service of the files)");
+    }
+    if dropped.is_empty() {
+        return entry("compose", e, None);
+    }
+    Converted::Noted(
+        Box::new(entry("compose", e, None)),
+        format!("{} dropped: deploy recreates exactly the services whose inputs changed", dropped.join(", ")),
+    )
 }

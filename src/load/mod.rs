@@ -107,7 +107,8 @@ impl Loaded {
         check_patterns(&project, &inventory, root)?;
         let redactor = Redactor::default();
         crate::redact::install(&redactor);
-        let defaults = role_defaults(&project);
+        let defaults = role_layer(&project, |r| (&r.defaults, "defaults.yml"));
+        let role_vars = role_layer(&project, |r| (&r.vars, "vars.yml"));
         let mut group_cache: IndexMap<String, Vec<VarsFile>> = IndexMap::new();
         let mut layers = IndexMap::new();
         for host in &hosts {
@@ -126,6 +127,9 @@ impl Loaded {
             merge(&mut vars, &inventory.hosts[host], &inv_path, false);
             for f in vars_files(&root.join("inventory/host_vars"), host, keys, &redactor, &mut warnings)? {
                 merge(&mut vars, &f.vars, &f.path, f.secret);
+            }
+            for (k, v) in &role_vars {
+                vars.insert(k.clone(), v.clone());
             }
             for (k, v) in extra {
                 vars.insert(
@@ -221,20 +225,23 @@ impl Loaded {
 }
 
 /// Role defaults, in phase order: later roles override earlier ones.
-fn role_defaults(project: &Project) -> IndexMap<String, Raw> {
-    let mut defaults: IndexMap<String, Raw> = IndexMap::new();
+/// Every role's defaults, or every role's vars, as one layer: Ansible
+/// gives a play's hosts the defaults and vars of all its roles.
+fn role_layer(
+    project: &Project,
+    pick: impl Fn(&crate::load::project::Role) -> (&Mapping, &str),
+) -> IndexMap<String, Raw> {
+    let mut out: IndexMap<String, Raw> = IndexMap::new();
     for role in project.roles.values() {
-        let file = role.dir.join("defaults.yml");
-        for (k, v) in &role.defaults {
+        let (m, name) = pick(role);
+        let file = role.dir.join(name);
+        for (k, v) in m {
             if let Some(k) = k.as_str() {
-                defaults.insert(
-                    k.into(),
-                    Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } },
-                );
+                out.insert(k.into(), Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } });
             }
         }
     }
-    defaults
+    out
 }
 
 fn merge(layers: &mut IndexMap<String, Raw>, m: &Mapping, file: &Path, secret: bool) {

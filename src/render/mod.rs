@@ -285,8 +285,8 @@ impl Renderer {
             address: get("ansible_host")?.unwrap_or_else(|| host.to_string()),
             port,
             user: get("ansible_user")?,
-            key_file: get("ansible_ssh_private_key_file")?.map(|p| root.join(p)),
-            ssh_config: get("deploy_ssh_config")?.map(|p| root.join(p)),
+            key_file: get("ansible_ssh_private_key_file")?.map(|p| home_or_under(root, &p)),
+            ssh_config: get("deploy_ssh_config")?.map(|p| home_or_under(root, &p)),
             fallback_port,
         })
     }
@@ -365,5 +365,14 @@ impl Renderer {
             format!(" ({})", errors::included_from(&chain))
         });
         Error::Render { host: host.into(), file: dir.join(&name), line: root.line(), message }
+    }
+}
+
+/// A path from the inventory: `~/x` under $HOME (as Ansible and ssh read
+/// it), else relative to the repository.
+fn home_or_under(root: &Path, p: &str) -> std::path::PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => root.join(p),
     }
 }
