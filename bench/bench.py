@@ -37,6 +37,11 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / "bench" / ".venv"
 # pinned so that a figure in README can be reproduced
 PEERS = ["ansible-core==2.19.14", "pyinfra==3.10.0"]
+# the collections the import test's playbook uses, from the `ansible`
+# package that goes with ansible-core 2.19
+COLLECTIONS = REPO / "bench" / ".collections"
+COLLECTIONS_WHEEL = "ansible==12.3.0"
+COLLECTION_NAMES = ["community.docker", "ansible.posix"]
 BASE = "/opt/app/conf"
 DIRS = [("core", "0755"), ("net", "0755"), ("svc", "0755"), ("data", "0755"), ("env", "0700")]
 
@@ -478,11 +483,34 @@ def floors(w, runs):
 
 
 def ensure_venv():
-    if (VENV / "bin/ansible-playbook").exists() and (VENV / "bin/pyinfra").exists():
+    if not ((VENV / "bin/ansible-playbook").exists() and (VENV / "bin/pyinfra").exists()):
+        log(f"bench: creating {VENV} with {' '.join(PEERS)} from PyPI")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(VENV / "bin/pip"), "install", "-q", *PEERS], check=True)
+    ensure_collections()
+
+
+def ensure_collections():
+    """community.docker and ansible.posix, which the import test's playbook
+    uses, taken from the `ansible` package's wheel on PyPI (this machine
+    reaches PyPI, not Galaxy); only those two are unpacked."""
+    import zipfile
+
+    if (COLLECTIONS / "ansible_collections/community/docker/MANIFEST.json").exists():
         return
-    log(f"bench: creating {VENV} with {' '.join(PEERS)} from PyPI")
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin/pip"), "install", "-q", *PEERS], check=True)
+    log(f"bench: unpacking {', '.join(COLLECTION_NAMES)} from {COLLECTIONS_WHEEL} into {COLLECTIONS}")
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(
+            [str(VENV / "bin/pip"), "download", "-q", "--no-deps", COLLECTIONS_WHEEL, "-d", d], check=True
+        )
+        (whl,) = Path(d).glob("*.whl")
+        prefixes = tuple(f"ansible_collections/{n.replace('.', '/')}/" for n in COLLECTION_NAMES)
+        tmp = COLLECTIONS.with_name(COLLECTIONS.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with zipfile.ZipFile(whl) as z:
+            z.extractall(tmp, members=[m for m in z.namelist() if m.startswith(prefixes)])
+        shutil.rmtree(COLLECTIONS, ignore_errors=True)
+        tmp.rename(COLLECTIONS)
 
 
 def versions():
@@ -513,7 +541,7 @@ def main():
     ap.add_argument("--deploy-bin", default=str(REPO / "target/release/deploy"), type=lambda p: str(Path(p).resolve()))
     ap.add_argument("--smoke", action="store_true", help="one run each, correctness only, no table")
     ap.add_argument("--keep-lab", action="store_true")
-    ap.add_argument("--setup", action="store_true", help="only create bench/.venv (ansible-core, pyinfra)")
+    ap.add_argument("--setup", action="store_true", help="only create bench/.venv (ansible-core, pyinfra) and bench/.collections")
     ap.add_argument(
         "--merge",
         action="append",

@@ -1,65 +1,244 @@
 //! `deploy import ansible`: an Ansible repository of our own making
-//! (tests/fixtures/ansible-repo) written as a deploy repository, which then
-//! loads and renders; what is not converted is reported with file:line.
+//! (tests/fixtures/ansible-repo: 6 roles, an INI and a YAML inventory, vault
+//! secrets, handlers, a Compose stack, a unit, packages, cron, sysctl, a
+//! lineinfile, a guarded command, `when:` and loops). Real ansible-playbook
+//! deploys it to one pair of lab hosts, deploy deploys the import to
+//! another, and the hosts must then agree.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use crate::common::*;
 
+fn fixture() -> PathBuf {
+    repo().join("tests/fixtures/ansible-repo")
+}
+
+/// What the fixture deliberately makes unconvertible, as the report says it.
+const NOT_CONVERTED: [&str; 4] = [
+    "  not converted: roles/base/tasks/main.yml:18: set_fact: module `set_fact` has no deploy equivalent yet",
+    "  not converted: roles/base/tasks/main.yml:21: wait_for: module `wait_for` has no deploy equivalent yet",
+    "  not converted: roles/base/tasks/main.yml:26: copy: loop item used in an expression (`{{ item | upper }}`): write one entry per item",
+    "  not converted: roles/ops/tasks/main.yml:40: stat: register: hn: deploy keeps no task results for later tasks to read",
+];
+
+/// Import the fixture into `dir/out` with a new identity; the run.
+fn import(dir: &Path, extra: &[&str]) -> Run {
+    let id = dir.join("id.txt");
+    if !id.exists() {
+        let r = deploy_in(dir, &["secrets", "keygen", "--out", id.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let (src, out) = (fixture(), dir.join("out"));
+    let mut args = vec!["import", "ansible", src.to_str().unwrap(), "--identity", id.to_str().unwrap()];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    deploy_in(dir, &args)
+}
+
 #[test]
-fn an_ansible_repository_imports_renders_and_reports_what_it_did_not_convert() {
-    let (root, slot) = project();
-    let src = repo().join("tests/fixtures/ansible-repo");
-    let out = slot.path.join("imported");
-    let r = deploy_in(&root, &["import", "ansible", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written() {
+    let (_root, slot) = project();
+    let pw = fixture().join("vault-pass");
+    let r = import(&slot.path, &["--vault-password-file", pw.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].ends_with(": 13 tasks converted, 2 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert!(lines[0].ends_with(": 28 tasks converted, 4 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert_eq!(lines[1..5], NOT_CONVERTED, "{r:?}");
+    assert_eq!(lines[5], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
     assert_eq!(
-        lines[1],
-        "  not converted: roles/base/tasks/main.yml:38: uri: register: its result is used later, and deploy keeps no task results"
+        lines[6],
+        "  note: roles/app/tasks/main.yml:15: docker_compose_v2: recreate: always dropped: deploy recreates exactly the services whose inputs changed"
     );
-    assert_eq!(
-        lines[2],
-        "  not converted: roles/base/tasks/main.yml:51: copy: loop item used in an expression (`{{ item | upper }}`): write one entry per item"
-    );
-    assert_eq!(lines[3], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
-    // a loop over a literal list: one entry per item
-    let base_yml = std::fs::read_to_string(out.join("roles/base/role.yml")).unwrap();
     assert!(
-        base_yml.contains("- path: /srv/shop\n  mode: '0755'\n- path: /srv/shop/data\n  mode: '0750'\n"),
-        "{base_yml}"
+        lines[7].starts_with("  note: ")
+            && lines[7].ends_with("/out/inventory/group_vars/all/main.age (1 recipient(s)); the rest stays"),
+        "{r:?}"
     );
+    let out = slot.path.join("out");
     // a phase per play, in play order, with the play's hosts
     let d = std::fs::read_to_string(out.join("deploy.yml")).unwrap();
+    assert!(d.contains("ansible_managed: 'Managed by Ansible for shop: do not edit'\n"), "{d}");
+    assert!(d.contains("ansible_compat: true\n"), "{d}");
     assert!(
         d.ends_with(
-            "phases:\n  - name: base\n    roles: [base]\n  - name: web\n    roles: [web]\n    hosts: \"web\"\n"
+            "phases:\n  - name: base\n    roles: [base, secrets]\n    hosts: \"shop\"\n  - name: ops\n    roles: [ops]\n    hosts: \"systemd_hosts\"\n  - name: web\n    roles: [web]\n    hosts: \"systemd_hosts\"\n  - name: app\n    roles: [app, notes]\n    hosts: \"docker_hosts\"\n"
         ),
         "{d}"
     );
+    let role = |n: &str| std::fs::read_to_string(out.join(format!("roles/{n}/role.yml"))).unwrap();
     // the handler's restart joined the unit; the task's `when:` kept
-    let web = std::fs::read_to_string(out.join("roles/web/role.yml")).unwrap();
-    assert!(web.contains("units:\n- name: web.service\n  restart_on:\n  - /etc/web.conf\n  state: started\n  enabled: true\n  when: http_port | int > 0\n"), "{web}");
-    let base = std::fs::read_to_string(out.join("roles/base/role.yml")).unwrap();
-    // left as a comment where it would go: after the entry of the task before it
     assert!(
-        base.contains(
-            "  creates: /opt/shop/.initialised\n# not converted: roles/base/tasks/main.yml:38: uri: register:"
-        ),
-        "{base}"
+        role("web").contains("units:\n- name: shop-web.service\n  restart_on:\n  - /etc/default/shop-web\n  state: started\n  enabled: true\n  when: http_port | int > 0\n"),
+        "{}",
+        role("web")
     );
-    // the result loads and renders, the INI inventory and group_vars included
-    let rendered = slot.path.join("rendered");
-    let r = deploy_in(&out, &["render", "web", "--host", "lab1", "--out", rendered.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(std::fs::read_to_string(rendered.join("lab1/etc/motd")).unwrap(), "Welcome to shop\n");
-    assert_eq!(std::fs::read_to_string(rendered.join("lab1/etc/web.conf")).unwrap(), "port=8080\n");
-    let plan = deploy_in(&out, &["plan", "web", "--host", "lab1", "--list"]);
-    assert_eq!(plan.code, 0, "{plan:?}");
+    // a loop over a literal list: one entry per item; an unconverted task
+    // left as a comment where it would go
+    let base = role("base");
+    assert!(base.contains("- dest: /srv/shop/RELEASE\n  src: RELEASE\n# not converted: roles/base/tasks/main.yml:18: set_fact:"), "{base}");
+    assert!(base.contains("- path: /srv/shop\n  mode: '0755'\n- path: /srv/shop/data\n  mode: '0750'\n"), "{base}");
+    // the user's groups and its authorized_key in one entry
+    assert!(role("ops").contains("users:\n- name: ops\n  shell: /bin/bash\n  groups:\n  - shop-admins\n  authorized_keys:\n"), "{}", role("ops"));
+    // role vars as vars.yml; both inventories; the vault content now age
+    assert!(out.join("roles/notes/vars.yml").is_file());
+    for f in ["hosts", "shop.yml", "group_vars/all/main.age", "group_vars/all/vault.age", "group_vars/all/ansible_cfg.yml"] {
+        assert!(out.join("inventory").join(f).is_file(), "{f}");
+    }
+    assert!(!out.join("inventory/group_vars/all/vault.yml").exists());
+    let main = std::fs::read_to_string(out.join("inventory/group_vars/all/main.yml")).unwrap();
+    assert!(!main.contains("vault"), "{main}");
     // --strict: what was not converted fails the import
-    let strict_out = slot.path.join("strict");
-    let r = deploy_in(
-        &root,
-        &["import", "ansible", src.to_str().unwrap(), "--out", strict_out.to_str().unwrap(), "--strict"],
-    );
+    let (_root2, slot2) = project();
+    let r = import(&slot2.path, &["--vault-password-file", pw.to_str().unwrap(), "--strict"]);
     assert_eq!(r.code, 1, "{r:?}");
+}
+
+#[test]
+fn an_import_without_the_vault_password_reports_the_vault_content_and_a_failed_one_leaves_nothing() {
+    let (_root, slot) = project();
+    let r = import(&slot.path, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let vault: Vec<&str> = r.stdout.lines().filter(|l| l.contains("ansible-vault")).collect();
+    assert_eq!(
+        vault,
+        [
+            "  not converted: inventory/group_vars/all/main.yml:4: ansible-vault: vault content, which deploy refuses: import again with --vault-password-file",
+            "  not converted: inventory/group_vars/all/vault.yml:1: ansible-vault: vault content, which deploy refuses: import again with --vault-password-file",
+        ],
+        "{r:?}"
+    );
+    // into a directory that is not empty: refused, nothing written
+    let r = import(&slot.path, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("is not empty: import into a new or empty directory"), "{r:?}");
+    // a wrong vault password fails the whole import, and leaves nothing
+    let (_root2, slot2) = project();
+    let bad = slot2.path.join("bad-pass");
+    std::fs::write(&bad, "not the password\n").unwrap();
+    let r = import(&slot2.path, &["--vault-password-file", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("main.yml:4: `db_password`:"), "{r:?}");
+    let left: Vec<_> = std::fs::read_dir(&slot2.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A host's facts: each path's kind, mode, owner and content hash, then
+/// units, packages, accounts, a sysctl and containers.
+const FACTS: &str = r#"
+for p in "$@"; do
+  if [ -e "$p" ]; then
+    printf '%s %s %s\n' "$p" "$(stat -c '%F %a %U %G' "$p")" "$([ -f "$p" ] && sha256sum <"$p" | cut -c1-16)"
+  else echo "$p absent"; fi
+done
+if command -v systemctl >/dev/null; then systemctl show -p ActiveState -p UnitFileState shop-web.service | sort | tr '\n' ' '; echo; fi
+dpkg-query -W busybox lab-tool 2>&1
+getent passwd ops | cut -d: -f1,3-; getent group shop-admins; id -Gn ops 2>&1
+sysctl -n net.ipv4.tcp_keepalive_time
+if command -v docker >/dev/null; then
+  docker ps -a --format '{{.Names}} {{.Image}} {{.State}}'
+  docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' shop-notes-1 | sort
+fi
+"#;
+
+/// An ssh_config naming the fixture's hosts after two lab hosts.
+fn ssh_config(lab: &Lab, app: &str, node: &str, to: &Path) {
+    let text = std::fs::read_to_string(lab.root.join(".lab/ssh_config")).unwrap();
+    let rest = &text[text.find("Host *").unwrap()..];
+    let alias = |name: &str, h: &str| format!("Host {name}\n  HostName {}\n  HostKeyAlias {h}\n", lab.addr(h));
+    std::fs::write(to, format!("{}{}{rest}", alias("shop-app", app), alias("shop-node", node))).unwrap();
+}
+
+#[test]
+fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sync() {
+    let lab = Lab::up_mixed(2, 2);
+    let (a, b) = (lab.slot.join("sshA"), lab.slot.join("sshB"));
+    ssh_config(&lab, "lab1", "sys1", &a);
+    ssh_config(&lab, "lab2", "sys2", &b);
+    // 1. ansible-playbook deploys the fixture to A (lab1, sys1)
+    let play = lab.slot.join("ansible");
+    copy_dir(&fixture(), &play);
+    let venv = repo().join("bench/.venv/bin");
+    // bounded: a run that hangs fails the test with what it printed
+    let o = Command::new("timeout")
+        .arg("300")
+        .arg(venv.join("ansible-playbook"))
+        .args(["site.yml", "--vault-password-file", "vault-pass", "-e"])
+        .arg(format!("ansible_ssh_common_args='-F {}'", a.display()))
+        .current_dir(&play)
+        .env("ANSIBLE_COLLECTIONS_PATH", repo().join("bench/.collections"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        // its own ControlMaster sockets: another lab's host of the same name
+        // may have left one behind
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", lab.slot.join("cp"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)");
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "ansible-playbook failed:\n{log}");
+    // 2. the import, exactly the deliberate gaps reported
+    let pw = fixture().join("vault-pass");
+    let r = import(&lab.slot, &["--vault-password-file", pw.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let not: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("  not converted:")).collect();
+    assert_eq!(not, NOT_CONVERTED, "{r:?}");
+    let out = lab.slot.join("out");
+    let with = |ssh: &Path| format!("deploy_ssh_config={}", ssh.display());
+    // 3. the hosts Ansible manages are in sync for the imported repository
+    let check = deploy_in(&out, &["shop", "--check", "-e", &with(&a)]);
+    assert_eq!(check.code, 0, "A is not in sync: {check:?}");
+    // 4. deploy deploys the import to B (lab2, sys2), then B is in sync too
+    let r = deploy_in(&out, &["shop", "--yes", "-e", &with(&b)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let again = deploy_in(&out, &["shop", "--check", "-e", &with(&b)]);
+    assert_eq!(again.code, 0, "{again:?}");
+    // 5. every managed path, unit, package, account and container agrees
+    for host in ["shop-app", "shop-node"] {
+        let list = deploy_in(&out, &["plan", "shop", "--host", host, "--list", "-e", &with(&b)]);
+        assert_eq!(list.code, 0, "{list:?}");
+        let mut paths: Vec<String> = list
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(1..2).map(|p| p[0].to_string()))
+            .filter(|p| p.starts_with('/'))
+            .collect();
+        assert!(paths.len() >= 8, "{list:?}");
+        if host == "shop-node" {
+            paths.extend(
+                ["/etc/login.defs", "/home/ops", "/home/ops/.ssh/authorized_keys", "/var/lib/shop-initialised"]
+                    .map(String::from),
+            );
+        }
+        let facts = |ssh: &Path| {
+            let o = Command::new("ssh")
+                .arg("-F")
+                .arg(ssh)
+                .args([host, "sh", "-s", "--"])
+                .args(&paths)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin.take().unwrap().write_all(FACTS.as_bytes())?;
+                    c.wait_with_output()
+                })
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let (fa, fb) = (facts(&a), facts(&b));
+        assert_eq!(fa, fb, "{host}: A (Ansible) and B (deploy) differ");
+        assert!(!fa.contains(" absent\n"), "{host}: {fa}");
+        if host == "shop-node" {
+            assert!(fa.contains("ActiveState=active UnitFileState=enabled"), "{fa}");
+            assert!(fa.contains("lab-tool\t2.0\n") && fa.contains("ops shop-admins\n"), "{fa}");
+            assert!(fa.contains("/etc/shop/secrets.env regular file 600 root root"), "{fa}");
+        } else {
+            assert!(fa.contains("shop-notes-1 lab/busybox:1 running\n") && fa.contains("APP_ENV=production\n"), "{fa}");
+        }
+    }
 }

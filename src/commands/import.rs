@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{exit, Result};
+use crate::error::{exit, Error, Result};
 use crate::import::{Report, Unconverted};
 use crate::load::secrets::Keys;
 
@@ -40,24 +40,48 @@ fn vault_files(dir: &Path, out: &mut Vec<(PathBuf, usize)>) {
     }
 }
 
+/// Import into a directory beside `out`, renamed to `out` only when all of
+/// it (vault secrets included) succeeded: a failed import leaves nothing.
 pub(crate) fn import(a: ImportArgs) -> Result<u8> {
+    let empty = |p: &Path| std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true);
+    if a.out.exists() && !empty(&a.out) {
+        return Err(Error::invalid(&a.out, "is not empty: import into a new or empty directory"));
+    }
+    let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
+    let work = a.out.with_file_name(format!(".{name}.importing"));
+    let _ = std::fs::remove_dir_all(&work);
+    let result = import_into(&a, &work);
+    match result {
+        Ok(code) => {
+            std::fs::rename(&work, &a.out).map_err(|e| Error::io(&a.out, e))?;
+            Ok(code)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
+
+fn import_into(a: &ImportArgs, out: &Path) -> Result<u8> {
     let identity = a.keys.identities.first().cloned();
-    let mut r = crate::import::import_ansible(&a.path, a.playbook.as_deref(), &a.out, identity.as_deref())?;
+    let mut r = crate::import::import_ansible(&a.path, a.playbook.as_deref(), out, identity.as_deref())?;
     let cfg = crate::import::ansible_cfg(&a.path);
     let mut vaults = Vec::new();
     for sub in ["group_vars", "host_vars"] {
-        vault_files(&a.out.join("inventory").join(sub), &mut vaults);
+        vault_files(&out.join("inventory").join(sub), &mut vaults);
     }
     let password = a.vault_password_file.clone().or(cfg.vault_password_file);
     match (&password, vaults.is_empty()) {
         (_, true) => {}
         (Some(pw), false) => {
             let files: Vec<PathBuf> = vaults.iter().map(|(p, _)| p.clone()).collect();
-            crate::commands::vault::import(&a.keys, &files, pw, &a.recipients)?;
+            let shown = |p: &Path| a.out.join(p.strip_prefix(out).unwrap_or(p)).display().to_string();
+            r.notes.extend(crate::commands::vault::import(&a.keys, &files, pw, &a.recipients, &shown)?);
         }
         (None, false) => {
             for (p, line) in vaults {
-                let rel = p.strip_prefix(&a.out).unwrap_or(&p).to_path_buf();
+                let rel = p.strip_prefix(out).unwrap_or(&p).to_path_buf();
                 r.unconverted.push(Unconverted {
                     file: a.path.join(rel),
                     line: Some(line),
@@ -67,7 +91,7 @@ pub(crate) fn import(a: ImportArgs) -> Result<u8> {
             }
         }
     }
-    print(&a, &r);
+    print(a, &r);
     Ok(if a.strict && !r.unconverted.is_empty() { exit::ERROR } else { exit::OK })
 }
 

@@ -22,7 +22,9 @@ pub(crate) async fn secrets(cmd: SecretsCommand, k: &Keys) -> Result<u8> {
             encrypt(k, &file, &recipients, out, passphrase)?
         }
         SecretsCommand::ImportVault { files, vault_password_file, recipients } => {
-            super::vault::import(k, &files, &vault_password_file, &recipients)?
+            for l in super::vault::import(k, &files, &vault_password_file, &recipients, &|p| p.display().to_string())? {
+                crate::report::note(&l);
+            }
         }
     }
     Ok(exit::OK)

@@ -61,13 +61,23 @@ fn plan_file(file: &Path, password: &[u8], k: &Keys) -> Result<Plan> {
     Ok(Plan { file: file.into(), age, keys: found.len(), secret_yaml, rest: Some(rest) })
 }
 
-pub(crate) fn import(k: &Keys, files: &[PathBuf], password_file: &Path, given: &[String]) -> Result<()> {
+/// Import every file, or none; returns a line per file saying what moved
+/// where (`shown` names a path as the user should read it).
+pub(crate) fn import(
+    k: &Keys,
+    files: &[PathBuf],
+    password_file: &Path,
+    given: &[String],
+    shown: &dyn Fn(&Path) -> String,
+) -> Result<Vec<String>> {
     let pw = std::fs::read_to_string(password_file).map_err(|e| Error::io(password_file, e))?;
     // ansible strips the password file's surrounding whitespace
     let password = pw.trim().as_bytes().to_vec();
     let plans = files.iter().map(|f| plan_file(f, &password, k)).collect::<Result<Vec<_>>>()?;
-    for p in plans {
-        let recipients = secrets::recipients_for(&p.age, given, k)?;
+    // recipients for every file before any is written
+    let recipients = plans.iter().map(|p| secrets::recipients_for(&p.age, given, k)).collect::<Result<Vec<_>>>()?;
+    let mut said = Vec::new();
+    for (p, recipients) in plans.into_iter().zip(recipients) {
         let enc = secrets::encrypt(&p.age, p.secret_yaml.as_bytes(), &recipients)?;
         secrets::write_atomic(&p.age, &enc)?;
         match &p.rest {
@@ -75,14 +85,14 @@ pub(crate) fn import(k: &Keys, files: &[PathBuf], password_file: &Path, given: &
             None => std::fs::remove_file(&p.file).map_err(|e| Error::io(&p.file, e))?,
         }
         let what = if p.rest.is_some() { "the rest stays" } else { "the vault file removed" };
-        crate::report::note(&format!(
+        said.push(format!(
             "{}: {} value{} now in {} ({} recipient(s)); {what}",
-            p.file.display(),
+            shown(&p.file),
             p.keys,
             if p.keys == 1 { "" } else { "s" },
-            p.age.display(),
+            shown(&p.age),
             recipients.len()
         ));
     }
-    Ok(())
+    Ok(said)
 }

@@ -231,8 +231,9 @@ impl RoleYml {
                 self.sections.len() - 1
             }
         };
-        // one entry per unit: a handler's restart_on joins the unit's task
-        if section == "units" {
+        // one entry per unit or user: a handler's restart_on joins the
+        // unit's task, an authorized_key the user's
+        if section == "units" || section == "users" {
             if let Some(ui) = self.sections[si].1.iter().position(|(u, _)| u.get("name") == e.get("name")) {
                 let u = &mut self.sections[si].1[ui].0;
                 for (k, v) in e {
@@ -531,9 +532,6 @@ pub(crate) fn import_ansible(
     out: &Path,
     identity: Option<&Path>,
 ) -> Result<Report> {
-    if out.join("deploy.yml").exists() {
-        return Err(Error::invalid(out, "holds a deploy.yml already: import into an empty directory"));
-    }
     let cfg = ansible_cfg(src);
     inventory(src, cfg.inventory.clone(), out)?;
     connection_vars(&cfg, out)?;

@@ -127,8 +127,11 @@ fn copy_attrs(from: &Mapping, to: &mut Mapping) {
 /// Convert one task.
 pub(crate) fn convert(task: &Mapping) -> Converted {
     let Some((module, a, free)) = module(task) else { return Converted::Not("no module in this task".into()) };
-    if task.contains_key("register") {
-        return Converted::Not("register: its result is used later, and deploy keeps no task results".into());
+    if let Some(var) = task.get("register") {
+        return Converted::Not(format!(
+            "register: {}: deploy keeps no task results for later tasks to read",
+            s(var).unwrap_or_default()
+        ));
     }
     if task.contains_key("loop") || task.contains_key("with_items") {
         return Converted::Not("loop: write one entry per item (not converted yet)".into());
@@ -262,8 +265,16 @@ fn conv_user(module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>) 
             put(&mut e, k, v);
         }
     }
-    if let Some(g) = arg(a, "groups") {
-        put(&mut e, "groups", Value::Sequence(g.split(',').map(|x| Value::String(x.trim().into())).collect()));
+    let groups: Option<Vec<Value>> = match a.get("groups") {
+        Some(Value::Sequence(l)) => Some(l.iter().filter_map(s).map(Value::String).collect()),
+        Some(v) => s(v).map(|g| g.split(',').map(|x| Value::String(x.trim().into())).collect()),
+        None => None,
+    };
+    if let Some(g) = groups {
+        if a.get("append") == Some(&Value::Bool(true)) {
+            return Converted::Not("groups with append: deploy sets the exact list of groups: list them all".into());
+        }
+        put(&mut e, "groups", Value::Sequence(g));
     }
     if let Some(Value::Bool(true)) = a.get("system") {
         put(&mut e, "system", true);

@@ -106,9 +106,13 @@ if [ -d "$state/lock" ]; then
 fi
 last=$(tail -n 1 "$state/audit.log" 2>/dev/null)
 case $last in *" REVERTED "*) printf 'reverted\t%s\n' "$last";; esac
-# compose's hash of each service of a project as its files give it now:
-# "SERVICE HASH" lines. Files are the config_files label (comma-separated).
-compose_hashes() {
+# Which containers of a project compose would leave as they are, were it
+# run now on the files the host has (PROJECT WORKDIR FILES, FILES the
+# comma-separated config_files label): v2 answers with `up --dry-run`
+# ("Container NAME  Running"), one line per container name; v1 has no dry
+# run, and prints "SERVICE HASH" lines of `config --hash` to compare with
+# the containers' config-hash labels.
+compose_current() {
   p=$1; wd=$2; files=$3
   set --
   old_ifs=$IFS; IFS=,
@@ -116,9 +120,10 @@ compose_hashes() {
   for f in $files; do set -- "$@" -f "$f"; done
   set +f; IFS=$old_ifs
   if docker compose version >/dev/null 2>&1; then
-    docker compose -p "$p" --project-directory "$wd" "$@" config --hash '*'
+    docker compose --ansi never --progress plain -p "$p" --project-directory "$wd" "$@" up -d --dry-run --no-build 2>&1 \
+      | sed -n 's/^.*Container \(.*[^ ]\)  *Running$/name \1/p'
   else
-    (cd "$wd" && docker-compose -p "$p" "$@" config --hash '*')
+    (cd "$wd" && docker-compose -p "$p" "$@" config --hash '*') | sed 's/^/hash /'
   fi
 }
 if [ "$docker" = yes ]; then
@@ -128,20 +133,24 @@ if [ "$docker" = yes ]; then
     if docker compose version >/dev/null 2>&1; then printf 'compose\tv2\n'
     elif command -v docker-compose >/dev/null 2>&1; then printf 'compose\tv1\n'
     else printf 'compose\tnone\n'; fi
-    if ps=$(docker ps -a --no-trunc --format '{{.ID}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.service"}}\t{{.Label "deploy.inputs"}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Label "com.docker.compose.project.working_dir"}}\t{{.Label "com.docker.compose.project.config_files"}}' 2>/dev/null); then
-      seen=""; hashes=""
-      while IFS="$tab" read -r id proj svc inputs st chash wd cfiles; do
+    # fields split on the unit separator: tabs would collapse empty ones
+    us=$(printf '\037')
+    if ps=$(docker ps -a --no-trunc --format "{{.ID}}$us{{.Label \"com.docker.compose.project\"}}$us{{.Label \"com.docker.compose.service\"}}$us{{.Label \"deploy.inputs\"}}$us{{.State}}$us{{.Label \"com.docker.compose.config-hash\"}}$us{{.Label \"com.docker.compose.project.working_dir\"}}$us{{.Label \"com.docker.compose.project.config_files\"}}$us{{.Names}}" 2>/dev/null); then
+      seen=""; current=""
+      while IFS="$us" read -r id proj svc inputs st chash wd cfiles name; do
         [ -n "$id" ] || continue
         # a container compose made outside deploy (no inputs label) is
-        # adopted when compose's hash of its definition, as the files on the
-        # host give it now, is the one it was created with
+        # adopted when compose, run now on the host's files, would keep it
         adopt=""
-        if [ -z "$inputs" ] && [ -n "$proj" ] && [ -n "$chash" ] && [ -d "$wd" ]; then
+        if [ -z "$inputs" ] && [ -n "$proj" ] && [ -d "$wd" ]; then
           case "$nl$seen" in *"$nl$proj$nl"*) ;; *)
             seen="$seen$proj$nl"
-            hashes="$hashes$(compose_hashes "$proj" "$wd" "$cfiles" 2>/dev/null | sed "s/^/$proj /")$nl";;
+            current="$current$(compose_current "$proj" "$wd" "$cfiles" 2>/dev/null | sed "s/^/$proj /")$nl";;
           esac
-          case "$nl$hashes" in *"$nl$proj $svc $chash$nl"*) adopt=yes;; *) adopt=no;; esac
+          case "$nl$current" in
+            *"$nl$proj name $name$nl"* | *"$nl$proj hash $svc $chash$nl"*) adopt=yes;;
+            *) adopt=no;;
+          esac
         fi
         printf 'C\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$proj" "$svc" "$inputs" "$st" "$adopt"
       done <<EOF

@@ -159,6 +159,15 @@ impl Renderer {
             out.warnings.extend(warnings);
             out.compose.push(c);
         }
+        // a unit whose file a files: entry writes (as an Ansible copy task
+        // does) has that file: systemd re-reads it when it changes
+        let files: Vec<String> = out.files.iter().map(|f| f.dest.clone()).collect();
+        for u in out.system.units.iter_mut().filter(|u| u.file.is_none() && u.user.is_none()) {
+            let path = format!("/etc/systemd/system/{}", u.name);
+            if files.contains(&path) {
+                u.file = Some(path);
+            }
+        }
         self.refuse_removing_managed(&out)?;
         system_files::check_system(self, &out)?;
         // parents before children, so one pass of mkdir works

@@ -23,10 +23,10 @@ const SLOTS: &str = "/tmp/deploy-lab-slots";
 pub(crate) struct Lab {
     pub(crate) root: PathBuf,
     pub(crate) instance: u32,
-    slot: PathBuf,
+    pub(crate) slot: PathBuf,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -225,6 +225,12 @@ impl Lab {
     /// (sys1..), and no namespace hosts.
     pub(crate) fn up_systemd(hosts: u32) -> LabWithSlot {
         Lab::start_with(0, hosts, &[])
+    }
+
+    /// The example and a lab of `docker` namespace hosts with Docker
+    /// engines (lab1..) and `systemd` hosts that boot systemd (sys1..).
+    pub(crate) fn up_mixed(docker: u32, systemd: u32) -> LabWithSlot {
+        Lab::start_with(docker, systemd, &["--docker".to_string()])
     }
 
     fn start(hosts: u32, extra: &[String]) -> LabWithSlot {
