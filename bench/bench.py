@@ -40,6 +40,7 @@ PEERS = ["ansible-core==2.19.14", "pyinfra==3.10.0"]
 # the collections the import test's playbook uses, from the `ansible`
 # package that goes with ansible-core 2.19
 COLLECTIONS = REPO / "bench" / ".collections"
+PASSLIB = "passlib==1.7.4"
 COLLECTIONS_WHEEL = "ansible==12.3.0"
 COLLECTION_NAMES = ["community.docker", "ansible.posix"]
 BASE = "/opt/app/conf"
@@ -487,6 +488,9 @@ def ensure_venv():
         log(f"bench: creating {VENV} with {' '.join(PEERS)} from PyPI")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin/pip"), "install", "-q", *PEERS], check=True)
+    # passlib: ansible-core's password_hash filter needs it (the render corpus)
+    if subprocess.run([str(VENV / "bin/python"), "-c", "import passlib"], capture_output=True).returncode:
+        subprocess.run([str(VENV / "bin/pip"), "install", "-q", PASSLIB], check=True)
     ensure_collections()
 
 

@@ -14,6 +14,7 @@ mod hardening;
 mod import;
 mod lab;
 mod plan_schema;
+mod render_corpus;
 mod resources;
 mod rollout;
 mod safety;

@@ -372,6 +372,7 @@ fn service_action(
     containers: &[&crate::plan::state::Container],
     changed: &std::collections::HashMap<&str, &Change>,
     hash: &str,
+    adoptable: bool,
 ) -> Option<ServiceAction> {
     let mut reasons: Vec<String> = s
         .inputs
@@ -390,7 +391,7 @@ fn service_action(
     // adopted: compose made it (outside deploy) from the definition the host
     // has now, and none of its inputs changes in this deploy
     let current = |c: &&crate::plan::state::Container| {
-        c.inputs == hash || (c.inputs.is_empty() && c.adopt && reasons.is_empty() && !definition_changed)
+        c.inputs == hash || (adoptable && c.inputs.is_empty() && c.adopt && reasons.is_empty() && !definition_changed)
     };
     let action = if containers.is_empty() {
         reasons = vec!["no container yet".into()];
@@ -477,7 +478,11 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
             }
             let containers: Vec<&crate::plan::state::Container> =
                 remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
-            plan.services.extend(service_action(p, s, &containers, &changed, &hash));
+            // adoption is the step from another tool to deploy: once deploy
+            // has written the project's labels file, an unlabelled container
+            // is drift
+            let adoptable = !remote.paths.contains_key(&p.override_path);
+            plan.services.extend(service_action(p, s, &containers, &changed, &hash, adoptable));
         }
         for r in &p.reloads {
             let busy = plan.services.iter().any(|a| a.project == p.project && a.service == r.service);

@@ -220,3 +220,22 @@ fn containers_compose_made_from_the_current_definition_are_adopted() {
     let got: Vec<(&str, ServiceActionKind)> = plan.services.iter().map(|a| (a.service.as_str(), a.action)).collect();
     assert_eq!(got, vec![("app", ServiceActionKind::Recreate)]);
 }
+
+// Once deploy has written a project's labels file, a container without
+// labels is drift (recreated by hand), never adopted.
+#[test]
+fn an_unlabelled_container_of_a_project_deploy_manages_is_drift() {
+    let first = plan_host(&compose_host("X=1\n"), &remote("compose\tv2\n")).unwrap();
+    let c = first.changes.iter().find(|c| c.path.ends_with(".override.yml")).unwrap();
+    let text = String::from_utf8(c.content.clone().unwrap()).unwrap();
+    let on_host = format!(
+        "compose\tv2\n{}{}{}C\tid-app\ts\tapp\t\trunning\tyes\nC\tid-db\ts\tdb\t{}\trunning\t\n",
+        p_file("/opt/s/app.env", "644", "X=1\n"),
+        p_file("/opt/s/compose.yml", "644", "services: {}\n"),
+        p_file("/opt/s/.deploy-s.override.yml", "644", &text),
+        labels(&first)[1].1
+    );
+    let plan = plan_host(&compose_host("X=1\n"), &remote(&on_host)).unwrap();
+    let got: Vec<(&str, ServiceActionKind)> = plan.services.iter().map(|a| (a.service.as_str(), a.action)).collect();
+    assert_eq!(got, vec![("app", ServiceActionKind::Recreate)]);
+}
