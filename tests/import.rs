@@ -76,13 +76,25 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     // a loop over a literal list: one entry per item; an unconverted task
     // left as a comment where it would go
     let base = role("base");
-    assert!(base.contains("- dest: /srv/shop/RELEASE\n  src: RELEASE\n# not converted: roles/base/tasks/main.yml:18: set_fact:"), "{base}");
+    assert!(
+        base.contains(
+            "- dest: /srv/shop/RELEASE\n  src: RELEASE\n# not converted: roles/base/tasks/main.yml:18: set_fact:"
+        ),
+        "{base}"
+    );
     assert!(base.contains("- path: /srv/shop\n  mode: '0755'\n- path: /srv/shop/data\n  mode: '0750'\n"), "{base}");
     // the user's groups and its authorized_key in one entry
-    assert!(role("ops").contains("users:\n- name: ops\n  shell: /bin/bash\n  groups:\n  - shop-admins\n  authorized_keys:\n"), "{}", role("ops"));
+    assert!(
+        role("ops")
+            .contains("users:\n- name: ops\n  shell: /bin/bash\n  groups:\n  - shop-admins\n  authorized_keys:\n"),
+        "{}",
+        role("ops")
+    );
     // role vars as vars.yml; both inventories; the vault content now age
     assert!(out.join("roles/notes/vars.yml").is_file());
-    for f in ["hosts", "shop.yml", "group_vars/all/main.age", "group_vars/all/vault.age", "group_vars/all/ansible_cfg.yml"] {
+    for f in
+        ["hosts", "shop.yml", "group_vars/all/main.age", "group_vars/all/vault.age", "group_vars/all/ansible_cfg.yml"]
+    {
         assert!(out.join("inventory").join(f).is_file(), "{f}");
     }
     assert!(!out.join("inventory/group_vars/all/vault.yml").exists());

@@ -49,7 +49,13 @@ pub(crate) fn ansible_cfg(src: &Path) -> AnsibleCfg {
     let text = std::fs::read_to_string(src.join("ansible.cfg")).unwrap_or_default();
     let mut c = AnsibleCfg::default();
     let mut in_defaults = false;
-    let path = |v: &str| if v.starts_with('~') || v.starts_with('/') { v.to_string() } else { src.join(v).display().to_string() };
+    let path = |v: &str| {
+        if v.starts_with('~') || v.starts_with('/') {
+            v.to_string()
+        } else {
+            src.join(v).display().to_string()
+        }
+    };
     for l in text.lines().map(str::trim) {
         if l.starts_with('[') {
             in_defaults = l == "[defaults]";

@@ -312,7 +312,10 @@ fn conv_cron(_module: &str, task: &Mapping, a: &Mapping, _free: Option<String>) 
     put(&mut e, "schedule", schedule);
     put(&mut e, "user", arg(a, "user").unwrap_or_else(|| "root".into()));
     put(&mut e, "job", job);
-    if arg(a, "state").as_deref() == Some("absent") || a.contains_key("env") || a.get("disabled") == Some(&Value::Bool(true)) {
+    if arg(a, "state").as_deref() == Some("absent")
+        || a.contains_key("env")
+        || a.get("disabled") == Some(&Value::Bool(true))
+    {
         return Converted::Not("cron state: absent, env or disabled (not converted yet)".into());
     }
     match arg(a, "cron_file") {

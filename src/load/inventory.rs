@@ -63,9 +63,8 @@ impl Inventory {
     /// several), the inventory, and notes on how YAML was read.
     pub(crate) fn read(root: &Path) -> Result<(std::path::PathBuf, Inventory, Vec<crate::load::yaml::Warning>)> {
         let dir = root.join("inventory");
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut files: Vec<std::path::PathBuf> =
+            std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
         files.retain(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             p.is_file() && (name == "hosts" || [".yml", ".yaml", ".ini"].iter().any(|e| name.ends_with(e)))

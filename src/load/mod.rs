@@ -237,7 +237,10 @@ fn role_layer(
         let file = role.dir.join(name);
         for (k, v) in m {
             if let Some(k) = k.as_str() {
-                out.insert(k.into(), Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } });
+                out.insert(
+                    k.into(),
+                    Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } },
+                );
             }
         }
     }

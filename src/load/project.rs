@@ -516,7 +516,11 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
 }
 
 /// A role's defaults or vars: the mappings of those of `files` that exist.
-fn role_vars_file(files: &[PathBuf], what: &str, warnings: &mut Vec<crate::load::Warning>) -> Result<serde_yaml::Mapping> {
+fn role_vars_file(
+    files: &[PathBuf],
+    what: &str,
+    warnings: &mut Vec<crate::load::Warning>,
+) -> Result<serde_yaml::Mapping> {
     let mut out = serde_yaml::Mapping::new();
     for p in files.iter().filter(|p| p.exists()) {
         let (text, notes) = crate::load::yaml::as_ansible_reads_it(p, &crate::load::yaml::read_text(p)?);

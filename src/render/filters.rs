@@ -39,17 +39,20 @@ pub(crate) fn add_ansible(env: &mut Environment<'static>) {
     add_path_filters(env);
     add_tests(env);
     super::filters_more::add(env);
+    super::filters_ansible::add(env);
 }
 
 fn add_text_filters(env: &mut Environment<'static>) {
     env.add_filter("bool", |v: Value| -> Value {
         match v.kind() {
-            ValueKind::None | ValueKind::Undefined => Value::from(()),
+            // ansible-core 2.19: None is False (compared in the render corpus)
+            ValueKind::None => Value::from(false),
+            ValueKind::Undefined => Value::from(()),
             ValueKind::Bool => v,
-            ValueKind::Number => Value::from(i64::try_from(v).ok() == Some(1)),
+            ValueKind::Number => Value::from(f64::try_from(v).ok() == Some(1.0)),
             _ => {
                 let s = py_str(&v).to_lowercase();
-                Value::from(matches!(s.as_str(), "yes" | "on" | "1" | "true"))
+                Value::from(matches!(s.as_str(), "yes" | "on" | "1" | "true" | "y" | "t"))
             }
         }
     });
@@ -216,6 +219,12 @@ fn add_path_filters(env: &mut Environment<'static>) {
         let p = 10f64.powi(precision.unwrap_or(0));
         let x = f * p;
         let r = match method.as_deref().unwrap_or("common") {
+            // Python's round: half to even on the exact binary value, which
+            // is what formatting to that many digits does (2.675 -> 2.67)
+            "common" if precision.unwrap_or(0) >= 0 => {
+                let digits = precision.unwrap_or(0) as usize;
+                return Ok(Value::from(format!("{f:.digits$}").parse::<f64>().unwrap_or(f)));
+            }
             "common" => x.round_ties_even(),
             "ceil" => x.ceil(),
             "floor" => x.floor(),
@@ -235,6 +244,11 @@ fn add_tests(env: &mut Environment<'static>) {
     });
     env.add_test("search", |v: Value, pat: String, kw: Kwargs| -> Result<bool, MjError> {
         let re = py_regex(&pat, &kw)?;
+        re.is_match(&py_str(&v)).map_err(|e| err(e.to_string()))
+    });
+    env.add_test("regex", |v: Value, pat: String, kw: Kwargs| -> Result<bool, MjError> {
+        let anchored = matches!(kw.get::<Option<String>>("match_type")?.as_deref(), Some("match"));
+        let re = py_regex(&if anchored { format!("^(?:{pat})") } else { pat }, &kw)?;
         re.is_match(&py_str(&v)).map_err(|e| err(e.to_string()))
     });
     env.add_test("truthy", |v: Value| v.is_true());

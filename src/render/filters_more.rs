@@ -141,7 +141,9 @@ fn comment(text: &str, style: &str) -> Result<String, MjError> {
         "plain" => ("#", "# ", "#"),
         "c" => ("//", "// ", "//"),
         "cblock" => ("/*", " * ", " */"),
-        other => return Err(err(format!("comment style `{other}` is not supported (plain, c, cblock)"))),
+        "erlang" => ("%", "% ", "%"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => return Err(err(format!("comment style `{other}` is not supported (plain, erlang, c, cblock, xml)"))),
     };
     let body: Vec<String> = text
         .lines()

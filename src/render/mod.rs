@@ -7,6 +7,7 @@ mod crypt;
 pub(crate) mod desired;
 pub(crate) mod errors;
 pub(crate) mod filters;
+mod filters_ansible;
 mod filters_more;
 mod lookups;
 pub(crate) mod pyfmt;

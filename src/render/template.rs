@@ -53,11 +53,19 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
         if value.is_undefined() {
             return Err(MjError::new(ErrorKind::UndefinedError, "undefined value"));
         }
-        // ansible-core 2.19 writes a None as nothing (inside a list it is still `None`)
-        if value.is_none() {
-            return Ok(());
-        }
-        out.write_str(&py_str(value)).map_err(|_| MjError::new(ErrorKind::WriteFailure, "write failed"))
+        let text = if value.is_none() {
+            // ansible-core 2.19 writes a None as nothing (inside a list it is still `None`)
+            String::new()
+        } else {
+            py_str(value)
+        };
+        EMITTED.with(|e| {
+            let mut e = e.borrow_mut();
+            e.count += 1;
+            e.native = value.kind() != minijinja::value::ValueKind::String;
+            e.len = text.len();
+        });
+        out.write_str(&text).map_err(|_| MjError::new(ErrorKind::WriteFailure, "write failed"))
     });
     if let Some(dir) = templates {
         env.set_loader(move |name| {
@@ -96,11 +104,38 @@ pub(crate) fn restore_trailing_newlines(source: &str, mut rendered: String) -> S
     rendered
 }
 
+/// What the expressions of the render in progress wrote (`{{ }}` outputs),
+/// to tell a template that is one value from one that is text.
+#[derive(Default)]
+struct Emitted {
+    count: usize,
+    /// The last value was not a string.
+    native: bool,
+    /// Bytes the last value wrote.
+    len: usize,
+}
+
+thread_local! {
+    static EMITTED: std::cell::RefCell<Emitted> = std::cell::RefCell::new(Emitted::default());
+}
+
 /// Render one template source for a host, Ansible style.
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
     let source_fq = builtin_names(source);
     let tmpl = env.template_from_named_str(name, &source_fq)?;
+    EMITTED.with(|e| *e.borrow_mut() = Emitted::default());
     let out = tmpl.render(ctx)?;
+    // ansible-core 2.19 renders natively: a template whose whole output is
+    // one value that is not a string (`{{ [1, 2] }}`, `{{ none }}`) is that
+    // value printed, and the source's trailing newlines are restored only
+    // to text
+    let one_value = EMITTED.with(|e| {
+        let e = e.borrow();
+        e.count == 1 && e.native && e.len == out.len()
+    });
+    if one_value {
+        return Ok(out);
+    }
     Ok(restore_trailing_newlines(source, out))
 }
 
