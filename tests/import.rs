@@ -157,6 +157,22 @@ if command -v docker >/dev/null; then
 fi
 "#;
 
+/// FACTS of `paths` on `host`, through `ssh` (an ssh_config).
+fn facts(ssh: &Path, host: &str, paths: &[String]) -> String {
+    use std::io::Write;
+    let mut c = Command::new("ssh")
+        .arg("-F")
+        .arg(ssh)
+        .args([host, "sh", "-s", "--"])
+        .args(paths)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(FACTS.as_bytes()).unwrap();
+    String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned()
+}
+
 /// An ssh_config naming the fixture's hosts after two lab hosts.
 fn ssh_config(lab: &Lab, app: &str, node: &str, to: &Path) {
     let text = std::fs::read_to_string(lab.root.join(".lab/ssh_config")).unwrap();
@@ -225,24 +241,7 @@ fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sy
                     .map(String::from),
             );
         }
-        let facts = |ssh: &Path| {
-            let o = Command::new("ssh")
-                .arg("-F")
-                .arg(ssh)
-                .args([host, "sh", "-s", "--"])
-                .args(&paths)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .and_then(|mut c| {
-                    use std::io::Write;
-                    c.stdin.take().unwrap().write_all(FACTS.as_bytes())?;
-                    c.wait_with_output()
-                })
-                .unwrap();
-            String::from_utf8_lossy(&o.stdout).into_owned()
-        };
-        let (fa, fb) = (facts(&a), facts(&b));
+        let (fa, fb) = (facts(&a, host, &paths), facts(&b, host, &paths));
         assert_eq!(fa, fb, "{host}: A (Ansible) and B (deploy) differ");
         assert!(!fa.contains(" absent\n"), "{host}: {fa}");
         if host == "shop-node" {

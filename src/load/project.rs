@@ -485,8 +485,12 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
     warnings.extend(crate::load::yaml::yaml11_bool_warnings(&spec_path, &text));
     check_unquoted_modes(&spec_path, &text)?;
     let spec: RoleFile = crate::load::yaml::parse(&spec_path, &text)?;
-    let defaults = role_vars_file(&[dir.join("defaults.yml"), dir.join("defaults/main.yml")], "defaults", warnings)?;
-    let vars = role_vars_file(&[dir.join("vars.yml"), dir.join("vars/main.yml")], "vars", warnings)?;
+    let defaults = crate::load::yaml::vars_mapping(
+        &[dir.join("defaults.yml"), dir.join("defaults/main.yml")],
+        "defaults",
+        warnings,
+    )?;
+    let vars = crate::load::yaml::vars_mapping(&[dir.join("vars.yml"), dir.join("vars/main.yml")], "vars", warnings)?;
     for h in &spec.health {
         let n = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()].iter().filter(|b| **b).count();
         if n != 1 {
@@ -513,25 +517,6 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
     }
     crate::load::system::check(&spec, &spec_path, &text)?;
     Ok(Role { name: name.into(), dir, spec, spec_path, text, defaults, vars })
-}
-
-/// A role's defaults or vars: the mappings of those of `files` that exist.
-fn role_vars_file(
-    files: &[PathBuf],
-    what: &str,
-    warnings: &mut Vec<crate::load::Warning>,
-) -> Result<serde_yaml::Mapping> {
-    let mut out = serde_yaml::Mapping::new();
-    for p in files.iter().filter(|p| p.exists()) {
-        let (text, notes) = crate::load::yaml::as_ansible_reads_it(p, &crate::load::yaml::read_text(p)?);
-        warnings.extend(notes);
-        match crate::load::yaml::parse::<serde_yaml::Value>(p, &text)? {
-            serde_yaml::Value::Mapping(m) => out.extend(m),
-            serde_yaml::Value::Null => {}
-            _ => return Err(Error::invalid(p, format!("{what} must be a mapping of variables"))),
-        }
-    }
-    Ok(out)
 }
 
 /// `mode: 0644` unquoted: our YAML 1.2 parser would read it differently from

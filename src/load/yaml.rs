@@ -259,6 +259,25 @@ pub(crate) fn yaml_to_value(v: &serde_yaml::Value) -> Value {
     }
 }
 
+/// A role's defaults or vars: the mappings of those of `files` that exist.
+pub(crate) fn vars_mapping(
+    files: &[std::path::PathBuf],
+    what: &str,
+    warnings: &mut Vec<Warning>,
+) -> Result<serde_yaml::Mapping> {
+    let mut out = serde_yaml::Mapping::new();
+    for p in files.iter().filter(|p| p.exists()) {
+        let (text, notes) = as_ansible_reads_it(p, &read_text(p)?);
+        warnings.extend(notes);
+        match parse::<serde_yaml::Value>(p, &text)? {
+            serde_yaml::Value::Mapping(m) => out.extend(m),
+            serde_yaml::Value::Null => {}
+            _ => return Err(Error::invalid(p, format!("{what} must be a mapping of variables"))),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -363,6 +363,39 @@ fn plan_absent(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) {
     }
 }
 
+/// A service whose mounted config changed, and that nothing recreates, is
+/// reloaded in place.
+fn reloads(
+    p: &crate::render::DesiredCompose,
+    changed: &std::collections::HashMap<&str, &Change>,
+    services: &mut Vec<ServiceAction>,
+) {
+    for r in &p.reloads {
+        let busy = services.iter().any(|a| a.project == p.project && a.service == r.service);
+        if changed.contains_key(r.file.as_str()) && !busy {
+            services.push(ServiceAction {
+                project: p.project.clone(),
+                service: r.service.clone(),
+                action: ServiceActionKind::Reload,
+                reasons: vec![format!("mounted config {} changed", r.file)],
+                phase: p.phase,
+                command: r.command.clone(),
+            });
+        }
+    }
+}
+
+/// A project compose made outside deploy and adopted whole keeps its
+/// containers as they are: its labels file goes up with the first deploy
+/// that recreates one of them.
+fn adopted_whole(p: &crate::render::DesiredCompose, remote: &Remote, plan: &HostPlan) -> bool {
+    let mine: Vec<_> = remote.containers.iter().filter(|c| c.project == p.project).collect();
+    !mine.is_empty()
+        && mine.iter().all(|c| c.inputs.is_empty() && c.adopt)
+        && !plan.services.iter().any(|a| a.project == p.project)
+        && !remote.paths.contains_key(&p.override_path)
+}
+
 /// What a service needs, and why: created, recreated (an input or its
 /// definition changed, or its container has other inputs), started, or
 /// nothing.
@@ -372,6 +405,8 @@ fn service_action(
     containers: &[&crate::plan::state::Container],
     changed: &std::collections::HashMap<&str, &Change>,
     hash: &str,
+    // adoption is the step from another tool to deploy: once deploy has
+    // written the project's labels file, an unlabelled container is drift
     adoptable: bool,
 ) -> Option<ServiceAction> {
     let mut reasons: Vec<String> = s
@@ -478,35 +513,11 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
             }
             let containers: Vec<&crate::plan::state::Container> =
                 remote.containers.iter().filter(|c| c.project == p.project && c.service == s.name).collect();
-            // adoption is the step from another tool to deploy: once deploy
-            // has written the project's labels file, an unlabelled container
-            // is drift
             let adoptable = !remote.paths.contains_key(&p.override_path);
             plan.services.extend(service_action(p, s, &containers, &changed, &hash, adoptable));
         }
-        for r in &p.reloads {
-            let busy = plan.services.iter().any(|a| a.project == p.project && a.service == r.service);
-            if changed.contains_key(r.file.as_str()) && !busy {
-                plan.services.push(ServiceAction {
-                    project: p.project.clone(),
-                    service: r.service.clone(),
-                    action: ServiceActionKind::Reload,
-                    reasons: vec![format!("mounted config {} changed", r.file)],
-                    phase: p.phase,
-                    command: r.command.clone(),
-                });
-            }
-        }
-        // a project compose made outside deploy and adopted whole keeps its
-        // containers as they are: the labels file goes up with the first
-        // deploy that recreates one of them
-        let adopted = {
-            let mine: Vec<_> = remote.containers.iter().filter(|c| c.project == p.project).collect();
-            !mine.is_empty()
-                && mine.iter().all(|c| c.inputs.is_empty() && c.adopt)
-                && !plan.services.iter().any(|a| a.project == p.project)
-        };
-        if adopted && !remote.paths.contains_key(&p.override_path) {
+        reloads(p, &changed, &mut plan.services);
+        if adopted_whole(p, remote, plan) {
             continue;
         }
         let content = crate::render::compose::override_file(&p.project, &hashes).into_bytes();

@@ -184,6 +184,10 @@ fn add_filters(env: &mut Environment<'static>) {
         },
     );
     env.add_filter("type_debug", |v: Value| type_name(&v));
+    add_list_filters(env);
+}
+
+fn add_list_filters(env: &mut Environment<'static>) {
     env.add_filter("zip_longest", |a: Value, rest: Rest<Value>, kw: Kwargs| -> Result<Value, MjError> {
         let fill: Value = kw.get::<Option<Value>>("fillvalue")?.unwrap_or(Value::from(()));
         kw.assert_all_used()?;
