@@ -94,6 +94,44 @@ fn git_commit_uncached(root: &std::path::Path) -> String {
     }
 }
 
+/// A reader that hashes (sha256) and counts what passes through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: sha2::Digest::new(), count: 0 }
+    }
+    /// Bytes read so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+    /// The sha256 of what was read, hex.
+    pub(crate) fn sha256_hex(self) -> String {
+        sha2::Digest::finalize(self.hasher).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// The sha256 and size of a file, read in pieces (never whole in memory).
+pub(crate) fn sha256_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    let mut r = HashingReader::new(std::fs::File::open(path)?);
+    std::io::copy(&mut r, &mut std::io::sink())?;
+    let n = r.count();
+    Ok((r.sha256_hex(), n))
+}
+
 /// sha256 as lowercase hex.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -155,10 +155,16 @@ fn journal_dirs(lab: &Lab, host: &str) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Bytes of the files under `p`, at any depth (the upload unpacks into
+/// new/c/K/NAME).
 fn bytes_under(p: &std::path::Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        n += e.metadata().map(|m| m.len()).unwrap_or(0);
+        match e.metadata() {
+            Ok(m) if m.is_dir() => n += bytes_under(&e.path()),
+            Ok(m) => n += m.len(),
+            Err(_) => {}
+        }
     }
     n
 }
@@ -405,7 +411,8 @@ fn removing_a_tree_shows_its_size_and_needs_room_in_the_journal() {
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stdout.contains("the paths to remove take ") && r.stdout.contains(" KiB, and the journal's disk has "),
+        r.stdout.contains("journal: the paths to remove and the old files to keep take ")
+            && r.stdout.contains(" KiB, and the journal's disk has "),
         "{r:?}"
     );
     assert!(r.stdout.contains("nothing was removed or changed"), "{r:?}");

@@ -1,7 +1,6 @@
 //! `deploy render ENV [--host H] --out DIR`: the rendered files of hosts
 //! written locally, with a manifest; touches no host.
 
-use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -70,7 +69,7 @@ fn write_host(out: &Path, d: &DesiredHost) -> Result<()> {
             .mode(perm)
             .open(&p)
             .map_err(|e| Error::io(&p, e))?;
-        file.write_all(&f.bytes).map_err(|e| Error::io(&p, e))?;
+        f.write_to(&mut file).map_err(|e| Error::io(&p, e))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm)).map_err(|e| Error::io(&p, e))?;
         manifest.push_str(&format!(
             "{}\tfile\t{}\t{}\t{}\n",

@@ -158,6 +158,8 @@ fn entry(
                 "the deploy removed {path}; a rollback does not put removed trees back: restore it from the host's journal by hand, or pass --force to leave it removed"
             ))
         }
+        // files staged beside a directory on another filesystem: nothing to undo
+        ("T", _) => {}
         ("A", _) => return Ok(Some(format!("{path}: not rolled back (packages, users, units and commands converge with a deploy of the previous commit)"))),
         _ => return Ok(Some(format!("{path}: journal entry {} {} left alone", e.kind, e.was))),
     }

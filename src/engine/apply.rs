@@ -288,7 +288,8 @@ impl<'a> PhaseRun<'a> {
         }
         let (r, desired) = (self.r, &self.r.desired);
         self.progress.step(self.host(), &format!("{}: writing {} changes", self.name, self.changes.len()));
-        let bundle = crate::remote::apply::bundle(&self.changes, desired);
+        let upload = crate::remote::apply::Upload::new(&self.changes, desired);
+        let kib = upload.kib().to_string();
         let audit = if self.upload_is_last(armed) {
             format!("{} result=ok", audit_line_counts(&self.run.args, &self.run.id, &audit_counts(&r.plan)))
         } else {
@@ -296,8 +297,9 @@ impl<'a> PhaseRun<'a> {
         };
         let stall = crate::util::stall_seconds();
         let keep = self.run.loaded.project.file.keep_journals.to_string();
-        let args = [self.journal.as_str(), &self.run.holder, &audit, &stall.to_string(), &keep];
-        let out = match r.run("deploy-apply", crate::remote::apply::SCRIPT, &args, Some(&bundle)).await {
+        let args = [self.journal.as_str(), &self.run.holder, &audit, &stall.to_string(), &keep, &kib];
+        let input = crate::remote::ssh::Input::Stream(Box::new(move |w| upload.write(w)));
+        let (out, sent) = match r.exec("deploy-apply", crate::remote::apply::SCRIPT, &args, input).await {
             Ok(out) => out,
             Err(Error::Remote { host, message }) => {
                 return Err(Error::Remote {
@@ -311,6 +313,13 @@ impl<'a> PhaseRun<'a> {
             Err(e) => return Err(e),
         };
         let a = crate::remote::apply::parse_apply(&out.stdout).map_err(|m| r.protocol(m))?;
+        // the host's word first: a script that stopped reading (no room,
+        // lock lost) says why; only then what stopped the stream
+        if let (Err(why), None) = (&sent, &a.error) {
+            if !a.done {
+                return Ok(Some(self.failure(format!("upload: {why}"))));
+            }
+        }
         if a.finished {
             r.set_lock(LockState::Released);
         }

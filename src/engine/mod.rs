@@ -133,18 +133,37 @@ impl Ready {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<crate::remote::ssh::Output> {
+        let (out, sent) = self.exec(name, script, args, crate::remote::ssh::Input::Bytes(stdin)).await?;
+        if let Err(e) = sent {
+            return Err(Error::Remote {
+                host: self.desired.host.clone(),
+                message: format!("the connection was lost while sending data to {name} ({e})"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `run` with any input; also says how sending it went.
+    async fn exec(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+        input: crate::remote::ssh::Input<'_>,
+    ) -> Result<(crate::remote::ssh::Output, std::result::Result<(), String>)> {
         if self.lock_state() == LockState::Held {
-            return self.conn.run(name, script, args, stdin).await;
+            return self.conn.exec(name, script, args, input).await;
         }
         self.set_lock(LockState::Sent);
-        let out = self.conn.run(name, &crate::remote::lock::with_lock(script, &self.holder), args, stdin).await?;
+        let locked = crate::remote::lock::with_lock(script, &self.holder);
+        let (out, sent) = self.conn.exec(name, &locked, args, input).await?;
         if let Some(who) = crate::remote::lock::lock_held(out.code, &out.stderr) {
             // the holder is someone else: nothing of ours to release
             self.set_lock(LockState::NotTaken);
             return Err(lock_error(&self.desired.host, &self.env, &who));
         }
         self.set_lock(LockState::Held);
-        Ok(out)
+        Ok((out, sent))
     }
 }
 

@@ -398,6 +398,11 @@ pub(crate) async fn lock_and_diff(
             continue;
         }
         let f = &desired.files[i];
+        if f.disk.is_some() {
+            let max = crate::plan::diff::MAX_FILE;
+            c.diff = Some(format!("no diff: new: {} bytes (a diff is made of files up to {max} bytes)\n", f.len()));
+            continue;
+        }
         c.diff = match (c.action, remote.old.get(&c.path)) {
             (Action::Create, _) => Some(crate::plan::diff::unified(&c.path, None, &f.bytes, redactor)),
             (Action::Update, Some(crate::plan::state::Old::Bytes(old))) => {
@@ -406,11 +411,11 @@ pub(crate) async fn lock_and_diff(
             (Action::Update, Some(crate::plan::state::Old::TooLarge(n))) => Some(format!(
                 "no diff: the file on the host has {n} bytes, over the {} a diff is made of; new: {} bytes\n",
                 crate::remote::probe::OLD_MAX,
-                f.bytes.len()
+                f.len()
             )),
             // changed between the probe's hash and its read, or a path sha256sum escapes
             (Action::Update, None) => {
-                Some(format!("no diff: the host did not send the current contents; new: {} bytes\n", f.bytes.len()))
+                Some(format!("no diff: the host did not send the current contents; new: {} bytes\n", f.len()))
             }
             _ => None,
         };

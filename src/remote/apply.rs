@@ -1,14 +1,16 @@
 //! Apply a host's plan: everything goes up in one transfer (a tar stream of
-//! a manifest plus the new contents) to one remote script, which re-checks,
-//! validates, journals and swaps. `bundle` and `parse_apply` are pure.
+//! the new contents and a manifest) to one remote script, which re-checks,
+//! validates, journals and swaps. `Upload` and `parse_apply` are pure.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::plan::{Action, Expected, Resource};
 use crate::render::DesiredHost;
 
-/// The apply script: `sh -c SCRIPT apply JOURNAL_ID HOLDER AUDIT STALL`,
-/// the upload (`bundle`) on stdin.
+/// The apply script: `sh -c SCRIPT apply JOURNAL_ID HOLDER AUDIT STALL KEEP
+/// KIB`, the upload (`Upload`) on stdin.
 pub(crate) const SCRIPT: &str = concat!(include_str!("lib.sh"), include_str!("lock.sh"), include_str!("apply.sh"));
 
 fn expected_str(e: &Expected) -> String {
@@ -24,77 +26,224 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Build the upload for some of a plan's changes: a tar with `manifest` and
-/// one entry per new content.
-pub(crate) fn bundle(changes: &[&crate::plan::Change], desired: &DesiredHost) -> Vec<u8> {
-    let mut manifest = String::new();
-    let mut contents: Vec<(String, &[u8])> = Vec::new();
-    for (n, c) in changes.iter().enumerate() {
-        let exp = expected_str(&c.expected);
-        let line = match (c.resource, c.action) {
-            (Resource::Dir, Action::Create) => {
-                let d = desired.dirs.iter().find(|d| d.path == c.path).expect("planned dir is desired");
-                format!("D\t{n}\t{}\t{}\t{}\t{}\t{exp}\t", c.path, mode(d.mode), opt(&d.owner), opt(&d.group))
-            }
-            (Resource::Dir, _) => {
-                let d = desired.dirs.iter().find(|d| d.path == c.path).expect("planned dir is desired");
-                format!("M\t{n}\t{}\t{}\t{}\t{}\t{exp}\t", c.path, mode(d.mode), opt(&d.owner), opt(&d.group))
-            }
-            (Resource::File, Action::Metadata) => {
-                let f = &desired.files[c.file.expect("file change has a file")];
-                format!("M\t{n}\t{}\t{}\t{}\t{}\t{exp}\t", c.path, mode(f.mode), opt(&f.owner), opt(&f.group))
-            }
-            (Resource::File, _) if c.content.is_some() => {
-                contents.push((n.to_string(), c.content.as_deref().unwrap_or_default()));
-                format!("F\t{n}\t{}\t0644\t-\t-\t{exp}\t", c.path)
-            }
-            (Resource::File, _) => {
-                let f = &desired.files[c.file.expect("file change has a file")];
-                contents.push((n.to_string(), &f.bytes));
-                format!(
-                    "F\t{n}\t{}\t{}\t{}\t{}\t{exp}\t{}",
-                    c.path,
-                    mode(f.mode),
-                    opt(&f.owner),
-                    opt(&f.group),
-                    f.validate.as_deref().unwrap_or("")
-                )
-            }
-            (Resource::Lines, _) => {
-                // owner and mode of a file the lines create; an existing file keeps its own
-                let l =
-                    desired.system.lines.iter().find(|l| l.path == c.path && (l.mode.is_some() || l.owner.is_some()));
-                let (m, o) = (l.and_then(|l| l.mode), l.and_then(|l| l.owner.clone()));
-                contents.push((n.to_string(), c.content.as_deref().unwrap_or_default()));
-                format!(
-                    "F\t{n}\t{}\t{}\t{}\t-\t{exp}\t",
-                    c.path,
-                    m.map(|m| format!("{m:04o}")).unwrap_or("-".into()),
-                    opt(&o)
-                )
-            }
-            (Resource::Absent, _) => format!("R\t{n}\t{}\t-\t-\t-\t{exp}\t", c.path),
-        };
-        manifest.push_str(&line);
-        manifest.push('\n');
-    }
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o600);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).expect("tar into memory");
-    };
-    add("manifest", manifest.as_bytes());
-    for (name, data) in contents {
-        add(&name, data);
-    }
-    b.into_inner().expect("tar into memory")
+/// Where an upload's entry gets its bytes.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Rendered in memory.
+    Bytes(Vec<u8>),
+    /// A file on the controller's disk, too big to hold in memory: streamed,
+    /// and checked while streaming against the size and hash it was planned
+    /// with.
+    Disk { path: std::path::PathBuf, len: u64, sha256: String },
 }
 
-fn mode(m: Option<u32>) -> String {
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Disk { len, .. } => *len,
+        }
+    }
+}
+
+/// The upload of some of a plan's changes: a tar of the new contents, each
+/// as `c/K/NAME` (K numbers the target directories, NAME is the target's own
+/// name, so the host renames a directory's files with one `mv -t`), and the
+/// manifest last. It owns its data, so a thread can stream it.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    manifest: String,
+    entries: Vec<(String, Body)>,
+}
+
+/// What the host is told to do for one planned change.
+fn item(c: &crate::plan::Change, desired: &DesiredHost) -> Item {
+    let exp = expected_str(&c.expected);
+    let mut it = Item::new('F', &c.path, exp);
+    match (c.resource, c.action) {
+        (Resource::Dir, a) => {
+            let d = desired.dirs.iter().find(|d| d.path == c.path).expect("planned dir is desired");
+            it.op = if a == Action::Create { 'D' } else { 'M' };
+            (it.mode, it.owner, it.group) = (d.mode, opt(&d.owner), opt(&d.group));
+        }
+        (Resource::File, Action::Metadata) => {
+            let f = &desired.files[c.file.expect("file change has a file")];
+            it.op = 'M';
+            (it.mode, it.owner, it.group) = (f.mode, opt(&f.owner), opt(&f.group));
+        }
+        (Resource::File, _) if c.content.is_some() => {
+            it.mode = Some(0o644);
+            it.body = Some(Body::Bytes(c.content.clone().unwrap_or_default()));
+        }
+        (Resource::File, _) => {
+            let f = &desired.files[c.file.expect("file change has a file")];
+            (it.mode, it.owner, it.group) = (f.mode, opt(&f.owner), opt(&f.group));
+            it.validate = f.validate.clone().unwrap_or_default();
+            it.body = Some(match &f.disk {
+                Some((path, len)) => Body::Disk { path: path.clone(), len: *len, sha256: f.sha256.clone() },
+                None => Body::Bytes(f.bytes.clone()),
+            });
+        }
+        (Resource::Lines, _) => {
+            // owner and mode of a file the lines create; an existing file keeps its own
+            let l = desired.system.lines.iter().find(|l| l.path == c.path && (l.mode.is_some() || l.owner.is_some()));
+            (it.mode, it.owner) = (l.and_then(|l| l.mode), opt(&l.and_then(|l| l.owner.clone())));
+            it.body = Some(Body::Bytes(c.content.clone().unwrap_or_default()));
+        }
+        (Resource::Absent, _) => it.op = 'R',
+    }
+    it
+}
+
+/// A tar entry's size: its header and its data padded to 512 bytes.
+fn entry_size(len: u64) -> u64 {
+    512 + len.div_ceil(512) * 512
+}
+
+/// One path of an upload: a manifest line, and new contents for a file.
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// D (make a directory), M (owner/mode), F (file), R (remove).
+    pub(crate) op: char,
+    /// Where it goes.
+    pub(crate) path: String,
+    /// Mode; None keeps the existing one, or the default for a new path.
+    pub(crate) mode: Option<u32>,
+    /// Owner and group, `-` to keep or default.
+    pub(crate) owner: String,
+    pub(crate) group: String,
+    /// What the plan saw there (`absent`, `dir`, `sha256:HEX`, `other`).
+    pub(crate) expected: String,
+    /// Validation command of a file (`%s` = the new file).
+    pub(crate) validate: String,
+    /// New contents of a file.
+    pub(crate) body: Option<Body>,
+}
+
+impl Item {
+    fn new(op: char, path: &str, expected: String) -> Item {
+        let dash = || "-".to_string();
+        Item {
+            op,
+            path: path.into(),
+            mode: None,
+            owner: dash(),
+            group: dash(),
+            expected,
+            validate: String::new(),
+            body: None,
+        }
+    }
+
+    #[cfg(test)]
+    /// A file with contents `body`, expected `expected` on the host.
+    pub(crate) fn file(path: &str, expected: String, body: Body) -> Item {
+        Item { body: Some(body), ..Item::new('F', path, expected) }
+    }
+
+    #[cfg(test)]
+    /// A directory to make.
+    pub(crate) fn dir(path: &str) -> Item {
+        Item::new('D', path, "absent".into())
+    }
+}
+
+impl Upload {
+    /// The upload for `changes`, with the desired state they come from.
+    pub(crate) fn new(changes: &[&crate::plan::Change], desired: &DesiredHost) -> Upload {
+        Upload::of(changes.iter().map(|c| item(c, desired)).collect())
+    }
+
+    /// The upload of `items`, numbered in their order.
+    pub(crate) fn of(items: Vec<Item>) -> Upload {
+        let mut lines: Vec<(bool, String, usize, String)> = Vec::new();
+        let mut files: Vec<(usize, usize, String)> = Vec::new();
+        let mut entries = Vec::new();
+        let mut dirs: HashMap<String, usize> = HashMap::new();
+        for (n, it) in items.into_iter().enumerate() {
+            let head = format!(
+                "{}\t{n}\t{}\t{}\t{}\t{}\t{}",
+                it.op,
+                it.path,
+                mode_str(it.mode),
+                it.owner,
+                it.group,
+                it.expected
+            );
+            let Some(body) = it.body else {
+                let d = it.op == 'D';
+                lines.push((!d, if d { it.path } else { String::new() }, n, head));
+                continue;
+            };
+            let (dir, name) = it.path.rsplit_once('/').expect("an absolute path");
+            let next = dirs.len();
+            let k = *dirs.entry(dir.to_string()).or_insert(next);
+            entries.push((format!("c/{k}/{name}"), body));
+            files.push((k, n, format!("{head}\t{k}\t{}", it.validate)));
+        }
+        // a directory's files together: the host renames them with one `mv -t`
+        files.sort_by_key(|(k, n, _)| (*k, *n));
+        // directories top-down, so a parent is made before what it holds
+        lines.sort();
+        let mut manifest = String::new();
+        for l in lines.iter().map(|(_, _, _, l)| l).chain(files.iter().map(|(_, _, l)| l)) {
+            manifest.push_str(l);
+            manifest.push('\n');
+        }
+        Upload { manifest, entries }
+    }
+
+    #[cfg(test)]
+    /// The manifest (what the host is told to do).
+    pub(crate) fn manifest(&self) -> &str {
+        &self.manifest
+    }
+
+    /// The size of the tar stream, in KiB rounded up: the host checks it
+    /// has room before the first byte arrives.
+    pub(crate) fn kib(&self) -> u64 {
+        let data: u64 = self.entries.iter().map(|(_, b)| entry_size(b.len())).sum();
+        (data + entry_size(self.manifest.len() as u64) + 1024).div_ceil(1024)
+    }
+
+    /// Write the tar stream to `w`: the contents, then the manifest. A file
+    /// from disk that is no longer what was planned stops the stream before
+    /// the manifest, so the host changes nothing; the error says which.
+    pub(crate) fn write(self, w: impl std::io::Write) -> Result<(), String> {
+        let mut b = tar::Builder::new(w);
+        let header = |len: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(len);
+            h.set_mode(0o600);
+            h.set_mtime(0);
+            h
+        };
+        let io = |e: std::io::Error| format!("the upload stopped: {e}");
+        for (name, body) in self.entries {
+            match body {
+                Body::Bytes(data) => b.append_data(&mut header(data.len() as u64), &name, &data[..]).map_err(io)?,
+                Body::Disk { path, len, sha256 } => {
+                    let changed = |what: &str| {
+                        format!("{} changed on this machine since it was planned ({what}); nothing was changed on the host, run the deploy again", path.display())
+                    };
+                    let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    if f.metadata().map(|m| m.len()).ok() != Some(len) {
+                        return Err(changed("its size"));
+                    }
+                    let mut r = crate::util::HashingReader::new(std::io::Read::take(f, len));
+                    b.append_data(&mut header(len), &name, &mut r).map_err(io)?;
+                    if r.count() != len || r.sha256_hex() != sha256 {
+                        return Err(changed("its contents"));
+                    }
+                }
+            }
+        }
+        b.append_data(&mut header(self.manifest.len() as u64), "manifest", self.manifest.as_bytes()).map_err(io)?;
+        b.into_inner().and_then(|mut w| w.flush()).map_err(io)
+    }
+}
+
+fn mode_str(m: Option<u32>) -> String {
     m.map(|m| format!("{m:04o}")).unwrap_or_else(|| "-".into())
 }
 
@@ -147,6 +296,62 @@ pub(crate) fn parse_apply(out: &[u8]) -> Result<Applied, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Directories first, parents before children; then files grouped by
+    // their directory (K), each named c/K/NAME in the tar, the manifest last.
+    #[test]
+    fn upload_groups_files_by_directory_and_ends_with_the_manifest() {
+        let f = |p: &str, b: &[u8]| Item::file(p, "absent".into(), Body::Bytes(b.to_vec()));
+        let up = Upload::of(vec![
+            f("/etc/a/one", b"1"),
+            Item::dir("/etc/b/sub"),
+            f("/etc/b/two", b"22"),
+            Item::dir("/etc/b"),
+            f("/etc/a/three", b"333"),
+            Item { mode: Some(0o600), owner: "app".into(), ..f("/x", b"") },
+        ]);
+        assert_eq!(
+            up.manifest(),
+            "D\t3\t/etc/b\t-\t-\t-\tabsent\n\
+             D\t1\t/etc/b/sub\t-\t-\t-\tabsent\n\
+             F\t0\t/etc/a/one\t-\t-\t-\tabsent\t0\t\n\
+             F\t4\t/etc/a/three\t-\t-\t-\tabsent\t0\t\n\
+             F\t2\t/etc/b/two\t-\t-\t-\tabsent\t1\t\n\
+             F\t5\t/x\t0600\tapp\t-\tabsent\t2\t\n"
+        );
+        let kib = up.kib();
+        let mut tar = Vec::new();
+        up.write(&mut tar).unwrap();
+        assert_eq!(kib, (tar.len() as u64).div_ceil(1024), "the announced size is the real one");
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["c/0/one", "c/1/two", "c/0/three", "c/2/x", "manifest"]);
+    }
+
+    // A big file streams from disk; one that changed after it was hashed
+    // stops the stream before the manifest.
+    #[test]
+    fn a_source_that_changed_since_the_plan_stops_the_upload_before_the_manifest() {
+        let p = std::env::temp_dir().join(format!("deploy-upload-{}", std::process::id()));
+        std::fs::write(&p, b"planned").unwrap();
+        let (sha256, len) = crate::util::sha256_file(&p).unwrap();
+        let item = |sha256: String| {
+            let body = Body::Disk { path: p.clone(), len, sha256 };
+            Upload::of(vec![Item::file("/srv/big", "absent".into(), body)])
+        };
+        let mut ok = Vec::new();
+        item(sha256.clone()).write(&mut ok).unwrap();
+        assert!(ok.windows(7).any(|w| w == b"planned"));
+        std::fs::write(&p, b"changed").unwrap();
+        let mut out = Vec::new();
+        let e = item(sha256).write(&mut out).unwrap_err();
+        assert!(e.contains("changed on this machine since it was planned (its contents)"), "{e}");
+        assert!(!out.windows(8).any(|w| w == b"manifest"), "the manifest went out");
+        std::fs::remove_file(&p).unwrap();
+    }
 
     #[test]
     fn parses_output() {

@@ -34,6 +34,8 @@ revert_journal() {
          set -- $meta
          { chmod "$1" "$path" && chown "$2:$3" "$path"; } || _why="cannot restore owner/mode $2:$3 $1";;
       R) cp -a "$_j/old/$n" "$path" || _why="cannot restore the removed path";;
+      # new files staged beside a directory on another filesystem
+      T) rm -rf -- "$path" || _why="cannot remove the staged files";;
       # an operation on the host (package, user, unit...): its undo argvs,
       # journaled before it ran; `?` marks one whose operation failed, so
       # it may have nothing to undo

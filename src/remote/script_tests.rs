@@ -64,31 +64,21 @@ fn upload(files: &[Up]) -> Vec<u8> {
 
 /// An upload whose files are checked with `validate` (`%s` = the new file).
 fn upload_validated(files: &[Up], validate: &str) -> Vec<u8> {
-    let mut manifest = String::new();
-    let mut b = tar::Builder::new(Vec::new());
-    for (n, (path, _, old)) in files.iter().enumerate() {
-        let exp = match old {
-            None => "absent".to_string(),
-            Some(o) => format!("sha256:{}", sha(o)),
-        };
-        // a path ending in / is a directory to create
-        match path.strip_suffix('/') {
-            Some(dir) => manifest.push_str(&format!("D\t{n}\t{dir}\t0755\t-\t-\tabsent\t\n")),
-            None => manifest.push_str(&format!("F\t{n}\t{path}\t0644\t-\t-\t{exp}\t{validate}\n")),
-        }
-    }
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o600);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add("manifest", manifest.as_bytes());
-    for (n, (_, new, _)) in files.iter().enumerate() {
-        add(&n.to_string(), new);
-    }
-    b.into_inner().unwrap()
+    use crate::remote::apply::{Body, Item, Upload};
+    let items = files
+        .iter()
+        .map(|(path, new, old)| match path.strip_suffix('/') {
+            // a path ending in / is a directory to create
+            Some(dir) => Item::dir(dir),
+            None => {
+                let exp = old.map(|o| format!("sha256:{}", sha(o))).unwrap_or_else(|| "absent".into());
+                Item { validate: validate.into(), ..Item::file(path, exp, Body::Bytes(new.to_vec())) }
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    Upload::of(items).write(&mut out).unwrap();
+    out
 }
 
 #[test]
@@ -332,4 +322,109 @@ fn system_operations_are_undone_by_a_revert_even_when_one_failed() {
     assert_eq!(code, 0);
     let (_, out) = r.run(REVERT, &["d2/p000"], b"", &[]);
     assert_eq!(parse_revert(out.as_bytes()).unwrap().not_restored, vec![("third".into(), "undo failed: false".into())]);
+}
+
+// An upload bigger than the journal's free space is refused before a byte
+// is read: nothing changed, the journal gone, the lock released.
+#[test]
+fn an_upload_that_cannot_fit_is_refused_before_it_is_read() {
+    let r = Root::new("nospace");
+    let f = r.path("etc/app.conf");
+    std::fs::create_dir_all(r.0.join("etc")).unwrap();
+    r.lock("me");
+    let up = upload(&[(&f, b"new\n", None)]);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", "", "60", "0", "999999999999"], &up, &[]);
+    let a = parse_apply(out.as_bytes()).unwrap();
+    assert_eq!(code, 3, "{out}");
+    let (what, why) = a.error.unwrap();
+    assert_eq!(what, "upload");
+    assert!(why.starts_with("the upload takes 999999999999 KiB, and the disk of "), "{why}");
+    assert!(why.ends_with(" KiB free: nothing was changed; free space there first"), "{why}");
+    assert!(!Path::new(&f).exists());
+    assert!(!r.state().join("journal/d1/p000").exists(), "the journal is left behind");
+    assert!(!r.state().join("lock").exists(), "the lock is held");
+}
+
+// The old version of a replaced file is kept by a hard link where the
+// journal shares its filesystem: the same inode, no copy; a revert puts
+// its bytes back.
+#[test]
+fn the_old_version_is_kept_by_a_hard_link_not_a_copy() {
+    use std::os::unix::fs::MetadataExt;
+    let r = Root::new("link");
+    let f = r.path("etc/big.bin");
+    std::fs::create_dir_all(r.0.join("etc")).unwrap();
+    std::fs::write(&f, b"old contents\n").unwrap();
+    let ino = std::fs::metadata(&f).unwrap().ino();
+    r.lock("me");
+    let up = upload(&[(&f, b"new contents\n", Some(b"old contents\n"))]);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
+    assert!(code == 0 && parse_apply(out.as_bytes()).unwrap().done, "{out}");
+    let kept = std::fs::metadata(r.state().join("journal/d1/p000/old/0")).unwrap();
+    assert_eq!(kept.ino(), ino, "the journal copied the old file");
+    assert_eq!(std::fs::read(&f).unwrap(), b"new contents\n");
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert!(parse_revert(out.as_bytes()).unwrap().not_restored.is_empty(), "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"old contents\n");
+}
+
+// Files for a directory on another filesystem than the journal (here
+// /dev/shm, a tmpfs) are staged beside it and renamed in; a revert removes
+// them and the staging leaves nothing behind.
+#[test]
+fn files_on_another_filesystem_are_staged_beside_their_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let r = Root::new("xdev");
+    let other = PathBuf::from(format!("/dev/shm/deploy-xdev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::create_dir_all(&other).unwrap();
+    let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+    if dev(&other) == dev(&r.state()) {
+        let _ = std::fs::remove_dir_all(&other);
+        panic!("/dev/shm is on the same filesystem as {}: no second filesystem to test with", r.0.display());
+    }
+    let (a, b) = (other.join("a.conf"), other.join("b.conf"));
+    std::fs::write(&b, b"b-old\n").unwrap();
+    r.lock("me");
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let up = upload(&[(a_s, b"a-new\n", None), (b_s, b"b-new\n", Some(b"b-old\n"))]);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
+    let res = parse_apply(out.as_bytes()).unwrap();
+    assert!(code == 0 && res.done && res.applied.len() == 2, "{out}");
+    assert_eq!(std::fs::read(&a).unwrap(), b"a-new\n");
+    assert_eq!(std::fs::read(&b).unwrap(), b"b-new\n");
+    let left: Vec<_> = std::fs::read_dir(&other).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "staging left behind: {left:?}");
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert!(parse_revert(out.as_bytes()).unwrap().not_restored.is_empty(), "{out}");
+    assert!(!a.exists());
+    assert_eq!(std::fs::read(&b).unwrap(), b"b-old\n");
+    std::fs::remove_dir_all(&other).unwrap();
+}
+
+// A stream the controller stopped before its manifest (a source file that
+// changed under it) changes nothing, and the host says why.
+#[test]
+fn an_upload_without_its_manifest_changes_nothing() {
+    let r = Root::new("nomanifest");
+    let f = r.path("etc/app.conf");
+    std::fs::create_dir_all(r.0.join("etc")).unwrap();
+    r.lock("me");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    b.append_data(&mut h, "c/0/app.conf", &b"new\n"[..]).unwrap();
+    let up = b.into_inner().unwrap();
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
+    let a = parse_apply(out.as_bytes()).unwrap();
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(
+        a.error,
+        Some((
+            "upload".into(),
+            "the upload ended before its manifest (the controller stopped it); nothing was changed".into()
+        ))
+    );
+    assert!(!Path::new(&f).exists());
+    assert!(!r.state().join("lock").exists(), "the lock is held");
 }

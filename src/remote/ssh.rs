@@ -295,49 +295,93 @@ fn capture(host: &str, name: &str, stdout: &[u8]) {
     let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{host}.{name}.{n:03}.out")), stdout);
 }
 
+/// What a remote script reads on stdin.
+pub(crate) enum Input<'a> {
+    /// These bytes, or nothing.
+    Bytes(Option<&'a [u8]>),
+    /// What this writes, on a thread of its own, through a pipe.
+    Stream(Box<dyn FnOnce(std::io::PipeWriter) -> std::result::Result<(), String> + Send>),
+}
+
 impl Conn {
     /// Run `sh -c SCRIPT NAME ARGS...` with `stdin` fed in, collecting output.
     pub(crate) async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
+        let (out, sent) = self.exec(name, script, args, Input::Bytes(stdin)).await?;
+        if let Err(e) = sent {
+            return Err(Error::Remote {
+                host: self.host.clone(),
+                message: format!("the connection was lost while sending data to {name} ({e})"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Run `sh -c SCRIPT NAME ARGS...` with its stdin given by `input`,
+    /// collecting output. Also returns how sending went: a stream's own
+    /// error (a source that changed), or the connection's.
+    pub(crate) async fn exec(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+        input: Input<'_>,
+    ) -> Result<(Output, std::result::Result<(), String>)> {
         let mut cmd = self.session.command("sh");
         cmd.arg("-c").arg(script).arg(name);
         for a in args {
             cmd.arg(a);
         }
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        cmd.stdout(Stdio::piped());
-        cmd.stderr(Stdio::piped());
         // the master is up, so a failure here is the connection going away
         // under the command (or the master being killed)
         let remote = |e: openssh::Error| Error::Remote {
             host: self.host.clone(),
             message: format!("the connection was lost while running {name} ({e})"),
         };
+        let local = |e: std::io::Error| Error::Remote {
+            host: self.host.clone(),
+            message: format!("cannot make a pipe for {name}: {e}"),
+        };
+        cmd.stdout(Stdio::piped());
+        cmd.stderr(Stdio::piped());
         let started = std::time::Instant::now();
-        let mut child = cmd.spawn().await.map_err(remote)?;
-        let input = child.stdin().take();
-        let data = stdin.unwrap_or_default();
-        // Feed stdin while collecting output, so a large output cannot deadlock the upload.
-        let write = async move {
-            if let Some(mut w) = input {
-                let r = w.write_all(data).await;
-                let _ = w.shutdown().await;
-                drop(w);
-                r
-            } else {
-                Ok(())
+        let (out, sent) = match input {
+            Input::Bytes(stdin) => {
+                cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+                let mut child = cmd.spawn().await.map_err(remote)?;
+                let input = child.stdin().take();
+                let data = stdin.unwrap_or_default();
+                // Feed stdin while collecting output, so a large output cannot deadlock the upload.
+                let write = async move {
+                    if let Some(mut w) = input {
+                        let r = w.write_all(data).await;
+                        let _ = w.shutdown().await;
+                        drop(w);
+                        r.map_err(|e| e.to_string())
+                    } else {
+                        Ok(())
+                    }
+                };
+                let (w, out) = tokio::join!(write, child.wait_with_output());
+                (out.map_err(remote)?, w)
+            }
+            Input::Stream(produce) => {
+                // the master reads the pipe itself: the upload never passes
+                // through our memory whole
+                let (rd, wr) = std::io::pipe().map_err(local)?;
+                cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(rd)));
+                let child = cmd.spawn().await.map_err(remote)?;
+                // our copy of the read end goes, so a script that stops
+                // reading gives the writer EPIPE, not a wait for ever
+                drop(cmd);
+                let writer = tokio::task::spawn_blocking(move || produce(wr));
+                let out = child.wait_with_output().await.map_err(remote)?;
+                let sent = writer.await.unwrap_or_else(|e| Err(format!("the upload's writer failed: {e}")));
+                (out, sent)
             }
         };
-        let (w, out) = tokio::join!(write, child.wait_with_output());
-        let out = out.map_err(remote)?;
         crate::report::command_ran(&self.host, name, started.elapsed(), out.status.code());
-        if let Err(e) = w {
-            return Err(Error::Remote {
-                host: self.host.clone(),
-                message: format!("the connection was lost while sending data to {name} ({e})"),
-            });
-        }
         capture(&self.host, name, &out.stdout);
-        Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr })
+        Ok((Output { code: out.status.code(), stdout: out.stdout, stderr: out.stderr }, sent))
     }
 
     /// Close the master connection.

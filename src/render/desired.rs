@@ -41,7 +41,11 @@ pub(crate) struct DesiredFile {
     /// Rendered bytes.
     #[serde(skip)]
     pub(crate) bytes: Vec<u8>,
-    /// sha256 of `bytes`, hex.
+    /// A big source file left on the controller's disk (`bytes` is then
+    /// empty): its path and size. It is hashed and uploaded in pieces.
+    #[serde(skip)]
+    pub(crate) disk: Option<(std::path::PathBuf, u64)>,
+    /// sha256 of the contents, hex.
     pub(crate) sha256: String,
     /// Owner, if declared.
     pub(crate) owner: Option<Id>,
@@ -265,6 +269,27 @@ pub(crate) struct DesiredAbsent {
 impl DesiredFile {
     /// A file of `bytes` made by deploy itself (not from a role's files):
     /// root-owned as the host creates it, mode 0644, no validation.
+    /// The contents, read from disk for a big source file.
+    pub(crate) fn contents(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        match &self.disk {
+            Some((path, _)) => std::fs::read(path).map(std::borrow::Cow::Owned),
+            None => Ok(std::borrow::Cow::Borrowed(&self.bytes)),
+        }
+    }
+
+    /// The size of the contents.
+    pub(crate) fn len(&self) -> u64 {
+        self.disk.as_ref().map(|(_, n)| *n).unwrap_or(self.bytes.len() as u64)
+    }
+
+    /// Write the contents to `w`, a big source file in pieces.
+    pub(crate) fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.disk {
+            Some((path, _)) => std::io::copy(&mut std::fs::File::open(path)?, w).map(|_| ()),
+            None => w.write_all(&self.bytes),
+        }
+    }
+
     pub(crate) fn generated(dest: &str, role: &str, source: &str, bytes: Vec<u8>, phase: usize) -> DesiredFile {
         DesiredFile {
             dest: dest.into(),
@@ -272,6 +297,7 @@ impl DesiredFile {
             source: source.into(),
             sha256: crate::util::sha256_hex(&bytes),
             bytes,
+            disk: None,
             owner: None,
             group: None,
             mode: Some(0o644),

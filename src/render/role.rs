@@ -12,6 +12,9 @@ use crate::load::project::{AbsentSpec, FileSpec, Role};
 
 /// deploy's state on every host: never a path a role may remove.
 const STATE_DIR: &str = "/var/lib/deploy";
+/// A source file over this many bytes is not read into memory: no diff is
+/// made of it anyway (`plan::diff::MAX_FILE`).
+const DISK_OVER: u64 = crate::plan::diff::MAX_FILE as u64;
 
 /// What rendering one role for one host needs.
 pub(super) struct RoleScope<'a> {
@@ -110,6 +113,7 @@ impl RoleScope<'_> {
         let name = self.name();
         let dest = self.small(&f.dest)?;
         self.hv.clear_error();
+        let mut disk = None;
         let (bytes, source) = if let Some(t) = &f.template {
             let path = role.dir.join("templates").join(t);
             let raw = std::fs::read(&path)
@@ -120,9 +124,18 @@ impl RoleScope<'_> {
             (text.into_bytes(), format!("{name}/templates/{t}"))
         } else if let Some(s) = &f.src {
             let path = role.dir.join("files").join(s);
-            let raw = std::fs::read(&path)
-                .map_err(|e| Error::invalid(spec_file, format!("file {dest}: source {}: {e}", path.display())))?;
-            (raw, format!("{name}/files/{s}"))
+            let bad =
+                |e: std::io::Error| Error::invalid(spec_file, format!("file {dest}: source {}: {e}", path.display()));
+            let len = std::fs::metadata(&path).map_err(bad)?.len();
+            // a big file stays on disk: hashed now and streamed at upload,
+            // never whole in memory
+            if len > DISK_OVER {
+                let (sha, len) = crate::util::sha256_file(&path).map_err(bad)?;
+                disk = Some((path.clone(), len, sha));
+                (Vec::new(), format!("{name}/files/{s}"))
+            } else {
+                (std::fs::read(&path).map_err(bad)?, format!("{name}/files/{s}"))
+            }
         } else {
             let c = f.content.as_deref().unwrap_or_default();
             let text = template::render_str(env, &format!("{dest} (content)"), c, ctx)
@@ -134,9 +147,14 @@ impl RoleScope<'_> {
         if on_change.as_deref().is_some_and(|c| c.contains('\n')) {
             return Err(Error::invalid(spec_file, format!("file {dest}: on_change must be one line")));
         }
+        let (sha256, disk) = match disk {
+            Some((path, len, sha)) => (sha, Some((path, len))),
+            None => (sha256_hex(&bytes), None),
+        };
         Ok(DesiredFile {
-            sha256: sha256_hex(&bytes),
+            sha256,
             bytes,
+            disk,
             dest,
             role: name,
             source,

@@ -144,7 +144,12 @@ impl RoleScope<'_> {
             scope: self,
         };
         p.dotenv_path = p.abs(&spec.env_file.as_deref().map(r).transpose()?.unwrap_or_else(|| ".env".into()));
-        p.dotenv = out.file(&p.dotenv_path).map(|f| super::compose::parse_dotenv(&f.bytes));
+        p.dotenv = match out.file(&p.dotenv_path) {
+            Some(f) => {
+                Some(super::compose::parse_dotenv(&f.contents().map_err(|e| p.bad(format!("{}: {e}", f.source)))?))
+            }
+            None => None,
+        };
         let mut files = Vec::new();
         let mut contents = Vec::new();
         for f in &spec.files {
@@ -152,7 +157,8 @@ impl RoleScope<'_> {
             let Some(df) = out.file(&path) else {
                 return Err(p.bad(format!("compose file {path} is not managed by any role; add it to a role's files")));
             };
-            contents.push((path.clone(), df.bytes.clone()));
+            contents
+                .push((path.clone(), df.contents().map_err(|e| p.bad(format!("{}: {e}", df.source)))?.into_owned()));
             files.push(path);
         }
         let services = super::compose::analyze(&p.dir, &contents).map_err(|m| p.bad(m))?;
