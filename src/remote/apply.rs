@@ -53,7 +53,7 @@ impl Body {
 #[derive(Debug)]
 pub(crate) struct Upload {
     manifest: String,
-    entries: Vec<(String, Body)>,
+    entries: Vec<(String, Body, u32)>,
 }
 
 /// What the host is told to do for one planned change.
@@ -178,7 +178,8 @@ impl Upload {
             let (dir, name) = it.path.rsplit_once('/').expect("an absolute path");
             let next = dirs.len();
             let k = *dirs.entry(dir.to_string()).or_insert(next);
-            entries.push((format!("c/{k}/{name}"), body));
+            // the mode it is to have, or a new file's default: set by tar
+            entries.push((format!("c/{k}/{name}"), body, it.mode.unwrap_or(0o644)));
             files.push((k, n, format!("{head}\t{k}\t{}", it.validate)));
         }
         // a directory's files together: the host renames them with one `mv -t`
@@ -202,7 +203,7 @@ impl Upload {
     /// The size of the tar stream, in KiB rounded up: the host checks it
     /// has room before the first byte arrives.
     pub(crate) fn kib(&self) -> u64 {
-        let data: u64 = self.entries.iter().map(|(_, b)| entry_size(b.len())).sum();
+        let data: u64 = self.entries.iter().map(|(_, b, _)| entry_size(b.len())).sum();
         (data + entry_size(self.manifest.len() as u64) + 1024).div_ceil(1024)
     }
 
@@ -211,17 +212,19 @@ impl Upload {
     /// the manifest, so the host changes nothing; the error says which.
     pub(crate) fn write(self, w: impl std::io::Write) -> Result<(), String> {
         let mut b = tar::Builder::new(w);
-        let header = |len: u64| {
+        let header = |len: u64, mode: u32| {
             let mut h = tar::Header::new_gnu();
             h.set_size(len);
-            h.set_mode(0o600);
+            h.set_mode(mode);
             h.set_mtime(0);
             h
         };
         let io = |e: std::io::Error| format!("the upload stopped: {e}");
-        for (name, body) in self.entries {
+        for (name, body, mode) in self.entries {
             match body {
-                Body::Bytes(data) => b.append_data(&mut header(data.len() as u64), &name, &data[..]).map_err(io)?,
+                Body::Bytes(data) => {
+                    b.append_data(&mut header(data.len() as u64, mode), &name, &data[..]).map_err(io)?
+                }
                 Body::Disk { path, len, sha256 } => {
                     let changed = |what: &str| {
                         format!("{} changed on this machine since it was planned ({what}); nothing was changed on the host, run the deploy again", path.display())
@@ -231,14 +234,15 @@ impl Upload {
                         return Err(changed("its size"));
                     }
                     let mut r = crate::util::HashingReader::new(std::io::Read::take(f, len));
-                    b.append_data(&mut header(len), &name, &mut r).map_err(io)?;
+                    b.append_data(&mut header(len, mode), &name, &mut r).map_err(io)?;
                     if r.count() != len || r.sha256_hex() != sha256 {
                         return Err(changed("its contents"));
                     }
                 }
             }
         }
-        b.append_data(&mut header(self.manifest.len() as u64), "manifest", self.manifest.as_bytes()).map_err(io)?;
+        b.append_data(&mut header(self.manifest.len() as u64, 0o600), "manifest", self.manifest.as_bytes())
+            .map_err(io)?;
         b.into_inner().and_then(|mut w| w.flush()).map_err(io)
     }
 }

@@ -38,7 +38,8 @@ id=$1; holder=$2; audit=${3:-}; stall=${4:-60}; keep=${5:-0}; upload_kib=${6:-0}
 trap '' HUP PIPE
 j=$state/journal/$id; tab=$(printf '\t'); nl='
 '
-tmpid=$(printf '%s' "$id" | tr '/' '-')
+# the journal id is DEPLOY/PHASE: one slash
+tmpid=${id%%/*}-${id#*/}
 umask 077
 emit() {
   printf '%s\n' "$*" 2>/dev/null || { [ -d "$j" ] && : >"$j/controller-gone"; }
@@ -62,12 +63,15 @@ abort() {
 # $stall seconds (a partitioned network leaves the read blocked for ever)
 receive() {
   exec 3<&0
-  # -m: the files are new now (mtime of the swap, not of the archive)
-  tar -xmf - -C "$j/new" <&3 2>"$j/tar.err" &
+  # -p: the modes the archive gives; -m: the files are new now (the
+  # swap's mtime, not the archive's)
+  tar -xpmf - -C "$j/new" <&3 2>"$j/tar.err" &
   _tar=$!
   exec 3<&-
   (
     _last=-1; _quiet=0
+    # a short upload is in before the first look
+    sleep 1
     while kill -0 "$_tar" 2>/dev/null; do
       _now=$(du -sk "$j/new" 2>/dev/null | cut -f1)
       if [ "$_now" = "$_last" ]; then _quiet=$((_quiet + 1)); else _quiet=0; _last=$_now; fi
@@ -96,25 +100,37 @@ subst() {
 }
 # free_kib DIR: what the filesystem of DIR has free for root, in KiB
 free_kib() { df -Pk -- "$1" | awk 'NR == 2 { print $4 }'; }
-# by_key FILE CMD...: for each distinct KEY of FILE's `KEY<TAB>PATH` lines,
-# one `CMD... KEY PATH...` (xargs splits a list too long for one argv)
+# by_key FILE CMD: for each distinct KEY of FILE's `KEY<TAB>PATH` lines, one
+# `CMD KEY PATH...` of at most 500 paths (an argv stays far below its
+# limit); the lists are built by the shell, not by more processes
 by_key() {
-  _f=$1; shift
-  [ -s "$_f" ] || return 0
-  cut -f1 "$_f" | sort -u >"$_f.keys" || return 1
-  while IFS= read -r _k; do
-    # string comparison: as numbers, 644 and 0644 would be one key
-    awk -F "$tab" -v k="$_k" '($1 "") == (k "") { print substr($0, length(k) + 2) }' "$_f" |
-      xargs -r -d '\n' "$@" "$_k" || return 1
-  done <"$_f.keys"
+  _file=$1; _cmd=$2; _rc=0
+  [ -s "$_file" ] || return 0
+  _keys=$nl
+  while IFS="$tab" read -r _k _p; do
+    case $_keys in *"$nl$_k$nl"*) ;; *) _keys="$_keys$_k$nl";; esac
+  done <"$_file"
+  _oifs=$IFS; IFS=$nl; set -f
+  for _key in $_keys; do
+    set --
+    while IFS="$tab" read -r _k _p; do
+      [ "$_k" = "$_key" ] || continue
+      set -- "$@" "$_p"
+      if [ $# -ge 500 ]; then "$_cmd" "$_key" -- "$@" || _rc=1; set --; fi
+    done <"$_file"
+    if [ $# -gt 0 ]; then "$_cmd" "$_key" -- "$@" || _rc=1; fi
+  done
+  IFS=$_oifs; set +f
+  return "$_rc"
 }
 printf 'deploy-apply\t1\n'
-if [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$holder" ]; then
+held=""; { read -r held <"$state/lock/holder"; } 2>/dev/null
+if [ "$held" != "$holder" ]; then
   emit "E${tab}lock${tab}this deploy does not hold the lock of $state (released or taken over?)"; exit 3
 fi
 if ! mkdir -p "$j/new" "$j/old"; then emit "E${tab}journal${tab}cannot create $j"; exit 3; fi
-free=$(free_kib "$j")
-if [ "$upload_kib" -gt 0 ] && [ "$upload_kib" -ge "${free:-0}" ]; then
+# (a small one that does not fit fails in tar, as cleanly)
+if [ "$upload_kib" -ge 1024 ] && free=$(free_kib "$j") && [ "$upload_kib" -ge "${free:-0}" ]; then
   abort upload "the upload takes ${upload_kib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
 fi
 if ! receive; then
@@ -126,10 +142,32 @@ fi
 m=$j/new/manifest
 [ -f "$m" ] || abort upload "the upload ended before its manifest (the controller stopped it); nothing was changed"
 emit "U${tab}received"
+# The manifest is read once, into memory, and walked with `for` (IFS a
+# newline, no globbing): dash's `read` takes one byte per system call, and
+# the phase's lines are walked several times.
+ML=$(cat "$m")
+oifs=$IFS
+# fields LINE: op n path mode owner group exp k validate of a manifest line
+fields() {
+  _l=$1
+  op=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  n=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  path=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  mode=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  owner=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  group=${_l%%"$tab"*}; _l=${_l#*"$tab"}
+  exp=${_l%%"$tab"*}; k=""; validate=""
+  case $_l in *"$tab"*)
+    _l=${_l#*"$tab"}; k=${_l%%"$tab"*}
+    case $_l in *"$tab"*) validate=${_l#*"$tab"};; esac;;
+  esac
+}
 # pass 1: nothing is changed here. Validation first, so that the checks
 # below, and the swap right after them, see the host as it is then.
 bad=0
-while IFS="$tab" read -r op n path _ _ _ _ k validate; do
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
   if [ "$op" != F ] || [ -z "$validate" ]; then continue; fi
   # the path goes in as Ansible puts it, unquoted: it is ours, with no
   # blanks or quotes, and a %s inside the command's own quotes still works
@@ -140,60 +178,73 @@ while IFS="$tab" read -r op n path _ _ _ _ k validate; do
     emit "V${tab}${path}${tab}${rc}"
     [ -n "$out" ] && printf '%s\n' "$out" | head -n 30 | sed "s/^/O${tab}/"
   fi
-done <"$m"
+done
+IFS=$oifs; set +f
 if [ $bad = 1 ]; then
   drop_journal
   emit "E${tab}validate${tab}validation failed; nothing was changed on this host"; exit 4
 fi
 # one stat and one sha256sum for every existing file the manifest expects
-# to find with some contents; read back in step below (`%n` and the name
-# sha256sum prints are checked, so a line out of step is never misread)
-while IFS="$tab" read -r op n path _ _ _ exp _; do
+# to find with some contents, joined to the manifest's lines by name: each
+# line gets `C DEV SIZE MODE UID GID` in front (`-`: not a file looked at)
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
   case $exp in sha256:*) [ -f "$path" ] && [ ! -L "$path" ] && printf '%s\n' "$path";; esac
-done <"$m" >"$j/q"
+done >"$j/q"
+IFS=$oifs; set +f
 : >"$j/q.stat"; : >"$j/q.sum"
 if [ -s "$j/q" ]; then
   xargs -d '\n' stat -c "%d$tab%s$tab%a$tab%u$tab%g$tab%n" -- <"$j/q" >"$j/q.stat" 2>/dev/null
   xargs -d '\n' sha256sum -- <"$j/q" >"$j/q.sum" 2>/dev/null
 fi
-exec 4<"$j/q.stat" 5<"$j/q.sum"
-instep=1
-# look PATH: sets c (what PATH is: absent, dir, other, sha256:HEX) and, for a
-# file, dev size fmode fuid fgid
+AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" '
+  FILENAME == st { n = $0; sub(/^[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t/, "", n); s[n] = $1 "\t" $2 "\t" $3 "\t" $4 "\t" $5; next }
+  FILENAME == su { h[substr($0, 67)] = substr($0, 1, 64); next }
+  { print (($3 in h) ? "sha256:" h[$3] : "-") "\t" (($3 in s) ? s[$3] : "-\t-\t-\t-\t-") "\t" $0 }
+' "$j/q.stat" "$j/q.sum" "$m")
+# look PATH: sets c (what PATH is: absent, dir, other, sha256:HEX) for a
+# path the batch did not hash, and for a file dev size fmode fuid fgid
 look() {
-  dev=""; size=0; fmode=""; fuid=""; fgid=""
   if [ -L "$1" ]; then c=other
   elif [ -d "$1" ]; then c=dir
   elif [ -f "$1" ]; then
-    c=""
-    case $exp in sha256:*)
-      if [ "$instep" = 1 ] && IFS="$tab" read -r dev size fmode fuid fgid _n <&4 && [ "$_n" = "$1" ] &&
-        IFS= read -r _s <&5 && [ "${_s#*  }" = "$1" ]; then
-        c="sha256:${_s%% *}"
-      else instep=0; fi;;
-    esac
-    if [ -z "$c" ]; then
-      IFS="$tab" read -r dev size fmode fuid fgid <<STAT
+    case $exp in
+      sha256:*) # changed since the batch looked: look again
+        IFS="$tab" read -r dev size fmode fuid fgid <<STAT
 $(stat -c "%d$tab%s$tab%a$tab%u$tab%g" -- "$1")
 STAT
-      c="sha256:$(sha256sum <"$1" | cut -d' ' -f1)"
-    fi
+        c="sha256:$(sha256sum <"$1" | cut -d' ' -f1)";;
+      # a file where none was expected: what it holds does not matter
+      *) c="sha256:-";;
+    esac
   elif [ -e "$1" ]; then c=other
   else c=absent; fi
 }
-jdev=$(stat -c %d -- "$j")
-# Each F line's resolved mode and owner go to `resolved`, in step with the
-# manifest, for pass 2.
+jdev=""
+[ -s "$j/q" ] && jdev=$(stat -c %d -- "$j")
+# Each F line's resolved mode and owner are kept as r_N for pass 2 (N is
+# the line's number: digits, so the name is safe in eval, and the value is
+# only ever referenced there, never expanded into code).
 need=0; skip="$nl"
-: >"$j/resolved"
-while IFS="$tab" read -r op n path mode owner group exp _; do
-  look "$path"
+set -f; IFS=$nl
+for line in $AL; do
+  IFS=$oifs
+  c=${line%%"$tab"*}; line=${line#*"$tab"}
+  dev=${line%%"$tab"*}; line=${line#*"$tab"}
+  size=${line%%"$tab"*}; line=${line#*"$tab"}
+  fmode=${line%%"$tab"*}; line=${line#*"$tab"}
+  fuid=${line%%"$tab"*}; line=${line#*"$tab"}
+  fgid=${line%%"$tab"*}; line=${line#*"$tab"}
+  fields "$line"
+  [ "$c" = - ] && look "$path"
   if [ "$op" = F ]; then
     # `-`: an existing file keeps its own, a new one gets the defaults
-    [ "$mode" = - ] && { [ -n "$fmode" ] && mode=$fmode || mode=0644; }
-    [ "$owner" = - ] && [ -n "$fuid" ] && owner=$fuid
-    [ "$group" = - ] && [ -n "$fgid" ] && group=$fgid
-    printf '%s\t%s\t%s\n' "$mode" "$owner" "$group" >>"$j/resolved"
+    if [ "$mode" = - ]; then if [ "$fmode" != - ]; then mode=$fmode; else mode=0644; fi; fi
+    [ "$owner" = - ] && owner=$fuid
+    [ "$group" = - ] && group=$fgid
+    case $n in *[!0-9]* | "") abort manifest "bad line number \`$n'";; esac
+    _v="$mode$tab$owner$tab$group"; eval "r_$n=\$_v"
   fi
   if [ "$c" != "$exp" ]; then
     emit "S${tab}${path}${tab}changed on the host since the plan (expected ${exp%%:*}, found ${c%%:*}); left untouched"
@@ -201,10 +252,10 @@ while IFS="$tab" read -r op n path mode owner group exp _; do
   fi
   # the journal keeps the old version: free for a file on the journal's
   # filesystem (a hard link), a copy elsewhere
-  [ "$op" = F ] && [ -n "$dev" ] && [ "$dev" != "$jdev" ] && need=$((need + size / 1024 + 1))
+  [ "$op" = F ] && [ "$dev" != - ] && [ "$dev" != "$jdev" ] && need=$((need + size / 1024 + 1))
   [ "$op" = R ] && need=$((need + $(du -sk -- "$path" 2>/dev/null | cut -f1)))
-done <"$m"
-exec 4<&- 5<&-
+done
+IFS=$oifs; set +f
 skipped() { case $skip in *"$nl$1$nl"*) return 0;; esac; return 1; }
 # what the journal saves must fit, or nothing is changed
 if [ "$need" -gt 0 ]; then
@@ -232,12 +283,16 @@ fail() {
 deploy_dir=$state/journal/${id%%/*}
 # the dead-man timer reverted this deploy meanwhile: write nothing more
 reverting() { [ -e "$deploy_dir/reverting" ] && fail "$1" "the host's dead-man switch is reverting this deploy"; }
-ownership() { if [ "$1" != - ] || [ "$2" != - ]; then printf '%s:%s' "${1#-}" "${2#-}"; else printf -- -; fi; }
+# ownership OWNER GROUP: sets og, chown's argument, or - (no command
+# substitution: that would be a process per path)
+ownership() { if [ "$1" != - ] || [ "$2" != - ]; then og="${1#-}:${2#-}"; else og=-; fi; }
 applied=0
 # directories, with their missing parents first, top-down as `mkdir -p`
 # would, each journaled so that a revert removes exactly what this made
 : >"$j/mkdir"; : >"$j/dmode"; : >"$j/down"; made="$nl"
-while IFS="$tab" read -r op n path mode owner group _; do
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
   [ "$op" = D ] || continue
   skipped "$n" && continue
   missing=""; p=${path%/*}
@@ -253,83 +308,124 @@ while IFS="$tab" read -r op n path mode owner group _; do
   IFS=$old_ifs; set +f
   printf 'D\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
   printf '%s\n' "$path" >>"$j/mkdir"; made="$made$path$nl"
-  [ "$mode" = - ] || printf '%s\t%s\n' "$mode" "$path" >>"$j/dmode"
-  og=$(ownership "$owner" "$group"); [ "$og" = - ] || printf '%s\t%s\n' "$og" "$path" >>"$j/down"
-done <"$m"
+  # mkdir gives 0755 (umask 022)
+  [ "$mode" = - ] || [ "$mode" = 0755 ] || printf '%s\t%s\n' "$mode" "$path" >>"$j/dmode"
+  ownership "$owner" "$group"; [ "$og" = - ] || printf '%s\t%s\n' "$og" "$path" >>"$j/down"
+done
+IFS=$oifs; set +f
 if [ -s "$j/mkdir" ]; then
   reverting "directories"
-  xargs -d '\n' mkdir -- <"$j/mkdir" 2>"$j/err" || fail "directories" "cannot create: $(head -c 300 "$j/err" | tr '\n' ' ')"
+  # in order, parents first; a failure leaves the rest to the revert
+  set --
+  while IFS= read -r p; do set -- "$@" "$p"; done <"$j/mkdir"
+  mkdir -- "$@" 2>"$j/err" || fail "directories" "cannot create: $(head -c 300 "$j/err" | tr '\n' ' ')"
   by_key "$j/dmode" chmod 2>"$j/err" || fail "directories" "cannot set modes: $(head -c 300 "$j/err" | tr '\n' ' ')"
   by_key "$j/down" chown 2>"$j/err" || fail "directories" "cannot set owners: $(head -c 300 "$j/err" | tr '\n' ' ')"
   while IFS= read -r p; do emit "A${tab}${p}"; applied=$((applied + 1)); done <"$j/mkdir"
 fi
 # owner and mode of existing paths, one at a time (rare)
-while IFS="$tab" read -r op n path mode owner group _; do
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
   [ "$op" = M ] || continue
   skipped "$n" && continue
   reverting "$path"
   printf 'M\t%s\tmeta\t%s\t%s\n' "$path" "$n" "$(stat -c '%a %u %g' "$path")" >>"$j/journal"
-  og=$(ownership "$owner" "$group")
+  ownership "$owner" "$group"
   if ! { [ "$mode" = - ] || chmod "$mode" "$path"; } || ! { [ "$og" = - ] || chown "$og" "$path"; }; then
     fail "$path" "cannot set owner/mode ($og $mode)"
   fi
   emit "A${tab}${path}"; applied=$((applied + 1))
-done <"$m"
+done
+IFS=$oifs; set +f
 # files: journal each (the old version kept first), then owner and mode on
 # the staged copies, then one `mv -t` per directory
-: >"$j/fmode"; : >"$j/fown"; : >"$j/dirs"; : >"$j/done"; lastk=""
-exec 4<"$j/resolved"
-while IFS="$tab" read -r op n path _ _ _ exp k _; do
+: >"$j/fmode"; : >"$j/fown"; set --
+# the journal's lines and the list of files, written once after the loop
+# (before anything is renamed, which is what they undo)
+jl=""; DL=""
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"; wanted=$mode
   [ "$op" = F ] || continue
-  IFS="$tab" read -r mode owner group <&4
   skipped "$n" && continue
+  eval "_v=\$r_$n"
+  mode=${_v%%"$tab"*}; _v=${_v#*"$tab"}; owner=${_v%%"$tab"*}; group=${_v#*"$tab"}
   if [ "$exp" = absent ]; then
-    printf 'F\t%s\tabsent\t%s\t-\n' "$path" "$n" >>"$j/journal"
+    jl="${jl}F$tab$path${tab}absent$tab$n$tab-$nl"
   else
     ln -- "$path" "$j/old/$n" 2>/dev/null || cp -p -- "$path" "$j/old/$n" ||
       fail "$path" "cannot save the old file to the journal"
-    printf 'F\t%s\tfile\t%s\t-\n' "$path" "$n" >>"$j/journal"
+    jl="${jl}F$tab$path${tab}file$tab$n$tab-$nl"
   fi
   s=$j/new/c/$k/${path##*/}
-  printf '%s\t%s\n' "$mode" "$s" >>"$j/fmode"
-  og=$(ownership "$owner" "$group"); [ "$og" = - ] || printf '%s\t%s\n' "$og" "$s" >>"$j/fown"
+  # the tar gave it the mode asked for, or 0644; a file that keeps the
+  # mode it has needs a chmod
+  [ "$wanted" = - ] && [ "$exp" != absent ] && printf '%s\t%s\n' "$mode" "$s" >>"$j/fmode"
+  ownership "$owner" "$group"; [ "$og" = - ] || printf '%s\t%s\n' "$og" "$s" >>"$j/fown"
   d=${path%/*}; [ -n "$d" ] || d=/
-  [ "$k" = "$lastk" ] || printf '%s\t%s\n' "$k" "$d" >>"$j/dirs"
+  # each directory once, in the order of K (the manifest groups by it)
+  [ "$k" = "${lastk-}" ] || set -- "$@" "$d"
   lastk=$k
-  printf '%s\t%s\n' "$k" "$path" >>"$j/done"
-done <"$m"
-exec 4<&-
-if [ -s "$j/done" ]; then
+  DL="$DL$k$tab$path$nl"
+done
+IFS=$oifs; set +f
+printf '%s' "$jl" >>"$j/journal"
+if [ -n "$DL" ]; then
   reverting "files"
   by_key "$j/fmode" chmod 2>"$j/err" || fail "files" "cannot set modes: $(head -c 300 "$j/err" | tr '\n' ' ')"
   by_key "$j/fown" chown 2>"$j/err" || fail "files" "cannot set owners: $(head -c 300 "$j/err" | tr '\n' ' ')"
-  # the names to rename, one list per directory
-  awk -F "$tab" -v out="$j/mv." '
-    NR == 1 || $1 != k { if (NR > 1) close(out k); k = $1 }
-    { n = substr($0, length(k) + 2); sub(/.*\//, "", n); print n > (out k) }' "$j/done"
-  cut -f2 "$j/dirs" | xargs -d '\n' stat -c %d -- >"$j/dirs.dev" 2>"$j/err" ||
+  # the journal's filesystem, then each directory's, in one stat
+  stat -c %d -- "$j" "$@" >"$j/devs" 2>"$j/err" ||
     fail "files" "a directory for this phase's files is not there: $(head -c 300 "$j/err" | tr '\n' ' ')"
-  exec 4<"$j/dirs.dev"
-  while IFS="$tab" read -r k d; do
-    IFS= read -r ddev <&4
-    from=$j/new/c/$k
-    # on another filesystem than the journal, the new files are copied next
-    # to their directory first, so that what puts them in place is a rename
-    if [ "$ddev" != "$jdev" ]; then
-      printf 'T\t%s\t-\t-\t-\n' "$d/.deploy-$tmpid" >>"$j/journal"
-      mv -- "$from" "$d/.deploy-$tmpid" 2>"$j/err" ||
-        fail "$d" "cannot copy the new files next to it (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
-      from=$d/.deploy-$tmpid
-    fi
-    (cd "$from" && xargs -r -d '\n' mv -f -t "$d" -- <"$j/mv.$k") 2>"$j/err" ||
+  exec 4<"$j/devs"
+  read -r jdev <&4
+  # rename_batch: `mv -t DIR` of the staged files gathered in "$@"
+  rename_batch() {
+    [ $# -eq 0 ] && return 0
+    mv -f -t "$d" -- "$@" 2>"$j/err" ||
       fail "$d" "cannot rename the new files into place (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
-    [ "$from" = "$j/new/c/$k" ] || rm -rf -- "$from"
-  done <"$j/dirs"
+  }
+  lastk=""; set --
+  set -f; IFS=$nl
+  for line in $DL; do
+    IFS=$oifs; k=${line%%"$tab"*}; path=${line#*"$tab"}
+    if [ "$k" != "$lastk" ]; then
+      rename_batch "$@"; set --
+      [ -n "$lastk" ] && [ "$from" != "$j/new/c/$lastk" ] && rm -rf -- "$from"
+      d=${path%/*}; [ -n "$d" ] || d=/
+      IFS= read -r ddev <&4
+      from=$j/new/c/$k
+      # on another filesystem than the journal, the new files are copied
+      # next to their directory first, so that what puts them in place is
+      # a rename
+      if [ "$ddev" != "$jdev" ]; then
+        printf 'T\t%s\t-\t-\t-\n' "$d/.deploy-$tmpid" >>"$j/journal"
+        mv -- "$from" "$d/.deploy-$tmpid" 2>"$j/err" ||
+          fail "$d" "cannot copy the new files next to it (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
+        from=$d/.deploy-$tmpid
+      fi
+      lastk=$k
+    fi
+    set -- "$@" "$from/${path##*/}"
+    if [ $# -ge 500 ]; then rename_batch "$@"; set --; fi
+  done
+  IFS=$oifs; set +f
+  rename_batch "$@"
+  [ "$from" != "$j/new/c/$lastk" ] && rm -rf -- "$from"
   exec 4<&-
-  while IFS="$tab" read -r _ p; do emit "A${tab}${p}"; applied=$((applied + 1)); done <"$j/done"
+  # one write for all: `emit` per line would open the log per line
+  al=""
+  set -f; IFS=$nl
+  for line in $DL; do al="${al}A$tab${line#*"$tab"}$nl"; applied=$((applied + 1)); done
+  IFS=$oifs; set +f
+  printf '%s' "$al" 2>/dev/null || : >"$j/controller-gone"
+  printf '%s' "$al" >>"$j/log"
 fi
 # removals, each kept in the journal first
-while IFS="$tab" read -r op n path _; do
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
   [ "$op" = R ] || continue
   skipped "$n" && continue
   reverting "$path"
@@ -337,7 +433,8 @@ while IFS="$tab" read -r op n path _; do
   printf 'R\t%s\tpresent\t%s\t-\n' "$path" "$n" >>"$j/journal"
   rm -rf "$path" || fail "$path" "cannot remove"
   emit "A${tab}${path}"; applied=$((applied + 1))
-done <"$m"
+done
+IFS=$oifs; set +f
 rm -rf "$j/new"
 echo 'done' >"$j/state"
 [ -e "$j/controller-gone" ] && echo controller-gone >>"$j/state"

@@ -5,7 +5,7 @@ set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
 take_lock() {
-  mkdir -p "$state" 2>/dev/null
+  [ -d "$state" ] || mkdir -p "$state" 2>/dev/null
   if mkdir "$state/lock" 2>/dev/null; then
     printf '%s\n' "$1" >"$state/lock/holder"
   elif [ "$(cat "$state/lock/holder" 2>/dev/null)" != "$1" ]; then
@@ -16,7 +16,8 @@ take_lock() {
 # finish_lock HOLDER AUDIT_LINE: append the audit line and release the lock,
 # only if HOLDER holds it.
 finish_lock() {
-  if [ "$(cat "$state/lock/holder" 2>/dev/null)" = "$1" ]; then
+  _held=""; { read -r _held <"$state/lock/holder"; } 2>/dev/null
+  if [ "$_held" = "$1" ]; then
     [ -n "$2" ] && printf '%s\n' "$2" >>"$state/audit.log"
     rm -f "$state/lock/holder"; rmdir "$state/lock"
   fi
@@ -26,13 +27,14 @@ finish_lock() {
 # confirmed nor reverted). KEEP 0: keep all.
 prune_journals() {
   [ "$1" -gt 0 ] 2>/dev/null || return 0
+  # a glob sorts as `ls | sort` does under LC_ALL=C, oldest first: the
+  # first (count - KEEP) go; no process unless one does
   _n=0
-  # shellcheck disable=SC2012 # journal names are deploy ids: no odd characters
-  for _d in $(ls -1 "$state/journal" 2>/dev/null | sort -r); do
-    _p=$state/journal/$_d
+  for _p in "$state"/journal/*; do [ -d "$_p" ] && _n=$((_n + 1)); done
+  for _p in "$state"/journal/*; do
+    [ "$_n" -le "$1" ] && break
     [ -d "$_p" ] || continue
-    _n=$((_n + 1))
-    [ "$_n" -le "$1" ] && continue
+    _n=$((_n - 1))
     if [ -f "$_p/deadman.armed" ] && [ ! -e "$_p/confirmed" ] && [ ! -e "$_p/reverted" ]; then continue; fi
     rm -rf "$_p"
   done
