@@ -35,10 +35,12 @@ lint:
 # deploy against Ansible (default, and pipelining) and pyinfra on a 5-host lab:
 # medians of 3 runs per scenario, every file verified after every run.
 # BENCH_ARGS="--hosts 50 --tools deploy --scenarios noop" for the scale run.
-# Then the no-op on a systemd host with every resource kind (bench/systemd.py).
+# Then the no-op on a systemd host with every resource kind (bench/systemd.py),
+# and 1,000 small files and one 1 GiB file against their floors (bench/bulk.py).
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
 	python3 bench/systemd.py
+	python3 bench/bulk.py
 
 # lab1..lab3 each run their own Docker engine (lab3 has only Compose v1);
 # sys1..sys2 boot systemd under systemd-nspawn

@@ -5,19 +5,6 @@
 use super::*;
 use crate::plan::system::Stage;
 
-pub(crate) fn compose_manifest(
-    variant: crate::plan::state::ComposeVariant,
-    p: &crate::render::DesiredCompose,
-) -> String {
-    let v = match variant {
-        crate::plan::state::ComposeVariant::V2 => "v2",
-        crate::plan::state::ComposeVariant::V1 => "v1",
-    };
-    let mut files = p.files.clone();
-    files.push(p.override_path.clone());
-    format!("P\t{v}\t{}\t{}\t{}\n", p.dir, p.project, files.join("\t"))
-}
-
 pub(crate) fn health_items(
     services: &[&ServiceAction],
     plan_system: &[crate::plan::system::SysChange],
@@ -75,7 +62,7 @@ pub(crate) fn phase_manifests(
         if mine.is_empty() {
             continue;
         }
-        let mut m = compose_manifest(variant, p);
+        let mut m = crate::remote::compose::manifest_head(variant, p);
         let names = |k: ServiceActionKind| -> Vec<String> {
             mine.iter().filter(|a| a.action == k).map(|a| a.service.clone()).collect()
         };

@@ -33,6 +33,18 @@ pub(crate) fn parse_compose(out: &[u8]) -> Result<Reply, String> {
     Ok(Reply::Failed { why: "compose step ended without a result".into(), output: lines })
 }
 
+/// The manifest line of a Compose project: variant, directory, project and
+/// its files (the label override last).
+pub(crate) fn manifest_head(variant: crate::plan::state::ComposeVariant, p: &crate::render::DesiredCompose) -> String {
+    let v = match variant {
+        crate::plan::state::ComposeVariant::V2 => "v2",
+        crate::plan::state::ComposeVariant::V1 => "v1",
+    };
+    let mut files = p.files.clone();
+    files.push(p.override_path.clone());
+    format!("P\t{v}\t{}\t{}\t{}\n", p.dir, p.project, files.join("\t"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
