@@ -746,3 +746,23 @@ fn limit_patterns_and_extra_vars_files() {
     let v = deploy_in(&root, &["vars", "lab", "--host", "lab1", "app_workers", "-e", "{\"app_workers\": [1, 2]}"]);
     assert_eq!(v.stdout, "app_workers: [1, 2]\n", "{v:?}");
 }
+
+/// The handshakes start while the roles render; a render error closes them,
+/// so no ssh master is left behind, and nothing runs on the host.
+#[test]
+fn a_render_error_leaves_no_connection_behind() {
+    let lab = Lab::up(1);
+    lab.write_file("roles/app/templates/app.conf.j2", "listen = {{ no_such_port }}\n");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no_such_port"), "{r:?}");
+    let config = lab.root.join(".lab/ssh_config");
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let masters: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ssh ") && l.contains(" -M ") && l.contains(&*config.to_string_lossy()))
+        .map(String::from)
+        .collect();
+    assert!(masters.is_empty(), "a master was left behind: {masters:?}");
+    assert!(lab.read("lab1", "/var/lib/deploy/audit.log").is_none(), "something ran on the host");
+}

@@ -6,15 +6,26 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use crate::engine::{apply_all, load_and_render, prepare_all, release_all, DeployArgs, HostState, Interrupt, Run};
+use crate::engine::{
+    apply_all, close_early, first_attempts, load_selection, prepare_all, release_all, render_selection, DeployArgs,
+    Early, HostState, Interrupt, Run,
+};
 use crate::error::{exit, Error, Result};
 use crate::plan::outcome::HostReport;
 use crate::render::DesiredHost;
 
 pub(crate) async fn deploy(args: DeployArgs) -> Result<u8> {
     let stop = Interrupt::install(&args.env);
-    let (loaded, desired) = load_and_render(&args)?;
-    execute(args, loaded, desired, stop).await
+    let (loaded, hosts) = load_selection(&args)?;
+    // the handshakes run while the roles render
+    let early = first_attempts(&args, &loaded, &hosts);
+    match render_selection(&args, &loaded, &hosts) {
+        Ok(desired) => execute(args, loaded, desired, stop, early).await,
+        Err(e) => {
+            close_early(early).await;
+            Err(e)
+        }
+    }
 }
 
 /// Prepare, show, ask and apply `desired` (a deploy's, or a rollback's).
@@ -23,13 +34,19 @@ pub(crate) async fn execute(
     loaded: crate::render::Renderer,
     desired: Vec<DesiredHost>,
     stop: Arc<Interrupt>,
+    early: Vec<Early>,
 ) -> Result<u8> {
     let mut warnings = warnings(&loaded, &desired);
-    if let Some(w) = dirty_tree(&args, &loaded)? {
-        warnings.push(w);
+    match dirty_tree(&args, &loaded) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(e) => {
+            close_early(early).await;
+            return Err(e);
+        }
     }
     crate::report::warnings(&warnings, &loaded.redactor);
-    let run = Arc::new(Run::new(args, loaded, stop.clone()));
+    let run = Arc::new(Run::new(args, loaded, stop.clone(), early));
     let desired: Vec<Arc<DesiredHost>> = desired.into_iter().map(Arc::new).collect();
     let mut states = prepare_all(&run, &desired).await;
     if let Some(expect) = &run.args.expect {

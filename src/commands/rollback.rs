@@ -42,7 +42,7 @@ pub(crate) async fn rollback(args: DeployArgs, to: Option<String>, force: bool) 
         out.push(d);
     }
     let args = DeployArgs { rollback: true, ..args };
-    super::deploy::execute(args, loaded, out, stop).await
+    super::deploy::execute(args, loaded, out, stop, Vec::new()).await
 }
 
 /// `desired` with only the paths of the target deploy selected, each as it

@@ -3,10 +3,18 @@
 //! prompt will follow. Nothing on the host changes here.
 
 use super::*;
+use crate::remote::ssh::FirstAttempt;
 
 /// Load and render every selected host: any error here is bad input, and
 /// nothing has been sent anywhere yet.
 pub(crate) fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredHost>)> {
+    let (loaded, hosts) = load_selection(args)?;
+    let desired = render_selection(args, &loaded, &hosts)?;
+    Ok((loaded, desired))
+}
+
+/// Load the project and the hosts --limit selects.
+pub(crate) fn load_selection(args: &DeployArgs) -> Result<(Loaded, Vec<String>)> {
     let loaded = Loaded::load(&args.root, &args.env, &args.keys, &args.extra)?;
     if let Some(roles) = &args.roles {
         for r in roles {
@@ -20,7 +28,12 @@ pub(crate) fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredH
         }
     }
     let hosts = loaded.limit(args.limit.as_deref(), "--limit")?;
-    let desired: Result<Vec<DesiredHost>> = match &args.toggle {
+    Ok((loaded, hosts))
+}
+
+/// Render every selected host (for a toggle run, with the toggle's value).
+pub(crate) fn render_selection(args: &DeployArgs, loaded: &Loaded, hosts: &[String]) -> Result<Vec<DesiredHost>> {
+    match &args.toggle {
         None => hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect(),
         Some(t) => {
             let spec = loaded.project.file.toggles.get(&t.name).ok_or_else(|| {
@@ -33,10 +46,42 @@ pub(crate) fn load_and_render(args: &DeployArgs) -> Result<(Loaded, Vec<DesiredH
             })?;
             let value = crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off });
             let overrides = vec![(spec.var.clone(), value)];
-            hosts.iter().map(|h| toggle_desired(&loaded, h, &t.name, t.on, spec, &overrides)).collect()
+            hosts.iter().map(|h| toggle_desired(loaded, h, &t.name, t.on, spec, &overrides)).collect()
         }
-    };
-    Ok((loaded, desired?))
+    }
+}
+
+/// The first connection attempts of the first `--parallel` hosts, started
+/// while the render runs. A toggle run renders with other values, which
+/// may move the connection, so it starts none.
+pub(crate) fn first_attempts(args: &DeployArgs, loaded: &Loaded, hosts: &[String]) -> Vec<Early> {
+    if args.toggle.is_some() {
+        return Vec::new();
+    }
+    let n = args.ssh.parallel.max(1);
+    // a host whose connection does not resolve is left to the render to report
+    hosts
+        .iter()
+        .take(n)
+        .filter_map(|h| loaded.connection_of(h).ok().map(|c| (h, c)))
+        .map(|(h, c)| Early { host: h.clone(), attempt: FirstAttempt::start(h, &c, &args.ssh), connection: c })
+        .collect()
+}
+
+/// A host's first connection attempt, and the connection it was made for.
+pub(crate) struct Early {
+    pub(crate) host: String,
+    pub(crate) connection: crate::render::Connection,
+    pub(crate) attempt: FirstAttempt,
+}
+
+/// Close the connections attempts opened that nothing took.
+pub(crate) async fn close_early(early: Vec<Early>) {
+    let mut set = tokio::task::JoinSet::new();
+    for e in early {
+        set.spawn(e.attempt.close());
+    }
+    while set.join_next().await.is_some() {}
 }
 
 /// A host's desired state for a toggle run: the toggle's roles rendered with
@@ -98,17 +143,18 @@ pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Res
     let mut argv: Vec<&str> = vec![docker, &old_max, &ntrees];
     argv.extend(trees);
     argv.extend(paths.iter().map(|p| p.as_str()));
-    // the files whose current contents a diff would show: secret ones never
-    // leave the host, preserved ones are never overwritten
-    let wanted: String = crate::remote::probe::queries(desired)
+    // every file's wanted sum; d marks those whose current contents a diff
+    // would show: secret ones never leave the host, preserved ones are
+    // never overwritten
+    let wanted: Vec<(&str, &str)> = desired.files.iter().map(|f| (f.dest.as_str(), f.sha256.as_str())).collect();
+    let stdin: String = crate::remote::probe::queries(desired)
         + &desired
             .files
             .iter()
-            .filter(|f| !f.secret && !f.preserve)
-            .map(|f| format!("{}  {}\n", f.sha256, f.dest))
+            .map(|f| format!("{} {}  {}\n", if f.secret || f.preserve { 'n' } else { 'd' }, f.sha256, f.dest))
             .collect::<String>();
-    let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(wanted.as_bytes())).await?;
-    crate::remote::probe::parse_probe(&out.stdout).map_err(|m| {
+    let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(stdin.as_bytes())).await?;
+    crate::remote::probe::parse_probe_with(&out.stdout, &wanted).map_err(|m| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Error::Remote {
             host: host.into(),
@@ -141,8 +187,11 @@ pub(crate) fn toggles_on(loaded: &Loaded, remote: &crate::plan::state::Remote) -
 pub(crate) async fn stage1(desired: Arc<DesiredHost>, run: &Run, progress: &Progress) -> HostState {
     let host = desired.host.clone();
     progress.step(&host, "connecting");
+    let first = run.take_early(&host, &desired.connection);
     let conn =
-        match crate::remote::ssh::connect_showing(&host, &desired.connection, &run.args.ssh, Some(progress)).await {
+        match crate::remote::ssh::connect_showing(&host, &desired.connection, &run.args.ssh, Some(progress), first)
+            .await
+        {
             Ok(c) => c,
             Err(e) => return HostState::Failed(e),
         };

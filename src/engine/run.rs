@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
 
 use super::*;
+use crate::remote::ssh::FirstAttempt;
 
 /// What every host's task of one run shares.
 pub(crate) struct Run {
@@ -24,15 +25,41 @@ pub(crate) struct Run {
     slots: Arc<Semaphore>,
     /// Per phase, its `serial:` gate (set when the apply starts).
     pub(crate) gates: std::sync::OnceLock<Vec<Option<Arc<rollout::PhaseGate>>>>,
+    /// First connection attempts started during the render, by host.
+    early: std::sync::Mutex<HashMap<String, Early>>,
 }
 
 impl Run {
-    pub(crate) fn new(args: DeployArgs, loaded: Loaded, stop: Arc<Interrupt>) -> Run {
+    pub(crate) fn new(args: DeployArgs, loaded: Loaded, stop: Arc<Interrupt>, early: Vec<Early>) -> Run {
         let id = crate::util::deploy_id();
         let holder = holder(&id);
         let phases = phase_infos(&args, &loaded);
         let slots = Arc::new(Semaphore::new(args.ssh.parallel.max(1)));
-        Run { args, loaded, holder, id, phases, stop, slots, gates: Default::default() }
+        let early = std::sync::Mutex::new(early.into_iter().map(|e| (e.host.clone(), e)).collect());
+        Run { args, loaded, holder, id, phases, stop, slots, gates: Default::default(), early }
+    }
+
+    /// The first connection attempt started for `host`, if it was made for
+    /// this connection.
+    pub(crate) fn take_early(&self, host: &str, c: &crate::render::Connection) -> Option<FirstAttempt> {
+        let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+        match early.remove(host) {
+            Some(e) if e.connection == *c => Some(e.attempt),
+            Some(e) => {
+                early.insert(host.into(), e); // closed with the rest
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Close the first attempts no host took (an interrupted run).
+    pub(crate) async fn close_untaken(&self) {
+        let rest: Vec<Early> = {
+            let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+            early.drain().map(|(_, e)| e).collect()
+        };
+        close_early(rest).await;
     }
 }
 
@@ -117,6 +144,7 @@ pub(crate) async fn prepare_all(run: &Arc<Run>, desired: &[Arc<DesiredHost>]) ->
         join_all(set, ids, desired.len(), |i, e| HostState::Failed(task_died(&names[i], "probing and planning", e)))
             .await;
     progress.clear();
+    run.close_untaken().await;
     states.into_iter().map(|s| s.expect("every host was spawned")).collect()
 }
 

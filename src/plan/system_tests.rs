@@ -95,7 +95,7 @@ fn unit(name: &str, restart_on: &[&str]) -> DesiredUnit {
 }
 
 fn p_file(path: &str, content: &str) -> String {
-    format!("P\tregular file\t644\t0\t0\troot\troot\t{path}\nH\t{}  {path}\n", sha256_hex(content.as_bytes()))
+    format!("P\tregular file\t644\t0\t0\t{path}\nH\t{}  {path}\n", sha256_hex(content.as_bytes()))
 }
 
 #[test]

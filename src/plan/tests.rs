@@ -24,11 +24,14 @@ pub(super) fn host() -> DesiredHost {
 
 /// A probe reply with these lines (P, H, C, compose ...).
 pub(super) fn remote(lines: &str) -> Remote {
-    crate::remote::probe::parse_probe(format!("deploy-probe\t1\nhost\th\n{lines}end\n").as_bytes()).unwrap()
+    crate::remote::probe::parse_probe(
+        format!("deploy-probe\t1\nhost\th\nuid\t0\troot\ngid\t0\troot\n{lines}end\n").as_bytes(),
+    )
+    .unwrap()
 }
 
 fn p_file(path: &str, mode: &str, content: &str) -> String {
-    format!("P\tregular file\t{mode}\t0\t0\troot\troot\t{path}\nH\t{}  {path}\n", sha256_hex(content.as_bytes()))
+    format!("P\tregular file\t{mode}\t0\t0\t{path}\nH\t{}  {path}\n", sha256_hex(content.as_bytes()))
 }
 
 fn one(plan: &HostPlan, path: &str) -> (Action, Vec<String>) {
@@ -105,7 +108,7 @@ fn removals_and_dirs_in_apply_order() {
 fn a_directory_where_a_file_is_declared_is_an_error() {
     let mut d = host();
     d.files = vec![file("/etc/x", "x")];
-    let e = plan_host(&d, &remote("P\tdirectory\t755\t0\t0\troot\troot\t/etc/x\n")).unwrap_err();
+    let e = plan_host(&d, &remote("P\tdirectory\t755\t0\t0\t/etc/x\n")).unwrap_err();
     assert_eq!(
         e,
         "/etc/x is a directory on the host but declared as a file by role `r`; remove it by hand or change the role"

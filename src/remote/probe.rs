@@ -64,7 +64,14 @@ pub(crate) fn queries(desired: &crate::render::DesiredHost) -> String {
 }
 
 /// Parse probe output. Errors describe what was malformed.
+#[cfg(test)]
 pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
+    parse_probe_with(out, &[])
+}
+
+/// Parse probe output of a probe sent `wanted` (path, sha256) on stdin, in
+/// that order: an `S` line counts files found as wanted by line number.
+pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Remote, String> {
     let text = crate::remote::protocol::body("probe", out)?;
     let mut r = Remote {
         compose: None,
@@ -82,13 +89,18 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
         system: SystemState::default(),
     };
     let mut hashes: Vec<(String, String)> = Vec::new();
+    let (mut users, mut groups) = (HashMap::new(), HashMap::new());
     let mut ended = false;
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f[0] {
-            "P" if f.len() == 8 => {
+            "P" if f.len() == 6 => {
                 let (path, entry) = path_line(&f, line)?;
                 r.paths.insert(path, entry);
+            }
+            "uid" | "gid" if f.len() == 3 => {
+                let id: u32 = f[1].parse().map_err(|_| format!("bad id in `{line}`"))?;
+                if f[0] == "uid" { &mut users } else { &mut groups }.insert(id, f[2].to_string());
             }
             "H" if f.len() == 2 => {
                 let (hash, path) = f[1].split_once("  ").ok_or_else(|| format!("bad hash line `{line}`"))?;
@@ -96,6 +108,11 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
                     return Err(format!("bad hash line `{line}`"));
                 }
                 hashes.push((path.to_string(), hash.to_string()));
+            }
+            "S" if f.len() == 2 => {
+                // 1-based line numbers of the wanted sums sent
+                let ns = ranges(f[1], wanted.len()).ok_or_else(|| format!("bad S line `{line}`"))?;
+                hashes.extend(ns.into_iter().map(|n| (wanted[n - 1].0.to_string(), wanted[n - 1].1.to_string())));
             }
             "size" if f.len() == 4 => {
                 let n = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("bad size line `{line}`"));
@@ -115,6 +132,11 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     if !ended {
         return Err("probe output ended early (connection dropped or host out of resources?)".into());
     }
+    // as stat's %U and %G print them: UNKNOWN for an id without a name
+    for e in r.paths.values_mut() {
+        e.user = users.get(&e.uid).cloned().unwrap_or_else(|| "UNKNOWN".into());
+        e.group = groups.get(&e.gid).cloned().unwrap_or_else(|| "UNKNOWN".into());
+    }
     for (path, hash) in hashes {
         if let Some(e) = r.paths.get_mut(&path).filter(|e| e.kind == Kind::File) {
             e.sha256 = Some(hash);
@@ -123,8 +145,24 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     Ok(r)
 }
 
-/// `P TYPE MODE UID GID USER GROUP PATH`: one existing path (stat runs
-/// under LC_ALL=C, so TYPE is in English).
+/// `1-3,5`: the numbers 1, 2, 3 and 5 (ascending ranges within 1..=max),
+/// or None.
+fn ranges(text: &str, max: usize) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+        if a == 0 || a > b || b > max || out.last().is_some_and(|l| *l >= a) {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    Some(out)
+}
+
+/// `P TYPE MODE UID GID PATH`: one existing path (stat runs under
+/// LC_ALL=C, so TYPE is in English); `uid ID NAME` and `gid ID NAME` lines
+/// name the ids.
 fn path_line(f: &[&str], line: &str) -> Result<(String, Entry), String> {
     let kind = match f[1] {
         "regular file" | "regular empty file" => Kind::File,
@@ -135,7 +173,7 @@ fn path_line(f: &[&str], line: &str) -> Result<(String, Entry), String> {
     let mode = u32::from_str_radix(f[2], 8).map_err(|_| format!("bad mode in `{line}`"))?;
     let uid = f[3].parse().map_err(|_| format!("bad uid in `{line}`"))?;
     let gid = f[4].parse().map_err(|_| format!("bad gid in `{line}`"))?;
-    Ok((f[7].to_string(), Entry { kind, mode, uid, gid, user: f[5].into(), group: f[6].into(), sha256: None }))
+    Ok((f[5].to_string(), Entry { kind, mode, uid, gid, user: String::new(), group: String::new(), sha256: None }))
 }
 
 /// `old PATH BASE64` or `old PATH -SIZE`: a file's current contents, for a diff.
@@ -260,9 +298,9 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str =
-        "deploy-probe\t1\nhost\tlab1\nlock\tseen\tci@x pid=1 deploy=d1\njournal\tp000\tdone controller-gone \t12\n\
-P\tregular file\t644\t0\t0\troot\troot\t/etc/motd\n\
-P\tdirectory\t755\t1000\t1000\tUNKNOWN\tUNKNOWN\t/opt/app dir\n\
+        "deploy-probe\t1\nhost\tlab1\nuid\t0\troot\ngid\t0\troot\nlock\tseen\tci@x pid=1 deploy=d1\njournal\tp000\tdone controller-gone \t12\n\
+P\tregular file\t644\t0\t0\t/etc/motd\n\
+P\tdirectory\t755\t1000\t1000\t/opt/app dir\n\
 H\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /etc/motd\n\
 compose\tv1\nC\tabc123\tapps\topenclaw\tdeadbeef\trunning\t\n\
 old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
@@ -279,6 +317,9 @@ old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
         let m = &r.paths["/etc/motd"];
         assert_eq!((m.kind, m.mode, m.sha256.as_deref().map(|s| &s[..4])), (Kind::File, 0o644, Some("e3b0")));
         assert_eq!(r.paths["/opt/app dir"].uid, 1000);
+        // names come once per id; an id without one reads as stat prints it
+        assert_eq!((m.user.as_str(), m.group.as_str()), ("root", "root"));
+        assert_eq!(r.paths["/opt/app dir"].user, "UNKNOWN");
         assert_eq!(r.compose, Some(ComposeVariant::V1));
         assert_eq!(r.containers[0].service, "openclaw");
         assert_eq!(r.containers[0].inputs, "deadbeef");
@@ -287,11 +328,30 @@ old\t/etc/motd\taGVsbG8K\nold\t/var/big\t-2000000\nold\t/etc/empty\t\nend\n";
         assert_eq!(r.old["/etc/empty"], Old::Bytes(vec![]));
     }
 
+    /// Files found as wanted come back as ranges of wanted line numbers.
+    #[test]
+    fn s_lines_name_wanted_files_by_number() {
+        let wanted = [("/a", "1111"), ("/b", "2222"), ("/c", "3333"), ("/d", "4444")];
+        let out = "deploy-probe\t1\nP\tregular file\t644\t0\t0\t/a\nP\tregular file\t644\t0\t0\t/b\n\
+P\tregular file\t644\t0\t0\t/d\nS\t1-2,4\nend\n";
+        let r = parse_probe_with(out.as_bytes(), &wanted).unwrap();
+        assert_eq!(r.paths["/a"].sha256.as_deref(), Some("1111"));
+        assert_eq!(r.paths["/b"].sha256.as_deref(), Some("2222"));
+        assert_eq!(r.paths["/d"].sha256.as_deref(), Some("4444"));
+        assert_eq!(ranges("3", 4), Some(vec![3]));
+        // out of range, zero, descending or overlapping: refused, never guessed
+        for bad in ["5", "0", "2-1", "1-3,2", "x", "1-"] {
+            assert_eq!(ranges(bad, 4), None, "{bad}");
+        }
+        let e = parse_probe_with(out.replace("1-2,4", "1-9").as_bytes(), &wanted).unwrap_err();
+        assert_eq!(e, "bad S line `S\t1-9`");
+    }
+
     #[test]
     fn malformed_is_an_error() {
         assert!(parse_probe(b"").is_err());
         assert!(parse_probe(b"bash: sh: not found\n").unwrap_err().contains("header"));
         assert!(parse_probe(SAMPLE.replace("end\n", "").as_bytes()).unwrap_err().contains("ended early"));
-        assert!(parse_probe(b"deploy-probe\t1\nP\tregular file\tzz\t0\t0\troot\troot\t/x\nend\n").is_err());
+        assert!(parse_probe(b"deploy-probe\t1\nP\tregular file\tzz\t0\t0\t/x\nend\n").is_err());
     }
 }

@@ -1,10 +1,10 @@
 # deploy probe: one round trip collects the state of every managed path.
 # argv: DOCKER (yes|no) OLDMAX NSIZE SIZEPATH... PATH...: the NSIZE paths
 # after it are trees deploy would remove, whose files and bytes are counted
-# stdin: "SHA256  PATH" of the files this deploy would write whose current
-# contents a diff may show (never secret ones): those that differ come back
-# base64-encoded when at most OLDMAX bytes, so a changed host needs no second
-# round trip before the plan is shown.
+# stdin: "F SHA256  PATH" of the files this deploy would write, F = d when
+# its current contents a diff may show (never secret ones), else n: those
+# that differ come back base64-encoded when at most OLDMAX bytes, so a
+# changed host needs no second round trip before the plan is shown.
 # Before the hashes, stdin holds queries about what is not a file, one a
 # line, ended by a line `.`:
 #   u UNIT   p PACKAGE   a USER   g GROUP   s SYSCTL_KEY   r PATH (contents)
@@ -82,7 +82,8 @@ if [ -n "$pkgs" ]; then
     printf 'apt\tnone\n'
   fi
 fi
-printf 'host\t%s\n' "$(uname -n)"
+read -r hostname </proc/sys/kernel/hostname || hostname=$(uname -n)
+printf 'host\t%s\n' "$hostname"
 printf 'client\t%s\n' "${SSH_CONNECTION:-}"
 while [ "$nsize" -gt 0 ]; do
   if [ -d "$1" ] && [ ! -L "$1" ]; then
@@ -160,28 +161,57 @@ EOF
   fi
 fi
 if [ $# -gt 0 ]; then
-  stat --printf 'P\t%F\t%a\t%u\t%g\t%U\t%G\t%n\n' -- "$@" 2>/dev/null
-  sums=$(find "$@" -maxdepth 0 -type f -exec sha256sum -- {} + 2>/dev/null)
-  if [ -n "$sums" ]; then
-    printf '%s\n' "$sums" | sed 's/^/H\t/'
-    # current sums, a separator, then the wanted ones (stdin): one pipe, no
-    # temp file (the disk may be full) and no size limit of an argument
-    { printf '%s\n--\n' "$sums"; cat; } | awk '
-      $0 == "--" { wanted = 1; next }
-      !wanted { cur[substr($0, 67)] = substr($0, 1, 64); next }
-      { p = substr($0, 67); if ((p in cur) && cur[p] != substr($0, 1, 64)) print p }' |
-    while IFS= read -r p; do
-      size=$(stat -c %s -- "$p") || continue
-      if [ "$size" -le "$oldmax" ]; then
-        printf 'old\t%s\t' "$p"; base64 -w0 -- "$p"; printf '\n'
-      else
-        printf 'old\t%s\t-%s\n' "$p" "$size"
-      fi
-    done
-  else
-    cat >/dev/null  # drained, or the controller's write of it fails
-  fi
+  st=$(stat --printf 'P\t%F\t%a\t%u\t%g\t%n\n' -- "$@" 2>/dev/null)
+fi
+if [ -n "${st:-}" ]; then
+  printf '%s\n' "$st"
+  # one line "UIDS;GIDS" (each distinct id once), then the regular files
+  list=$(printf '%s\n' "$st" | awk -F "$tab" '
+    { u[$4]; g[$5]; if ($2 ~ /^regular/) { p = $0; for (i = 0; i < 5; i++) p = substr(p, index(p, "\t") + 1); f[++n] = p } }
+    END { for (x in u) printf "%s ", x; printf ";"; for (x in g) printf "%s ", x; printf "\n"
+          for (i = 1; i <= n; i++) print f[i] }')
+  ids=${list%%"$nl"*}
+  case $list in *"$nl"*) files=${list#*"$nl"};; *) files="";; esac
+  # names once per distinct id, not per path (stat's %U reads the user
+  # database for each of 1,000 files: most of the probe's time)
+  set -f
+  # shellcheck disable=SC2086 # numeric ids, split on purpose
+  getent passwd ${ids%;*} | while IFS=: read -r n _ id _; do printf 'uid\t%s\t%s\n' "$id" "$n"; done
+  # shellcheck disable=SC2086
+  getent group ${ids#*;} | while IFS=: read -r n _ id _; do printf 'gid\t%s\t%s\n' "$id" "$n"; done
+  set +f
+  # Current sums (stdin) against the wanted ones (this script's stdin, on
+  # fd 3): a file as wanted is only counted (S: ranges of wanted line
+  # numbers), so a tree of 1,000 files in sync is one line; any other sum
+  # is printed (H), and a differing file whose diff may be shown is named
+  # for its contents (O).
+  out=$({ if [ -n "$files" ]; then printf '%s\n' "$files" | xargs -d '\n' sha256sum -- 2>/dev/null; fi | awk '
+    function flush() { if (s != "") r = r (r == "" ? "" : ",") (s == e ? s : s "-" e); s = "" }
+    { cur[substr($0, 67)] = substr($0, 1, 64) }
+    END { s = ""; e = -1; r = ""
+      while ((getline l < "/dev/fd/3") > 0) {
+        n++; p = substr(l, 69); h = substr(l, 3, 64)
+        if (!(p in cur)) continue
+        if (cur[p] == h) { if (s != "" && n == e + 1) e = n; else { flush(); s = n; e = n } }
+        else { print "H\t" cur[p] "  " p; if (substr(l, 1, 1) == "d") print "O\t" p }
+        delete cur[p] }
+      flush(); if (r != "") print "S\t" r
+      for (p in cur) print "H\t" cur[p] "  " p }'; } 3<&0)
+  case "$nl$out" in
+    *"${nl}O$tab"*)
+      printf '%s\n' "$out" | grep -v '^O'
+      printf '%s\n' "$out" | sed -n 's/^O\t//p' | while IFS= read -r p; do
+        size=$(stat -c %s -- "$p") || continue
+        if [ "$size" -le "$oldmax" ]; then
+          printf 'old\t%s\t' "$p"; base64 -w0 -- "$p"; printf '\n'
+        else
+          printf 'old\t%s\t-%s\n' "$p" "$size"
+        fi
+      done;;
+    "$nl") ;;
+    *) printf '%s\n' "$out";;
+  esac
 else
-  cat >/dev/null
+  cat >/dev/null  # drained, or the controller's write of it fails
 fi
 printf 'end\n'

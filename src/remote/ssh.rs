@@ -127,29 +127,73 @@ fn connect_error(host: &str, e: openssh::Error) -> Error {
 /// bounded number of times with growing pauses (1s, 3s): hammering a host
 /// that closes connections only gets the address banned (fail2ban).
 pub(crate) async fn connect(host: &str, c: &Connection, opts: &SshOptions) -> Result<Conn> {
-    connect_showing(host, c, opts, None).await
+    connect_showing(host, c, opts, None, None).await
 }
 
-/// `connect`, saying each retry on `progress` (attempt and why).
+/// The first attempt of a connection, started before the render finishes
+/// (the handshake is most of a no-op's time, and it needs nothing the
+/// render makes). `connect_showing` takes it over: its result is attempt 1.
+pub(crate) struct FirstAttempt(tokio::task::JoinHandle<Result<Conn>>);
+
+impl FirstAttempt {
+    /// Start attempt 1 on ansible_port, in the background.
+    pub(crate) fn start(host: &str, c: &Connection, opts: &SshOptions) -> FirstAttempt {
+        let (host, c, opts) = (host.to_string(), c.clone(), opts.clone());
+        FirstAttempt(tokio::spawn(async move {
+            check_config(&host, &c)?;
+            try_once(&host, &builder(&c, c.port, &opts), &c.address).await
+        }))
+    }
+
+    async fn result(self, host: &str) -> Result<Conn> {
+        self.0.await.unwrap_or_else(|e| {
+            Err(Error::Connect { host: host.into(), message: format!("connecting failed: {e}"), retryable: true })
+        })
+    }
+
+    /// Wait for the attempt (bounded by the connect timeout) and close what
+    /// it opened: a master left behind would persist.
+    pub(crate) async fn close(self) {
+        if let Ok(Ok(conn)) = self.0.await {
+            conn.close().await;
+        }
+    }
+}
+
+fn check_config(host: &str, c: &Connection) -> Result<()> {
+    match c.ssh_config.as_ref().filter(|f| !f.is_file()) {
+        // bad input, not a network failure to retry
+        Some(f) => Err(Error::Connect {
+            host: host.into(),
+            message: format!("deploy_ssh_config {} does not exist; nothing was tried", f.display()),
+            retryable: false,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `connect`, saying each retry on `progress` (attempt and why); `first`,
+/// when given, is attempt 1 on ansible_port, already under way.
 pub(crate) async fn connect_showing(
     host: &str,
     c: &Connection,
     opts: &SshOptions,
     progress: Option<&crate::report::Progress>,
+    first: Option<FirstAttempt>,
 ) -> Result<Conn> {
-    if let Some(f) = c.ssh_config.as_ref().filter(|f| !f.is_file()) {
-        // bad input, not a network failure to retry
-        return Err(Error::Connect {
-            host: host.into(),
-            message: format!("deploy_ssh_config {} does not exist; nothing was tried", f.display()),
-            retryable: false,
-        });
+    let first = match first {
+        Some(f) => Some(f.result(host).await),
+        None => None,
+    };
+    if let Some(Err(e @ Error::Connect { retryable: false, .. })) = first {
+        return Err(e);
     }
-    match connect_port(host, c, c.port, opts, progress).await {
+    check_config(host, c)?;
+    match connect_port(host, c, c.port, opts, progress, first).await {
         Err(Error::Connect { message, retryable: true, .. }) if c.fallback_port.is_some() => {
             // sshd is still on its old port (refused, or dropped by a firewall
             // that does not open the new one yet): this deploy moves it
-            let mut conn = connect_port(host, c, c.fallback_port, opts, progress).await.map_err(|e| match e {
+            let mut conn = connect_port(host, c, c.fallback_port, opts, progress, None).await.map_err(|e| match e {
                 Error::Connect { host, message: m, retryable } => {
                     Error::Connect { host, message: format!("{message}; and on deploy_fallback_port: {m}"), retryable }
                 }
@@ -162,13 +206,7 @@ pub(crate) async fn connect_showing(
     }
 }
 
-async fn connect_port(
-    host: &str,
-    c: &Connection,
-    port: Option<u16>,
-    opts: &SshOptions,
-    progress: Option<&crate::report::Progress>,
-) -> Result<Conn> {
+fn builder(c: &Connection, port: Option<u16>, opts: &SshOptions) -> SessionBuilder {
     let mut b = SessionBuilder::default();
     b.known_hosts_check(if opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
     b.connect_timeout(opts.connect_timeout);
@@ -185,6 +223,25 @@ async fn connect_port(
     if let Some(f) = &c.ssh_config {
         b.config_file(f);
     }
+    b
+}
+
+async fn try_once(host: &str, b: &SessionBuilder, address: &str) -> Result<Conn> {
+    match b.connect_mux(address).await {
+        Ok(session) => Ok(Conn { host: host.into(), session, fallback: None }),
+        Err(e) => Err(connect_error(host, e)),
+    }
+}
+
+async fn connect_port(
+    host: &str,
+    c: &Connection,
+    port: Option<u16>,
+    opts: &SshOptions,
+    progress: Option<&crate::report::Progress>,
+    mut first: Option<Result<Conn>>,
+) -> Result<Conn> {
+    let b = builder(c, port, opts);
     let mut last = None;
     for attempt in 0..opts.attempts.max(1) {
         if attempt > 0 {
@@ -196,10 +253,13 @@ async fn connect_port(
             }
             tokio::time::sleep(Duration::from_secs(if attempt == 1 { 1 } else { 3 })).await;
         }
-        match b.connect_mux(&c.address).await {
-            Ok(session) => return Ok(Conn { host: host.into(), session, fallback: None }),
-            Err(e) => {
-                let err = connect_error(host, e);
+        let result = match first.take() {
+            Some(r) => r,
+            None => try_once(host, &b, &c.address).await,
+        };
+        match result {
+            Ok(conn) => return Ok(conn),
+            Err(err) => {
                 // with a fallback port, no answer is an answer: go there
                 let retry = matches!(err, Error::Connect { retryable: true, .. }) && c.fallback_port.is_none();
                 last = Some(err);

@@ -100,6 +100,13 @@ impl Renderer {
         self.render_host_with(host, roles, &[])
     }
 
+    /// How to reach `host`, from its variables alone (no role rendered).
+    pub(crate) fn connection_of(&self, host: &str) -> Result<Connection> {
+        let hv =
+            self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
+        self.connection(host, hv, &Value::from_dyn_object(hv.clone()))
+    }
+
     /// Render with toggle values layered on the host's variables.
     pub(crate) fn render_host_with(
         &self,
