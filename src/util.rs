@@ -172,8 +172,102 @@ pub(crate) fn uncommitted(root: &std::path::Path, paths: &[String]) -> Result<Ve
     Ok(String::from_utf8_lossy(&o.stdout).lines().map(|l| l.to_string()).collect())
 }
 
+/// `sha256_file` for the big source files a render leaves on disk, through
+/// a cache of the sums already taken, as git's index does: an entry counts
+/// while the file's device, inode, size, mtime and ctime are what they were
+/// (ctime cannot be set back by a user). A stale entry cannot deploy wrong
+/// bytes: the upload hashes the file again as it streams, and stops when
+/// the sum is not the planned one. The cache is
+/// `$XDG_CACHE_HOME/deploy/sums` (else `~/.cache/deploy/sums`), one line
+/// per file, the last line for a path winning.
+pub(crate) fn sha256_file_cached(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Mutex, OnceLock};
+    static SUMS: OnceLock<Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+    let file = || -> Option<std::path::PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+        Some(base.join("deploy/sums"))
+    };
+    let key = |m: &std::fs::Metadata| {
+        format!(
+            "{} {} {} {}.{} {}.{}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        )
+    };
+    let Ok(abs) = std::fs::canonicalize(path) else { return sha256_file(path) };
+    let name = abs.to_string_lossy().into_owned();
+    let before = std::fs::metadata(&abs)?;
+    let sums = SUMS.get_or_init(|| {
+        let text = file().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
+        // `SHA256 KEY(5 fields) PATH`
+        let map = text
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(7, ' ');
+                let sha = f.next()?.to_string();
+                let key: Vec<&str> = (0..5).filter_map(|_| f.next()).collect();
+                let p = f.next()?;
+                (sha.len() == 64 && key.len() == 5).then(|| (p.to_string(), (sha, key.join(" "))))
+            })
+            .collect();
+        Mutex::new(map)
+    });
+    let cached = sums.lock().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
+    if let Some((sha, k)) = cached {
+        if k == key(&before) {
+            return Ok((sha, before.size()));
+        }
+    }
+    let (sha, n) = sha256_file(&abs)?;
+    // a file that changed while it was read is not cached
+    if std::fs::metadata(&abs).map(|m| key(&m)).ok() == Some(key(&before)) && !name.contains('\n') {
+        sums.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), (sha.clone(), key(&before)));
+        if let Some(f) = file() {
+            let line = format!("{sha} {} {name}\n", key(&before));
+            // one append per line: concurrent deploys do not interleave
+            let _ = std::fs::create_dir_all(f.parent().expect("a parent"))
+                .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&f))
+                .and_then(|mut w| w.write_all(line.as_bytes()));
+        }
+    }
+    Ok((sha, n))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    // A sum is taken again when the file changed, even to the same size
+    // and mtime (ctime moves); a kept sum is the file's.
+    #[test]
+    fn cached_sums_follow_the_file() {
+        let dir = std::env::temp_dir().join(format!("deploy-sums-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_var("XDG_CACHE_HOME", &dir);
+        let f = dir.join("big file.bin");
+        std::fs::write(&f, b"one").unwrap();
+        let one = sha256_file_cached(&f).unwrap();
+        assert_eq!(one, (sha256_hex(b"one"), 3));
+        let cache = std::fs::read_to_string(dir.join("deploy/sums")).unwrap();
+        assert!(cache.starts_with(&one.0) && cache.ends_with("big file.bin\n"), "{cache}");
+        assert_eq!(sha256_file_cached(&f).unwrap(), one);
+        let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+        std::fs::write(&f, b"two").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(sha256_file_cached(&f).unwrap(), (sha256_hex(b"two"), 3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn utc_formats() {
         assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");

@@ -156,12 +156,18 @@ fn journal_dirs(lab: &Lab, host: &str) -> Vec<std::path::PathBuf> {
 }
 
 /// Bytes of the files under `p`, at any depth (the upload unpacks into
-/// new/c/K/NAME).
-fn bytes_under(p: &std::path::Path) -> u64 {
+/// new/c/K/NAME). `new/c/K` may be a link to the staging directory beside
+/// a target on another mount, where its files arrive: a path on `host`,
+/// followed into that host's root on this machine.
+fn bytes_under(lab: &Lab, host: &str, p: &std::path::Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        match e.metadata() {
-            Ok(m) if m.is_dir() => n += bytes_under(&e.path()),
+        let mut path = e.path();
+        if let Ok(t) = std::fs::read_link(&path) {
+            path = lab.root.join(format!(".lab/hosts/{host}/root")).join(t.strip_prefix("/").unwrap_or(&t));
+        }
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => n += bytes_under(lab, host, &path),
             Ok(m) => n += m.len(),
             Err(_) => {}
         }
@@ -204,7 +210,7 @@ fn a_killed_controller_leaves_every_file_all_old_or_all_new() {
     // 1. killed mid-upload
     let mut child = spawn_in(&lab.root, &["lab", "--yes"]);
     wait_until("the upload to be under way", Duration::from_secs(60), || {
-        journal_dirs(&lab, "lab1").iter().any(|j| bytes_under(&j.join("new")) > 1 << 20)
+        journal_dirs(&lab, "lab1").iter().any(|j| bytes_under(&lab, "lab1", &j.join("new")) > 1 << 20)
     });
     kill9(&child);
     let _ = child.wait();
@@ -268,7 +274,7 @@ fn a_network_cut_mid_upload_leaves_the_host_unchanged_and_unlocked() {
         .spawn()
         .unwrap();
     wait_until("the upload to be under way", Duration::from_secs(60), || {
-        journal_dirs(&lab, "lab1").iter().any(|j| bytes_under(&j.join("new")) > 512 << 10)
+        journal_dirs(&lab, "lab1").iter().any(|j| bytes_under(&lab, "lab1", &j.join("new")) > 512 << 10)
     });
     netns(&["nft", "add table inet cut; add chain inet cut in { type filter hook input priority -300; policy drop; }; add chain inet cut out { type filter hook output priority -300; policy drop; }"]);
     wait_until("the host to drop the stalled upload and release its lock", Duration::from_secs(40), || {

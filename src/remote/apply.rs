@@ -3,6 +3,7 @@
 //! validates, journals and swaps. `Upload` and `parse_apply` are pure.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use serde::Serialize;
 
@@ -49,7 +50,8 @@ impl Body {
 /// The upload of some of a plan's changes: a tar of the new contents, each
 /// as `c/K/NAME` (K numbers the target directories, NAME is the target's own
 /// name, so the host renames a directory's files with one `mv -t`), and the
-/// manifest last. It owns its data, so a thread can stream it.
+/// manifest first (after a line giving its length) and an empty `end` entry
+/// last. It owns its data, so a thread can stream it.
 #[derive(Debug)]
 pub(crate) struct Upload {
     manifest: String,
@@ -160,6 +162,9 @@ impl Upload {
         let mut files: Vec<(usize, usize, String)> = Vec::new();
         let mut entries = Vec::new();
         let mut dirs: HashMap<String, usize> = HashMap::new();
+        // per target directory, the KiB its files take: the host stages
+        // them on that directory's own mount and checks it has the room
+        let mut kib: Vec<u64> = Vec::new();
         for (n, it) in items.into_iter().enumerate() {
             let head = format!(
                 "{}\t{n}\t{}\t{}\t{}\t{}\t{}",
@@ -178,6 +183,10 @@ impl Upload {
             let (dir, name) = it.path.rsplit_once('/').expect("an absolute path");
             let next = dirs.len();
             let k = *dirs.entry(dir.to_string()).or_insert(next);
+            if k == kib.len() {
+                kib.push(0);
+            }
+            kib[k] += entry_size(body.len()).div_ceil(1024);
             // the mode it is to have, or a new file's default: set by tar
             entries.push((format!("c/{k}/{name}"), body, it.mode.unwrap_or(0o644)));
             files.push((k, n, format!("{head}\t{k}\t{}", it.validate)));
@@ -186,7 +195,12 @@ impl Upload {
         files.sort_by_key(|(k, n, _)| (*k, *n));
         // directories top-down, so a parent is made before what it holds
         lines.sort();
+        let mut by_k: Vec<(&String, &usize)> = dirs.iter().collect();
+        by_k.sort_by_key(|(_, k)| **k);
         let mut manifest = String::new();
+        for (dir, k) in by_k {
+            manifest.push_str(&format!("K\t{k}\t{}\t{}\n", kib[*k], if dir.is_empty() { "/" } else { dir }));
+        }
         for l in lines.iter().map(|(_, _, _, l)| l).chain(files.iter().map(|(_, _, l)| l)) {
             manifest.push_str(l);
             manifest.push('\n');
@@ -200,17 +214,29 @@ impl Upload {
         &self.manifest
     }
 
-    /// The size of the tar stream, in KiB rounded up: the host checks it
-    /// has room before the first byte arrives.
+    /// The size of the upload, in KiB rounded up: the host checks it has
+    /// room before the first byte arrives.
     pub(crate) fn kib(&self) -> u64 {
         let data: u64 = self.entries.iter().map(|(_, b, _)| entry_size(b.len())).sum();
-        (data + entry_size(self.manifest.len() as u64) + 1024).div_ceil(1024)
+        (self.head().len() as u64 + self.manifest.len() as u64 + data + entry_size(0) + 1024).div_ceil(1024)
     }
 
-    /// Write the tar stream to `w`: the contents, then the manifest. A file
+    fn head(&self) -> String {
+        // 29 bytes, as the host reads it
+        format!("deploy-upload\t1\t{:>12}\n", self.manifest.len())
+    }
+
+    /// Write the upload to `w`: the manifest, then the contents, then `end`. A file
     /// from disk that is no longer what was planned stops the stream before
-    /// the manifest, so the host changes nothing; the error says which.
+    /// `end`, so the host changes nothing; the error says which.
     pub(crate) fn write(self, w: impl std::io::Write) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("the upload stopped: {e}");
+        // tar copies in 8 KiB pieces; each a pipe write would wake ssh for
+        // a small read and a small packet: 1 GiB is 131,072 of them
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
+        // the manifest first, so the host stages each directory's files on
+        // its own mount before they arrive
+        w.write_all(self.head().as_bytes()).and_then(|_| w.write_all(self.manifest.as_bytes())).map_err(io)?;
         let mut b = tar::Builder::new(w);
         let header = |len: u64, mode: u32| {
             let mut h = tar::Header::new_gnu();
@@ -219,7 +245,6 @@ impl Upload {
             h.set_mtime(0);
             h
         };
-        let io = |e: std::io::Error| format!("the upload stopped: {e}");
         for (name, body, mode) in self.entries {
             match body {
                 Body::Bytes(data) => {
@@ -241,9 +266,9 @@ impl Upload {
                 }
             }
         }
-        b.append_data(&mut header(self.manifest.len() as u64, 0o600), "manifest", self.manifest.as_bytes())
-            .map_err(io)?;
-        b.into_inner().and_then(|mut w| w.flush()).map_err(io)
+        // last: without it the host knows the stream was cut short
+        b.append_data(&mut header(0, 0o600), "end", &b""[..]).map_err(io)?;
+        b.into_inner().and_then(|mut w| std::io::Write::flush(&mut w)).map_err(io)
     }
 }
 
@@ -301,10 +326,11 @@ pub(crate) fn parse_apply(out: &[u8]) -> Result<Applied, String> {
 mod tests {
     use super::*;
 
-    // Directories first, parents before children; then files grouped by
-    // their directory (K), each named c/K/NAME in the tar, the manifest last.
+    // The manifest first: each target directory (K) with the KiB its files
+    // take, directories parents first, then files grouped by K; then the
+    // tar, each file named c/K/NAME, and `end` last.
     #[test]
-    fn upload_groups_files_by_directory_and_ends_with_the_manifest() {
+    fn upload_starts_with_the_manifest_and_groups_files_by_directory() {
         let f = |p: &str, b: &[u8]| Item::file(p, "absent".into(), Body::Bytes(b.to_vec()));
         let up = Upload::of(vec![
             f("/etc/a/one", b"1"),
@@ -316,29 +342,35 @@ mod tests {
         ]);
         assert_eq!(
             up.manifest(),
-            "D\t3\t/etc/b\t-\t-\t-\tabsent\n\
+            "K\t0\t2\t/etc/a\n\
+             K\t1\t1\t/etc/b\n\
+             K\t2\t1\t/\n\
+             D\t3\t/etc/b\t-\t-\t-\tabsent\n\
              D\t1\t/etc/b/sub\t-\t-\t-\tabsent\n\
              F\t0\t/etc/a/one\t-\t-\t-\tabsent\t0\t\n\
              F\t4\t/etc/a/three\t-\t-\t-\tabsent\t0\t\n\
              F\t2\t/etc/b/two\t-\t-\t-\tabsent\t1\t\n\
              F\t5\t/x\t0600\tapp\t-\tabsent\t2\t\n"
         );
-        let kib = up.kib();
-        let mut tar = Vec::new();
-        up.write(&mut tar).unwrap();
-        assert_eq!(kib, (tar.len() as u64).div_ceil(1024), "the announced size is the real one");
-        let names: Vec<String> = tar::Archive::new(&tar[..])
+        let (kib, manifest) = (up.kib(), up.manifest().to_string());
+        let mut out = Vec::new();
+        up.write(&mut out).unwrap();
+        assert_eq!(kib, (out.len() as u64).div_ceil(1024), "the announced size is the real one");
+        let head = format!("deploy-upload\t1\t{:>12}\n{manifest}", manifest.len());
+        assert!(out.starts_with(head.as_bytes()));
+        let tar = &out[head.len()..];
+        let names: Vec<String> = tar::Archive::new(tar)
             .entries()
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["c/0/one", "c/1/two", "c/0/three", "c/2/x", "manifest"]);
+        assert_eq!(names, ["c/0/one", "c/1/two", "c/0/three", "c/2/x", "end"]);
     }
 
     // A big file streams from disk; one that changed after it was hashed
-    // stops the stream before the manifest.
+    // stops the stream before its `end`.
     #[test]
-    fn a_source_that_changed_since_the_plan_stops_the_upload_before_the_manifest() {
+    fn a_source_that_changed_since_the_plan_stops_the_upload_before_its_end() {
         let p = std::env::temp_dir().join(format!("deploy-upload-{}", std::process::id()));
         std::fs::write(&p, b"planned").unwrap();
         let (sha256, len) = crate::util::sha256_file(&p).unwrap();
@@ -353,7 +385,8 @@ mod tests {
         let mut out = Vec::new();
         let e = item(sha256).write(&mut out).unwrap_err();
         assert!(e.contains("changed on this machine since it was planned (its contents)"), "{e}");
-        assert!(!out.windows(8).any(|w| w == b"manifest"), "the manifest went out");
+        let end = |b: &[u8]| b.windows(4).any(|w| w == b"end\0");
+        assert!(end(&ok) && !end(&out), "the end went out");
         std::fs::remove_file(&p).unwrap();
     }
 

@@ -1,13 +1,15 @@
 # deploy apply: argv: JOURNAL_ID HOLDER AUDIT_LINE STALL_SECONDS KEEP_JOURNALS
-# UPLOAD_KIB; stdin: a tar of the new contents as `c/K/NAME` (K: one directory
-# of targets, NAME: the target's own name) and, last, `manifest`, one line per
-# path (tab-separated):
+# UPLOAD_KIB; stdin: `deploy-upload 1 BYTES` (29 bytes), the manifest
+# (BYTES), one line per path (tab-separated), then a tar of the new contents
+# as `c/K/NAME` (K: one directory of targets, NAME: the target's own name)
+# ending with an empty `end`:
+#   K K KIB DIR                               a directory of targets
 #   D N PATH MODE OWNER GROUP EXPECTED        make a directory
 #   M N PATH MODE OWNER GROUP EXPECTED        set owner/mode
 #   F N PATH MODE OWNER GROUP EXPECTED K VALIDATE   put c/K/NAME at PATH
 #   R N PATH - - - EXPECTED                   remove
-# (`-`: keep what is there, or the default for a new path). An upload without
-# its manifest (the controller stopped it) changes nothing.
+# (`-`: keep what is there, or the default for a new path). An upload cut
+# short (no `end`: the controller stopped it) changes nothing.
 # Output lines (tab-separated), after the header `deploy-apply 1`:
 #   A path        applied            S path why   skipped (changed since plan)
 #   V path rc     validation failed  O text       a line of validator output
@@ -59,33 +61,47 @@ abort() {
   finish_lock "$holder" "$(date -u +%FT%TZ) ABORTED deploy=${id%%/*} journal=$id reason=$1: $2"
   exit 3
 }
-# receive: unpack stdin into $j/new, killing tar when no byte arrived for
-# $stall seconds (a partitioned network leaves the read blocked for ever)
-receive() {
+# watched FUNCTION: run FUNCTION on this script's stdin in the background,
+# killing it when $j/new has not grown for $stall seconds (a partitioned
+# network leaves a read blocked for ever)
+watched() {
   exec 3<&0
-  # -p: the modes the archive gives; -m: the files are new now (the
-  # swap's mtime, not the archive's)
-  tar -xpmf - -C "$j/new" <&3 2>"$j/tar.err" &
-  _tar=$!
+  "$1" <&3 &
+  _job=$!
   exec 3<&-
   (
     _last=-1; _quiet=0
     # a short upload is in before the first look
     sleep 1
-    while kill -0 "$_tar" 2>/dev/null; do
+    while kill -0 "$_job" 2>/dev/null; do
       _now=$(du -sk "$j/new" 2>/dev/null | cut -f1)
       if [ "$_now" = "$_last" ]; then _quiet=$((_quiet + 1)); else _quiet=0; _last=$_now; fi
-      if [ "$_quiet" -ge "$stall" ]; then : >"$j/stalled"; kill "$_tar" 2>/dev/null; break; fi
+      if [ "$_quiet" -ge "$stall" ]; then : >"$j/stalled"; kill "$_job" 2>/dev/null; break; fi
       sleep 1
     done
     # never the session's output: sshd waits for every holder of it, and a
     # watchdog asleep would hold the finished upload's session open
   ) </dev/null >/dev/null 2>&1 &
   _dog=$!
-  wait "$_tar"; _rc=$?
+  wait "$_job"; _rc=$?
   kill "$_dog" 2>/dev/null
   return "$_rc"
 }
+# manifest: the upload's head, `deploy-upload 1 BYTES` (29 bytes, BYTES
+# padded with blanks), then BYTES of manifest into $j/new/manifest. Read
+# with head -c, which takes no byte more than it is asked for.
+manifest() {
+  head -c 29 >"$j/new/head" || return 1
+  IFS="$tab" read -r _w _v _n <"$j/new/head" || return 1
+  _n=${_n##* }
+  if [ "$_w" != deploy-upload ] || [ "$_v" != 1 ]; then return 2; fi
+  case $_n in "" | *[!0-9]*) return 2;; esac
+  head -c "$_n" >"$j/new/manifest"
+}
+# untar: unpack the rest of the upload into $j/new. -p: the modes the
+# archive gives; -m: the files are new now (the swap's mtime, not the
+# archive's)
+untar() { tar -xpmf - -C "$j/new" 2>"$j/tar.err"; }
 # subst TEXT REPLACEMENT: TEXT with every %s replaced (no sed: the
 # replacement is data, never a pattern)
 subst() {
@@ -97,6 +113,23 @@ subst() {
     esac
   done
   printf '%s' "$_r$_t"
+}
+# mounts PATH LIST: `MOUNT<TAB>PATH` for PATH, then for each path of the
+# file LIST: the mount it is on (the /proc/self/mountinfo line whose mount
+# point is the longest prefix of its real path; of equal ones the last, a
+# mount on top of another). A bind mount of the same filesystem has the
+# same st_dev, yet rename(2) and link(2) across it fail as across two
+# filesystems: only the mount tells. `?` when that cannot be read.
+mounts() {
+  # shellcheck disable=SC2094 # LIST is only read
+  xargs -d '\n' realpath -m -- "$1" <"$2" | awk -v list="$2" -v first="$1" '
+    function unesc(s) { gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s); gsub(/\\134/, "\\", s); return s }
+    BEGIN { while ((getline l < "/proc/self/mountinfo") > 0) { split(l, f, " "); mp[++n] = unesc(f[5]); id[n] = f[1] } }
+    FILENAME == list { orig[++k] = $0; next }
+    { best = "?"; bl = -1
+      for (x = 1; x <= n; x++) { m = mp[x]; l = length(m)
+        if ((m == "/" || $0 == m || substr($0, 1, l + 1) == m "/") && l >= bl) { best = id[x]; bl = l } }
+      print best "\t" (FNR == 1 ? first : orig[FNR - 1]) }' "$2" -
 }
 # free_kib DIR: what the filesystem of DIR has free for root, in KiB
 free_kib() { df -Pk -- "$1" | awk 'NR == 2 { print $4 }'; }
@@ -128,25 +161,80 @@ held=""; { read -r held <"$state/lock/holder"; } 2>/dev/null
 if [ "$held" != "$holder" ]; then
   emit "E${tab}lock${tab}this deploy does not hold the lock of $state (released or taken over?)"; exit 3
 fi
-if ! mkdir -p "$j/new" "$j/old"; then emit "E${tab}journal${tab}cannot create $j"; exit 3; fi
-# (a small one that does not fit fails in tar, as cleanly)
-if [ "$upload_kib" -ge 1024 ] && free=$(free_kib "$j") && [ "$upload_kib" -ge "${free:-0}" ]; then
-  abort upload "the upload takes ${upload_kib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
-fi
-if ! receive; then
-  if [ -e "$j/stalled" ]; then
-    abort upload "no data arrived for ${stall}s: the connection stalled; nothing was changed"
+staged=""
+if ! mkdir -p "$j/new/c" "$j/old"; then emit "E${tab}journal${tab}cannot create $j"; exit 3; fi
+cut_short="the upload was cut short (the controller stopped it); nothing was changed"
+stalled="no data arrived for ${stall}s: the connection stalled; nothing was changed"
+watched manifest; rc=$?
+[ -e "$j/stalled" ] && abort upload "$stalled"
+[ "$rc" -eq 2 ] && abort upload "this is not an upload of this version of deploy; nothing was changed"
+m=$j/new/manifest
+ML=""; mlen=""
+[ -f "$m" ] && ML=$(cat "$m") && IFS="$tab" read -r _ _ mlen <"$j/new/head"
+mlen=${mlen##* }
+# all of it (less the last newline, which $(...) drops)
+{ [ -n "$ML" ] && [ "${#ML}" -ge "$((mlen - 1))" ]; } || abort upload "$cut_short"
+oifs=$IFS
+# Each target directory's files are staged on its own mount where that is
+# not the journal's (another filesystem, or a bind mount of the same one:
+# rename(2) fails across both): `c/K` is a link to `DIR/.deploy-ID`, so
+# the upload's bytes are written once, where they stay, and what puts each
+# file in place is a rename inside its directory. A directory this upload
+# makes is staged in the journal (it is not there to hold anything yet).
+set -f; IFS=$nl
+for line in $ML; do
+  case $line in "K$tab"*) line=${line#*"$tab"}; printf '%s\n' "${line#*"$tab"*"$tab"}";; esac
+done >"$j/kdirs"
+IFS=$oifs; set +f
+mounts "$j" "$j/kdirs" >"$j/kmounts"
+exec 4<"$j/kmounts"
+IFS="$tab" read -r jmount _ <&4
+jkib=$upload_kib; others=""; sd=""
+set -f; IFS=$nl
+for line in $ML; do
+  case $line in "K$tab"*) ;; *) continue;; esac
+  IFS=$oifs
+  line=${line#*"$tab"}; k=${line%%"$tab"*}; line=${line#*"$tab"}; kib=${line%%"$tab"*}; d=${line#*"$tab"}
+  IFS="$tab" read -r km _ <&4
+  case $k$kib in *[!0-9]*) abort manifest "bad K line for \`$d'";; esac
+  if [ -d "$d" ] && [ ! -L "$d" ] && { [ "$km" != "$jmount" ] || [ "$km" = "?" ]; }; then
+    printf 'T\t%s\t-\t-\t-\n' "${d%/}/.deploy-$tmpid" >>"$j/journal"
+    { mkdir -- "${d%/}/.deploy-$tmpid" && ln -s -- "${d%/}/.deploy-$tmpid" "$j/new/c/$k"; } 2>"$j/err" ||
+      abort upload "cannot stage the new files in $d: $(head -c 300 "$j/err" | tr '\n' ' ')"
+    jkib=$((jkib - kib)); sd="$sd${d%/}/.deploy-$tmpid$nl"
+    # per mount, the KiB that land there and one directory on it (for df)
+    case $nl$others in
+      *"$nl$km$tab"*) others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" -v m="$km" -v k="$kib" '$1 == m { $2 += k } { print }')$nl;;
+      *) others="$others$km$tab$kib$tab$d$nl";;
+    esac
   fi
+  IFS=$nl
+done
+IFS=$oifs; set +f
+exec 4<&-
+# (a small one that does not fit fails in tar, as cleanly)
+if [ "$jkib" -ge 1024 ] && free=$(free_kib "$j") && [ "$jkib" -ge "${free:-0}" ]; then
+  abort upload "the upload takes ${jkib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
+fi
+set -f; IFS=$nl
+for line in $others; do
+  IFS=$oifs
+  kib=${line#*"$tab"}; d=${kib#*"$tab"}; kib=${kib%%"$tab"*}
+  if [ "$kib" -ge 1024 ] && free=$(free_kib "$d") && [ "$kib" -ge "${free:-0}" ]; then
+    abort upload "the new files for $d take ${kib} KiB, and its disk has ${free:-0} KiB free: nothing was changed; free space there first"
+  fi
+  IFS=$nl
+done
+IFS=$oifs; set +f
+if ! watched untar; then
+  [ -e "$j/stalled" ] && abort upload "$stalled"
   abort upload "cannot unpack the upload into $j: $(head -c 300 "$j/tar.err" | tr '\n\t' '  ') (disk full? connection dropped?)"
 fi
-m=$j/new/manifest
-[ -f "$m" ] || abort upload "the upload ended before its manifest (the controller stopped it); nothing was changed"
+[ -f "$j/new/end" ] || abort upload "$cut_short"
 emit "U${tab}received"
-# The manifest is read once, into memory, and walked with `for` (IFS a
-# newline, no globbing): dash's `read` takes one byte per system call, and
-# the phase's lines are walked several times.
-ML=$(cat "$m")
-oifs=$IFS
+# The manifest was read once, into memory, and is walked with `for` (IFS
+# a newline, no globbing): dash's `read` takes one byte per system call,
+# and the phase's lines are walked several times.
 # fields LINE: op n path mode owner group exp k validate of a manifest line
 fields() {
   _l=$1
@@ -198,11 +286,16 @@ if [ -s "$j/q" ]; then
   xargs -d '\n' stat -c "%d$tab%s$tab%a$tab%u$tab%g$tab%n" -- <"$j/q" >"$j/q.stat" 2>/dev/null
   xargs -d '\n' sha256sum -- <"$j/q" >"$j/q.sum" 2>/dev/null
 fi
-AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" '
-  FILENAME == st { n = $0; sub(/^[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t/, "", n); s[n] = $1 "\t" $2 "\t" $3 "\t" $4 "\t" $5; next }
+# DEV is the file's mount, and the journal's is the first line of q.mnt
+: >"$j/q.mnt"
+[ -s "$j/q" ] && mounts "$j" "$j/q" >"$j/q.mnt"
+AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" -v mn="$j/q.mnt" '
+  FILENAME == mn { if (FNR > 1) mnt[substr($0, index($0, "\t") + 1)] = $1; next }
+  FILENAME == st { n = $0; sub(/^[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t/, "", n); s[n] = mnt[n] "\t" $2 "\t" $3 "\t" $4 "\t" $5; next }
   FILENAME == su { h[substr($0, 67)] = substr($0, 1, 64); next }
+  $1 == "K" { next }
   { print (($3 in h) ? "sha256:" h[$3] : "-") "\t" (($3 in s) ? s[$3] : "-\t-\t-\t-\t-") "\t" $0 }
-' "$j/q.stat" "$j/q.sum" "$m")
+' "$j/q.mnt" "$j/q.stat" "$j/q.sum" "$m")
 # look PATH: sets c (what PATH is: absent, dir, other, sha256:HEX) for a
 # path the batch did not hash, and for a file dev size fmode fuid fgid
 look() {
@@ -211,8 +304,9 @@ look() {
   elif [ -f "$1" ]; then
     case $exp in
       sha256:*) # changed since the batch looked: look again
+        # (dev: a device, never the journal's mount, so a copy is counted)
         IFS="$tab" read -r dev size fmode fuid fgid <<STAT
-$(stat -c "%d$tab%s$tab%a$tab%u$tab%g" -- "$1")
+$(stat -c "dev%d$tab%s$tab%a$tab%u$tab%g" -- "$1")
 STAT
         c="sha256:$(sha256sum <"$1" | cut -d' ' -f1)";;
       # a file where none was expected: what it holds does not matter
@@ -222,7 +316,7 @@ STAT
   else c=absent; fi
 }
 jdev=""
-[ -s "$j/q" ] && jdev=$(stat -c %d -- "$j")
+[ -s "$j/q.mnt" ] && IFS="$tab" read -r jdev _ <"$j/q.mnt"
 # Each F line's resolved mode and owner are kept as r_N for pass 2 (N is
 # the line's number: digits, so the name is safe in eval, and the value is
 # only ever referenced there, never expanded into code).
@@ -251,7 +345,7 @@ for line in $AL; do
     skip="$skip$n$nl"; continue
   fi
   # the journal keeps the old version: free for a file on the journal's
-  # filesystem (a hard link), a copy elsewhere
+  # mount (a hard link), a copy elsewhere
   [ "$op" = F ] && [ "$dev" != - ] && [ "$dev" != "$jdev" ] && need=$((need + size / 1024 + 1))
   [ "$op" = R ] && need=$((need + $(du -sk -- "$path" 2>/dev/null | cut -f1)))
 done
@@ -375,11 +469,23 @@ if [ -n "$DL" ]; then
   reverting "files"
   by_key "$j/fmode" chmod 2>"$j/err" || fail "files" "cannot set modes: $(head -c 300 "$j/err" | tr '\n' ' ')"
   by_key "$j/fown" chown 2>"$j/err" || fail "files" "cannot set owners: $(head -c 300 "$j/err" | tr '\n' ' ')"
-  # the journal's filesystem, then each directory's, in one stat
-  stat -c %d -- "$j" "$@" >"$j/devs" 2>"$j/err" ||
-    fail "files" "a directory for this phase's files is not there: $(head -c 300 "$j/err" | tr '\n' ' ')"
-  exec 4<"$j/devs"
-  read -r jdev <&4
+  # directories staged before the upload (c/K a link) are ready; for the
+  # others, the journal's mount, then each one's
+  : >"$j/dirs"; ks=""
+  for d in "$@"; do
+    [ -d "$d" ] || fail "files" "a directory for this phase's files is not there: $d"
+  done
+  set -f; IFS=$nl
+  for line in $DL; do
+    k=${line%%"$tab"*}
+    case $nl$ks in *"$nl$k$nl"*) continue;; esac
+    ks="$ks$k$nl"
+    [ -L "$j/new/c/$k" ] && continue
+    path=${line#*"$tab"}; d=${path%/*}; printf '%s\n' "${d:-/}"
+  done >"$j/dirs"
+  IFS=$oifs; set +f
+  [ -s "$j/dirs" ] && mounts "$j" "$j/dirs" >"$j/devs"
+  [ -s "$j/dirs" ] && exec 4<"$j/devs" && IFS="$tab" read -r jdev _ <&4
   # rename_batch: `mv -t DIR` of the staged files gathered in "$@"
   rename_batch() {
     [ $# -eq 0 ] && return 0
@@ -392,18 +498,22 @@ if [ -n "$DL" ]; then
     IFS=$oifs; k=${line%%"$tab"*}; path=${line#*"$tab"}
     if [ "$k" != "$lastk" ]; then
       rename_batch "$@"; set --
-      [ -n "$lastk" ] && [ "$from" != "$j/new/c/$lastk" ] && rm -rf -- "$from"
       d=${path%/*}; [ -n "$d" ] || d=/
-      IFS= read -r ddev <&4
       from=$j/new/c/$k
-      # on another filesystem than the journal, the new files are copied
-      # next to their directory first, so that what puts them in place is
-      # a rename
-      if [ "$ddev" != "$jdev" ]; then
-        printf 'T\t%s\t-\t-\t-\n' "$d/.deploy-$tmpid" >>"$j/journal"
-        mv -- "$from" "$d/.deploy-$tmpid" 2>"$j/err" ||
-          fail "$d" "cannot copy the new files next to it (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
-        from=$d/.deploy-$tmpid
+      if [ -L "$from" ]; then
+        from=${d%/}/.deploy-$tmpid
+      else
+        IFS="$tab" read -r ddev _ <&4
+        # on another mount than the journal (another filesystem, or a bind
+        # mount of the same one), the new files are copied next to their
+        # directory first, so that what puts them in place is a rename
+        if [ "$ddev" != "$jdev" ] || [ "$ddev" = "?" ]; then
+          printf 'T\t%s\t-\t-\t-\n' "${d%/}/.deploy-$tmpid" >>"$j/journal"
+          mv -- "$from" "${d%/}/.deploy-$tmpid" 2>"$j/err" ||
+            fail "$d" "cannot copy the new files next to it (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
+          from=${d%/}/.deploy-$tmpid
+          staged="$staged$from$nl"
+        fi
       fi
       lastk=$k
     fi
@@ -412,8 +522,7 @@ if [ -n "$DL" ]; then
   done
   IFS=$oifs; set +f
   rename_batch "$@"
-  [ "$from" != "$j/new/c/$lastk" ] && rm -rf -- "$from"
-  exec 4<&-
+  [ -s "$j/dirs" ] && exec 4<&-
   # one write for all: `emit` per line would open the log per line
   al=""
   set -f; IFS=$nl
@@ -435,6 +544,14 @@ for line in $ML; do
   emit "A${tab}${path}"; applied=$((applied + 1))
 done
 IFS=$oifs; set +f
+# the staging directories, empty but for files skipped, in one go
+set --
+set -f; IFS=$nl
+for d in $sd $staged; do
+  [ -e "$d" ] && set -- "$@" "$d"
+done
+IFS=$oifs; set +f
+[ $# -eq 0 ] || rm -rf -- "$@"
 rm -rf "$j/new"
 echo 'done' >"$j/state"
 [ -e "$j/controller-gone" ] && echo controller-gone >>"$j/state"

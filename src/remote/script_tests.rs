@@ -402,29 +402,87 @@ fn files_on_another_filesystem_are_staged_beside_their_directory() {
     std::fs::remove_dir_all(&other).unwrap();
 }
 
-// A stream the controller stopped before its manifest (a source file that
-// changed under it) changes nothing, and the host says why.
-#[test]
-fn an_upload_without_its_manifest_changes_nothing() {
-    let r = Root::new("nomanifest");
-    let f = r.path("etc/app.conf");
-    std::fs::create_dir_all(r.0.join("etc")).unwrap();
-    r.lock("me");
+/// An upload as the host reads it: `deploy-upload 1 BYTES`, the manifest,
+/// then a tar of `files`, with its `end` or without (cut short).
+fn raw_upload(manifest: &str, files: &[(&str, &[u8])], end: bool) -> Vec<u8> {
+    let mut out = format!("deploy-upload\t1\t{:>12}\n{manifest}", manifest.len()).into_bytes();
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(4);
-    b.append_data(&mut h, "c/0/app.conf", &b"new\n"[..]).unwrap();
-    let up = b.into_inner().unwrap();
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (name, data) in files {
+        add(name, data);
+    }
+    if end {
+        add("end", b"");
+    }
+    out.extend(b.into_inner().unwrap());
+    out
+}
+
+// A stream the controller stopped before its end (a source file that
+// changed under it) changes nothing, and the host says why; the staging
+// directory made for another filesystem goes too. Something that is not an
+// upload of this version is refused before anything is read into place.
+#[test]
+fn an_upload_cut_short_changes_nothing() {
+    let r = Root::new("cutshort");
+    let other = PathBuf::from(format!("/dev/shm/deploy-cut-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::create_dir_all(&other).unwrap();
+    let f = other.join("app.conf");
+    let manifest = format!("K\t0\t1\t{}\nF\t0\t{}\t-\t-\t-\tabsent\t0\t\n", other.display(), f.display());
+    r.lock("me");
+    let up = raw_upload(&manifest, &[("c/0/app.conf", b"new\n")], false);
     let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &up, &[]);
     let a = parse_apply(out.as_bytes()).unwrap();
     assert_eq!(code, 3, "{out}");
     assert_eq!(
         a.error,
-        Some((
-            "upload".into(),
-            "the upload ended before its manifest (the controller stopped it); nothing was changed".into()
-        ))
+        Some(("upload".into(), "the upload was cut short (the controller stopped it); nothing was changed".into()))
     );
-    assert!(!Path::new(&f).exists());
+    let left: Vec<_> = std::fs::read_dir(&other).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!r.state().join("lock").exists(), "the lock is held");
+    r.lock("me");
+    let (code, out) = r.run(SCRIPT, &["d1/p001", "me", ""], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(
+        parse_apply(out.as_bytes()).unwrap().error.unwrap().1,
+        "this is not an upload of this version of deploy; nothing was changed"
+    );
+    std::fs::remove_dir_all(&other).unwrap();
+}
+
+// Files for a directory on another mount are written there, not in the
+// journal: its free space is checked, before anything is read, against
+// what lands on it, and a refusal names the directory.
+#[test]
+fn files_for_another_filesystem_need_room_there_not_in_the_journal() {
+    let r = Root::new("room");
+    let other = PathBuf::from(format!("/dev/shm/deploy-room-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::create_dir_all(&other).unwrap();
+    let f = other.join("big.bin");
+    let manifest =
+        |kib: u64| format!("K\t0\t{kib}\t{}\nF\t0\t{}\t-\t-\t-\tabsent\t0\t\n", other.display(), f.display());
+    r.lock("me");
+    // it says 1 TiB for /dev/shm: refused, with nothing left there
+    let up = raw_upload(&manifest(1 << 30), &[("c/0/big.bin", b"x")], true);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", "", "60", "0", &(1u64 << 30).to_string()], &up, &[]);
+    assert_eq!(code, 3, "{out}");
+    let why = parse_apply(out.as_bytes()).unwrap().error.unwrap().1;
+    let want = format!("the new files for {} take 1073741824 KiB, and its disk has ", other.display());
+    assert!(why.starts_with(&want) && why.ends_with(" KiB free: nothing was changed; free space there first"), "{why}");
+    assert!(std::fs::read_dir(&other).unwrap().next().is_none(), "left behind");
+    // what fits goes there
+    r.lock("me");
+    let up = raw_upload(&manifest(2), &[("c/0/big.bin", b"x")], true);
+    let (code, out) = r.run(SCRIPT, &["d1/p001", "me", "", "60", "0", "2"], &up, &[]);
+    assert!(code == 0 && parse_apply(out.as_bytes()).unwrap().done, "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"x");
+    std::fs::remove_dir_all(&other).unwrap();
 }

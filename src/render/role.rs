@@ -130,7 +130,7 @@ impl RoleScope<'_> {
             // a big file stays on disk: hashed now and streamed at upload,
             // never whole in memory
             if len > DISK_OVER {
-                let (sha, len) = crate::util::sha256_file(&path).map_err(bad)?;
+                let (sha, len) = crate::util::sha256_file_cached(&path).map_err(bad)?;
                 disk = Some((path.clone(), len, sha));
                 (Vec::new(), format!("{name}/files/{s}"))
             } else {
