@@ -221,7 +221,11 @@ fn a_killed_controller_leaves_every_file_all_old_or_all_new() {
     let audit = std::fs::read_to_string(lab.state_dir("lab1").join("audit.log")).unwrap_or_default();
     assert!(audit.contains("ABORTED") && audit.contains("reason=upload"), "{audit}");
 
-    // 2. killed mid-swap
+    // 2. killed mid-swap: the files are there in an old version, which the
+    // journal keeps by a copy (/srv and the journal are different mounts),
+    // so the swap lasts long enough to be caught in it (renames alone are
+    // over before a poll sees them)
+    lab.sh("lab1", &format!("for p in {}; do head -c 10485760 /dev/zero >\"$p\"; done", paths.join(" ")));
     let mut child = spawn_in(&lab.root, &["lab", "--yes"]);
     wait_until("the swap to start", Duration::from_secs(60), || {
         journal_dirs(&lab, "lab1")
