@@ -134,13 +134,7 @@ impl Ready {
         stdin: Option<&[u8]>,
     ) -> Result<crate::remote::ssh::Output> {
         let (out, sent) = self.exec(name, script, args, crate::remote::ssh::Input::Bytes(stdin)).await?;
-        if let Err(e) = sent {
-            return Err(Error::Remote {
-                host: self.desired.host.clone(),
-                message: format!("the connection was lost while sending data to {name} ({e})"),
-            });
-        }
-        Ok(out)
+        crate::remote::ssh::all_sent(&self.desired.host, name, out, sent)
     }
 
     /// `run` with any input; also says how sending it went.

@@ -186,9 +186,11 @@ for line in $ML; do
   case $line in "K$tab"*) line=${line#*"$tab"}; printf '%s\n' "${line#*"$tab"*"$tab"}";; esac
 done >"$j/kdirs"
 IFS=$oifs; set +f
-mounts "$j" "$j/kdirs" >"$j/kmounts"
+# (an upload of no file, only directories or removals, stages nothing)
+: >"$j/kmounts"
+[ -s "$j/kdirs" ] && mounts "$j" "$j/kdirs" >"$j/kmounts"
 exec 4<"$j/kmounts"
-IFS="$tab" read -r jmount _ <&4
+jmount=""; IFS="$tab" read -r jmount _ <&4
 jkib=$upload_kib; others=""; sd=""
 set -f; IFS=$nl
 for line in $ML; do
@@ -202,11 +204,7 @@ for line in $ML; do
     { mkdir -- "${d%/}/.deploy-$tmpid" && ln -s -- "${d%/}/.deploy-$tmpid" "$j/new/c/$k"; } 2>"$j/err" ||
       abort upload "cannot stage the new files in $d: $(head -c 300 "$j/err" | tr '\n' ' ')"
     jkib=$((jkib - kib)); sd="$sd${d%/}/.deploy-$tmpid$nl"
-    # per mount, the KiB that land there and one directory on it (for df)
-    case $nl$others in
-      *"$nl$km$tab"*) others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" -v m="$km" -v k="$kib" '$1 == m { $2 += k } { print }')$nl;;
-      *) others="$others$km$tab$kib$tab$d$nl";;
-    esac
+    others="$others$km$tab$kib$tab$d$nl"
   fi
   IFS=$nl
 done
@@ -216,10 +214,14 @@ exec 4<&-
 if [ "$jkib" -ge 1024 ] && free=$(free_kib "$j") && [ "$jkib" -ge "${free:-0}" ]; then
   abort upload "the upload takes ${jkib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
 fi
+# per mount, the KiB that land there and its first directory (for df)
+[ -z "$others" ] || others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" '
+  !($1 in kib) { order[++n] = $1; dir[$1] = $3 } { kib[$1] += $2 }
+  END { for (i = 1; i <= n; i++) print kib[order[i]], dir[order[i]] }')
 set -f; IFS=$nl
 for line in $others; do
   IFS=$oifs
-  kib=${line#*"$tab"}; d=${kib#*"$tab"}; kib=${kib%%"$tab"*}
+  kib=${line%%"$tab"*}; d=${line#*"$tab"}
   if [ "$kib" -ge 1024 ] && free=$(free_kib "$d") && [ "$kib" -ge "${free:-0}" ]; then
     abort upload "the new files for $d take ${kib} KiB, and its disk has ${free:-0} KiB free: nothing was changed; free space there first"
   fi

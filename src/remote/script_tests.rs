@@ -478,6 +478,23 @@ fn files_for_another_filesystem_need_room_there_not_in_the_journal() {
     let want = format!("the new files for {} take 1073741824 KiB, and its disk has ", other.display());
     assert!(why.starts_with(&want) && why.ends_with(" KiB free: nothing was changed; free space there first"), "{why}");
     assert!(std::fs::read_dir(&other).unwrap().next().is_none(), "left behind");
+    // two directories on one mount: what lands there is their sum
+    let sub = other.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let two = format!(
+        "K\t0\t{half}\t{}\nK\t1\t{half}\t{}\nF\t0\t{}\t-\t-\t-\tabsent\t0\t\nF\t1\t{}/b\t-\t-\t-\tabsent\t1\t\n",
+        other.display(),
+        sub.display(),
+        f.display(),
+        sub.display(),
+        half = 1u64 << 29
+    );
+    r.lock("me");
+    let up = raw_upload(&two, &[("c/0/big.bin", b"x"), ("c/1/b", b"y")], true);
+    let (code, out) = r.run(SCRIPT, &["d1/p002", "me", "", "60", "0", &(1u64 << 30).to_string()], &up, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(parse_apply(out.as_bytes()).unwrap().error.unwrap().1.starts_with(&want), "{out}");
+    std::fs::remove_dir(&sub).unwrap();
     // what fits goes there
     r.lock("me");
     let up = raw_upload(&manifest(2), &[("c/0/big.bin", b"x")], true);

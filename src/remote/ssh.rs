@@ -355,6 +355,18 @@ fn capture(host: &str, name: &str, stdout: &[u8]) {
     let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{host}.{name}.{n:03}.out")), stdout);
 }
 
+/// A command's output, or the error of an input that did not all go out
+/// (the connection went away while it was being written).
+pub(crate) fn all_sent(host: &str, name: &str, out: Output, sent: std::result::Result<(), String>) -> Result<Output> {
+    match sent {
+        Ok(()) => Ok(out),
+        Err(e) => Err(Error::Remote {
+            host: host.into(),
+            message: format!("the connection was lost while sending data to {name} ({e})"),
+        }),
+    }
+}
+
 /// What a remote script reads on stdin.
 pub(crate) enum Input<'a> {
     /// These bytes, or nothing.
@@ -367,13 +379,7 @@ impl Conn {
     /// Run `sh -c SCRIPT NAME ARGS...` with `stdin` fed in, collecting output.
     pub(crate) async fn run(&self, name: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
         let (out, sent) = self.exec(name, script, args, Input::Bytes(stdin)).await?;
-        if let Err(e) = sent {
-            return Err(Error::Remote {
-                host: self.host.clone(),
-                message: format!("the connection was lost while sending data to {name} ({e})"),
-            });
-        }
-        Ok(out)
+        all_sent(&self.host, name, out, sent)
     }
 
     /// Run `sh -c SCRIPT NAME ARGS...` with its stdin given by `input`,
