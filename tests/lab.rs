@@ -701,3 +701,45 @@ fn verbose_shows_each_remote_command_and_quiet_only_the_summary() {
     assert!(q.stdout.starts_with("\nSummary:\n  lab1  ok      "), "{q:?}");
     assert_eq!(q.stderr, "", "{q:?}");
 }
+
+// A big source file (over 1 MiB) is read once by a first deploy: the upload
+// takes its sum as it streams and keeps it, so the no-op after it reads
+// nothing. It is hashed before the upload only when the host has a file
+// there to compare with.
+#[test]
+fn a_big_source_is_read_once_by_a_first_deploy() {
+    let lab = Lab::up(1);
+    let big = |seed: u8| -> Vec<u8> { (0..3u32 << 20).map(|i| (i % 251) as u8 ^ seed).collect() };
+    let src = lab.root.join("roles/common/files/big.bin");
+    std::fs::write(&src, big(0)).unwrap();
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    lab.write_file("roles/common/role.yml", &t.replace("absent:", "  - dest: /srv/big.bin\n    src: big.bin\nabsent:"));
+    let host_sum = || lab.sh("lab1", "sha256sum /srv/big.bin | cut -d' ' -f1").trim().to_string();
+    let local_sum = || {
+        let o = std::process::Command::new("sha256sum").arg(&src).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)[..64].to_string()
+    };
+    let r = lab.deploy(&["lab", "--yes", "-v"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("hashed "), "hashed before the upload: {r:?}");
+    let sum = host_sum();
+    assert_eq!(sum, local_sum());
+    let cache = std::fs::read_to_string(lab.root.join(".lab/cache/deploy/sums")).unwrap();
+    assert!(cache.starts_with(&sum) && cache.trim_end().ends_with("files/big.bin"), "{cache}");
+    let r = lab.deploy(&["lab", "--check", "-v"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("hashed "), "{r:?}");
+    // without its sum kept, the host's sum is compared with one taken now
+    std::fs::remove_file(lab.root.join(".lab/cache/deploy/sums")).unwrap();
+    let r = lab.deploy(&["lab", "--check", "-v"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("hashed ")).count(), 1, "{r:?}");
+    // new bytes, same size: the host has a file, so the plan hashes the source
+    std::fs::write(&src, big(1)).unwrap();
+    let r = lab.deploy(&["lab", "--yes", "-v"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let hashed: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("hashed ")).collect();
+    assert_eq!(hashed.len(), 1, "{r:?}");
+    assert!(hashed[0].contains("roles/common/files/big.bin (3.0 MiB) in "), "{r:?}");
+    assert_eq!(host_sum(), local_sum());
+}

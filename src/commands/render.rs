@@ -76,7 +76,7 @@ fn write_host(out: &Path, d: &DesiredHost) -> Result<()> {
             f.dest,
             mode(f.mode),
             owner(&f.owner, &f.group),
-            f.sha256
+            f.sha256().map_err(|e| Error::invalid(&p, e))?
         ));
     }
     let m = out.join(format!("{}.manifest", d.host));

@@ -38,7 +38,10 @@ pub(crate) async fn toggle_status(args: DeployArgs, name: &str) -> Result<u8> {
         let st = crate::remote::status::parse_toggle_status(&out.stdout)
             .map_err(|m| Error::Remote { host: host.clone(), message: format!("unreadable reply: {m}") })?;
         let matches = |d: &crate::render::DesiredHost| {
-            st.hashes.iter().filter(|(path, hash)| d.file(path).is_some_and(|f| &f.sha256 == hash)).count()
+            st.hashes
+                .iter()
+                .filter(|(path, hash)| d.file(path).is_some_and(|f| f.sha256().is_ok_and(|s| s == hash)))
+                .count()
         };
         let (on_match, off_match, n) = (matches(&on), matches(&off), files.len());
         let files_say = if on_match == n && off_match != n {

@@ -143,15 +143,22 @@ pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Res
     let mut argv: Vec<&str> = vec![docker, &old_max, &ntrees];
     argv.extend(trees);
     argv.extend(paths.iter().map(|p| p.as_str()));
-    // every file's wanted sum; d marks those whose current contents a diff
-    // would show: secret ones never leave the host, preserved ones are
-    // never overwritten
-    let wanted: Vec<(&str, &str)> = desired.files.iter().map(|f| (f.dest.as_str(), f.sha256.as_str())).collect();
+    // every file's wanted sum (UNKNOWN_SUM for a big file not hashed yet: the host
+    // then sends its own sum, if it has a file there); d marks those whose
+    // current contents a diff would show: secret ones never leave the host,
+    // preserved ones are never overwritten, big ones are not diffed
+    let wanted: Vec<(&str, &str)> = desired
+        .files
+        .iter()
+        .map(|f| (f.dest.as_str(), f.known_sha256().unwrap_or(crate::remote::probe::UNKNOWN_SUM)))
+        .collect();
+    let diffable = |f: &crate::render::DesiredFile| !(f.secret || f.preserve || f.disk.is_some());
     let stdin: String = crate::remote::probe::queries(desired)
         + &desired
             .files
             .iter()
-            .map(|f| format!("{} {}  {}\n", if f.secret || f.preserve { 'n' } else { 'd' }, f.sha256, f.dest))
+            .zip(&wanted)
+            .map(|(f, (dest, sha))| format!("{} {sha}  {dest}\n", if diffable(f) { 'd' } else { 'n' }))
             .collect::<String>();
     let out = conn.run("deploy-probe", crate::remote::probe::SCRIPT, &argv, Some(stdin.as_bytes())).await?;
     crate::remote::probe::parse_probe_with(&out.stdout, &wanted).map_err(|m| {

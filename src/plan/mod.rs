@@ -322,7 +322,11 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
             }
             Some(e) => {
                 let mut r = Vec::new();
-                let content_differs = e.sha256.as_deref() != Some(f.sha256.as_str());
+                // a big source's sum is taken only now that there is a file to compare
+                let content_differs = match e.sha256.as_deref() {
+                    Some(on_host) => on_host != f.sha256()?,
+                    None => true,
+                };
                 let update = content_differs && !f.preserve;
                 if content_differs && f.preserve {
                     plan.preserved.push(f.dest.clone());
@@ -467,15 +471,15 @@ fn removal_reasons(e: &Entry, size: Option<&(u64, u64)>, force: bool) -> Vec<Str
 
 /// The sha256 a path will have after this run: the desired content when the
 /// file is part of it, else what the host has now.
-fn sha_after(desired: &DesiredHost, remote: &Remote, path: &str) -> String {
+fn sha_after(desired: &DesiredHost, remote: &Remote, path: &str) -> Result<String, String> {
     if let Some(f) = desired.file(path) {
         let on_host = remote.paths.get(path).and_then(|e| e.sha256.clone());
         if f.selected && !(f.preserve && on_host.is_some()) {
-            return f.sha256.clone();
+            return f.sha256().map(str::to_string);
         }
-        return on_host.unwrap_or_else(|| "absent".into());
+        return Ok(on_host.unwrap_or_else(|| "absent".into()));
     }
-    "unmanaged".into()
+    Ok("unmanaged".into())
 }
 
 fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
@@ -502,7 +506,7 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
         for s in &p.services {
             let mut h = format!("def:{}\n", s.definition_sha);
             for i in &s.inputs {
-                h.push_str(&format!("{i}:{}\n", sha_after(desired, remote, i)));
+                h.push_str(&format!("{i}:{}\n", sha_after(desired, remote, i)?));
             }
             let hash = crate::util::sha256_hex(h.as_bytes())[..16].to_string();
             hashes.push((s.name.clone(), hash.clone()));

@@ -33,16 +33,17 @@ pub(crate) enum Body {
     /// Rendered in memory.
     Bytes(Vec<u8>),
     /// A file on the controller's disk, too big to hold in memory: streamed,
-    /// and checked while streaming against the size and hash it was planned
-    /// with.
-    Disk { path: std::path::PathBuf, len: u64, sha256: String },
+    /// and checked while streaming against the file the render saw and the
+    /// sum it was planned with, if it was hashed before (else the sum the
+    /// stream takes is kept for the next run).
+    Disk { disk: crate::render::sums::OnDisk, sha256: Option<String> },
 }
 
 impl Body {
     fn len(&self) -> u64 {
         match self {
             Body::Bytes(b) => b.len() as u64,
-            Body::Disk { len, .. } => *len,
+            Body::Disk { disk, .. } => disk.len,
         }
     }
 }
@@ -82,7 +83,7 @@ fn item(c: &crate::plan::Change, desired: &DesiredHost) -> Item {
             (it.mode, it.owner, it.group) = (f.mode, opt(&f.owner), opt(&f.group));
             it.validate = f.validate.clone().unwrap_or_default();
             it.body = Some(match &f.disk {
-                Some((path, len)) => Body::Disk { path: path.clone(), len: *len, sha256: f.sha256.clone() },
+                Some(d) => Body::Disk { disk: d.clone(), sha256: f.known_sha256().map(str::to_string) },
                 None => Body::Bytes(f.bytes.clone()),
             });
         }
@@ -250,18 +251,30 @@ impl Upload {
                 Body::Bytes(data) => {
                     b.append_data(&mut header(data.len() as u64, mode), &name, &data[..]).map_err(io)?
                 }
-                Body::Disk { path, len, sha256 } => {
+                Body::Disk { disk, sha256 } => {
+                    let (path, len) = (&disk.path, disk.len);
                     let changed = |what: &str| {
                         format!("{} changed on this machine since it was planned ({what}); nothing was changed on the host, run the deploy again", path.display())
                     };
-                    let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let key = |f: &std::fs::File| f.metadata().map(|m| crate::render::sums::key(&m)).ok();
                     if f.metadata().map(|m| m.len()).ok() != Some(len) {
                         return Err(changed("its size"));
                     }
-                    let mut r = crate::util::HashingReader::new(std::io::Read::take(f, len));
+                    if key(&f).as_ref() != Some(&disk.key) && sha256.is_none() {
+                        return Err(changed("its inode or times"));
+                    }
+                    let mut r = crate::util::HashingReader::new(std::io::Read::take(&f, len));
                     b.append_data(&mut header(len, mode), &name, &mut r).map_err(io)?;
-                    if r.count() != len || r.sha256_hex() != sha256 {
-                        return Err(changed("its contents"));
+                    let got = (r.count(), r.sha256_hex());
+                    match &sha256 {
+                        _ if got.0 != len => return Err(changed("its size")),
+                        Some(planned) if got.1 != *planned => return Err(changed("its contents")),
+                        // not hashed before: what was read is the file the
+                        // render saw while its metadata held throughout
+                        None if key(&f).as_ref() != Some(&disk.key) => return Err(changed("while it was read")),
+                        None => crate::render::sums::remember(&disk, &got.1),
+                        Some(_) => {}
                     }
                 }
             }
@@ -367,27 +380,36 @@ mod tests {
         assert_eq!(names, ["c/0/one", "c/1/two", "c/0/three", "c/2/x", "end"]);
     }
 
-    // A big file streams from disk; one that changed after it was hashed
-    // stops the stream before its `end`.
+    // A big file streams from disk; one that changed after it was hashed,
+    // or after the render looked at it when it was not hashed before,
+    // stops the stream before its `end`. A sum the stream took is kept.
     #[test]
     fn a_source_that_changed_since_the_plan_stops_the_upload_before_its_end() {
-        let p = std::env::temp_dir().join(format!("deploy-upload-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("deploy-upload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_var("XDG_CACHE_HOME", &dir);
+        let p = dir.join("big");
         std::fs::write(&p, b"planned").unwrap();
-        let (sha256, len) = crate::util::sha256_file(&p).unwrap();
-        let item = |sha256: String| {
-            let body = Body::Disk { path: p.clone(), len, sha256 };
-            Upload::of(vec![Item::file("/srv/big", "absent".into(), body)])
+        let sha256 = crate::util::sha256_hex(b"planned");
+        let item = |sha256: Option<String>| {
+            let (disk, _) = crate::render::sums::look(&p).unwrap();
+            let body = move || Body::Disk { disk: disk.clone(), sha256: sha256.clone() };
+            move || Upload::of(vec![Item::file("/srv/big", "absent".into(), body())])
         };
-        let mut ok = Vec::new();
-        item(sha256.clone()).write(&mut ok).unwrap();
-        assert!(ok.windows(7).any(|w| w == b"planned"));
-        std::fs::write(&p, b"changed").unwrap();
-        let mut out = Vec::new();
-        let e = item(sha256).write(&mut out).unwrap_err();
-        assert!(e.contains("changed on this machine since it was planned (its contents)"), "{e}");
         let end = |b: &[u8]| b.windows(4).any(|w| w == b"end\0");
-        assert!(end(&ok) && !end(&out), "the end went out");
-        std::fs::remove_file(&p).unwrap();
+        let (planned, unhashed) = (item(Some(sha256.clone())), item(None));
+        let mut ok = Vec::new();
+        unhashed().write(&mut ok).unwrap();
+        assert!(ok.windows(7).any(|w| w == b"planned") && end(&ok));
+        assert_eq!(crate::render::sums::look(&p).unwrap().1, Some(sha256.clone()), "the stream's sum is kept");
+        std::fs::write(&p, b"changed").unwrap();
+        for (up, what) in [(planned, "its contents"), (unhashed, "its inode or times")] {
+            let mut out = Vec::new();
+            let e = up().write(&mut out).unwrap_err();
+            assert!(e.contains(&format!("changed on this machine since it was planned ({what})")), "{e}");
+            assert!(!end(&out), "the end went out");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

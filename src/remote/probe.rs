@@ -15,6 +15,11 @@ pub(crate) const SCRIPT: &str = include_str!("probe.sh");
 /// Largest old file the probe sends for a diff (a diff shows 400 lines at most).
 pub(crate) const OLD_MAX: u64 = 1 << 20;
 
+/// The wanted sum of a file whose sum is not known yet (a big source not
+/// hashed before): as long as a sum, since the script reads wanted lines by
+/// column, and never a file's, so the host sends its own.
+pub(crate) const UNKNOWN_SUM: &str = "----------------------------------------------------------------";
+
 /// The queries about what is not a file, the first part of the probe's
 /// stdin (ended by a line `.`).
 pub(crate) fn queries(desired: &crate::render::DesiredHost) -> String {

@@ -42,11 +42,12 @@ pub(crate) struct DesiredFile {
     #[serde(skip)]
     pub(crate) bytes: Vec<u8>,
     /// A big source file left on the controller's disk (`bytes` is then
-    /// empty): its path and size. It is hashed and uploaded in pieces.
+    /// empty). It is uploaded in pieces.
     #[serde(skip)]
-    pub(crate) disk: Option<(std::path::PathBuf, u64)>,
-    /// sha256 of the contents, hex.
-    pub(crate) sha256: String,
+    pub(crate) disk: Option<super::sums::OnDisk>,
+    /// sha256 of the contents, hex, once known: see `sha256()`.
+    #[serde(skip)]
+    pub(crate) sha: std::sync::OnceLock<String>,
     /// Owner, if declared.
     pub(crate) owner: Option<Id>,
     /// Group, if declared.
@@ -269,23 +270,42 @@ pub(crate) struct DesiredAbsent {
 impl DesiredFile {
     /// A file of `bytes` made by deploy itself (not from a role's files):
     /// root-owned as the host creates it, mode 0644, no validation.
+    /// The sha256 of the contents, hex. A big source file's is taken when
+    /// first asked (unless the render found it cached); Err when that file
+    /// changed since the render.
+    pub(crate) fn sha256(&self) -> Result<&str, String> {
+        if let Some(s) = self.sha.get() {
+            return Ok(s);
+        }
+        let sha = match &self.disk {
+            Some(d) => super::sums::take(d)?,
+            None => crate::util::sha256_hex(&self.bytes),
+        };
+        Ok(self.sha.get_or_init(|| sha))
+    }
+
+    /// The sha256 when it is known without reading a big file.
+    pub(crate) fn known_sha256(&self) -> Option<&str> {
+        self.sha.get().map(String::as_str)
+    }
+
     /// The contents, read from disk for a big source file.
     pub(crate) fn contents(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
         match &self.disk {
-            Some((path, _)) => std::fs::read(path).map(std::borrow::Cow::Owned),
+            Some(d) => std::fs::read(&d.path).map(std::borrow::Cow::Owned),
             None => Ok(std::borrow::Cow::Borrowed(&self.bytes)),
         }
     }
 
     /// The size of the contents.
     pub(crate) fn len(&self) -> u64 {
-        self.disk.as_ref().map(|(_, n)| *n).unwrap_or(self.bytes.len() as u64)
+        self.disk.as_ref().map(|d| d.len).unwrap_or(self.bytes.len() as u64)
     }
 
     /// Write the contents to `w`, a big source file in pieces.
     pub(crate) fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         match &self.disk {
-            Some((path, _)) => std::io::copy(&mut std::fs::File::open(path)?, w).map(|_| ()),
+            Some(d) => std::io::copy(&mut std::fs::File::open(&d.path)?, w).map(|_| ()),
             None => w.write_all(&self.bytes),
         }
     }
@@ -295,7 +315,7 @@ impl DesiredFile {
             dest: dest.into(),
             role: role.into(),
             source: source.into(),
-            sha256: crate::util::sha256_hex(&bytes),
+            sha: crate::util::sha256_hex(&bytes).into(),
             bytes,
             disk: None,
             owner: None,

@@ -13,6 +13,7 @@ mod lookups;
 pub(crate) mod pyfmt;
 mod role;
 mod role_compose;
+pub(crate) mod sums;
 pub(crate) mod system;
 mod system_files;
 pub(crate) mod template;

@@ -127,11 +127,10 @@ impl RoleScope<'_> {
             let bad =
                 |e: std::io::Error| Error::invalid(spec_file, format!("file {dest}: source {}: {e}", path.display()));
             let len = std::fs::metadata(&path).map_err(bad)?.len();
-            // a big file stays on disk: hashed now and streamed at upload,
-            // never whole in memory
+            // a big file stays on disk, streamed at upload and never whole
+            // in memory; its sum is taken when first needed (render::sums)
             if len > DISK_OVER {
-                let (sha, len) = crate::util::sha256_file_cached(&path).map_err(bad)?;
-                disk = Some((path.clone(), len, sha));
+                disk = Some(super::sums::look(&path).map_err(bad)?);
                 (Vec::new(), format!("{name}/files/{s}"))
             } else {
                 (std::fs::read(&path).map_err(bad)?, format!("{name}/files/{s}"))
@@ -147,12 +146,12 @@ impl RoleScope<'_> {
         if on_change.as_deref().is_some_and(|c| c.contains('\n')) {
             return Err(Error::invalid(spec_file, format!("file {dest}: on_change must be one line")));
         }
-        let (sha256, disk) = match disk {
-            Some((path, len, sha)) => (sha, Some((path, len))),
-            None => (sha256_hex(&bytes), None),
+        let (sha, disk) = match disk {
+            Some((d, sha)) => (sha.map(Into::into).unwrap_or_default(), Some(d)),
+            None => (sha256_hex(&bytes).into(), None),
         };
         Ok(DesiredFile {
-            sha256,
+            sha,
             bytes,
             disk,
             dest,

@@ -318,6 +318,16 @@ pub(crate) fn command_ran(host: &str, name: &str, took: std::time::Duration, cod
     }
 }
 
+/// -v: a line for each big source file hashed before its upload, the one
+/// read of it a first deploy does not need.
+pub(crate) fn hashed(path: &std::path::Path, len: u64, took: std::time::Duration) {
+    if VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        let mib = len as f64 / (1 << 20) as f64;
+        let _ =
+            writeln!(std::io::stderr().lock(), "hashed {} ({mib:.1} MiB) in {} ms", path.display(), took.as_millis());
+    }
+}
+
 /// Every host's plan, or why it has none, on stdout.
 pub(crate) fn plans(
     hosts: &[(&str, &str, std::result::Result<&HostPlan, &crate::error::Error>)],

@@ -134,6 +134,8 @@ pub(crate) fn deploy_in(root: &Path, args: &[&str]) -> Run {
         .args(args)
         .env_remove("DEPLOY_AGE_IDENTITY")
         .env("NO_COLOR", "1")
+        // the sums of big source files (render::sums), the test's own
+        .env("XDG_CACHE_HOME", root.join(".lab/cache"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
