@@ -661,13 +661,13 @@ fn passphrase_encrypted_vars_files_decrypt() {
     assert!(e.contains("inventory/host_vars/lab1.age") && e.contains("passphrase"), "{e}");
 }
 
+// A full disk where new files land is found while they arrive: the upload
+// stops and nothing on the host changes.
 #[test]
-fn full_disk_mid_apply_rolls_the_host_back() {
+fn a_full_disk_under_the_new_files_changes_nothing() {
     let lab = Lab::up(1);
     let motd = lab.sh("lab1", "cat /etc/motd");
     lab.lab_cmd(&["tmpfs", "lab1", "/srv", "64k"]);
-    // a file that cannot fit, applied after files that can
-    // in the first phase, after files of the same phase that fit
     std::fs::write(lab.root.join("roles/common/files/big.bin"), vec![b'x'; 256 * 1024]).unwrap();
     let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
     lab.write_file(
@@ -676,12 +676,45 @@ fn full_disk_mid_apply_rolls_the_host_back() {
     );
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.contains("/srv/app/big.bin") && r.stdout.contains("disk full?"), "{r:?}");
+    assert!(r.stdout.contains("upload: cannot unpack the upload") && r.stdout.contains("disk full?"), "{r:?}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "motd changed");
+    assert!(lab.ssh("lab1", "test -e /opt/stack").code != 0, "a directory was made");
+    assert_eq!(lab.sh("lab1", "ls -A /srv"), "", "partial files left behind");
+    assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+}
+
+// A disk that fills midway through a phase (here /srv, out of inodes after
+// one new directory) fails it there: what was done is rolled back. And a
+// journal too small for the old versions it must keep is refused before
+// anything changes.
+#[test]
+fn full_disk_mid_apply_rolls_the_host_back() {
+    let lab = Lab::up(1);
+    let motd = lab.sh("lab1", "cat /etc/motd");
+    lab.lab_cmd(&["tmpfs", "lab1", "/srv", "64k,nr_inodes=2"]);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("/srv/app/data") && r.stdout.contains("No space left on device"), "{r:?}");
     assert!(r.stdout.contains("rolled back"), "{r:?}");
     assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "motd not restored");
     assert!(lab.ssh("lab1", "test -e /opt/stack").code != 0, "created directory left behind");
-    assert_eq!(lab.sh("lab1", "ls -A /srv"), "", "partial files left behind");
+    assert_eq!(lab.sh("lab1", "ls -A /srv"), "", "partial directories left behind");
     assert!(lab.ssh("lab1", "test -d /var/lib/deploy/lock").code != 0, "lock left behind");
+
+    lab.sh("lab1", "umount /srv && head -c 262144 /dev/zero > /etc/old.bin");
+    lab.lab_cmd(&["tmpfs", "lab1", "/var/lib/deploy", "64k"]);
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    lab.write_file(
+        "roles/common/role.yml",
+        &t.replace("absent:", "  - dest: /etc/old.bin\n    content: \"new\\n\"\nabsent:"),
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let want = "journal: the paths to remove and the old files to keep take 258 KiB, and the journal's disk has ";
+    let tail = " KiB free: nothing was removed or changed; free space under /var/lib/deploy first";
+    assert!(r.stdout.contains(want) && r.stdout.contains(tail), "{r:?}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "motd changed");
+    assert_eq!(lab.sh("lab1", "wc -c < /etc/old.bin").trim(), "262144");
 }
 
 // -v names each command run on a host with its duration; -q leaves only

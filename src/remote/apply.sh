@@ -177,13 +177,17 @@ mlen=${mlen##* }
 oifs=$IFS
 # Each target directory's files are staged on its own mount where that is
 # not the journal's (another filesystem, or a bind mount of the same one:
-# rename(2) fails across both): `c/K` is a link to `DIR/.deploy-ID`, so
-# the upload's bytes are written once, where they stay, and what puts each
-# file in place is a rename inside its directory. A directory this upload
-# makes is staged in the journal (it is not there to hold anything yet).
+# rename(2) fails across both): `c/K` is a link to `A/.deploy-ID/K`, A the
+# directory or, for one this upload makes, its nearest existing ancestor
+# (on the same mount: no mount point lies on a path not made yet). The
+# upload's bytes are written once, where they stay, and what puts each file
+# in place is a rename. One mkdir and one ln make them all.
 set -f; IFS=$nl
 for line in $ML; do
-  case $line in "K$tab"*) line=${line#*"$tab"}; printf '%s\n' "${line#*"$tab"*"$tab"}";; esac
+  case $line in "K$tab"*) ;; *) continue;; esac
+  line=${line#*"$tab"}; a=${line#*"$tab"*"$tab"}
+  while [ ! -d "$a" ]; do a=${a%/*}; a=${a:-/}; done
+  printf '%s\n' "$a"
 done >"$j/kdirs"
 IFS=$oifs; set +f
 # (an upload of no file, only directories or removals, stages nothing)
@@ -191,38 +195,48 @@ IFS=$oifs; set +f
 [ -s "$j/kdirs" ] && mounts "$j" "$j/kdirs" >"$j/kmounts"
 exec 4<"$j/kmounts"
 jmount=""; IFS="$tab" read -r jmount _ <&4
-jkib=$upload_kib; others=""; sd=""
+jkib=$upload_kib; others=""; sd=""; ks=""; tl=""
 set -f; IFS=$nl
 for line in $ML; do
   case $line in "K$tab"*) ;; *) continue;; esac
   IFS=$oifs
   line=${line#*"$tab"}; k=${line%%"$tab"*}; line=${line#*"$tab"}; kib=${line%%"$tab"*}; d=${line#*"$tab"}
-  IFS="$tab" read -r km _ <&4
+  IFS="$tab" read -r km a <&4
   case $k$kib in *[!0-9]*) abort manifest "bad K line for \`$d'";; esac
-  if [ -d "$d" ] && [ ! -L "$d" ] && { [ "$km" != "$jmount" ] || [ "$km" = "?" ]; }; then
-    printf 'T\t%s\t-\t-\t-\n' "${d%/}/.deploy-$tmpid" >>"$j/journal"
-    { mkdir -- "${d%/}/.deploy-$tmpid" && ln -s -- "${d%/}/.deploy-$tmpid" "$j/new/c/$k"; } 2>"$j/err" ||
-      abort upload "cannot stage the new files in $d: $(head -c 300 "$j/err" | tr '\n' ' ')"
-    jkib=$((jkib - kib)); sd="$sd${d%/}/.deploy-$tmpid$nl"
-    others="$others$km$tab$kib$tab$d$nl"
+  # (not through a link in place of the directory: where it points is its own)
+  if { [ "$a" != "$d" ] || [ ! -L "$d" ]; } && { [ "$km" != "$jmount" ] || [ "$km" = "?" ]; }; then
+    s=${a%/}/.deploy-$tmpid
+    case $nl$sd in *"$nl$s$nl"*) ;; *) sd="$sd$s$nl"; tl="${tl}T$tab$s$tab-$tab-$tab-$nl";; esac
+    ks="$ks$s/$k$nl"
+    jkib=$((jkib - kib))
+    others="$others$km$tab$kib$tab$a$tab$d$nl"
   fi
   IFS=$nl
 done
 IFS=$oifs; set +f
 exec 4<&-
+if [ -n "$ks" ]; then
+  printf '%s' "$tl" >>"$j/journal"
+  set -f; IFS=$nl
+  # shellcheck disable=SC2086 # one path per line, not globbed
+  { mkdir -p -- $ks && ln -s -t "$j/new/c" -- $ks; } 2>"$j/err" ||
+    abort upload "cannot stage the new files beside their directories: $(head -c 300 "$j/err" | tr '\n' ' ')"
+  IFS=$oifs; set +f
+fi
 # (a small one that does not fit fails in tar, as cleanly)
 if [ "$jkib" -ge 1024 ] && free=$(free_kib "$j") && [ "$jkib" -ge "${free:-0}" ]; then
   abort upload "the upload takes ${jkib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
 fi
-# per mount, the KiB that land there and its first directory (for df)
+# per mount, the KiB that land there, and its first directory (for df, an
+# existing one) and target
 [ -z "$others" ] || others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" '
-  !($1 in kib) { order[++n] = $1; dir[$1] = $3 } { kib[$1] += $2 }
-  END { for (i = 1; i <= n; i++) print kib[order[i]], dir[order[i]] }')
+  !($1 in kib) { order[++n] = $1; dir[$1] = $3; target[$1] = $4 } { kib[$1] += $2 }
+  END { for (i = 1; i <= n; i++) print kib[order[i]], dir[order[i]], target[order[i]] }')
 set -f; IFS=$nl
 for line in $others; do
   IFS=$oifs
-  kib=${line%%"$tab"*}; d=${line#*"$tab"}
-  if [ "$kib" -ge 1024 ] && free=$(free_kib "$d") && [ "$kib" -ge "${free:-0}" ]; then
+  kib=${line%%"$tab"*}; line=${line#*"$tab"}; a=${line%%"$tab"*}; d=${line#*"$tab"}
+  if [ "$kib" -ge 1024 ] && free=$(free_kib "$a") && [ "$kib" -ge "${free:-0}" ]; then
     abort upload "the new files for $d take ${kib} KiB, and its disk has ${free:-0} KiB free: nothing was changed; free space there first"
   fi
   IFS=$nl
@@ -502,18 +516,19 @@ if [ -n "$DL" ]; then
       rename_batch "$@"; set --
       d=${path%/*}; [ -n "$d" ] || d=/
       from=$j/new/c/$k
-      if [ -L "$from" ]; then
-        from=${d%/}/.deploy-$tmpid
-      else
+      # a link: staged on the directory's mount already (rename(2)
+      # resolves the link; the file moves within that mount)
+      if [ ! -L "$from" ]; then
         IFS="$tab" read -r ddev _ <&4
         # on another mount than the journal (another filesystem, or a bind
         # mount of the same one), the new files are copied next to their
         # directory first, so that what puts them in place is a rename
         if [ "$ddev" != "$jdev" ] || [ "$ddev" = "?" ]; then
-          printf 'T\t%s\t-\t-\t-\n' "${d%/}/.deploy-$tmpid" >>"$j/journal"
-          mv -- "$from" "${d%/}/.deploy-$tmpid" 2>"$j/err" ||
+          # (not .deploy-ID, which may be staging already through a link)
+          printf 'T\t%s\t-\t-\t-\n' "${d%/}/.deploy-$tmpid.copy" >>"$j/journal"
+          mv -- "$from" "${d%/}/.deploy-$tmpid.copy" 2>"$j/err" ||
             fail "$d" "cannot copy the new files next to it (disk full?): $(head -c 300 "$j/err" | tr '\n' ' ')"
-          from=${d%/}/.deploy-$tmpid
+          from=${d%/}/.deploy-$tmpid.copy
           staged="$staged$from$nl"
         fi
       fi

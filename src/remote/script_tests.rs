@@ -503,3 +503,44 @@ fn files_for_another_filesystem_need_room_there_not_in_the_journal() {
     assert_eq!(std::fs::read(&f).unwrap(), b"x");
     std::fs::remove_dir_all(&other).unwrap();
 }
+
+// The files of a directory this upload makes, on another mount than the
+// journal, are staged beside its nearest existing ancestor: checked for
+// room on that mount, never copied out of the journal, and nothing is left
+// beside the ancestor. A revert removes what was made.
+#[test]
+fn files_for_a_new_directory_are_staged_beside_its_nearest_ancestor() {
+    let r = Root::new("newdir");
+    let other = PathBuf::from(format!("/dev/shm/deploy-newdir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::create_dir_all(&other).unwrap();
+    let sub = other.join("new/sub");
+    let f = sub.join("a.conf");
+    let manifest = |kib: u64| {
+        format!(
+            "K\t0\t{kib}\t{}\nD\t1\t{}\t-\t-\t-\tabsent\t-\t\nF\t0\t{}\t-\t-\t-\tabsent\t0\t\n",
+            sub.display(),
+            sub.display(),
+            f.display()
+        )
+    };
+    r.lock("me");
+    let up = raw_upload(&manifest(1 << 30), &[("c/0/a.conf", b"a\n")], true);
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", "", "60", "0", &(1u64 << 30).to_string()], &up, &[]);
+    assert_eq!(code, 3, "{out}");
+    let why = parse_apply(out.as_bytes()).unwrap().error.unwrap().1;
+    let want = format!("the new files for {} take 1073741824 KiB, and its disk has ", sub.display());
+    assert!(why.starts_with(&want), "{why}");
+    assert!(std::fs::read_dir(&other).unwrap().next().is_none(), "left behind");
+    r.lock("me");
+    let up = raw_upload(&manifest(1), &[("c/0/a.conf", b"a\n")], true);
+    let (code, out) = r.run(SCRIPT, &["d1/p001", "me", "", "60", "0", "1"], &up, &[]);
+    assert!(code == 0 && parse_apply(out.as_bytes()).unwrap().done, "{out}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"a\n");
+    let left: Vec<_> = std::fs::read_dir(&other).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["new"], "staging left behind");
+    let (_, out) = r.run(REVERT, &["d1/p001"], b"", &[]);
+    assert!(parse_revert(out.as_bytes()).unwrap().not_restored.is_empty(), "{out}");
+    assert!(std::fs::read_dir(&other).unwrap().next().is_none(), "a revert left {:?}", std::fs::read_dir(&other));
+    std::fs::remove_dir_all(&other).unwrap();
+}
