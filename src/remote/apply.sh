@@ -228,10 +228,11 @@ if [ "$jkib" -ge 1024 ] && free=$(free_kib "$j") && [ "$jkib" -ge "${free:-0}" ]
   abort upload "the upload takes ${jkib} KiB, and the disk of $state has ${free:-0} KiB free: nothing was changed; free space there first"
 fi
 # per mount, the KiB that land there, and its first directory (for df, an
-# existing one) and target
-[ -z "$others" ] || others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" '
+# existing one) and target (not summed when all of it is under 1 MiB)
+[ "$((upload_kib - jkib))" -lt 1024 ] || others=$(printf '%s' "$others" | awk -F "$tab" -v OFS="$tab" '
   !($1 in kib) { order[++n] = $1; dir[$1] = $3; target[$1] = $4 } { kib[$1] += $2 }
   END { for (i = 1; i <= n; i++) print kib[order[i]], dir[order[i]], target[order[i]] }')
+[ "$((upload_kib - jkib))" -lt 1024 ] && others=""
 set -f; IFS=$nl
 for line in $others; do
   IFS=$oifs
@@ -561,15 +562,15 @@ for line in $ML; do
   emit "A${tab}${path}"; applied=$((applied + 1))
 done
 IFS=$oifs; set +f
-# the staging directories, empty but for files skipped, in one go
-set --
+# the staging directories, empty but for files skipped, and the upload's
+# rest, in one go
+set -- "$j/new"
 set -f; IFS=$nl
 for d in $sd $staged; do
   [ -e "$d" ] && set -- "$@" "$d"
 done
 IFS=$oifs; set +f
-[ $# -eq 0 ] || rm -rf -- "$@"
-rm -rf "$j/new"
+rm -rf -- "$@"
 echo 'done' >"$j/state"
 [ -e "$j/controller-gone" ] && echo controller-gone >>"$j/state"
 emit "DONE${tab}${applied}"

@@ -19,7 +19,7 @@ finish_lock() {
   _held=""; { read -r _held <"$state/lock/holder"; } 2>/dev/null
   if [ "$_held" = "$1" ]; then
     [ -n "$2" ] && printf '%s\n' "$2" >>"$state/audit.log"
-    rm -f "$state/lock/holder"; rmdir "$state/lock"
+    rm -rf -- "$state/lock"
   fi
 }
 # prune_journals KEEP: keep the newest KEEP deploys' journals (deploy ids
