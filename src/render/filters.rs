@@ -39,6 +39,7 @@ pub(crate) fn add_ansible(env: &mut Environment<'static>) {
     add_path_filters(env);
     add_tests(env);
     super::filters_more::add(env);
+    super::dates::add(env);
     super::filters_ansible::add(env);
 }
 
@@ -149,10 +150,19 @@ fn add_data_filters(env: &mut Environment<'static>) {
         let s = py_str(&v);
         Ok(match algo.as_deref().unwrap_or("sha1") {
             "sha1" => hex(&sha1::Sha1::digest(s.as_bytes())),
+            "md5" => hex(&md5::Md5::digest(s.as_bytes())),
             "sha256" => hex(&sha2::Sha256::digest(s.as_bytes())),
             "sha512" => hex(&sha2::Sha512::digest(s.as_bytes())),
-            other => return Err(err(format!("hash: unsupported algorithm `{other}` (sha1, sha256, sha512)"))),
+            other => return Err(err(format!("hash: unsupported algorithm `{other}` (md5, sha1, sha256, sha512)"))),
         })
+    });
+    env.add_filter("md5", |v: Value| {
+        use sha2::Digest;
+        hex(&md5::Md5::digest(py_str(&v).as_bytes()))
+    });
+    env.add_filter("sha1", |v: Value| {
+        use sha2::Digest;
+        hex(&sha1::Sha1::digest(py_str(&v).as_bytes()))
     });
     env.add_filter("checksum", |v: Value| {
         use sha2::Digest;

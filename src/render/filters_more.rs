@@ -152,7 +152,90 @@ fn comment(text: &str, style: &str) -> Result<String, MjError> {
     Ok(format!("{prefix}\n{}\n{postfix}", body.join("\n")))
 }
 
+/// Python's `str.rsplit(sep=None, maxsplit=-1)`.
+fn rsplit(s: &str, sep: Option<&str>, max: i64) -> Result<Vec<String>, MjError> {
+    let max = if max < 0 { usize::MAX } else { max as usize };
+    match sep {
+        Some("") => Err(err("rsplit: empty separator")),
+        Some(sep) => {
+            let mut v: Vec<String> = s.rsplitn(max.saturating_add(1), sep).map(str::to_string).collect();
+            v.reverse();
+            Ok(v)
+        }
+        // runs of whitespace; what is left of the last split keeps its
+        // leading whitespace
+        None => {
+            let mut rest = s.trim_end();
+            let mut v = Vec::new();
+            while !rest.is_empty() && v.len() < max {
+                match rest.rfind(char::is_whitespace) {
+                    Some(i) => {
+                        let w = rest[i..].chars().next().map_or(1, char::len_utf8);
+                        v.push(rest[i + w..].to_string());
+                        rest = rest[..i].trim_end();
+                    }
+                    None => {
+                        v.push(rest.to_string());
+                        rest = "";
+                    }
+                }
+            }
+            if !rest.is_empty() {
+                v.push(rest.to_string());
+            }
+            v.reverse();
+            Ok(v)
+        }
+    }
+}
+
+/// Python methods minijinja-contrib's pycompat lacks (`list.index`,
+/// `str.rsplit`), then pycompat's.
+pub(crate) fn unknown_method(
+    state: &minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, MjError> {
+    match (value.kind(), method) {
+        (ValueKind::Seq, "index") => {
+            let (what,): (Value,) = minijinja::value::from_args(args)?;
+            let pos = value.try_iter()?.position(|x| x == what);
+            pos.map(Value::from).ok_or_else(|| err(format!("{} is not in list", py_str(&what))))
+        }
+        (ValueKind::String, "rsplit") => {
+            let (sep, max): (Option<Value>, Option<i64>) = minijinja::value::from_args(args)?;
+            let sep = sep.filter(|s| !s.is_none()).map(|s| py_str(&s));
+            Ok(Value::from(rsplit(value.as_str().unwrap_or_default(), sep.as_deref(), max.unwrap_or(-1))?))
+        }
+        _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+    }
+}
+
+/// Jinja's `xmlattr`: ` key="value"` for each item not none or undefined,
+/// HTML-escaped; a key that could break out of the tag is refused.
+fn xmlattr(d: &Value, autospace: bool) -> Result<String, MjError> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&#34;").replace('\'', "&#39;")
+    };
+    let mut parts = Vec::new();
+    for k in d.try_iter()? {
+        let v = d.get_item(&k)?;
+        if v.is_none() || v.is_undefined() {
+            continue;
+        }
+        let k = py_str(&k);
+        if k.is_empty() || k.chars().any(|c| c.is_whitespace() || "/>=".contains(c)) {
+            return Err(err(format!("Invalid character in attribute name: {k:?}")));
+        }
+        parts.push(format!("{}=\"{}\"", esc(&k), esc(&py_str(&v))));
+    }
+    let out = parts.join(" ");
+    Ok(if autospace && !out.is_empty() { format!(" {out}") } else { out })
+}
+
 pub(crate) fn add(env: &mut Environment<'static>) {
+    env.add_filter("xmlattr", |d: Value, autospace: Option<bool>| xmlattr(&d, autospace.unwrap_or(true)));
     env.add_filter("center", |v: Value, width: Option<usize>| center(&py_str(&v), width.unwrap_or(80)));
     env.add_filter("regex_escape", |v: Value| regex_escape(&py_str(&v)));
     env.add_filter("comment", |v: Value, style: Option<String>| {
@@ -244,5 +327,17 @@ mod tests {
             ("example.com".into(), "8443".into(), "/x/y".into(), "q=1".into())
         );
         assert_eq!((get("username"), get("password"), get("fragment")), ("user".into(), "pw".into(), "frag".into()));
+    }
+
+    #[test]
+    fn rsplit_and_xmlattr_as_python() {
+        let r = |s: &str, sep: Option<&str>, max: i64| rsplit(s, sep, max).unwrap();
+        assert_eq!(r("a-b-c", Some("-"), 1), ["a-b", "c"]);
+        assert_eq!(r("a-b-c", Some("-"), -1), ["a", "b", "c"]);
+        assert_eq!(r("  a b c  ", None, 1), ["  a b", "c"]);
+        assert_eq!(r("  a b\tc  ", None, -1), ["a", "b", "c"]);
+        assert_eq!(r("", None, -1), Vec::<String>::new());
+        let d = Value::from_serialize(serde_json::json!({"a": "<\"x\">", "n": null}));
+        assert_eq!(xmlattr(&d, true).unwrap(), " a=\"&lt;&#34;x&#34;&gt;\"");
     }
 }

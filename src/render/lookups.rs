@@ -1,7 +1,8 @@
 //! The controller-side lookups that make sense here, `lookup(NAME, ...)` and
 //! `query`/`q` (always a list): `file` (the role's files/, then the
 //! repository; the trailing newline stripped as Ansible does), `env`,
-//! `vars`, `first_found`. Any other is an error naming it.
+//! `vars`, `first_found`, `fileglob`, `template`. Any other is an error
+//! naming it. And `undef()`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,96 @@ fn find(role_dir: &Option<PathBuf>, t: &str) -> Option<PathBuf> {
     }
     let dir = role_dir.as_ref()?;
     [dir.join("files").join(t), dir.join(t), dir.join("../..").join(t)].into_iter().find(|c| c.is_file())
+}
+
+/// `fnmatch` of one name, as Python's glob does it: `*`, `?`, `[...]`
+/// (`[!...]`), and a leading dot matched only by a dot.
+fn matches(pat: &[char], name: &[char]) -> bool {
+    if name.first() == Some(&'.') && pat.first() != Some(&'.') {
+        return false;
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().skip(2).position(|c| *c == ']').map(|e| e + 2) else {
+                    return n.first() == Some(&'[') && go(&p[1..], &n[1..]);
+                };
+                let (neg, set) = if p[1] == '!' { (true, &p[2..end]) } else { (false, &p[1..end]) };
+                let Some(c) = n.first() else { return false };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= *c && *c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != neg && go(&p[end + 1..], &n[1..])
+            }
+            Some(x) => n.first() == Some(x) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(pat, name)
+}
+
+/// `lookup('fileglob', TERM)`: the files matching TERM's last part in the
+/// first directory that has any, searched as Ansible does for a template:
+/// `files/DIR` then `DIR` under the template's directory, the role, then
+/// the repository; absolute paths, sorted.
+fn fileglob(role_dir: &Option<PathBuf>, term: &str) -> Vec<String> {
+    let p = std::path::Path::new(term);
+    let (dir, pat) = (p.parent().unwrap_or(std::path::Path::new("")), p.file_name().unwrap_or_default());
+    let pat: Vec<char> = pat.to_string_lossy().chars().collect();
+    let dirs: Vec<PathBuf> = if p.is_absolute() {
+        vec![dir.to_path_buf()]
+    } else {
+        let Some(role) = role_dir else { return Vec::new() };
+        [role.join("templates"), role.clone(), role.join("../..")]
+            .into_iter()
+            .flat_map(|b| [b.join("files").join(dir), b.join(dir)])
+            .collect()
+    };
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let mut hits: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .filter(|e| matches(&pat, &e.file_name().to_string_lossy().chars().collect::<Vec<_>>()))
+            .filter_map(|e| std::fs::canonicalize(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !hits.is_empty() {
+            hits.sort();
+            return hits;
+        }
+    }
+    Vec::new()
+}
+
+/// `lookup('template', NAME, template_vars=...)`: a template of the role
+/// rendered with the variables in scope and `template_vars` above them,
+/// its trailing newlines as its source has them.
+fn template(state: &State, name: &str, vars: Option<&Value>) -> Result<Value, MjError> {
+    let t = state.env().get_template(name).map_err(|e| err(format!("lookup('template', '{name}'): {e}")))?;
+    let mut ctx: indexmap::IndexMap<String, Value> = indexmap::IndexMap::new();
+    for k in state.known_variables() {
+        if let Some(v) = state.lookup(&k) {
+            ctx.insert(k.to_string(), v);
+        }
+    }
+    if let Some(vars) = vars.filter(|v| !v.is_none()) {
+        for k in vars.try_iter()? {
+            ctx.insert(py_str(&k), vars.get_item(&k)?);
+        }
+    }
+    let out = t.render(Value::from_iter(ctx))?;
+    Ok(Value::from(super::template::restore_trailing_newlines(t.source(), out)))
 }
 
 /// One lookup's values.
@@ -72,14 +163,22 @@ fn lookup(
                 None => Err(err(format!("lookup('first_found'): none of {names:?} found"))),
             }
         }
+        "fileglob" | "ansible.builtin.fileglob" => Ok(terms.iter().flat_map(|t| fileglob(role_dir, t)).map(Value::from).collect()),
+        "template" | "ansible.builtin.template" => {
+            let vars: Option<Value> = kw.get("template_vars")?;
+            terms.iter().map(|t| template(state, t, vars.as_ref())).collect()
+        }
         other => Err(err(format!(
-            "lookup('{other}') is not supported by deploy (it has file, env, vars and first_found: lookups run on the controller, at render time)"
+            "lookup('{other}') is not supported by deploy (it has file, env, vars, first_found, fileglob and template: lookups run on the controller, at render time)"
         ))),
     }
 }
 
-/// Register `lookup`, `query` and `q` for templates of the role at `role_dir`.
+/// Register `lookup`, `query`, `q` and `undef` for templates of the role at
+/// `role_dir`.
 pub(crate) fn add(env: &mut Environment<'static>, role_dir: Option<PathBuf>) {
+    // an undefined value, refused where it is used, as Ansible's undef()
+    env.add_function("undef", |_hint: Option<String>| Value::UNDEFINED);
     let dir = Arc::new(role_dir);
     let d = dir.clone();
     env.add_function(

@@ -4,6 +4,7 @@
 
 pub(crate) mod compose;
 mod crypt;
+pub(crate) mod dates;
 pub(crate) mod desired;
 pub(crate) mod errors;
 pub(crate) mod filters;
@@ -74,6 +75,10 @@ impl Renderer {
             .collect();
         let shared = Arc::new(Shared {
             managed: loaded.project.file.ansible_managed.clone(),
+            playbook_dir: std::fs::canonicalize(&loaded.project.root)
+                .unwrap_or_else(|_| loaded.project.root.clone())
+                .display()
+                .to_string(),
             groups: Value::from_serialize(&groups),
             ..Default::default()
         });

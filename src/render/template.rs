@@ -48,12 +48,12 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
     env.set_keep_trailing_newline(false);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(super::filters_more::unknown_method);
     env.set_formatter(|out, _state, value| {
-        if value.is_undefined() {
-            return Err(MjError::new(ErrorKind::UndefinedError, "undefined value"));
-        }
-        let text = if value.is_none() {
+        // minijinja refuses an undefined value before this under strict
+        // undefined; what reaches here is the silent one of an inline `if`
+        // without `else`, which prints nothing, as in Jinja2
+        let text = if value.is_none() || value.is_undefined() {
             // ansible-core 2.19 writes a None as nothing (inside a list it is still `None`)
             String::new()
         } else {

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) hostvars: OnceLock<Value>,
     /// `ansible_managed`.
     pub(crate) managed: String,
+    /// `playbook_dir`: the repository (where deploy.yml is), absolute.
+    pub(crate) playbook_dir: String,
 }
 
 /// A resolution failure, kept so the top-level error can name the variable
@@ -108,6 +110,7 @@ impl HostVars {
             "groups" => self.shared.groups.clone(),
             "hostvars" => self.shared.hostvars.get().cloned().unwrap_or(Value::UNDEFINED),
             "ansible_managed" => Value::from(self.shared.managed.clone()),
+            "playbook_dir" => Value::from(self.shared.playbook_dir.clone()),
             _ => return None,
         })
     }
@@ -255,9 +258,15 @@ impl Object for HostVars {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut keys: Vec<Value> = self.raw.keys().map(|k| Value::from(k.clone())).collect();
-        for m in
-            ["inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars", "ansible_managed"]
-        {
+        for m in [
+            "inventory_hostname",
+            "inventory_hostname_short",
+            "group_names",
+            "groups",
+            "hostvars",
+            "ansible_managed",
+            "playbook_dir",
+        ] {
             if !self.raw.contains_key(m) {
                 keys.push(Value::from(m));
             }
