@@ -165,17 +165,22 @@ fn when_on_files_and_dirs_is_evaluated_per_host() {
 }
 
 // password_hash('sha512', SALT) is glibc's SHA-512 crypt (what passlib and
-// Python's crypt give Ansible); without a salt it is refused, since every
+// Python's crypt give Ansible), with passlib's 656,000 rounds unless
+// `rounds=` says otherwise; without a salt it is refused, since every
 // render would make another hash.
 #[test]
 fn password_hash_is_glibc_sha512_crypt() {
-    let o = Command::new("python3")
-        .args(["-W", "ignore", "-c", "import crypt; print(crypt.crypt('s3cret pw', '$6$mysalt123'))"])
-        .output()
-        .expect("python3");
-    let want = String::from_utf8(o.stdout).unwrap();
-    assert!(want.starts_with("$6$mysalt123$"), "{want}");
+    let glibc = |setting: &str| {
+        let code = format!("import crypt; print(crypt.crypt('s3cret pw', '{setting}'))");
+        let o = Command::new("python3").args(["-W", "ignore", "-c", &code]).output().expect("python3");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let want = glibc("$6$rounds=656000$mysalt123");
+    assert!(want.starts_with("$6$rounds=656000$mysalt123$"), "{want}");
     assert_eq!(deploy("", "{{ 's3cret pw' | password_hash('sha512', 'mysalt123') }}\n").unwrap(), want);
+    let want = glibc("$6$mysalt123");
+    assert!(want.starts_with("$6$mysalt123$"), "{want}");
+    assert_eq!(deploy("", "{{ 's3cret pw' | password_hash('sha512', 'mysalt123', rounds=5000) }}\n").unwrap(), want);
     let e = deploy("", "{{ 'x' | password_hash('sha512') }}\n").unwrap_err();
     assert!(e.contains("password_hash without a salt makes a new hash on every render"), "{e}");
 }

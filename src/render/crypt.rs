@@ -1,6 +1,10 @@
-//! SHA-512 crypt (`$6$SALT$...`, 5000 rounds), as glibc's crypt and passlib
+//! SHA-512 crypt (`$6$rounds=N$SALT$...`), as glibc's crypt and passlib
 //! compute it (Ulrich Drepper's specification): Ansible's
-//! `password_hash('sha512', SALT)`.
+//! `password_hash('sha512', SALT)`, whose rounds are passlib's default,
+//! 656,000, unless given.
+
+/// passlib's default rounds for sha512_crypt, which Ansible uses.
+pub(crate) const PASSLIB_ROUNDS: u32 = 656_000;
 
 use sha2::{Digest, Sha512};
 
@@ -27,10 +31,10 @@ fn digest_a(password: &[u8], salt: &[u8]) -> Vec<u8> {
     a.finalize().to_vec()
 }
 
-/// The 5000 rounds over the first digest, the password's and the salt's sequences.
-fn rounds(a: Vec<u8>, p: &[u8], s: &[u8]) -> Vec<u8> {
+/// The rounds over the first digest, the password's and the salt's sequences.
+fn rounds(a: Vec<u8>, p: &[u8], s: &[u8], n: u32) -> Vec<u8> {
     let mut c = a;
-    for i in 0..5000 {
+    for i in 0..n {
         let mut h = Sha512::new();
         h.update(if i % 2 == 1 { p } else { &c });
         if i % 3 != 0 {
@@ -65,8 +69,11 @@ fn encode(c: &[u8], out: &mut String) {
     b64(0, 0, c[63], 2);
 }
 
-/// `$6$SALT$HASH` of `password` (the salt cut to 16 bytes, as crypt does).
-pub(crate) fn sha512_crypt(password: &[u8], salt: &[u8]) -> String {
+/// `$6$rounds=N$SALT$HASH` of `password` (the salt cut to 16 bytes and the
+/// rounds to 1,000..=999,999,999, as crypt does; `rounds=` left out for
+/// 5000, as passlib does).
+pub(crate) fn sha512_crypt(password: &[u8], salt: &[u8], n: u32) -> String {
+    let n = n.clamp(1000, 999_999_999);
     let salt = &salt[..salt.len().min(16)];
     let a = digest_a(password, salt);
     let mut dp = Sha512::new();
@@ -79,8 +86,9 @@ pub(crate) fn sha512_crypt(password: &[u8], salt: &[u8]) -> String {
         ds.update(salt);
     }
     let s = stretch(&ds.finalize(), salt.len());
-    let c = rounds(a, &p, &s);
-    let mut out = format!("$6${}$", String::from_utf8_lossy(salt));
+    let c = rounds(a, &p, &s, n);
+    let r = if n == 5000 { String::new() } else { format!("rounds={n}$") };
+    let mut out = format!("$6${r}{}$", String::from_utf8_lossy(salt));
     encode(&c, &mut out);
     out
 }

@@ -275,9 +275,15 @@ pub(crate) fn add(env: &mut Environment<'static>) {
         let both: Vec<Value> = a.iter().filter(|x| b.contains(x)).cloned().collect();
         Ok(Value::from(unique([a, b].concat().into_iter().filter(|x| !both.contains(x)).collect())))
     });
-    env.add_filter("password_hash", |v: Value, scheme: Option<String>, salt: Option<String>| -> Result<String, MjError> {
+    env.add_filter("password_hash", |v: Value, scheme: Option<String>, salt: Option<String>, kw: Kwargs| -> Result<String, MjError> {
+        let salt = salt.or(kw.get("salt")?);
+        let scheme = scheme.or(kw.get("hashtype")?);
+        let rounds: Option<u32> = kw.get("rounds")?;
+        let _: Option<Value> = kw.get("salt_size")?;
+        kw.assert_all_used()?;
+        let rounds = rounds.unwrap_or(super::crypt::PASSLIB_ROUNDS);
         match (scheme.as_deref().unwrap_or("sha512"), salt) {
-            ("sha512" | "sha512_crypt", Some(salt)) => Ok(super::crypt::sha512_crypt(py_str(&v).as_bytes(), salt.as_bytes())),
+            ("sha512" | "sha512_crypt", Some(salt)) => Ok(super::crypt::sha512_crypt(py_str(&v).as_bytes(), salt.as_bytes(), rounds)),
             ("sha512" | "sha512_crypt", None) => Err(err(
                 "password_hash without a salt makes a new hash on every render, so the file would change on every deploy: give one (password_hash('sha512', 'SALT'))",
             )),
@@ -317,8 +323,12 @@ mod tests {
         assert_eq!(comment("a\nb", "plain").unwrap(), "#\n# a\n# b\n#");
         // the example of Drepper's SHA-crypt specification
         assert_eq!(
-            super::super::crypt::sha512_crypt(b"Hello world!", b"saltstring"),
+            super::super::crypt::sha512_crypt(b"Hello world!", b"saltstring", 5000),
             "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+        );
+        assert_eq!(
+            super::super::crypt::sha512_crypt(b"Hello world!", b"saltstringsaltstring", 10000),
+            "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v."
         );
         let u = urlsplit("https://user:pw@Example.com:8443/x/y?q=1#frag");
         let get = |k: &str| u.iter().find(|(n, _)| *n == k).unwrap().1.to_string();
