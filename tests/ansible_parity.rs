@@ -138,7 +138,12 @@ fn lookups_as_ansible_has_them() {
     let version = std::fs::read_to_string(repo().join("roles/common/files/VERSION")).unwrap();
     assert_eq!(deploy(vars, "{{ lookup('file', 'VERSION') }}\n").unwrap(), format!("{}\n", version.trim_end()));
     let e = deploy(vars, "{{ lookup('password', '/tmp/x') }}\n").unwrap_err();
-    assert!(e.contains("lookup('password') is not supported by deploy (it has file, env, vars and first_found"), "{e}");
+    assert!(
+        e.contains(
+            "lookup('password') is not supported by deploy (it has file, env, vars, first_found, fileglob and template"
+        ),
+        "{e}"
+    );
 }
 
 // `when:` on a file or directory: managed only where it holds.
@@ -200,6 +205,18 @@ fn none_prints_as_ansible_2_19_prints_it() {
 fn to_nice_yaml_lists_as_pyyaml_writes_them() {
     let vars = "l: [a, b]\nm: {k: [1, 2], n: {x: y}}\nd: [{a: 1, b: [2, 3]}, c]\n";
     let template = "{{ l | to_nice_yaml }}--\n{{ m | to_nice_yaml }}--\n{{ m | to_nice_yaml(indent=2) }}--\n{{ l | to_yaml }}{{ d | to_nice_yaml }}--\n{{ d | to_nice_yaml(indent=2) }}";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+}
+
+// PyYAML folds a long plain or single-quoted scalar at a space once past 80
+// columns, and a long flow collection before an item; keys never.
+#[test]
+fn long_yaml_lines_fold_as_pyyaml_folds_them() {
+    let vars = "words: [alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel, india, juliett, kilo, lima, mike, november]\n\
+                q: 'yes: this one is quoted because of its colon and it runs well past the eightieth column of the line'\n\
+                nested: {outer: {inner: [one two three four five six seven eight nine ten eleven twelve thirteen fourteen, x]}}\n";
+    let template = "{{ words | to_yaml }}{{ {'q': q} | to_yaml }}{{ nested | to_nice_yaml }}--\n{{ nested | to_nice_yaml(indent=2) }}--\n{{ {'w': words, 'q': q} | to_nice_yaml }}";
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
 }

@@ -81,13 +81,13 @@ fn add_text_filters(env: &mut Environment<'static>) {
         defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
-        Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(2), true))
+        Ok(crate::render::pyyaml::yaml(&v, indent.unwrap_or(2), true))
     });
     env.add_filter("to_nice_yaml", |v: Value, kw: Kwargs| -> Result<String, MjError> {
         defined(&v)?;
         let indent: Option<usize> = kw.get("indent")?;
         kw.assert_all_used()?;
-        Ok(crate::render::pyfmt::yaml(&v, indent.unwrap_or(4), false))
+        Ok(crate::render::pyyaml::yaml(&v, indent.unwrap_or(4), false))
     });
     env.add_filter("b64encode", |v: Value| {
         use base64::Engine;

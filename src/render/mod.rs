@@ -12,6 +12,7 @@ mod filters_ansible;
 mod filters_more;
 mod lookups;
 pub(crate) mod pyfmt;
+mod pyyaml;
 mod role;
 mod role_compose;
 pub(crate) mod sums;

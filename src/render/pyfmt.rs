@@ -4,7 +4,7 @@
 use minijinja::value::ValueKind;
 use minijinja::Value;
 
-fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
+pub(crate) fn entries(v: &Value, sort: bool) -> Vec<(Value, Value)> {
     let mut out: Vec<(Value, Value)> = v
         .try_iter()
         .map(|keys| keys.map(|k| (k.clone(), v.get_item(&k).unwrap_or(Value::UNDEFINED))).collect())
@@ -116,29 +116,15 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// yaml.dump(v, indent=indent, default_flow_style=None|False, allow_unicode=True).
-/// `flow_leaves` is PyYAML's default_flow_style=None: collections holding only
-/// scalars print inline.
-pub(crate) fn yaml(v: &Value, indent: usize, flow_leaves: bool) -> String {
-    let mut out = String::new();
-    if is_collection(v) && !(flow_leaves && is_leaf_collection(v)) && !is_empty(v) {
-        yaml_block(&mut out, v, indent, 0, flow_leaves);
-    } else {
-        out.push_str(&yaml_flow(v));
-        out.push('\n');
-    }
-    out
-}
-
-fn is_collection(v: &Value) -> bool {
+pub(crate) fn is_collection(v: &Value) -> bool {
     matches!(v.kind(), ValueKind::Map | ValueKind::Seq | ValueKind::Iterable)
 }
 
-fn is_empty(v: &Value) -> bool {
+pub(crate) fn is_empty(v: &Value) -> bool {
     v.len() == Some(0)
 }
 
-fn is_leaf_collection(v: &Value) -> bool {
+pub(crate) fn is_leaf_collection(v: &Value) -> bool {
     let children: Vec<Value> = match v.kind() {
         ValueKind::Map => entries(v, false).into_iter().map(|e| e.1).collect(),
         _ => v.try_iter().map(|i| i.collect()).unwrap_or_default(),
@@ -146,67 +132,7 @@ fn is_leaf_collection(v: &Value) -> bool {
     children.iter().all(|c| !is_collection(c))
 }
 
-fn yaml_block(out: &mut String, v: &Value, indent: usize, col: usize, flow_leaves: bool) {
-    let pad = " ".repeat(col);
-    match v.kind() {
-        ValueKind::Map => {
-            for (k, val) in entries(v, true) {
-                out.push_str(&pad);
-                out.push_str(&yaml_scalar(&k));
-                out.push(':');
-                yaml_child(out, &val, indent, col, flow_leaves, true);
-            }
-        }
-        _ => {
-            for item in v.try_iter().map(|i| i.collect::<Vec<_>>()).unwrap_or_default() {
-                out.push_str(&pad);
-                out.push('-');
-                if is_collection(&item) && !is_empty(&item) && !(flow_leaves && is_leaf_collection(&item)) {
-                    // PyYAML puts the first entry on the dash's line.
-                    out.push_str(&" ".repeat(indent.saturating_sub(1).max(1)));
-                    let mut inner = String::new();
-                    yaml_block(&mut inner, &item, indent, col + indent.max(2), flow_leaves);
-                    out.push_str(inner.trim_start_matches(' '));
-                } else {
-                    // a scalar item: one space after the dash, whatever the indent
-                    out.push(' ');
-                    out.push_str(&yaml_flow(&item));
-                    out.push('\n');
-                }
-            }
-        }
-    }
-}
-
-fn yaml_child(out: &mut String, val: &Value, indent: usize, col: usize, flow_leaves: bool, in_map: bool) {
-    if is_collection(val) && !is_empty(val) && !(flow_leaves && is_leaf_collection(val)) {
-        out.push('\n');
-        // PyYAML does not indent a sequence that is a mapping's value.
-        let c = if in_map && val.kind() != ValueKind::Map { col } else { col + indent };
-        yaml_block(out, val, indent, c, flow_leaves);
-    } else {
-        out.push(' ');
-        out.push_str(&yaml_flow(val));
-        out.push('\n');
-    }
-}
-
-fn yaml_flow(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::Map => {
-            let parts: Vec<String> =
-                entries(v, true).iter().map(|(k, x)| format!("{}: {}", yaml_scalar(k), yaml_flow(x))).collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-        ValueKind::Seq | ValueKind::Iterable => {
-            let parts: Vec<String> = v.try_iter().map(|i| i.map(|x| yaml_flow(&x)).collect()).unwrap_or_default();
-            format!("[{}]", parts.join(", "))
-        }
-        _ => yaml_scalar(v),
-    }
-}
-
-fn yaml_scalar(v: &Value) -> String {
+pub(crate) fn yaml_scalar(v: &Value) -> String {
     match v.kind() {
         ValueKind::None | ValueKind::Undefined => "null".into(),
         ValueKind::Bool => if v.is_true() { "true" } else { "false" }.into(),
@@ -359,6 +285,7 @@ pub(crate) fn py_str_repr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::pyyaml::yaml;
     use minijinja::context;
 
     #[test]
