@@ -281,23 +281,3 @@ pub(crate) fn py_str_repr(s: &str) -> String {
     out.push(q);
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::render::pyyaml::yaml;
-    use minijinja::context;
-
-    #[test]
-    fn nice_yaml_matches_pyyaml() {
-        let v = context! { b => vec!["x", "y"], a => 1, c => context! { d => "yes", e => "" } };
-        assert_eq!(yaml(&v, 4, false), "a: 1\nb:\n- x\n- y\nc:\n    d: 'yes'\n    e: ''\n");
-    }
-
-    #[test]
-    fn flow_leaves() {
-        let v = context! { a => vec![1, 2] };
-        assert_eq!(yaml(&v, 2, true), "a: [1, 2]\n");
-        assert_eq!(yaml(&context! { a => 1 }, 2, true), "{a: 1}\n");
-    }
-}
