@@ -220,3 +220,38 @@ fn long_yaml_lines_fold_as_pyyaml_folds_them() {
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
 }
+
+// hostvars holds every host of the inventory, as in Ansible, not only the
+// environment being deployed. Another environment's host has its variables
+// made when asked for; where its secrets cannot be decrypted with this
+// deploy's keys, using it is an error that says so.
+#[test]
+fn hostvars_holds_every_host_of_the_inventory() {
+    let (root, slot) = project();
+    let inv = root.join("inventory/hosts.yml");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let staging =
+        "    staging:\n      hosts:\n        st1:\n          ansible_host: 192.0.2.20\n          ansible_user: ops\n";
+    std::fs::write(&inv, text.replacen("    prod:\n", &format!("{staging}    prod:\n"), 1)).unwrap();
+    std::fs::write(root.join("inventory/host_vars/st1.yml"), "role_of_st1: staging box\n").unwrap();
+    let render = |t: &str| {
+        std::fs::write(root.join("roles/common/templates/motd.j2"), t).unwrap();
+        let out = slot.path.join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+        if r.code == 0 {
+            Ok(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap())
+        } else {
+            Err(r.stderr)
+        }
+    };
+    let t = "{{ hostvars | length }} {{ hostvars['st1'].ansible_host }} {{ hostvars['st1'].get('ansible_user') }} \
+             {{ hostvars['st1'].get('nope', 'd') }} {{ 'web2' in hostvars }} {{ hostvars['st1'].group_names }} \
+             {{ hostvars['st1'].timezone }} {{ hostvars['st1'].role_of_st1 }} {{ hostvars['lab2'].inventory_hostname }}\n";
+    assert_eq!(render(t).unwrap(), "8 192.0.2.20 ops d True ['staging'] Etc/UTC staging box lab2\n");
+    let e = render("{{ hostvars['web1'].ansible_host }}\n").unwrap_err();
+    assert!(
+        e.contains("hostvars['web1']: inventory/group_vars/prod/secrets.age: cannot be decrypted with the identity inventory/lab.identity"),
+        "{e}"
+    );
+}

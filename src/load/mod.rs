@@ -13,6 +13,7 @@ pub(crate) mod vault;
 pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -56,7 +57,7 @@ pub(crate) struct HostLayers {
 
 /// One vars file, parsed.
 #[derive(Debug, Clone)]
-struct VarsFile {
+pub(crate) struct VarsFile {
     path: PathBuf,
     vars: Mapping,
     secret: bool,
@@ -78,6 +79,68 @@ pub(crate) struct Loaded {
     pub(crate) hosts: Vec<String>,
     /// Variable layers of each host of the environment.
     pub(crate) layers: IndexMap<String, HostLayers>,
+    /// The layers of any other host of the inventory, made when `hostvars`
+    /// is asked for it (its secrets may need keys this deploy has not).
+    pub(crate) others: Arc<LayerSource>,
+}
+
+/// What a host's variable layers are made of.
+#[derive(Debug)]
+pub(crate) struct LayerSource {
+    root: std::path::PathBuf,
+    inv_path: std::path::PathBuf,
+    inventory: Inventory,
+    keys: Keys,
+    redactor: Redactor,
+    defaults: IndexMap<String, Raw>,
+    role_vars: IndexMap<String, Raw>,
+    extra: Vec<(String, serde_yaml::Value)>,
+}
+
+impl LayerSource {
+    /// The layers of `host`: role defaults, its groups' vars (inventory,
+    /// then group_vars), its own, role vars, then -e.
+    pub(crate) fn layers(
+        &self,
+        host: &str,
+        group_cache: &mut IndexMap<String, Vec<VarsFile>>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<HostLayers> {
+        let (root, inv_path, inventory) = (&self.root, &self.inv_path, &self.inventory);
+        let groups = inventory.groups_of(host);
+        let mut vars: IndexMap<String, Raw> = self.defaults.clone();
+        for g in &groups {
+            merge(&mut vars, &inventory.groups[g].vars, inv_path, false);
+            if !group_cache.contains_key(g) {
+                let files = vars_files(&root.join("inventory/group_vars"), g, &self.keys, &self.redactor, warnings)?;
+                group_cache.insert(g.clone(), files);
+            }
+            for f in &group_cache[g] {
+                merge(&mut vars, &f.vars, &f.path, f.secret);
+            }
+        }
+        merge(&mut vars, &inventory.hosts[host], inv_path, false);
+        for f in vars_files(&root.join("inventory/host_vars"), host, &self.keys, &self.redactor, warnings)? {
+            merge(&mut vars, &f.vars, &f.path, f.secret);
+        }
+        for (k, v) in &self.role_vars {
+            vars.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &self.extra {
+            vars.insert(
+                k.clone(),
+                Raw { value: yaml_to_value(v), origin: Origin { file: "-e".into(), secret: false } },
+            );
+        }
+        let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
+        names.sort();
+        Ok(HostLayers { groups: names, vars })
+    }
+
+    /// Every host of the inventory, in its order.
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &String> {
+        self.inventory.hosts.keys()
+    }
 }
 
 impl Loaded {
@@ -107,41 +170,23 @@ impl Loaded {
         check_patterns(&project, &inventory, root)?;
         let redactor = Redactor::default();
         crate::redact::install(&redactor);
-        let defaults = role_layer(&project, |r| (&r.defaults, "defaults.yml"));
-        let role_vars = role_layer(&project, |r| (&r.vars, "vars.yml"));
+        let source = LayerSource {
+            root: root.to_path_buf(),
+            inv_path,
+            inventory: inventory.clone(),
+            keys: keys.clone(),
+            redactor: redactor.clone(),
+            defaults: role_layer(&project, |r| (&r.defaults, "defaults.yml")),
+            role_vars: role_layer(&project, |r| (&r.vars, "vars.yml")),
+            extra: extra.to_vec(),
+        };
         let mut group_cache: IndexMap<String, Vec<VarsFile>> = IndexMap::new();
         let mut layers = IndexMap::new();
         for host in &hosts {
-            let groups = inventory.groups_of(host);
-            let mut vars: IndexMap<String, Raw> = defaults.clone();
-            for g in &groups {
-                merge(&mut vars, &inventory.groups[g].vars, &inv_path, false);
-                if !group_cache.contains_key(g) {
-                    let files = vars_files(&root.join("inventory/group_vars"), g, keys, &redactor, &mut warnings)?;
-                    group_cache.insert(g.clone(), files);
-                }
-                for f in &group_cache[g] {
-                    merge(&mut vars, &f.vars, &f.path, f.secret);
-                }
-            }
-            merge(&mut vars, &inventory.hosts[host], &inv_path, false);
-            for f in vars_files(&root.join("inventory/host_vars"), host, keys, &redactor, &mut warnings)? {
-                merge(&mut vars, &f.vars, &f.path, f.secret);
-            }
-            for (k, v) in &role_vars {
-                vars.insert(k.clone(), v.clone());
-            }
-            for (k, v) in extra {
-                vars.insert(
-                    k.clone(),
-                    Raw { value: yaml_to_value(v), origin: Origin { file: "-e".into(), secret: false } },
-                );
-            }
-            let mut names: Vec<String> = groups.into_iter().filter(|g| g != "all" && g != "ungrouped").collect();
-            names.sort();
-            layers.insert(host.clone(), HostLayers { groups: names, vars });
+            layers.insert(host.clone(), source.layers(host, &mut group_cache, &mut warnings)?);
         }
-        Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, layers })
+        let others = Arc::new(source);
+        Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, layers, others })
     }
 }
 

@@ -92,7 +92,13 @@ impl Renderer {
                 (h.clone(), Arc::new(hv))
             })
             .collect();
-        let _ = shared.hostvars.set(Value::from_object(AllHostVars(vars.clone())));
+        let _ = shared.hostvars.set(Value::from_object(AllHostVars {
+            env: vars.clone(),
+            others: loaded.others.clone(),
+            shared: Arc::downgrade(&shared),
+            var_env: var_env.clone(),
+            made: Default::default(),
+        }));
         let role_envs = loaded
             .project
             .roles

@@ -276,8 +276,45 @@ impl Object for HostVars {
 }
 
 /// `hostvars`: every host's variables by name.
-#[derive(Debug)]
-pub(crate) struct AllHostVars(pub IndexMap<String, Arc<HostVars>>);
+pub(crate) struct AllHostVars {
+    /// The hosts of the environment.
+    pub(crate) env: IndexMap<String, Arc<HostVars>>,
+    /// Every other host of the inventory, its variables made when first
+    /// asked for (its secrets may need keys this deploy has not: an error
+    /// then, where it is used).
+    pub(crate) others: Arc<crate::load::LayerSource>,
+    /// (weak: `shared` holds this object)
+    pub(crate) shared: std::sync::Weak<Shared>,
+    pub(crate) var_env: Arc<Environment<'static>>,
+    pub(crate) made: Mutex<HashMap<String, Value>>,
+}
+
+impl std::fmt::Debug for AllHostVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.others.hosts()).finish()
+    }
+}
+
+impl AllHostVars {
+    fn other(&self, host: &str) -> Value {
+        if let Some(v) = self.made.lock().unwrap_or_else(|p| p.into_inner()).get(host) {
+            return v.clone();
+        }
+        let mut warnings = Vec::new();
+        let v = match (self.others.layers(host, &mut IndexMap::new(), &mut warnings), self.shared.upgrade()) {
+            (Ok(l), Some(shared)) => {
+                Value::from_object(HostVars::new(host.into(), l.groups, l.vars, shared, self.var_env.clone()))
+            }
+            (Err(e), _) => Value::from(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("hostvars['{host}']: {e}"),
+            )),
+            (_, None) => Value::UNDEFINED,
+        };
+        self.made.lock().unwrap_or_else(|p| p.into_inner()).insert(host.into(), v.clone());
+        v
+    }
+}
 
 impl Object for AllHostVars {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -285,11 +322,15 @@ impl Object for AllHostVars {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.0.get(key.as_str()?).map(|h| Value::from_dyn_object(h.clone()))
+        let host = key.as_str()?;
+        if let Some(h) = self.env.get(host) {
+            return Some(Value::from_dyn_object(h.clone()));
+        }
+        self.others.hosts().any(|h| h == host).then(|| self.other(host))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.0.keys().map(|k| Value::from(k.clone())).collect())
+        Enumerator::Values(self.others.hosts().map(|k| Value::from(k.clone())).collect())
     }
 }
 
