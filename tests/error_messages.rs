@@ -766,3 +766,28 @@ fn a_render_error_leaves_no_connection_behind() {
     assert!(masters.is_empty(), "a master was left behind: {masters:?}");
     assert!(lab.read("lab1", "/var/lib/deploy/audit.log").is_none(), "something ran on the host");
 }
+
+// A subscript past the end of a defined list, or of a key a mapping lacks,
+// says so, not "undefined variable" (no variable is undefined).
+#[test]
+fn a_missing_element_is_named_as_such() {
+    let (root, slot) = project();
+    let defaults = root.join("roles/common/defaults.yml");
+    let d = std::fs::read_to_string(&defaults).unwrap_or_default();
+    std::fs::write(&defaults, format!("{d}\nempty: []\nconf: {{a: 1}}\n")).unwrap();
+    let t = |text: &str| {
+        std::fs::write(root.join("roles/common/templates/motd.j2"), text).unwrap();
+        let out = slot.path.join("out");
+        let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{r:?}");
+        r.stderr
+    };
+    assert_eq!(
+        t("{{ empty[0] }}\n"),
+        "error: host lab1: roles/common/templates/motd.j2:1: `empty[0]`: list object has no element 0 (`empty` has 0 items); check its length or keys first, or use `| default(...)`\n"
+    );
+    assert_eq!(
+        t("x\n{{ conf['b'] }}\n"),
+        "error: host lab1: roles/common/templates/motd.j2:2: `conf['b']`: dict object has no key 'b'; check its length or keys first, or use `| default(...)`\n"
+    );
+}

@@ -28,6 +28,39 @@ pub(crate) fn undefined_in(env: &Environment<'static>, src: &str, ctx: &Value) -
     out
 }
 
+/// A subscript on `line` past the end of a defined list, or of a key a
+/// defined mapping lacks (`el[0]` of `el: []`), in words: what makes an
+/// undefined value there when no variable is undefined.
+fn missing_item(line: &str, ctx: &Value) -> Option<String> {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        fancy_regex::Regex::new(r#"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[\s*(-?\d+|'[^']*'|"[^"]*")\s*\]"#).expect("valid")
+    });
+    for c in re.captures_iter(line).flatten() {
+        let (path, idx) = (&c[1], &c[2]);
+        let mut cur = ctx.clone();
+        for seg in path.split('.') {
+            cur = cur.get_attr(seg).ok().filter(|v| !v.is_undefined())?;
+        }
+        match (idx.parse::<i64>(), cur.kind()) {
+            (Ok(i), minijinja::value::ValueKind::Seq) => {
+                let len = cur.len().unwrap_or(0) as i64;
+                if i >= len || -i > len {
+                    return Some(format!("`{path}[{idx}]`: list object has no element {i} (`{path}` has {len} items)"));
+                }
+            }
+            (Err(_), minijinja::value::ValueKind::Map) => {
+                let key = &idx[1..idx.len() - 1];
+                if cur.get_item(&Value::from(key)).map_or(true, |v| v.is_undefined()) {
+                    return Some(format!("`{path}[{idx}]`: dict object has no key '{key}'"));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A minijinja error in words, naming the undefined variable when there is one.
 pub(crate) fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environment<'static>, &str, &Value)>) -> String {
     let mut msg = match e.kind() {
@@ -39,7 +72,11 @@ pub(crate) fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environme
                 .filter(|n| line_text.is_some_and(|t| t.contains(n.split('.').next().unwrap_or(n))))
                 .collect();
             let pick: Vec<&String> = if on_line.is_empty() { names.iter().collect() } else { on_line };
+            let missing = || source.zip(line_text).and_then(|((_, _, ctx), t)| missing_item(t, ctx));
             match pick.as_slice() {
+                [] if missing().is_some() => {
+                    return missing().unwrap_or_default() + "; check its length or keys first, or use `| default(...)`"
+                }
                 [] => e.detail().unwrap_or("undefined variable").to_string(),
                 [one] => format!("undefined variable `{one}`"),
                 many => format!(
