@@ -43,7 +43,7 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     let r = import(&slot.path, &["--vault-password-file", pw.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].ends_with(": 28 tasks converted, 4 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert!(lines[0].ends_with(": 29 tasks converted, 4 not converted, 1 with nothing to do on a host."), "{r:?}");
     assert_eq!(lines[1..5], NOT_CONVERTED, "{r:?}");
     assert_eq!(lines[5], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
     assert_eq!(
@@ -143,7 +143,8 @@ fn an_import_without_the_vault_password_reports_the_vault_content_and_a_failed_o
 /// units, packages, accounts, a sysctl and containers.
 const FACTS: &str = r#"
 for p in "$@"; do
-  if [ -e "$p" ]; then
+  if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"
+  elif [ -e "$p" ]; then
     printf '%s %s %s\n' "$p" "$(stat -c '%F %a %U %G' "$p")" "$([ -f "$p" ] && sha256sum <"$p" | cut -c1-16)"
   else echo "$p absent"; fi
 done

@@ -776,3 +776,38 @@ fn a_big_source_is_read_once_by_a_first_deploy() {
     assert!(hashed[0].contains("roles/common/files/big.bin (3.0 MiB) in "), "{r:?}");
     assert_eq!(host_sum(), local_sum());
 }
+
+// Links (Ansible's file: state=link): made, in sync after, pointed again
+// when the role says so (shown in the plan with both targets), and a path
+// that is a file on the host is a conflict, never replaced.
+#[test]
+fn links_are_made_kept_and_repointed() {
+    let lab = Lab::up(1);
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    let with = |target: &str| {
+        let links = format!("links:\n  - path: /etc/motd-current\n    target: {target}\n  - path: /opt/stack/env-link\n    target: env\nabsent:");
+        lab.write_file("roles/common/role.yml", &t.replace("absent:", &links));
+    };
+    with("/etc/motd");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.sh("lab1", "readlink /etc/motd-current; readlink /opt/stack/env-link"), "/etc/motd\nenv\n");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 0, "in sync after: {c:?}");
+    with("/etc/hostname");
+    let c = lab.deploy(&["lab", "--check"]);
+    assert_eq!(c.code, 2, "{c:?}");
+    assert!(
+        c.stdout.contains("  ~ /etc/motd-current (link)  update  [target /etc/motd -> /etc/hostname]  role common\n"),
+        "{c:?}"
+    );
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.sh("lab1", "readlink /etc/motd-current"), "/etc/hostname\n");
+    lab.sh("lab1", "rm /etc/motd-current && echo mine > /etc/motd-current");
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let want = "/etc/motd-current is a file on the host but declared as a link by role `common`; remove it by hand or change the role";
+    assert!(r.stdout.contains(want) || r.stderr.contains(want), "{r:?}");
+    assert_eq!(lab.sh("lab1", "cat /etc/motd-current"), "mine\n");
+}

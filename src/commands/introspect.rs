@@ -135,6 +135,9 @@ pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
         let what = if f.secret { format!("{} (secret)", f.dest) } else { f.dest.clone() };
         row("file", &what, &f.role, f.phase);
     }
+    for l in &d.links {
+        row("link", &format!("{} -> {}", l.path, l.target), &l.role, l.phase);
+    }
     for a in &d.absent {
         row("absent", &a.path, &a.role, a.phase);
     }

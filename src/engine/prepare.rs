@@ -124,6 +124,7 @@ pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
         .iter()
         .map(|d| d.path.clone())
         .chain(desired.files.iter().map(|f| f.dest.clone()))
+        .chain(desired.links.iter().map(|l| l.path.clone()))
         .chain(desired.absent.iter().map(|a| a.path.clone()))
         .chain(desired.compose.iter().map(|c| c.override_path.clone()))
         .chain(desired.extra_probe.iter().cloned())

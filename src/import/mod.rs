@@ -427,6 +427,7 @@ fn one_task(
                     section,
                     "files"
                         | "dirs"
+                        | "links"
                         | "packages"
                         | "units"
                         | "users"

@@ -195,9 +195,21 @@ fn conv_file(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>)
             copy_attrs(a, &mut e);
             entry("files", e, Some(path))
         }
-        other => {
-            Converted::Not(format!("file state {} (links are not a deploy resource yet)", other.unwrap_or("file")))
+        Some("link") => {
+            let Some(target) = arg(a, "src") else { return Converted::Not("file state=link without src".into()) };
+            put(&mut e, "path", path.clone());
+            put(&mut e, "target", target);
+            let link = entry("links", e, Some(path));
+            let dropped: Vec<&str> =
+                ["owner", "group", "mode", "force", "follow"].into_iter().filter(|k| a.contains_key(*k)).collect();
+            if dropped.is_empty() {
+                link
+            } else {
+                let why = "a link's own owner and mode are not managed, and a file or directory in its place is a conflict, never replaced";
+                Converted::Noted(Box::new(link), format!("{} dropped: {why}", dropped.join(", ")))
+            }
         }
+        other => Converted::Not(format!("file state {} (no deploy equivalent)", other.unwrap_or("file"))),
     }
 }
 

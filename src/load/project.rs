@@ -126,6 +126,9 @@ pub(crate) struct RoleFile {
     /// Paths that must not exist.
     #[serde(default)]
     pub(crate) absent: Vec<AbsentSpec>,
+    /// Symbolic links.
+    #[serde(default)]
+    pub(crate) links: Vec<LinkSpec>,
     /// Docker Compose projects, brought up at the end of the role's phase.
     #[serde(default)]
     pub(crate) compose: Vec<ComposeSpec>,
@@ -352,6 +355,21 @@ pub(crate) struct DirSpec {
     pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
     pub(crate) mode: Option<Mode>,
+    /// A condition over the host's variables.
+    #[serde(default)]
+    pub(crate) when: Option<String>,
+}
+
+/// A symbolic link resource: PATH points at TARGET (Ansible's `file:
+/// state=link`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkSpec {
+    /// Absolute path of the link on the host.
+    pub(crate) path: String,
+    /// What it points at, as `ln -s` takes it (absolute, or relative to the
+    /// link's directory); it need not exist.
+    pub(crate) target: String,
     /// A condition over the host's variables.
     #[serde(default)]
     pub(crate) when: Option<String>,

@@ -5,6 +5,7 @@
 pub(crate) mod accounts;
 pub(crate) mod diff;
 pub(crate) mod lines;
+mod links;
 pub(crate) mod outcome;
 pub(crate) mod packages;
 pub(crate) mod state;
@@ -47,6 +48,8 @@ pub(crate) enum Resource {
     Absent,
     /// Lines of a file deploy does not otherwise manage.
     Lines,
+    /// A symbolic link.
+    Link,
 }
 
 /// What the host had when probed; apply refuses to touch a path that no
@@ -60,7 +63,9 @@ pub(crate) enum Expected {
     File { sha256: String },
     /// A directory.
     Dir,
-    /// Something else (link, socket, ...).
+    /// A symbolic link to this target.
+    Link { target: String },
+    /// Something else (socket, fifo, device).
     Other,
 }
 
@@ -164,13 +169,14 @@ impl HostPlan {
     }
 }
 
-fn expected(e: Option<&Entry>) -> Expected {
+pub(crate) fn expected(e: Option<&Entry>) -> Expected {
     match e {
         None => Expected::Absent,
         Some(e) => match e.kind {
             Kind::File => Expected::File { sha256: e.sha256.clone().unwrap_or_default() },
             Kind::Dir => Expected::Dir,
-            _ => Expected::Other,
+            Kind::Link => Expected::Link { target: e.target.clone().unwrap_or_default() },
+            Kind::Other => Expected::Other,
         },
     }
 }
@@ -202,7 +208,7 @@ fn meta_reasons(e: &Entry, owner: &Option<Id>, group: &Option<Id>, mode: Option<
     r
 }
 
-fn kind_name(k: Kind) -> &'static str {
+pub(crate) fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::File => "a file",
         Kind::Dir => "a directory",
@@ -227,17 +233,18 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
     };
     plan_dirs(desired, remote, &mut plan)?;
     plan_files(desired, remote, &mut plan)?;
+    links::plan_links(desired, remote, &mut plan)?;
     lines::plan_lines(desired, remote, &mut plan)?;
     plan_absent(desired, remote, &mut plan);
     plan_compose(desired, remote, &mut plan)?;
     plan_system(desired, remote, &mut plan)?;
-    // apply order: phase by phase; within a phase dirs, files, removals
+    // apply order: phase by phase; within a phase dirs, files and links, removals
     plan.changes.sort_by_key(|c| {
         (
             c.phase,
             match c.resource {
                 Resource::Dir => 0,
-                Resource::File | Resource::Lines => 1,
+                Resource::File | Resource::Lines | Resource::Link => 1,
                 Resource::Absent => 2,
             },
         )

@@ -37,6 +37,8 @@ pub(crate) struct Entry {
     pub(crate) group: String,
     /// sha256 for regular files.
     pub(crate) sha256: Option<String>,
+    /// What a symbolic link points at.
+    pub(crate) target: Option<String>,
 }
 
 /// The lock as the probe found it.

@@ -19,6 +19,7 @@ fn expected_str(e: &Expected) -> String {
         Expected::Absent => "absent".into(),
         Expected::File { sha256 } => format!("sha256:{sha256}"),
         Expected::Dir => "dir".into(),
+        Expected::Link { target } => format!("link:{target}"),
         Expected::Other => "other".into(),
     }
 }
@@ -94,6 +95,12 @@ fn item(c: &crate::plan::Change, desired: &DesiredHost) -> Item {
             it.body = Some(Body::Bytes(c.content.clone().unwrap_or_default()));
         }
         (Resource::Absent, _) => it.op = 'R',
+        // the target rides in the validate field: an L line has none
+        (Resource::Link, _) => {
+            let l = desired.links.iter().find(|l| l.path == c.path).expect("planned link is desired");
+            it.op = 'L';
+            it.validate = l.target.clone();
+        }
     }
     it
 }
@@ -177,6 +184,8 @@ impl Upload {
                 it.expected
             );
             let Some(body) = it.body else {
+                // a link: no contents, its target where a file's validation goes
+                let head = if it.op == 'L' { format!("{head}\t-\t{}", it.validate) } else { head };
                 let d = it.op == 'D';
                 lines.push((!d, if d { it.path } else { String::new() }, n, head));
                 continue;

@@ -8,6 +8,7 @@
 #   M N PATH MODE OWNER GROUP EXPECTED        set owner/mode
 #   F N PATH MODE OWNER GROUP EXPECTED K VALIDATE   put c/K/NAME at PATH
 #   R N PATH - - - EXPECTED                   remove
+#   L N PATH - - - EXPECTED - TARGET          make PATH a link to TARGET
 # (`-`: keep what is there, or the default for a new path). An upload cut
 # short (no `end`: the controller stopped it) changes nothing.
 # Output lines (tab-separated), after the header `deploy-apply 1`:
@@ -102,18 +103,6 @@ manifest() {
 # archive gives; -m: the files are new now (the swap's mtime, not the
 # archive's)
 untar() { tar -xpmf - -C "$j/new" 2>"$j/tar.err"; }
-# subst TEXT REPLACEMENT: TEXT with every %s replaced (no sed: the
-# replacement is data, never a pattern)
-subst() {
-  _r=""; _t=$1
-  while :; do
-    case $_t in
-      *%s*) _r="$_r${_t%%"%s"*}$2"; _t=${_t#*"%s"};;
-      *) break;;
-    esac
-  done
-  printf '%s' "$_r$_t"
-}
 # mounts PATH LIST: `MOUNT<TAB>PATH` for PATH, then for each path of the
 # file LIST: the mount it is on (the /proc/self/mountinfo line whose mount
 # point is the longest prefix of its real path; of equal ones the last, a
@@ -316,7 +305,9 @@ AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" -v mn="$j/q.mnt" '
 # look PATH: sets c (what PATH is: absent, dir, other, sha256:HEX) for a
 # path the batch did not hash, and for a file dev size fmode fuid fgid
 look() {
-  if [ -L "$1" ]; then c=other
+  if [ -L "$1" ]; then
+    # (readlink only where a link was expected: elsewhere any link differs)
+    case $exp in link:*) c="link:$(readlink -- "$1")";; *) c=other;; esac
   elif [ -d "$1" ]; then c=dir
   elif [ -f "$1" ]; then
     case $exp in
@@ -358,7 +349,9 @@ for line in $AL; do
     _v="$mode$tab$owner$tab$group"; eval "r_$n=\$_v"
   fi
   if [ "$c" != "$exp" ]; then
-    emit "S${tab}${path}${tab}changed on the host since the plan (expected ${exp%%:*}, found ${c%%:*}); left untouched"
+    # (a sum is too long to read; a link's target is what tells)
+    case $exp$c in *link:*) e=$exp; f=$c;; *) e=${exp%%:*}; f=${c%%:*};; esac
+    emit "S${tab}${path}${tab}changed on the host since the plan (expected $e, found $f); left untouched"
     skip="$skip$n$nl"; continue
   fi
   # the journal keeps the old version: free for a file on the journal's
@@ -549,6 +542,23 @@ if [ -n "$DL" ]; then
   printf '%s' "$al" 2>/dev/null || : >"$j/controller-gone"
   printf '%s' "$al" >>"$j/log"
 fi
+# links, each journaled with what was there (nothing, or its old target),
+# made beside the path and renamed over it: never missing in between
+set -f; IFS=$nl
+for line in $ML; do
+  IFS=$oifs; fields "$line"
+  [ "$op" = L ] || continue
+  skipped "$n" && continue
+  reverting "$path"
+  case $exp in link:*) was="link"; old=${exp#link:};; *) was="absent"; old=-;; esac
+  printf 'L\t%s\t%s\t%s\t%s\n' "$path" "$was" "$n" "$old" >>"$j/journal"
+  if ! { ln -s -- "$validate" "$path.deploy-$tmpid" && mv -Tf -- "$path.deploy-$tmpid" "$path"; } 2>"$j/err"; then
+    rm -f -- "$path.deploy-$tmpid"
+    fail "$path" "cannot make the link: $(head -c 300 "$j/err" | tr '\n' ' ')"
+  fi
+  emit "A${tab}${path}"; applied=$((applied + 1))
+done
+IFS=$oifs; set +f
 # removals, each kept in the journal first
 set -f; IFS=$nl
 for line in $ML; do

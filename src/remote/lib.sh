@@ -34,6 +34,13 @@ revert_journal() {
          set -- $meta
          { chmod "$1" "$path" && chown "$2:$3" "$path"; } || _why="cannot restore owner/mode $2:$3 $1";;
       R) cp -a "$_j/old/$n" "$path" || _why="cannot restore the removed path";;
+      # a link: removed if this deploy made it, else pointed back (META is
+      # its old target), by a rename over it
+      L) rm -f -- "$path.deploy-$_t"
+         if [ "$was" = absent ]; then { [ ! -L "$path" ] || rm -f -- "$path"; } || _why="cannot remove the link this deploy made"
+         elif ! { ln -sfn -- "$meta" "$path.deploy-rb" && mv -Tf -- "$path.deploy-rb" "$path"; }; then
+           rm -f -- "$path.deploy-rb"; _why="cannot point the link back to $meta"
+         fi;;
       # new files staged beside a directory on another filesystem
       T) rm -rf -- "$path" || _why="cannot remove the staged files";;
       # an operation on the host (package, user, unit...): its undo argvs,
@@ -56,4 +63,16 @@ revert_journal() {
   mv "$_j/journal" "$_j/journal.reverted"
   [ "$_failed" = 0 ] && rm -f "$_j/revert-incomplete"
   [ "$_failed" = 0 ]
+}
+# subst TEXT REPLACEMENT: TEXT with every %s replaced (no sed: the
+# replacement is data, never a pattern)
+subst() {
+  _r=""; _t=$1
+  while :; do
+    case $_t in
+      *%s*) _r="$_r${_t%%"%s"*}$2"; _t=${_t#*"%s"};;
+      *) break;;
+    esac
+  done
+  printf '%s' "$_r$_t"
 }

@@ -74,11 +74,11 @@ pub(crate) fn parse_probe(out: &[u8]) -> Result<Remote, String> {
     parse_probe_with(out, &[])
 }
 
-/// Parse probe output of a probe sent `wanted` (path, sha256) on stdin, in
-/// that order: an `S` line counts files found as wanted by line number.
-pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Remote, String> {
-    let text = crate::remote::protocol::body("probe", out)?;
-    let mut r = Remote {
+type Pair = (String, String);
+
+/// A host with nothing read yet.
+fn empty() -> Remote {
+    Remote {
         compose: None,
         docker_unreachable: false,
         containers: Vec::new(),
@@ -92,8 +92,16 @@ pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Re
         old: HashMap::new(),
         sizes: HashMap::new(),
         system: SystemState::default(),
-    };
-    let mut hashes: Vec<(String, String)> = Vec::new();
+    }
+}
+
+/// Parse probe output of a probe sent `wanted` (path, sha256) on stdin, in
+/// that order: an `S` line counts files found as wanted by line number.
+pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Remote, String> {
+    let text = crate::remote::protocol::body("probe", out)?;
+    let mut r = empty();
+    // (path, sum) and (path, link target), applied to the entries at the end
+    let (mut hashes, mut links): (Vec<Pair>, Vec<Pair>) = (Vec::new(), Vec::new());
     let (mut users, mut groups) = (HashMap::new(), HashMap::new());
     let mut ended = false;
     for line in text.lines() {
@@ -103,6 +111,8 @@ pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Re
                 let (path, entry) = path_line(&f, line)?;
                 r.paths.insert(path, entry);
             }
+            // a symbolic link's target: `link PATH TARGET`
+            "link" if f.len() == 3 => links.push((f[1].to_string(), f[2].to_string())),
             "uid" | "gid" if f.len() == 3 => {
                 let id: u32 = f[1].parse().map_err(|_| format!("bad id in `{line}`"))?;
                 if f[0] == "uid" { &mut users } else { &mut groups }.insert(id, f[2].to_string());
@@ -142,6 +152,11 @@ pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Re
         e.user = users.get(&e.uid).cloned().unwrap_or_else(|| "UNKNOWN".into());
         e.group = groups.get(&e.gid).cloned().unwrap_or_else(|| "UNKNOWN".into());
     }
+    for (path, target) in links {
+        if let Some(e) = r.paths.get_mut(&path).filter(|e| e.kind == Kind::Link) {
+            e.target = Some(target);
+        }
+    }
     for (path, hash) in hashes {
         if let Some(e) = r.paths.get_mut(&path).filter(|e| e.kind == Kind::File) {
             e.sha256 = Some(hash);
@@ -178,7 +193,10 @@ fn path_line(f: &[&str], line: &str) -> Result<(String, Entry), String> {
     let mode = u32::from_str_radix(f[2], 8).map_err(|_| format!("bad mode in `{line}`"))?;
     let uid = f[3].parse().map_err(|_| format!("bad uid in `{line}`"))?;
     let gid = f[4].parse().map_err(|_| format!("bad gid in `{line}`"))?;
-    Ok((f[5].to_string(), Entry { kind, mode, uid, gid, user: String::new(), group: String::new(), sha256: None }))
+    Ok((
+        f[5].to_string(),
+        Entry { kind, mode, uid, gid, user: String::new(), group: String::new(), sha256: None, target: None },
+    ))
 }
 
 /// `old PATH BASE64` or `old PATH -SIZE`: a file's current contents, for a diff.

@@ -165,6 +165,11 @@ if [ $# -gt 0 ]; then
 fi
 if [ -n "${st:-}" ]; then
   printf '%s\n' "$st"
+  # what each symbolic link points at (`link PATH TARGET`): only when there is one
+  case $st in *"${nl}P${tab}symbolic link$tab"* | "P${tab}symbolic link$tab"*)
+    printf '%s\n' "$st" | awk -F "$tab" '$2 == "symbolic link" { p = $0; for (i = 0; i < 5; i++) p = substr(p, index(p, "\t") + 1); print p }' |
+      while IFS= read -r p; do printf 'link\t%s\t%s\n' "$p" "$(readlink -- "$p")"; done;;
+  esac
   # one line "UIDS;GIDS" (each distinct id once), then the regular files
   list=$(printf '%s\n' "$st" | awk -F "$tab" '
     { u[$4]; g[$5]; if ($2 ~ /^regular/) { p = $0; for (i = 0; i < 5; i++) p = substr(p, index(p, "\t") + 1); f[++n] = p } }

@@ -544,3 +544,42 @@ fn files_for_a_new_directory_are_staged_beside_its_nearest_ancestor() {
     assert!(std::fs::read_dir(&other).unwrap().next().is_none(), "a revert left {:?}", std::fs::read_dir(&other));
     std::fs::remove_dir_all(&other).unwrap();
 }
+
+// A link is made, pointed elsewhere, and a revert undoes each: the made one
+// goes, the repointed one points back. One changed since the plan is left
+// alone.
+#[test]
+fn links_are_made_repointed_and_reverted() {
+    let r = Root::new("links");
+    let (a, b) = (r.path("etc/a"), r.path("etc/b"));
+    std::fs::create_dir_all(r.path("etc")).unwrap();
+    std::os::unix::fs::symlink("/old/target", &b).unwrap();
+    let manifest =
+        format!("L\t0\t{a}\t-\t-\t-\tabsent\t-\t/new/a\nL\t1\t{b}\t-\t-\t-\tlink:/old/target\t-\t../rel b\n");
+    r.lock("me");
+    let (code, out) = r.run(SCRIPT, &["d1/p000", "me", ""], &raw_upload(&manifest, &[], true), &[]);
+    let res = parse_apply(out.as_bytes()).unwrap();
+    assert!(code == 0 && res.done && res.applied == [a.clone(), b.clone()], "{out}");
+    let target = |p: &str| std::fs::read_link(p).map(|t| t.display().to_string()).unwrap_or_default();
+    assert_eq!((target(&a), target(&b)), ("/new/a".into(), "../rel b".into()));
+    let (_, out) = r.run(REVERT, &["d1/p000"], b"", &[]);
+    assert!(parse_revert(out.as_bytes()).unwrap().not_restored.is_empty(), "{out}");
+    assert!(std::fs::symlink_metadata(&a).is_err(), "the made link is still there");
+    assert_eq!(target(&b), "/old/target");
+    // changed on the host since the plan: left alone, and said so
+    std::fs::remove_file(&b).unwrap();
+    std::os::unix::fs::symlink("/by/hand", &b).unwrap();
+    r.lock("me");
+    let m = format!("L\t0\t{b}\t-\t-\t-\tlink:/old/target\t-\t/new/b\n");
+    let (_, out) = r.run(SCRIPT, &["d1/p001", "me", ""], &raw_upload(&m, &[], true), &[]);
+    let res = parse_apply(out.as_bytes()).unwrap();
+    assert_eq!(
+        res.skipped,
+        [(
+            b.clone(),
+            "changed on the host since the plan (expected link:/old/target, found link:/by/hand); left untouched"
+                .to_string()
+        )]
+    );
+    assert_eq!(target(&b), "/by/hand");
+}

@@ -87,6 +87,21 @@ pub(crate) struct DesiredDir {
     pub(crate) selected: bool,
 }
 
+/// A symbolic link as it should be on the host.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DesiredLink {
+    /// Absolute path of the link.
+    pub(crate) path: String,
+    /// What it points at.
+    pub(crate) target: String,
+    /// Role that declares it.
+    pub(crate) role: String,
+    /// Index of the phase of its role.
+    pub(crate) phase: usize,
+    /// Part of this run (--role).
+    pub(crate) selected: bool,
+}
+
 /// A service of a compose project and what it reads.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DesiredService {
@@ -206,6 +221,8 @@ pub(crate) struct DesiredHost {
     pub(crate) dirs: Vec<DesiredDir>,
     /// Files.
     pub(crate) files: Vec<DesiredFile>,
+    /// Symbolic links.
+    pub(crate) links: Vec<DesiredLink>,
     /// Paths that must not exist.
     pub(crate) absent: Vec<DesiredAbsent>,
     /// Compose projects.
@@ -233,6 +250,7 @@ impl DesiredHost {
             connection,
             dirs: vec![],
             files: vec![],
+            links: vec![],
             absent: vec![],
             compose: vec![],
             checks: vec![],

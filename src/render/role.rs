@@ -93,6 +93,18 @@ impl RoleScope<'_> {
             self.claim(&file.dest, seen)?;
             out.files.push(file);
         }
+        for l in &self.role.spec.links {
+            if !self.when(&l.when)? {
+                continue;
+            }
+            let (path, target) = (self.small(&l.path)?, self.small(&l.target)?);
+            self.claim(&path, seen)?;
+            if target.is_empty() || target.contains(['\n', '\t', '\0']) {
+                let why = format!("link {path}: its target must be one line, without tabs, and not empty");
+                return Err(Error::invalid(&self.role.spec_path, why));
+            }
+            out.links.push(DesiredLink { path, target, role: self.name(), phase, selected });
+        }
         for a in &self.role.spec.absent {
             let path = self.small(a.path())?;
             self.refuse_destructive(&path, a)?;

@@ -29,6 +29,7 @@ fn host_section(out: &mut String, host: &str, address: &str, plan: &HostPlan) {
         let kind = match c.resource {
             Resource::Dir => " (dir)",
             Resource::Lines => " (lines)",
+            Resource::Link => " (link)",
             _ => "",
         };
         let _ = writeln!(

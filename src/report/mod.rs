@@ -166,6 +166,7 @@ fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redacto
         let kind = match c.resource {
             Resource::Dir => " (dir)",
             Resource::Lines => " (lines)",
+            Resource::Link => " (link)",
             _ => "",
         };
         let reasons = if c.reasons.is_empty() { String::new() } else { format!("  [{}]", c.reasons.join(", ")) };

@@ -1,0 +1,45 @@
+//! Symbolic links (Ansible's `file: state=link`): made where missing,
+//! pointed again where they point elsewhere. A path that is something else
+//! on the host is a conflict, as for files and directories: deploy does not
+//! replace a file or a directory by a link.
+
+use super::{expected, kind_name, Action, Change, HostPlan, Resource};
+use crate::plan::state::{Kind, Remote};
+use crate::render::DesiredHost;
+
+pub(crate) fn plan_links(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
+    for l in desired.links.iter().filter(|l| l.selected) {
+        let e = remote.paths.get(&l.path);
+        let base = Change {
+            path: l.path.clone(),
+            role: l.role.clone(),
+            resource: Resource::Link,
+            action: Action::Create,
+            reasons: vec![],
+            expected: expected(e),
+            secret: false,
+            phase: l.phase,
+            file: None,
+            content: None,
+            diff: None,
+        };
+        match e {
+            None => plan.changes.push(Change { reasons: vec![format!("missing, -> {}", l.target)], ..base }),
+            Some(e) if e.kind != Kind::Link => {
+                return Err(format!(
+                    "{} is {} on the host but declared as a link by role `{}`; remove it by hand or change the role",
+                    l.path,
+                    kind_name(e.kind),
+                    l.role
+                ));
+            }
+            Some(e) if e.target.as_deref() == Some(l.target.as_str()) => plan.unchanged += 1,
+            Some(e) => {
+                let was = e.target.as_deref().unwrap_or("?");
+                let reasons = vec![format!("target {was} -> {}", l.target)];
+                plan.changes.push(Change { action: Action::Update, reasons, ..base });
+            }
+        }
+    }
+    Ok(())
+}
