@@ -72,7 +72,7 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => check_source(&path, &bytes)
-                    .map(|s| Some(builtin_names(&s)))
+                    .map(|s| Some(macro_closures(&builtin_names(&s))))
                     .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
@@ -91,6 +91,56 @@ pub(crate) fn builtin_names(source: &str) -> String {
     let re =
         RE.get_or_init(|| fancy_regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.builtin\.").expect("valid"));
     re.replace_all(source, "$1").into_owned()
+}
+
+/// A macro that includes a template gives it the names the template sets
+/// and imports, as Jinja2 does (the included template reads them from the
+/// macro's module). minijinja encloses in a macro only the names its body
+/// mentions, so each such name is mentioned there in a branch never taken:
+/// `{% if false %}{{ x }}{% endif %}` after the macro's tag (no newline is
+/// added, and the tag's own whitespace control is kept).
+pub(crate) fn macro_closures(source: &str) -> String {
+    use fancy_regex::Regex;
+    use std::sync::OnceLock;
+    static RES: OnceLock<[Regex; 4]> = OnceLock::new();
+    let [set, import, from, mac] = RES.get_or_init(|| {
+        [
+            r"\{%-?\s*set\s+([A-Za-z_]\w*)\s*(?:=|-?%\})",
+            r"\{%-?\s*import\s+[^%]*?\s+as\s+([A-Za-z_]\w*)",
+            r"\{%-?\s*from\s+\S+\s+import\s+([^%]+?)\s*-?%\}",
+            r"\{%-?\s*macro\s+[A-Za-z_]\w*\s*\([^%]*?\)\s*(-?)%\}((?:(?!\{%-?\s*endmacro)[\s\S])*)",
+        ]
+        .map(|r| Regex::new(r).expect("valid"))
+    });
+    if !source.contains("include") || !source.contains("macro") {
+        return source.to_string();
+    }
+    let mut names: Vec<String> = Vec::new();
+    for re in [set, import] {
+        names.extend(re.captures_iter(source).flatten().map(|c| c[1].to_string()));
+    }
+    for c in from.captures_iter(source).flatten() {
+        names.extend(c[1].split(',').filter_map(|n| n.split_whitespace().last()).map(str::to_string));
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return source.to_string();
+    }
+    let mention: String = names.iter().map(|n| format!("{{{{ {n} }}}}")).collect();
+    let mut out = String::new();
+    let mut last = 0;
+    for c in mac.captures_iter(source).flatten() {
+        let body = c.get(2).expect("a body");
+        if !body.as_str().contains("include") {
+            continue;
+        }
+        out.push_str(&source[last..body.start()]);
+        out.push_str(&format!("{{% if false %}}{mention}{{% endif {}%}}", &c[1]));
+        last = body.start();
+    }
+    out.push_str(&source[last..]);
+    out
 }
 
 /// Ansible's rule for trailing newlines: rendered without keeping the last
@@ -121,7 +171,7 @@ thread_local! {
 
 /// Render one template source for a host, Ansible style.
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
-    let source_fq = builtin_names(source);
+    let source_fq = macro_closures(&builtin_names(source));
     let tmpl = env.template_from_named_str(name, &source_fq)?;
     EMITTED.with(|e| *e.borrow_mut() = Emitted::default());
     let out = tmpl.render(ctx)?;
@@ -142,6 +192,21 @@ pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // a macro that includes gets the template's set and imported names
+    // mentioned in a branch never taken; others, and line numbers, stay
+    #[test]
+    fn macros_that_include_enclose_the_templates_names() {
+        let src = "{% set x = 1 %}{% import 'm.j2' as m %}{% from 'f.j2' import a as b, c %}\n\
+                   {%- macro one() -%}\n{% include 'i.j2' %}{% endmacro %}{% macro two() %}{{ 2 }}{% endmacro %}";
+        let out = macro_closures(src);
+        assert_eq!(
+            out,
+            "{% set x = 1 %}{% import 'm.j2' as m %}{% from 'f.j2' import a as b, c %}\n\
+             {%- macro one() -%}{% if false %}{{ b }}{{ c }}{{ m }}{{ x }}{% endif -%}\n{% include 'i.j2' %}{% endmacro %}{% macro two() %}{{ 2 }}{% endmacro %}"
+        );
+        assert_eq!(macro_closures("{% macro m() %}{{ 1 }}{% endmacro %}"), "{% macro m() %}{{ 1 }}{% endmacro %}");
+    }
     use crate::render::filters::ip_in_network;
     use minijinja::context;
 
