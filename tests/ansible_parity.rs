@@ -198,6 +198,11 @@ fn none_prints_as_ansible_2_19_prints_it() {
     let template = "a{{ x }}b\n{{ x }}\n{{ l }} {{ [x] }} {{ x is none }}\n";
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
+    // a None leaves no part: the rest can be one value, or nothing
+    for template in ["{{ x }}\n", "{{ x }}{{ l }}\n", "{{ x }}{{ x }}\n"] {
+        let want = ansible(vars, template).expect("ansible renders it");
+        assert_eq!(deploy(vars, template).unwrap(), want, "{template:?}");
+    }
 }
 
 // to_nice_yaml of a list and of a mapping holding one, as PyYAML writes them.
@@ -252,6 +257,27 @@ fn hostvars_holds_every_host_of_the_inventory() {
     let e = render("{{ hostvars['web1'].ansible_host }}\n").unwrap_err();
     assert!(
         e.contains("hostvars['web1']: inventory/group_vars/prod/secrets.age: cannot be decrypted with the identity inventory/lab.identity"),
+        "{e}"
+    );
+}
+
+// A list or dict made by {% set %} in the template changes in place, as
+// Python's do (the common `names.append(x)` in a loop); one that deploy
+// cannot change is refused, never silently left as it was.
+#[test]
+fn set_lists_and_dicts_change_in_place_as_in_python() {
+    let vars = "users: [{name: ann}, {name: bob}]\n";
+    let template = "{% set names = [] %}{% for u in users %}{% set _ = names.append(u.name) %}{% endfor %}\
+                    {{ names | join(',') }} {{ names | length }} {{ names[-1] }}|\
+                    {% set d = {'z': 0} %}{{ d.update({'a': 1}) }}{{ d.setdefault('b', 2) }} {{ d }} {{ d | to_json }}|\
+                    {% set l = [3, 1] %}{{ l.insert(0, 9) }}{{ l.pop() }} {{ l }} {{ l | sort }} {{ 9 in l }}\n";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+    let e = deploy(vars, "{{ users.append(1) }}\n").unwrap_err();
+    assert!(
+        e.contains(
+            "append() changes a list or dict in place, which deploy supports on one made by `{% set name = [] %}`"
+        ),
         "{e}"
     );
 }

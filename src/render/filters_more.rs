@@ -208,7 +208,10 @@ pub(crate) fn unknown_method(
             let sep = sep.filter(|s| !s.is_none()).map(|s| py_str(&s));
             Ok(Value::from(rsplit(value.as_str().unwrap_or_default(), sep.as_deref(), max.unwrap_or(-1))?))
         }
-        _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+        _ => match super::mutable::refuse(value, method) {
+            Some(e) => Err(e),
+            None => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod filters;
 mod filters_ansible;
 mod filters_more;
 mod lookups;
+mod mutable;
 pub(crate) mod pyfmt;
 mod pyyaml;
 mod role;

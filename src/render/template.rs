@@ -59,6 +59,12 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
         } else {
             py_str(value)
         };
+        // a None (an append's result, say) leaves no part in 2.19's
+        // concatenation: `{{ l.append(1) }}{{ l }}` is one value
+        if value.is_none() {
+            EMITTED.with(|e| e.borrow_mut().nones += 1);
+            return Ok(());
+        }
         EMITTED.with(|e| {
             let mut e = e.borrow_mut();
             e.count += 1;
@@ -72,13 +78,14 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => check_source(&path, &bytes)
-                    .map(|s| Some(macro_closures(&builtin_names(&s))))
+                    .map(|s| Some(mutable_sets(&macro_closures(&builtin_names(&s)))))
                     .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
             }
         });
     }
+    env.add_function("__deploy_mutable", super::mutable::mutable);
     minijinja_contrib::add_to_environment(&mut env);
     crate::render::filters::add_ansible(&mut env);
     env
@@ -143,6 +150,20 @@ pub(crate) fn macro_closures(source: &str) -> String {
     out
 }
 
+/// `{% set NAME = [...] %}` and `{% set NAME = {...} %}` make a list or
+/// dict the template may change in place (`names.append(x)`), as Python's
+/// are: the literal goes through `__deploy_mutable` (render::mutable).
+pub(crate) fn mutable_sets(source: &str) -> String {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        fancy_regex::Regex::new(r"(\{%-?\s*set\s+[A-Za-z_]\w*\s*=\s*)(\[[^%]*?\]|\{[^%]*?\})(\s*-?%\})").expect("valid")
+    });
+    if !source.contains("set") {
+        return source.to_string();
+    }
+    re.replace_all(source, "${1}__deploy_mutable(${2})${3}").into_owned()
+}
+
 /// Ansible's rule for trailing newlines: rendered without keeping the last
 /// newline, then the source's own trailing newlines are restored.
 pub(crate) fn restore_trailing_newlines(source: &str, mut rendered: String) -> String {
@@ -163,6 +184,8 @@ struct Emitted {
     native: bool,
     /// Bytes the last value wrote.
     len: usize,
+    /// None values (they print nothing and leave no part).
+    nones: usize,
 }
 
 thread_local! {
@@ -171,7 +194,7 @@ thread_local! {
 
 /// Render one template source for a host, Ansible style.
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
-    let source_fq = macro_closures(&builtin_names(source));
+    let source_fq = mutable_sets(&macro_closures(&builtin_names(source)));
     let tmpl = env.template_from_named_str(name, &source_fq)?;
     EMITTED.with(|e| *e.borrow_mut() = Emitted::default());
     let out = tmpl.render(ctx)?;
@@ -181,7 +204,7 @@ pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, c
     // to text
     let one_value = EMITTED.with(|e| {
         let e = e.borrow();
-        e.count == 1 && e.native && e.len == out.len()
+        (e.count == 1 && e.native && e.len == out.len()) || (e.count == 0 && e.nones > 0 && out.is_empty())
     });
     if one_value {
         return Ok(out);
@@ -192,6 +215,14 @@ pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_literals_become_changeable() {
+        assert_eq!(
+            mutable_sets("{% set a = [] %}{%- set b = {'k': [1]} -%}{% set c = [1] + x %}{% set d = x %}"),
+            "{% set a = __deploy_mutable([]) %}{%- set b = __deploy_mutable({'k': [1]}) -%}{% set c = [1] + x %}{% set d = x %}"
+        );
+    }
 
     // a macro that includes gets the template's set and imported names
     // mentioned in a branch never taken; others, and line numbers, stay
