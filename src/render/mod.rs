@@ -14,6 +14,7 @@ mod lookups;
 mod mutable;
 pub(crate) mod pyfmt;
 mod pyyaml;
+mod rewrite;
 mod role;
 mod role_compose;
 pub(crate) mod sums;

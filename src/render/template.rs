@@ -78,7 +78,7 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => check_source(&path, &bytes)
-                    .map(|s| Some(mutable_sets(&macro_closures(&builtin_names(&s)))))
+                    .map(|s| Some(rewritten(&s)))
                     .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
@@ -150,6 +150,12 @@ pub(crate) fn macro_closures(source: &str) -> String {
     out
 }
 
+/// A template's source as minijinja is given it: Ansible's names, and the
+/// Jinja2 semantics minijinja lacks put in by rewriting (see each).
+fn rewritten(source: &str) -> String {
+    super::rewrite::python_operators(&mutable_sets(&macro_closures(&builtin_names(source))))
+}
+
 /// `{% set NAME = [...] %}` and `{% set NAME = {...} %}` make a list or
 /// dict the template may change in place (`names.append(x)`), as Python's
 /// are: the literal goes through `__deploy_mutable` (render::mutable).
@@ -194,7 +200,7 @@ thread_local! {
 
 /// Render one template source for a host, Ansible style.
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
-    let source_fq = mutable_sets(&macro_closures(&builtin_names(source)));
+    let source_fq = rewritten(source);
     let tmpl = env.template_from_named_str(name, &source_fq)?;
     EMITTED.with(|e| *e.borrow_mut() = Emitted::default());
     let out = tmpl.render(ctx)?;
