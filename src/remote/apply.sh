@@ -103,25 +103,6 @@ manifest() {
 # archive gives; -m: the files are new now (the swap's mtime, not the
 # archive's)
 untar() { tar -xpmf - -C "$j/new" 2>"$j/tar.err"; }
-# mounts PATH LIST: `MOUNT<TAB>PATH` for PATH, then for each path of the
-# file LIST: the mount it is on (the /proc/self/mountinfo line whose mount
-# point is the longest prefix of its real path; of equal ones the last, a
-# mount on top of another). A bind mount of the same filesystem has the
-# same st_dev, yet rename(2) and link(2) across it fail as across two
-# filesystems: only the mount tells. `?` when that cannot be read.
-mounts() {
-  # shellcheck disable=SC2094 # LIST is only read
-  xargs -d '\n' realpath -m -- "$1" <"$2" | awk -v list="$2" -v first="$1" '
-    function unesc(s) { gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s); gsub(/\\134/, "\\", s); return s }
-    BEGIN { while ((getline l < "/proc/self/mountinfo") > 0) { split(l, f, " "); mp[++n] = unesc(f[5]); id[n] = f[1] } }
-    FILENAME == list { orig[++k] = $0; next }
-    { best = "?"; bl = -1
-      for (x = 1; x <= n; x++) { m = mp[x]; l = length(m)
-        if ((m == "/" || $0 == m || substr($0, 1, l + 1) == m "/") && l >= bl) { best = id[x]; bl = l } }
-      print best "\t" (FNR == 1 ? first : orig[FNR - 1]) }' "$2" -
-}
-# free_kib DIR: what the filesystem of DIR has free for root, in KiB
-free_kib() { df -Pk -- "$1" | awk 'NR == 2 { print $4 }'; }
 # by_key FILE CMD: for each distinct KEY of FILE's `KEY<TAB>PATH` lines, one
 # `CMD KEY PATH...` of at most 500 paths (an argv stays far below its
 # limit); the lists are built by the shell, not by more processes
@@ -295,13 +276,20 @@ fi
 # DEV is the file's mount, and the journal's is the first line of q.mnt
 : >"$j/q.mnt"
 [ -s "$j/q" ] && mounts "$j" "$j/q" >"$j/q.mnt"
-AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" -v mn="$j/q.mnt" '
+# (nothing there to look at, a first deploy's case: no awk)
+if [ ! -s "$j/q" ]; then
+  AL=""; set -f; IFS=$nl
+  for line in $ML; do
+    case $line in "K$tab"*) ;; *) AL="$AL-$tab-$tab-$tab-$tab-$tab-$tab$line$nl";; esac
+  done
+  IFS=$oifs; set +f
+else AL=$(awk -F "$tab" -v st="$j/q.stat" -v su="$j/q.sum" -v mn="$j/q.mnt" '
   FILENAME == mn { if (FNR > 1) mnt[substr($0, index($0, "\t") + 1)] = $1; next }
   FILENAME == st { n = $0; sub(/^[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t/, "", n); s[n] = mnt[n] "\t" $2 "\t" $3 "\t" $4 "\t" $5; next }
   FILENAME == su { h[substr($0, 67)] = substr($0, 1, 64); next }
   $1 == "K" { next }
   { print (($3 in h) ? "sha256:" h[$3] : "-") "\t" (($3 in s) ? s[$3] : "-\t-\t-\t-\t-") "\t" $0 }
-' "$j/q.mnt" "$j/q.stat" "$j/q.sum" "$m")
+' "$j/q.mnt" "$j/q.stat" "$j/q.sum" "$m"); fi
 # look PATH: sets c (what PATH is: absent, dir, other, sha256:HEX) for a
 # path the batch did not hash, and for a file dev size fmode fuid fgid
 look() {

@@ -76,3 +76,22 @@ subst() {
   done
   printf '%s' "$_r$_t"
 }
+# mounts PATH LIST: `MOUNT<TAB>PATH` for PATH, then for each path of the
+# file LIST: the mount it is on (the /proc/self/mountinfo line whose mount
+# point is the longest prefix of its real path; of equal ones the last, a
+# mount on top of another). A bind mount of the same filesystem has the
+# same st_dev, yet rename(2) and link(2) across it fail as across two
+# filesystems: only the mount tells. `?` when that cannot be read.
+mounts() {
+  # shellcheck disable=SC2094 # LIST is only read
+  xargs -d '\n' realpath -m -- "$1" <"$2" | awk -v list="$2" -v first="$1" '
+    function unesc(s) { gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s); gsub(/\\134/, "\\", s); return s }
+    BEGIN { while ((getline l < "/proc/self/mountinfo") > 0) { split(l, f, " "); mp[++n] = unesc(f[5]); id[n] = f[1] } }
+    FILENAME == list { orig[++k] = $0; next }
+    { best = "?"; bl = -1
+      for (x = 1; x <= n; x++) { m = mp[x]; l = length(m)
+        if ((m == "/" || $0 == m || substr($0, 1, l + 1) == m "/") && l >= bl) { best = id[x]; bl = l } }
+      print best "\t" (FNR == 1 ? first : orig[FNR - 1]) }' "$2" -
+}
+# free_kib DIR: what the filesystem of DIR has free for root, in KiB
+free_kib() { df -Pk -- "$1" | awk 'NR == 2 { print $4 }'; }
