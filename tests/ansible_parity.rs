@@ -281,3 +281,15 @@ fn set_lists_and_dicts_change_in_place_as_in_python() {
         "{e}"
     );
 }
+
+// Datetimes subtract to a timedelta, as in Python: days, seconds,
+// total_seconds() and its printing.
+#[test]
+fn datetimes_subtract_as_in_python() {
+    let vars = "a: '2024-03-04 10:00:00'\nb: '2024-03-01 12:30:00'\n";
+    let template = "{{ ((a | to_datetime) - (b | to_datetime)).days }} {{ ((a | to_datetime) - (b | to_datetime)).seconds }} \
+                    {{ ((b | to_datetime) - (a | to_datetime)) }} {{ ((a | to_datetime) - (b | to_datetime)).total_seconds() }} \
+                    {{ (now() - (a | to_datetime)).days > 0 }}\n";
+    let want = ansible(vars, template).expect("ansible renders it");
+    assert_eq!(deploy(vars, template).unwrap(), want);
+}

@@ -12,9 +12,8 @@ use crate::common::*;
 /// Cases where deploy does not yet render what Ansible renders (or refuses
 /// what it refuses): each must still differ, so a fix moves it out of this
 /// list. Issue #12 tracks them.
-const KNOWN_GAPS: [&str; 6] = [
+const KNOWN_GAPS: [&str; 5] = [
     "f-list-methods",           // 2.19's lazy list counts 0 of `words.count('apple')`; deploy counts 2
-    "f-to-datetime",            // to_datetime
     "i-include-in-loop",        // Ansible: an include does not see `loop`
     "m-import-without-context", // an import without context sees no vars
     "m-varargs",                // varargs/kwargs in macros

@@ -2,8 +2,10 @@
 //! strftime of the controller's local time, or UTC, as Python's
 //! `time.strftime` calls it), `to_datetime` and `now()`, whose values are
 //! Python datetimes: `year` .. `microsecond`, `strftime()`, `isoformat()`,
-//! printed as `str()` prints them. (Their arithmetic, `a - b`, needs
-//! operators minijinja does not let a value define.)
+//! printed as `str()` prints them; the difference of two is a timedelta
+//! (`days`, `seconds`, `microseconds`, `total_seconds()`), reached through
+//! `__deploy_dt_sub`, which render::rewrite puts where a template subtracts
+//! them (minijinja lets no value define `-`).
 
 use std::sync::Arc;
 
@@ -89,6 +91,78 @@ impl DateTime {
     }
 }
 
+impl DateTime {
+    /// Microseconds since 1970-01-01 00:00 of this naive datetime.
+    fn micros(&self) -> i128 {
+        let secs = days_from_civil(self.y, self.mo, self.d) * 86_400
+            + i64::from(self.h) * 3600
+            + i64::from(self.mi) * 60
+            + i64::from(self.s);
+        i128::from(secs) * 1_000_000 + i128::from(self.us)
+    }
+}
+
+/// Python's `datetime.timedelta`, normalised as it is: 0 <= seconds <
+/// 86400, 0 <= microseconds < 1e6, days carrying the sign.
+#[derive(Debug, Clone, Copy)]
+struct TimeDelta {
+    days: i64,
+    seconds: i64,
+    micros: i64,
+}
+
+impl TimeDelta {
+    fn of(total_micros: i128) -> TimeDelta {
+        let day = 86_400_000_000i128;
+        let days = total_micros.div_euclid(day);
+        let rest = total_micros.rem_euclid(day);
+        TimeDelta { days: days as i64, seconds: (rest / 1_000_000) as i64, micros: (rest % 1_000_000) as i64 }
+    }
+}
+
+impl std::fmt::Display for TimeDelta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.days != 0 {
+            let plural = if self.days.abs() == 1 { "" } else { "s" };
+            write!(f, "{} day{plural}, ", self.days)?;
+        }
+        write!(f, "{}:{:02}:{:02}", self.seconds / 3600, self.seconds / 60 % 60, self.seconds % 60)?;
+        if self.micros != 0 {
+            write!(f, ".{:06}", self.micros)?;
+        }
+        Ok(())
+    }
+}
+
+impl Object for TimeDelta {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        // printed as str() prints it, not as a mapping
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from(match key.as_str()? {
+            "days" => self.days,
+            "seconds" => self.seconds,
+            "microseconds" => self.micros,
+            _ => return None,
+        }))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &State, method: &str, _args: &[Value]) -> Result<Value, MjError> {
+        match method {
+            "total_seconds" => {
+                Ok(Value::from(self.days as f64 * 86_400.0 + self.seconds as f64 + self.micros as f64 / 1e6))
+            }
+            _ => Err(MjError::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.as_ref(), f)
+    }
+}
+
 impl std::fmt::Display for DateTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}-{:02} {:02}:{:02}:{:02}", self.y, self.mo, self.d, self.h, self.mi, self.s)?;
@@ -100,6 +174,11 @@ impl std::fmt::Display for DateTime {
 }
 
 impl Object for DateTime {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        // printed as str() prints it, not as a mapping
+        minijinja::value::ObjectRepr::Plain
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(Value::from(match key.as_str()? {
             "year" => self.y,
@@ -277,6 +356,16 @@ pub(crate) fn add(env: &mut Environment<'static>) {
         let dt = strptime(&text, fmt.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S"))?;
         Ok(Value::from_object(dt))
     });
+    env.add_function("__deploy_dt_sub", |a: Value, b: Value| -> Result<Value, MjError> {
+        match (a.downcast_object_ref::<DateTime>(), b.downcast_object_ref::<DateTime>()) {
+            (Some(a), Some(b)) => Ok(Value::from_object(TimeDelta::of(a.micros() - b.micros()))),
+            _ => Err(err(format!(
+                "unsupported operand type(s) for -: {} and {} (deploy subtracts two datetimes)",
+                a.kind(),
+                b.kind()
+            ))),
+        }
+    });
     env.add_function("now", |kw: Kwargs| -> Result<Value, MjError> {
         let utc: Option<bool> = kw.get("utc")?;
         let fmt: Option<String> = kw.get("fmt")?;
@@ -305,5 +394,10 @@ mod tests {
         assert!(strptime("2023-02-29 00:00:00", "%Y-%m-%d %H:%M:%S").is_err());
         assert_eq!(strptime("5/1/24", "%d/%m/%y").unwrap().to_string(), "2024-01-05 00:00:00");
         assert_eq!(c_strftime("%Y-%m-%d %H:%M", &broken_down(3600, true).unwrap()).unwrap(), "1970-01-01 01:00");
+        let later = strptime("2024-03-02 00:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let d = |a: &DateTime, b: &DateTime| TimeDelta::of(a.micros() - b.micros()).to_string();
+        assert_eq!((d(&later, &dt), d(&dt, &later)), ("14:00:00".into(), "-1 day, 10:00:00".into()));
+        let far = strptime("2024-03-04 10:00:00.5", "%Y-%m-%d %H:%M:%S.%f").unwrap();
+        assert_eq!(d(&far, &dt), "3 days, 0:00:00.500000");
     }
 }

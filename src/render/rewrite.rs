@@ -2,7 +2,10 @@
 //! back by rewriting a template's expressions before they are parsed:
 //! unary plus (`{{ +x }}` is `{{ x }}`) and `%` on a string literal
 //! (`'%s=%s' % (k, v)` is `('%s=%s' | format(k, v))`, Jinja's own
-//! printf-style filter). Only the insides of `{{ }}` and `{% %}` tags are
+//! printf-style filter), and the difference of two datetimes (`(now() -
+//! (x | to_datetime)).days`, both sides written as a `now()` call or a
+//! parenthesized group using to_datetime or now) through
+//! `__deploy_dt_sub`. Only the insides of `{{ }}` and `{% %}` tags are
 //! touched, string literals never, and no newline is added or removed.
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,8 +110,62 @@ fn operand(t: &[Tok], i: usize) -> Option<(usize, bool)> {
     }
 }
 
+/// Where the group closing at `close` opens (and the `now` before it).
+fn group_start(t: &[Tok], close: usize) -> usize {
+    let mut depth = 0;
+    for j in (0..=close).rev() {
+        match (&t[j], t[j].text()) {
+            (Tok::Op(_), ")" | "]" | "}") => depth += 1,
+            (Tok::Op(_), "(" | "[" | "{") => {
+                depth -= 1;
+                if depth == 0 {
+                    let before = (0..j).rev().find(|&k| !matches!(t[k], Tok::Space(_)));
+                    return match before.map(|k| (k, &t[k])) {
+                        Some((k, Tok::Name(n))) if n == "now" => k,
+                        _ => j,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+/// `A - B` of two datetime groups as one opaque `__deploy_dt_sub(A, B)`.
+fn datetime_differences(mut t: Vec<Tok>) -> Vec<Tok> {
+    let dated = |g: &[Tok]| g.iter().any(|x| matches!(x, Tok::Name(n) if n == "to_datetime" || n == "now"));
+    let mut i = 0;
+    while i < t.len() {
+        if !matches!(&t[i], Tok::Op(o) if o == "-") {
+            i += 1;
+            continue;
+        }
+        let l = (0..i).rev().find(|&k| !matches!(t[k], Tok::Space(_)));
+        let r = next_sig(&t, i + 1);
+        let (Some(l), true) = (l, matches!(t.get(r), Some(Tok::Op(o)) if o == "(")) else {
+            i += 1;
+            continue;
+        };
+        if !matches!(&t[l], Tok::Op(o) if o == ")") {
+            i += 1;
+            continue;
+        }
+        let (ls, re) = (group_start(&t, l), group_end(&t, r));
+        if !dated(&t[ls..=l]) || !dated(&t[r..re]) {
+            i += 1;
+            continue;
+        }
+        let text = |g: &[Tok]| g.iter().map(Tok::text).collect::<String>();
+        let call = format!("__deploy_dt_sub({}, {})", text(&t[ls..=l]), text(&t[r..re]));
+        t.splice(ls..re, [Tok::Name(call)]);
+        i = ls + 1;
+    }
+    t
+}
+
 fn rewrite_expr(body: &str) -> String {
-    let t = lex(body);
+    let t = datetime_differences(lex(body));
     let mut out: Vec<String> = Vec::new();
     let mut prev: Option<&Tok> = None;
     let mut i = 0;
@@ -149,7 +206,9 @@ fn rewrite_expr(body: &str) -> String {
 
 /// `source` with unary plus and string `%` rewritten inside its tags.
 pub(crate) fn python_operators(source: &str) -> String {
-    if !source.contains('%') && !source.contains('+') {
+    if !source.contains(['%', '+'])
+        && !(source.contains('-') && (source.contains("to_datetime") || source.contains("now")))
+    {
         return source.to_string();
     }
     let mut out = String::with_capacity(source.len());
@@ -232,6 +291,10 @@ mod tests {
         assert_eq!(r("{{ '%d%%' % (n + 1) }}"), "{{ ('%d%%' | format(n + 1)) }}");
         assert_eq!(r("{{ '%s' % (a, b)[0] }}"), "{{ ('%s' | format((a, b)[0])) }}");
         // strings, text outside tags, comments, raw blocks and mappings stay
+        assert_eq!(
+            r("{{ (now() - ('2024-01-01' | to_datetime('%Y-%m-%d'))).days }} {{ (a) - (b) }}"),
+            "{{ (__deploy_dt_sub(now(), ('2024-01-01' | to_datetime('%Y-%m-%d')))).days }} {{ (a) - (b) }}"
+        );
         let same = [
             "{{ 'a + +b %s' }} + +x % y",
             "{# {{ +x }} #}",
