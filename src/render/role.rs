@@ -133,7 +133,7 @@ impl RoleScope<'_> {
             let src = template::check_source(&path, &raw)?;
             // the template module's own variables, above all others
             let ctx = &minijinja::value::merge_maps([super::dates::template_vars(t, &path, &dest), ctx.clone()]);
-            let text = template::render_str(env, t, &src, ctx)
+            let text = template::render_file(env, t, &src, ctx)
                 .map_err(|e| self.r.render_error(self.host, self.hv, &path, &e, env, &src, ctx))?;
             (text.into_bytes(), format!("{name}/templates/{t}"))
         } else if let Some(s) = &f.src {

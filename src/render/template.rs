@@ -202,6 +202,22 @@ thread_local! {
 pub(crate) fn render_str(env: &Environment<'static>, name: &str, source: &str, ctx: &Value) -> Result<String, MjError> {
     let source_fq = rewritten(source);
     let tmpl = env.template_from_named_str(name, &source_fq)?;
+    finish(&tmpl, source, ctx)
+}
+
+/// Render a role's template file `name` (its source is `source`) for a
+/// host: compiled once per role through the environment's loader, not
+/// once per host.
+pub(crate) fn render_file(
+    env: &Environment<'static>,
+    name: &str,
+    source: &str,
+    ctx: &Value,
+) -> Result<String, MjError> {
+    finish(&env.get_template(name)?, source, ctx)
+}
+
+fn finish(tmpl: &minijinja::Template<'_, '_>, source: &str, ctx: &Value) -> Result<String, MjError> {
     EMITTED.with(|e| *e.borrow_mut() = Emitted::default());
     let out = tmpl.render(ctx)?;
     // ansible-core 2.19 renders natively: a template whose whole output is
