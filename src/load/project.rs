@@ -122,13 +122,13 @@ pub(crate) struct RoleFile {
     pub(crate) files: Vec<FileSpec>,
     /// Directories.
     #[serde(default)]
-    pub(crate) dirs: Vec<DirSpec>,
+    pub(crate) dirs: Vec<crate::load::system::DirSpec>,
     /// Paths that must not exist.
     #[serde(default)]
     pub(crate) absent: Vec<AbsentSpec>,
     /// Symbolic links.
     #[serde(default)]
-    pub(crate) links: Vec<LinkSpec>,
+    pub(crate) links: Vec<crate::load::system::LinkSpec>,
     /// Docker Compose projects, brought up at the end of the role's phase.
     #[serde(default)]
     pub(crate) compose: Vec<ComposeSpec>,
@@ -341,38 +341,6 @@ impl AbsentSpec {
     pub(crate) fn force(&self) -> bool {
         matches!(self, AbsentSpec::Full { force: true, .. })
     }
-}
-
-/// A directory resource.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DirSpec {
-    /// Absolute path on the host.
-    pub(crate) path: String,
-    /// Owner by name or number.
-    pub(crate) owner: Option<Id>,
-    /// Group by name or number.
-    pub(crate) group: Option<Id>,
-    /// Mode as a quoted octal string.
-    pub(crate) mode: Option<Mode>,
-    /// A condition over the host's variables.
-    #[serde(default)]
-    pub(crate) when: Option<String>,
-}
-
-/// A symbolic link resource: PATH points at TARGET (Ansible's `file:
-/// state=link`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LinkSpec {
-    /// Absolute path of the link on the host.
-    pub(crate) path: String,
-    /// What it points at, as `ln -s` takes it (absolute, or relative to the
-    /// link's directory); it need not exist.
-    pub(crate) target: String,
-    /// A condition over the host's variables.
-    #[serde(default)]
-    pub(crate) when: Option<String>,
 }
 
 /// A user or group: a name or a numeric id (a container's UID, say).

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::load::project::Duration;
+use crate::load::project::{Duration, Id, Mode};
 
 /// Present or absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -383,4 +383,36 @@ mod tests {
         assert_eq!(item_line(t, "commands", 2), None);
         assert_eq!(item_line(t, "units", 0), Some(9));
     }
+}
+
+/// A symbolic link resource: PATH points at TARGET (Ansible's `file:
+/// state=link`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkSpec {
+    /// Absolute path of the link on the host.
+    pub(crate) path: String,
+    /// What it points at, as `ln -s` takes it (absolute, or relative to the
+    /// link's directory); it need not exist.
+    pub(crate) target: String,
+    /// A condition over the host's variables.
+    #[serde(default)]
+    pub(crate) when: Option<String>,
+}
+
+/// A directory resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DirSpec {
+    /// Absolute path on the host.
+    pub(crate) path: String,
+    /// Owner by name or number.
+    pub(crate) owner: Option<Id>,
+    /// Group by name or number.
+    pub(crate) group: Option<Id>,
+    /// Mode as a quoted octal string.
+    pub(crate) mode: Option<Mode>,
+    /// A condition over the host's variables.
+    #[serde(default)]
+    pub(crate) when: Option<String>,
 }
