@@ -10,19 +10,7 @@ use crate::render::DesiredHost;
 pub(crate) fn plan_links(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for l in desired.links.iter().filter(|l| l.selected) {
         let e = remote.paths.get(&l.path);
-        let base = Change {
-            path: l.path.clone(),
-            role: l.role.clone(),
-            resource: Resource::Link,
-            action: Action::Create,
-            reasons: vec![],
-            expected: expected(e),
-            secret: false,
-            phase: l.phase,
-            file: None,
-            content: None,
-            diff: None,
-        };
+        let base = Change::at(&l.path, &l.role, Resource::Link, expected(e), l.phase);
         match e {
             None => plan.changes.push(Change { reasons: vec![format!("missing, -> {}", l.target)], ..base }),
             Some(e) if e.kind != Kind::Link => {

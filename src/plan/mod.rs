@@ -69,6 +69,26 @@ pub(crate) enum Expected {
     Other,
 }
 
+impl Change {
+    /// A change of `path` to create, its reasons, secrecy and file left to
+    /// the caller.
+    fn at(path: &str, role: &str, resource: Resource, expected: Expected, phase: usize) -> Change {
+        Change {
+            path: path.to_string(),
+            role: role.to_string(),
+            resource,
+            action: Action::Create,
+            reasons: vec![],
+            expected,
+            secret: false,
+            phase,
+            file: None,
+            content: None,
+            diff: None,
+        }
+    }
+}
+
 /// One change on one host.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Change {
@@ -270,19 +290,7 @@ fn plan_system(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> R
 fn plan_dirs(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for d in desired.dirs.iter().filter(|d| d.selected) {
         let e = remote.paths.get(&d.path);
-        let base = Change {
-            path: d.path.clone(),
-            role: d.role.clone(),
-            resource: Resource::Dir,
-            action: Action::Create,
-            reasons: vec![],
-            expected: expected(e),
-            secret: false,
-            phase: d.phase,
-            file: None,
-            content: None,
-            diff: None,
-        };
+        let base = Change::at(&d.path, &d.role, Resource::Dir, expected(e), d.phase);
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
             Some(e) if e.kind != Kind::Dir => {
@@ -305,17 +313,9 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
     for (i, f) in desired.files.iter().enumerate().filter(|(_, f)| f.selected) {
         let e = remote.paths.get(&f.dest);
         let base = Change {
-            path: f.dest.clone(),
-            role: f.role.clone(),
-            resource: Resource::File,
-            action: Action::Create,
-            reasons: vec![],
-            expected: expected(e),
             secret: f.secret,
-            phase: f.phase,
             file: Some(i),
-            content: None,
-            diff: None,
+            ..Change::at(&f.dest, &f.role, Resource::File, expected(e), f.phase)
         };
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),

@@ -314,17 +314,24 @@ fn local(t: std::time::SystemTime) -> Value {
 /// `template_run_date` (local datetimes).
 pub(crate) fn template_vars(name: &str, full: &std::path::Path, dest: &str) -> Value {
     use std::os::unix::fs::MetadataExt;
+    // this machine's name and accounts, read once per run, not per template and host
+    static MACHINE: std::sync::OnceLock<(String, std::collections::HashMap<u32, String>)> = std::sync::OnceLock::new();
+    let (host, users) = MACHINE.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let users = passwd
+            .lines()
+            .rev() // the first line of a uid wins, as getpwuid has it
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some((f.get(2)?.parse().ok()?, f[0].to_string()))
+            })
+            .collect();
+        (host, users)
+    });
     let meta = std::fs::metadata(full).ok();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let uid = meta.as_ref().map(|m| m.uid()).unwrap_or_default();
-    // (/etc/passwd: the accounts of the machine deploy runs on)
-    let owner = std::fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid.to_string())
-        .map(|f| f[0].to_string())
-        .unwrap_or_else(|| uid.to_string());
+    let owner = users.get(&uid).cloned().unwrap_or_else(|| uid.to_string());
     let full = std::fs::canonicalize(full).unwrap_or_else(|_| full.to_path_buf());
     minijinja::context! {
         template_path => name,
