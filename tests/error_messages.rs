@@ -484,6 +484,13 @@ fn errors_in_included_templates() {
         t(&[("motd.j2", "a\n\n\n{% include 'part.j2' %}\n"), ("part.j2", "x {% if %}\n")]),
         "error: host lab1: roles/common/templates/part.j2:1: syntax error: unexpected end of block (in a template included by motd.j2)\n"
     );
+    // a macro imported without context sees none of the host's variables
+    let macros = ("m.j2", "{% macro greet() %}\nHello {{ inventory_hostname }}\n{% endmacro %}\n");
+    assert_eq!(
+        t(&[("motd.j2", "{% import 'm.j2' as m %}{{ m.greet() }}\n"), macros]),
+        "error: host lab1: roles/common/templates/m.j2:2: undefined variable `inventory_hostname`: motd.j2 imports this template without context, so it sees none of the host's variables; import it `with context`, or pass the value to the macro as an argument\n"
+    );
+    assert_eq!(t(&[("motd.j2", "{% import 'm.j2' as m with context %}{{ m.greet() }}\n"), macros]), "");
     let e = t(&[("motd.j2", "{% include 'motd.j2' %}\n")]);
     assert!(
         e.starts_with("error: host lab1: roles/common/templates/motd.j2: include recursion: motd.j2 -> motd.j2"),

@@ -96,6 +96,30 @@ pub(crate) fn describe_mj_error(e: &minijinja::Error, source: Option<(&Environme
     msg
 }
 
+/// An error inside a template imported without context, which sees none
+/// of the render's variables (Jinja2's default for `import`).
+pub(crate) fn describe_bare(e: &minijinja::Error, env: &Environment<'static>, src: &str, by: &str) -> String {
+    let ctx = Value::from(std::collections::BTreeMap::<String, Value>::new());
+    if e.kind() != minijinja::ErrorKind::UndefinedError {
+        return describe_mj_error(e, Some((env, src, &ctx))) + &format!(" (in a template imported by {by})");
+    }
+    let names = undefined_in(env, src, &ctx);
+    let line_text = e.line().and_then(|l| src.lines().nth(l.saturating_sub(1))).unwrap_or("");
+    let on_line: Vec<String> = names
+        .iter()
+        .filter(|n| line_text.contains(n.split('.').next().unwrap_or(n)))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    let what = match on_line.as_slice() {
+        [] => "undefined variable".to_string(),
+        [one] => format!("undefined variable {one}"),
+        many => format!("undefined variables {}", many.join(", ")),
+    };
+    format!(
+        "{what}: {by} imports this template without context, so it sees none of the host's variables; import it `with context`, or pass the value to the macro as an argument"
+    )
+}
+
 /// Errors raised inside `{% include %}`d templates come wrapped once per
 /// include. The innermost one (the root cause), and where each include
 /// stands, outermost first (`motd.j2:4`).

@@ -17,6 +17,7 @@ mod pyyaml;
 mod rewrite;
 mod role;
 mod role_compose;
+mod scope;
 pub(crate) mod sums;
 pub(crate) mod system;
 mod system_files;
@@ -388,6 +389,12 @@ impl Renderer {
                 line: None,
                 message: format!("include recursion: {} -> ... ({} includes itself)", path.join(" -> "), n),
             };
+        }
+        if let Some(real) = name.strip_suffix(scope::BARE) {
+            // it sees no variables: name what it reads that it does not define
+            let inner_src = std::fs::read_to_string(dir.join(real)).unwrap_or_default();
+            let message = errors::describe_bare(root, env, &inner_src, &top);
+            return Error::Render { host: host.into(), file: dir.join(real), line: root.line(), message };
         }
         let inner_src = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         let mut message = describe_mj_error(root, Some((env, &inner_src, ctx)));

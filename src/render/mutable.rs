@@ -2,8 +2,7 @@
 //! Python's methods: `{% set names = [] %}` then `names.append(x)` in a
 //! loop is a common Ansible idiom. minijinja's values are immutable, so a
 //! `{% set NAME = [...] %}` or `{% set NAME = {...} %}` of a literal makes
-//! one of these objects instead (`macro_closures`'s sibling rewrite in
-//! template.rs), which `append`, `extend`, `insert`, `pop`, `remove`,
+//! one of these objects instead (`mutable_sets`, a rewrite in template.rs), which `append`, `extend`, `insert`, `pop`, `remove`,
 //! `update` and `setdefault` change. On any other list or dict those
 //! methods are an error, never a silent no-op.
 

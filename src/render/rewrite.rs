@@ -164,8 +164,42 @@ fn datetime_differences(mut t: Vec<Tok>) -> Vec<Tok> {
     t
 }
 
+/// A list or dict literal a method changes (`{'a': 1}.update(x)`, whose
+/// result is None and whose change nobody sees) as a changeable value:
+/// `__deploy_mutable({'a': 1}).update(x)`.
+fn changed_literals(mut t: Vec<Tok>) -> Vec<Tok> {
+    const CHANGES: [&str; 9] = ["append", "extend", "insert", "pop", "remove", "update", "setdefault", "clear", "sort"];
+    let sig_before = |t: &[Tok], i: usize| (0..i).rev().find(|&k| !matches!(t[k], Tok::Space(_)));
+    let mut i = 0;
+    while i < t.len() {
+        let m = next_sig(&t, i + 1);
+        let call = next_sig(&t, m + 1);
+        let is_change = matches!(&t[i], Tok::Op(o) if o == ".")
+            && matches!(t.get(m), Some(Tok::Name(n)) if CHANGES.contains(&n.as_str()))
+            && matches!(t.get(call), Some(Tok::Op(o)) if o == "(");
+        let close = sig_before(&t, i).filter(|&c| matches!(&t[c], Tok::Op(o) if o == "]" || o == "}"));
+        let (true, Some(close)) = (is_change, close) else {
+            i += 1;
+            continue;
+        };
+        let open = (0..close).rev().find(|&s| group_end(&t, s) == close + 1 && matches!(&t[s], Tok::Op(_)));
+        let literal = open.filter(|&s| {
+            !matches!(sig_before(&t, s).map(|k| &t[k]), Some(Tok::Name(_) | Tok::Str(_) | Tok::Num(_)))
+                && !matches!(sig_before(&t, s).map(|k| t[k].text()), Some(")" | "]" | "}"))
+        });
+        if let Some(s) = literal {
+            t.insert(close + 1, Tok::Op(")".into()));
+            t.insert(s, Tok::Name("__deploy_mutable(".into()));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    t
+}
+
 fn rewrite_expr(body: &str) -> String {
-    let t = datetime_differences(lex(body));
+    let t = changed_literals(datetime_differences(lex(body)));
     let mut out: Vec<String> = Vec::new();
     let mut prev: Option<&Tok> = None;
     let mut i = 0;
@@ -208,6 +242,8 @@ fn rewrite_expr(body: &str) -> String {
 pub(crate) fn python_operators(source: &str) -> String {
     if !source.contains(['%', '+'])
         && !(source.contains('-') && (source.contains("to_datetime") || source.contains("now")))
+        && !source.contains("].")
+        && !source.contains("}.")
     {
         return source.to_string();
     }
@@ -295,7 +331,12 @@ mod tests {
             r("{{ (now() - ('2024-01-01' | to_datetime('%Y-%m-%d'))).days }} {{ (a) - (b) }}"),
             "{{ (__deploy_dt_sub(now(), ('2024-01-01' | to_datetime('%Y-%m-%d')))).days }} {{ (a) - (b) }}"
         );
+        assert_eq!(
+            r("{{ {'a': 1}.update({'b': 2}) }}{{ [1][0].append(2) }}{{ [ 1 ] . append(2) }}"),
+            "{{ __deploy_mutable({'a': 1}).update({'b': 2}) }}{{ [1][0].append(2) }}{{ __deploy_mutable([ 1 ]) . append(2) }}"
+        );
         let same = [
+            "{{ x[0].append(1) }}{{ d['k'].update(y) }}{{ f(x).pop() }}",
             "{{ 'a + +b %s' }} + +x % y",
             "{# {{ +x }} #}",
             "{% raw %}{{ +x }}{% endraw %}",

@@ -73,22 +73,37 @@ pub(crate) fn environment(templates: Option<PathBuf>) -> Environment<'static> {
         });
         out.write_str(&text).map_err(|_| MjError::new(ErrorKind::WriteFailure, "write failed"))
     });
-    if let Some(dir) = templates {
-        env.set_loader(move |name| {
-            let path = dir.join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => check_source(&path, &bytes)
-                    .map(|s| Some(rewritten(&s)))
-                    .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
-            }
-        });
-    }
     env.add_function("__deploy_mutable", super::mutable::mutable);
+    env.add_function("__deploy_bare", super::scope::bare);
+    env.add_function("__deploy_unset", super::scope::unset);
+    env.add_function("__deploy_variadic", super::scope::variadic);
     minijinja_contrib::add_to_environment(&mut env);
     crate::render::filters::add_ansible(&mut env);
+    if let Some(dir) = templates {
+        let globals: Vec<String> = env.globals().map(|(k, _)| k.to_string()).collect();
+        env.set_loader(move |name| load(&dir, name, &globals));
+    }
     env
+}
+
+/// The loader: a role's template by its name under `dir`, rewritten; one
+/// imported without context (its name ends in `scope::BARE`) with the
+/// render's variables hidden from it.
+fn load(dir: &Path, name: &str, globals: &[String]) -> Result<Option<String>, MjError> {
+    if let Some(real) = name.strip_suffix(super::scope::BARE) {
+        return match load(dir, real, globals)? {
+            Some(source) => super::scope::without_context(&source, globals).map(Some),
+            None => Ok(None),
+        };
+    }
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => check_source(&path, &bytes)
+            .map(|s| Some(rewritten(&s)))
+            .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(MjError::new(ErrorKind::InvalidOperation, format!("{}: {e}", path.display()))),
+    }
 }
 
 /// Filters and tests under their `ansible.builtin.` names (`| ansible.builtin.to_json`,
@@ -100,60 +115,12 @@ pub(crate) fn builtin_names(source: &str) -> String {
     re.replace_all(source, "$1").into_owned()
 }
 
-/// A macro that includes a template gives it the names the template sets
-/// and imports, as Jinja2 does (the included template reads them from the
-/// macro's module). minijinja encloses in a macro only the names its body
-/// mentions, so each such name is mentioned there in a branch never taken:
-/// `{% if false %}{{ x }}{% endif %}` after the macro's tag (no newline is
-/// added, and the tag's own whitespace control is kept).
-pub(crate) fn macro_closures(source: &str) -> String {
-    use fancy_regex::Regex;
-    use std::sync::OnceLock;
-    static RES: OnceLock<[Regex; 4]> = OnceLock::new();
-    let [set, import, from, mac] = RES.get_or_init(|| {
-        [
-            r"\{%-?\s*set\s+([A-Za-z_]\w*)\s*(?:=|-?%\})",
-            r"\{%-?\s*import\s+[^%]*?\s+as\s+([A-Za-z_]\w*)",
-            r"\{%-?\s*from\s+\S+\s+import\s+([^%]+?)\s*-?%\}",
-            r"\{%-?\s*macro\s+[A-Za-z_]\w*\s*\([^%]*?\)\s*(-?)%\}((?:(?!\{%-?\s*endmacro)[\s\S])*)",
-        ]
-        .map(|r| Regex::new(r).expect("valid"))
-    });
-    if !source.contains("include") || !source.contains("macro") {
-        return source.to_string();
-    }
-    let mut names: Vec<String> = Vec::new();
-    for re in [set, import] {
-        names.extend(re.captures_iter(source).flatten().map(|c| c[1].to_string()));
-    }
-    for c in from.captures_iter(source).flatten() {
-        names.extend(c[1].split(',').filter_map(|n| n.split_whitespace().last()).map(str::to_string));
-    }
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
-        return source.to_string();
-    }
-    let mention: String = names.iter().map(|n| format!("{{{{ {n} }}}}")).collect();
-    let mut out = String::new();
-    let mut last = 0;
-    for c in mac.captures_iter(source).flatten() {
-        let body = c.get(2).expect("a body");
-        if !body.as_str().contains("include") {
-            continue;
-        }
-        out.push_str(&source[last..body.start()]);
-        out.push_str(&format!("{{% if false %}}{mention}{{% endif {}%}}", &c[1]));
-        last = body.start();
-    }
-    out.push_str(&source[last..]);
-    out
-}
-
 /// A template's source as minijinja is given it: Ansible's names, and the
 /// Jinja2 semantics minijinja lacks put in by rewriting (see each).
 fn rewritten(source: &str) -> String {
-    super::rewrite::python_operators(&mutable_sets(&macro_closures(&builtin_names(source))))
+    use super::scope::{bare_imports, macro_closures, variadic_macros};
+    let scoped = variadic_macros(&bare_imports(&macro_closures(&builtin_names(source))));
+    super::rewrite::python_operators(&mutable_sets(&scoped))
 }
 
 /// `{% set NAME = [...] %}` and `{% set NAME = {...} %}` make a list or
@@ -252,13 +219,16 @@ mod tests {
     fn macros_that_include_enclose_the_templates_names() {
         let src = "{% set x = 1 %}{% import 'm.j2' as m %}{% from 'f.j2' import a as b, c %}\n\
                    {%- macro one() -%}\n{% include 'i.j2' %}{% endmacro %}{% macro two() %}{{ 2 }}{% endmacro %}";
-        let out = macro_closures(src);
+        let out = super::super::scope::macro_closures(src);
         assert_eq!(
             out,
             "{% set x = 1 %}{% import 'm.j2' as m %}{% from 'f.j2' import a as b, c %}\n\
              {%- macro one() -%}{% if false %}{{ b }}{{ c }}{{ m }}{{ x }}{% endif -%}\n{% include 'i.j2' %}{% endmacro %}{% macro two() %}{{ 2 }}{% endmacro %}"
         );
-        assert_eq!(macro_closures("{% macro m() %}{{ 1 }}{% endmacro %}"), "{% macro m() %}{{ 1 }}{% endmacro %}");
+        assert_eq!(
+            super::super::scope::macro_closures("{% macro m() %}{{ 1 }}{% endmacro %}"),
+            "{% macro m() %}{{ 1 }}{% endmacro %}"
+        );
     }
     use crate::render::filters::ip_in_network;
     use minijinja::context;
