@@ -119,8 +119,40 @@ pub(crate) fn builtin_names(source: &str) -> String {
 /// Jinja2 semantics minijinja lacks put in by rewriting (see each).
 fn rewritten(source: &str) -> String {
     use super::scope::{bare_imports, macro_closures, variadic_macros};
-    let scoped = variadic_macros(&bare_imports(&macro_closures(&builtin_names(source))));
-    super::rewrite::python_operators(&mutable_sets(&scoped))
+    let (masked, raws) = mask_raw(source);
+    let scoped = variadic_macros(&bare_imports(&macro_closures(&builtin_names(&masked))));
+    let out = super::rewrite::python_operators(&mutable_sets(&scoped));
+    unmask_raw(out, &raws)
+}
+
+/// A `{% raw %}` block is text: each is swapped for a placeholder (private
+/// use characters no template has) while the rewrites run, then put back.
+fn mask_raw(source: &str) -> (String, Vec<&str>) {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        fancy_regex::Regex::new(r"\{%[-+]?\s*raw\s*[-+]?%\}[\s\S]*?\{%[-+]?\s*endraw\s*[-+]?%\}").expect("valid")
+    });
+    if !source.contains("raw") {
+        return (source.to_string(), Vec::new());
+    }
+    let mut raws = Vec::new();
+    let mut out = String::with_capacity(source.len());
+    let mut last = 0;
+    for m in re.find_iter(source).flatten() {
+        out.push_str(&source[last..m.start()]);
+        out.push_str(&format!("\u{E000}{}\u{E001}", raws.len()));
+        raws.push(m.as_str());
+        last = m.end();
+    }
+    out.push_str(&source[last..]);
+    (out, raws)
+}
+
+fn unmask_raw(mut text: String, raws: &[&str]) -> String {
+    for (i, raw) in raws.iter().enumerate() {
+        text = text.replacen(&format!("\u{E000}{i}\u{E001}"), raw, 1);
+    }
+    text
 }
 
 /// `{% set NAME = [...] %}` and `{% set NAME = {...} %}` make a list or
@@ -204,6 +236,20 @@ fn finish(tmpl: &minijinja::Template<'_, '_>, source: &str, ctx: &Value) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_blocks_are_not_rewritten() {
+        let raw = "{% raw %}{% import 'x' as y %}{{ a | ansible.builtin.b }}{% set l = [] %}{{ +1 }}{% endraw %}";
+        let src = format!(
+            "{{{{ +1 }}}}{raw}\n{{%- raw -%}} {{% macro m() %}}{{{{ varargs }}}}{{% endmacro %}} {{%- endraw %}}"
+        );
+        assert_eq!(
+            rewritten(&src),
+            format!(
+                "{{{{ 1 }}}}{raw}\n{{%- raw -%}} {{% macro m() %}}{{{{ varargs }}}}{{% endmacro %}} {{%- endraw %}}"
+            )
+        );
+    }
 
     #[test]
     fn set_literals_become_changeable() {
