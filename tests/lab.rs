@@ -811,3 +811,29 @@ fn links_are_made_kept_and_repointed() {
     assert!(r.stdout.contains(want) || r.stderr.contains(want), "{r:?}");
     assert_eq!(lab.sh("lab1", "cat /etc/motd-current"), "mine\n");
 }
+
+// A file whose directory the host lacks and no `dirs:` entry makes is
+// refused by the plan, with what to add, and nothing changes; with the
+// entry, the directory (and its missing parent) is made first.
+#[test]
+fn a_file_needs_its_directory_and_the_plan_says_so() {
+    let lab = Lab::up(1);
+    let t = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    let file = "files:\n  - dest: /srv/fresh/deep/x.conf\n    template: motd.j2\n";
+    lab.write_file("roles/common/role.yml", &t.replacen("files:\n", file, 1));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let want = "/srv/fresh/deep/x.conf: its directory /srv/fresh/deep is not on the host, and nothing in this deploy makes it; add `- path: /srv/fresh/deep` (with its owner and mode) to `dirs:` of role `common`";
+    assert!(r.stdout.contains(want) || r.stderr.contains(want), "{r:?}");
+    // nothing changed: not the role's other paths either, and no lock is left
+    let absent = lab.sh("lab1", "for p in /srv/fresh /opt/stack /var/lib/deploy/lock; do [ -e $p ] || echo $p; done");
+    assert_eq!(absent, "/srv/fresh\n/opt/stack\n/var/lib/deploy/lock\n");
+    let dirs = "dirs:\n  - path: /srv/fresh/deep\n    mode: \"0750\"\n";
+    lab.write_file("roles/common/role.yml", &t.replacen("files:\n", file, 1).replacen("dirs:\n", dirs, 1));
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lab.sh("lab1", "stat -c '%n %a' /srv/fresh /srv/fresh/deep /srv/fresh/deep/x.conf"),
+        "/srv/fresh 755\n/srv/fresh/deep 750\n/srv/fresh/deep/x.conf 644\n"
+    );
+}

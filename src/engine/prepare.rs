@@ -119,6 +119,26 @@ pub(crate) fn toggle_desired(
 }
 
 pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
+    let mut paths = managed_paths(desired);
+    // the directory each file, link and line file needs (plan::parents)
+    let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let mut dirs: Vec<String> = desired
+        .files
+        .iter()
+        .map(|f| f.dest.as_str())
+        .chain(desired.links.iter().map(|l| l.path.as_str()))
+        .chain(desired.system.lines.iter().map(|l| l.path.as_str()))
+        .filter_map(|p| p.rfind('/').map(|i| &p[..i]))
+        .filter(|d| !d.is_empty() && !wanted.contains(d))
+        .map(str::to_string)
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    paths.extend(dirs);
+    paths
+}
+
+fn managed_paths(desired: &DesiredHost) -> Vec<String> {
     desired
         .dirs
         .iter()

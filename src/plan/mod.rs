@@ -8,6 +8,7 @@ pub(crate) mod lines;
 mod links;
 pub(crate) mod outcome;
 pub(crate) mod packages;
+mod parents;
 pub(crate) mod state;
 pub(crate) mod system;
 #[cfg(test)]
@@ -255,6 +256,7 @@ pub(crate) fn plan_host(desired: &DesiredHost, remote: &Remote) -> Result<HostPl
     plan_files(desired, remote, &mut plan)?;
     links::plan_links(desired, remote, &mut plan)?;
     lines::plan_lines(desired, remote, &mut plan)?;
+    parents::check(desired, remote, &mut plan)?;
     plan_absent(desired, remote, &mut plan);
     plan_compose(desired, remote, &mut plan)?;
     plan_system(desired, remote, &mut plan)?;
