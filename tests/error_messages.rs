@@ -86,13 +86,14 @@ lab3 FAILED
 #[test]
 fn failed_validation() {
     let lab = Lab::up(1);
-    lab.write_file("roles/app/role.yml", "files:\n  - dest: /opt/stack/app.conf\n    content: \"no listen line\\n\"\n    validate: \"grep -q '^listen = ' %s\"\n");
+    // (a directory a fresh host has: only this role is deployed)
+    lab.write_file("roles/app/role.yml", "files:\n  - dest: /etc/app.conf\n    content: \"no listen line\\n\"\n    validate: \"grep -q '^listen = ' %s\"\n");
     let r = lab.deploy(&["lab", "--role", "app", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
     let want = "
 Summary:
   lab1  FAILED  phase app: validation failed; nothing of this phase was changed
-    validation of /opt/stack/app.conf failed (exit 1); the file on the host was not replaced:
+    validation of /etc/app.conf failed (exit 1); the file on the host was not replaced:
     later phases did not run
 ";
     assert!(r.stdout.ends_with(want), "{r:?}");

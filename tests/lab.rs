@@ -823,7 +823,7 @@ fn a_file_needs_its_directory_and_the_plan_says_so() {
     lab.write_file("roles/common/role.yml", &t.replacen("files:\n", file, 1));
     let r = lab.deploy(&["lab", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
-    let want = "/srv/fresh/deep/x.conf: its directory /srv/fresh/deep is not on the host, and nothing in this deploy makes it; add `- path: /srv/fresh/deep` (with its owner and mode) to `dirs:` of role `common`";
+    let want = "/srv/fresh/deep/x.conf: its directory /srv/fresh/deep is not on the host, and nothing in this deploy makes it first; add `- path: /srv/fresh/deep` (with its owner and mode) to `dirs:` of role `common`";
     assert!(r.stdout.contains(want) || r.stderr.contains(want), "{r:?}");
     // nothing changed: not the role's other paths either, and no lock is left
     let absent = lab.sh("lab1", "for p in /srv/fresh /opt/stack /var/lib/deploy/lock; do [ -e $p ] || echo $p; done");

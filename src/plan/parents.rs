@@ -34,12 +34,12 @@ fn created<'a>(desired: &'a DesiredHost, remote: &Remote) -> Vec<(&'a str, &'a s
     files.chain(links).chain(lines).filter(|(p, _, _)| !remote.paths.contains_key(*p)).collect()
 }
 
-/// Whether something of a phase before `phase` may make directories.
-fn earlier_maker(desired: &DesiredHost, phase: usize) -> Option<String> {
+/// Something of a phase `before` may make directories.
+fn maker(desired: &DesiredHost, before: impl Fn(usize) -> bool) -> Option<String> {
     let s = &desired.system;
-    let pkg = s.packages.iter().find(|p| p.selected && p.phase < phase && p.state == Presence::Present);
-    let cmd = s.commands.iter().find(|c| c.selected && c.phase < phase);
-    let compose = desired.compose.iter().find(|c| c.phase < phase);
+    let pkg = s.packages.iter().find(|p| p.selected && before(p.phase) && p.state == Presence::Present);
+    let cmd = s.commands.iter().find(|c| c.selected && before(c.phase));
+    let compose = desired.compose.iter().find(|c| before(c.phase));
     pkg.map(|p| format!("package {}", p.name))
         .or_else(|| cmd.map(|c| format!("command `{}`", c.label)))
         .or_else(|| compose.map(|c| format!("compose project {}", c.project)))
@@ -81,7 +81,7 @@ pub(crate) fn check(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan)
         if homes.into_iter().any(|u| home(&u)) {
             continue;
         }
-        if let Some(maker) = earlier_maker(desired, phase) {
+        if let Some(maker) = maker(desired, |p| p < phase) {
             if !noted.contains(&dir) {
                 noted.push(dir);
                 plan.notes.push(format!(
@@ -90,8 +90,14 @@ pub(crate) fn check(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan)
             }
             continue;
         }
+        // the same phase's packages and commands run after its files
+        let later = maker(desired, |p| p == phase)
+            .map(|m| {
+                format!(", or move {m} to an earlier phase: a phase's files go in before its packages and commands")
+            })
+            .unwrap_or_default();
         return Err(format!(
-            "{path}: its directory {dir} is not on the host, and nothing in this deploy makes it; add `- path: {dir}` (with its owner and mode) to `dirs:` of role `{role}`"
+            "{path}: its directory {dir} is not on the host, and nothing in this deploy makes it first; add `- path: {dir}` (with its owner and mode) to `dirs:` of role `{role}`{later}"
         ));
     }
     Ok(())
@@ -125,7 +131,7 @@ mod tests {
         let on_host = remote("");
         assert_eq!(
             plan_host(&d, &on_host).unwrap_err(),
-            "/srv/new/x.conf: its directory /srv/new is not on the host, and nothing in this deploy makes it; add `- path: /srv/new` (with its owner and mode) to `dirs:` of role `r`"
+            "/srv/new/x.conf: its directory /srv/new is not on the host, and nothing in this deploy makes it first; add `- path: /srv/new` (with its owner and mode) to `dirs:` of role `r`"
         );
         let file_there = remote("P\tregular file\t644\t0\t0\t/srv/new\n");
         assert_eq!(
@@ -171,10 +177,17 @@ mod tests {
             phase: 0,
             selected: true,
         }];
-        let plan = plan_host(&d, &remote("pkg\tnginx\t-\t1.22\t1.22\n")).unwrap();
+        let nginx = remote("pkg\tnginx\t-\t1.22\t1.22\n");
+        let plan = plan_host(&d, &nginx).unwrap();
         assert_eq!(
             plan.notes,
             ["/srv/new/x.conf: its directory /srv/new is not on the host yet; the apply relies on an earlier phase making it (package nginx, say)"]
+        );
+        // in the same phase it comes too late: said with the refusal
+        d.system.packages[0].phase = 1;
+        assert_eq!(
+            plan_host(&d, &nginx).unwrap_err(),
+            "/srv/new/x.conf: its directory /srv/new is not on the host, and nothing in this deploy makes it first; add `- path: /srv/new` (with its owner and mode) to `dirs:` of role `r`, or move package nginx to an earlier phase: a phase's files go in before its packages and commands"
         );
     }
 }
