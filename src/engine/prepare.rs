@@ -118,27 +118,24 @@ pub(crate) fn toggle_desired(
     Ok(d)
 }
 
-pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
-    let mut paths = managed_paths(desired);
-    // the directory each file, link and line file needs (plan::parents)
-    let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
-    let mut dirs: Vec<String> = desired
+/// The directory each file, link and line file needs, once each: the
+/// probe says which of them is not a directory (plan::parents).
+fn needed_dirs(desired: &DesiredHost) -> Vec<&str> {
+    let mut dirs: Vec<&str> = desired
         .files
         .iter()
         .map(|f| f.dest.as_str())
         .chain(desired.links.iter().map(|l| l.path.as_str()))
         .chain(desired.system.lines.iter().map(|l| l.path.as_str()))
         .filter_map(|p| p.rfind('/').map(|i| &p[..i]))
-        .filter(|d| !d.is_empty() && !wanted.contains(d))
-        .map(str::to_string)
+        .filter(|d| !d.is_empty())
         .collect();
-    dirs.sort();
+    dirs.sort_unstable();
     dirs.dedup();
-    paths.extend(dirs);
-    paths
+    dirs
 }
 
-fn managed_paths(desired: &DesiredHost) -> Vec<String> {
+pub(crate) fn probe_paths(desired: &DesiredHost) -> Vec<String> {
     desired
         .dirs
         .iter()
@@ -163,6 +160,10 @@ pub(crate) async fn probe(conn: &Conn, host: &str, desired: &DesiredHost) -> Res
     let ntrees = trees.len().to_string();
     let mut argv: Vec<&str> = vec![docker, &old_max, &ntrees];
     argv.extend(trees);
+    let dirs = needed_dirs(desired);
+    let ndirs = dirs.len().to_string();
+    argv.push(&ndirs);
+    argv.extend(dirs);
     argv.extend(paths.iter().map(|p| p.as_str()));
     // every file's wanted sum (UNKNOWN_SUM for a big file not hashed yet: the host
     // then sends its own sum, if it has a file there); d marks those whose

@@ -49,15 +49,20 @@ pub(crate) fn check(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan)
     let mut noted: Vec<&str> = Vec::new();
     for (path, role, phase) in created(desired, remote) {
         let Some(dir) = parent(path) else { continue };
-        match remote.paths.get(dir) {
-            Some(e) if matches!(e.kind, Kind::Dir | Kind::Link) => continue,
-            Some(e) => {
+        // the probe names each needed directory the host lacks
+        match remote.not_dirs.get(dir).map(String::as_str) {
+            None => continue,
+            Some("none") => {}
+            Some(k) => {
+                let what = match k {
+                    "file" => kind_name(Kind::File),
+                    "link" => "a symbolic link to no directory",
+                    _ => kind_name(Kind::Other),
+                };
                 return Err(format!(
-                    "{path}: its directory {dir} is {} on the host; remove it by hand or change role `{role}`",
-                    kind_name(e.kind)
-                ))
+                    "{path}: its directory {dir} is {what} on the host; remove it by hand or change role `{role}`"
+                ));
             }
-            None => {}
         }
         let declared = desired.dirs.iter().find(|d| d.path == dir && d.phase <= phase);
         match declared {
@@ -128,17 +133,17 @@ mod tests {
     fn a_new_file_needs_its_directory_on_the_host_or_made_first() {
         let mut d = host();
         d.files = vec![DesiredFile::generated("/srv/new/x.conf", "r", "test", b"x".to_vec(), 1)];
-        let on_host = remote("");
+        let on_host = remote("nodir\tnone\t/srv/new\n");
         assert_eq!(
             plan_host(&d, &on_host).unwrap_err(),
             "/srv/new/x.conf: its directory /srv/new is not on the host, and nothing in this deploy makes it first; add `- path: /srv/new` (with its owner and mode) to `dirs:` of role `r`"
         );
-        let file_there = remote("P\tregular file\t644\t0\t0\t/srv/new\n");
+        let file_there = remote("nodir\tfile\t/srv/new\n");
         assert_eq!(
             plan_host(&d, &file_there).unwrap_err(),
             "/srv/new/x.conf: its directory /srv/new is a file on the host; remove it by hand or change role `r`"
         );
-        assert!(plan_host(&d, &remote("P\tdirectory\t755\t0\t0\t/srv/new\n")).is_ok());
+        assert!(plan_host(&d, &remote("")).is_ok());
         // a dirs: entry of its phase or an earlier one makes it; a later one does not
         for (phase, ok) in [(0, true), (1, true), (2, false)] {
             d.dirs = vec![dir("/srv/new", phase, true)];
@@ -177,7 +182,7 @@ mod tests {
             phase: 0,
             selected: true,
         }];
-        let nginx = remote("pkg\tnginx\t-\t1.22\t1.22\n");
+        let nginx = remote("nodir\tnone\t/srv/new\npkg\tnginx\t-\t1.22\t1.22\n");
         let plan = plan_host(&d, &nginx).unwrap();
         assert_eq!(
             plan.notes,

@@ -119,6 +119,10 @@ pub(crate) struct Remote {
     pub(crate) old: HashMap<String, Old>,
     /// What the host has beyond files and containers.
     pub(crate) system: SystemState,
+    /// Directories new files need that are not directories on the host
+    /// (`nodir`): what is there instead, `none` when nothing.
+    #[serde(skip)]
+    pub(crate) not_dirs: HashMap<String, String>,
 }
 
 /// A systemd unit as `systemctl show` reports it.

@@ -22,13 +22,10 @@ pub(super) fn host() -> DesiredHost {
     DesiredHost::new("h", connection)
 }
 
-/// A probe reply with these lines (P, H, C, compose ...), on a host that
-/// has the directories the tests' files go in.
+/// A probe reply with these lines (P, H, C, compose ...).
 pub(super) fn remote(lines: &str) -> Remote {
-    let dirs: String =
-        ["/etc", "/etc/systemd/system", "/opt/s"].iter().map(|d| format!("P\tdirectory\t755\t0\t0\t{d}\n")).collect();
     crate::remote::probe::parse_probe(
-        format!("deploy-probe\t1\nhost\th\nuid\t0\troot\ngid\t0\troot\n{dirs}{lines}end\n").as_bytes(),
+        format!("deploy-probe\t1\nhost\th\nuid\t0\troot\ngid\t0\troot\n{lines}end\n").as_bytes(),
     )
     .unwrap()
 }

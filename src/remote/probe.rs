@@ -92,6 +92,7 @@ fn empty() -> Remote {
         old: HashMap::new(),
         sizes: HashMap::new(),
         system: SystemState::default(),
+        not_dirs: HashMap::new(),
     }
 }
 
@@ -136,6 +137,9 @@ pub(crate) fn parse_probe_with(out: &[u8], wanted: &[(&str, &str)]) -> Result<Re
             "old" if f.len() == 3 => {
                 let (path, old) = old_line(&f)?;
                 r.old.insert(path, old);
+            }
+            "nodir" if f.len() == 3 && ["none", "file", "link", "other"].contains(&f[1]) => {
+                r.not_dirs.insert(f[2].to_string(), f[1].to_string());
             }
             "end" => ended = true,
             "unit" | "uunit" | "linger" | "pkg" | "acct" | "grp" | "sysctl" | "guard" | "read" | "systemd" | "apt" => {

@@ -1,6 +1,8 @@
 # deploy probe: one round trip collects the state of every managed path.
-# argv: DOCKER (yes|no) OLDMAX NSIZE SIZEPATH... PATH...: the NSIZE paths
-# after it are trees deploy would remove, whose files and bytes are counted
+# argv: DOCKER (yes|no) OLDMAX NSIZE SIZEPATH... NDIRS DIR... PATH...: the
+# NSIZE paths after it are trees deploy would remove, whose files and bytes
+# are counted; the NDIRS after those are directories new files need, each
+# said when it is not one (`nodir KIND DIR`, KIND none|file|link|other)
 # stdin: "F SHA256  PATH" of the files this deploy would write, F = d when
 # its current contents a diff may show (never secret ones), else n: those
 # that differ come back base64-encoded when at most OLDMAX bytes, so a
@@ -90,6 +92,15 @@ while [ "$nsize" -gt 0 ]; do
     printf 'size\t%s\t%s\t%s\n' "$(find "$1" | wc -l | tr -d ' ')" "$(du -sb -- "$1" | cut -f1)" "$1"
   fi
   shift; nsize=$((nsize - 1))
+done
+ndirs=$1; shift
+while [ "$ndirs" -gt 0 ]; do
+  # builtins only: a first deploy asks about directories that are all there
+  if [ ! -d "$1" ]; then
+    if [ -L "$1" ]; then k='link'; elif [ -f "$1" ]; then k='file'; elif [ -e "$1" ]; then k='other'; else k='none'; fi
+    printf 'nodir\t%s\t%s\n' "$k" "$1"
+  fi
+  shift; ndirs=$((ndirs - 1))
 done
 if [ -d "$state/lock" ]; then
   holder=$(tr '\n\t' '  ' <"$state/lock/holder" 2>/dev/null)
