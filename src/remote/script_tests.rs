@@ -175,33 +175,17 @@ fn probe_reads_the_same_under_a_german_and_a_french_locale() {
         let kind = String::from_utf8_lossy(&o.stdout).to_string();
         assert_ne!(kind, "regular file", "locale {name} did not take effect");
         let env = [("LANG", name.as_str()), ("LC_ALL", name.as_str())];
-        let (code, out) = r.run(crate::remote::probe::SCRIPT, &["no", "0", "0", "0", &f, &r.path("etc")], b"", &env);
+        // and the directories new files need: those that are not directories
+        let (etc, gone) = (r.path("etc"), r.path("gone/deep"));
+        let argv = ["no", "0", "0", "3", &etc, &f, &gone, &f, &etc];
+        let (code, out) = r.run(crate::remote::probe::SCRIPT, &argv, b"", &env);
         assert_eq!(code, 0, "{out}");
         let p = crate::remote::probe::parse_probe(out.as_bytes()).unwrap();
         assert_eq!(p.paths[&f].kind, crate::plan::state::Kind::File, "{loc}: {out}");
-        assert_eq!(p.paths[&r.path("etc")].kind, crate::plan::state::Kind::Dir, "{loc}: {out}");
+        assert_eq!(p.paths[&etc].kind, crate::plan::state::Kind::Dir, "{loc}: {out}");
+        let nodir = [(f.clone(), "file".to_string()), (gone.clone(), "none".to_string())];
+        assert_eq!(p.not_dirs, nodir.into_iter().collect(), "{loc}: {out}");
     }
-}
-
-// The directories new files need: the probe names those that are not
-// directories, and what is there instead.
-#[test]
-fn the_probe_names_each_needed_directory_the_host_lacks() {
-    let r = Root::new("nodir");
-    std::fs::create_dir_all(r.0.join("etc")).unwrap();
-    std::fs::write(r.0.join("file"), b"x").unwrap();
-    std::os::unix::fs::symlink(r.path("gone"), r.0.join("dangling")).unwrap();
-    std::os::unix::fs::symlink(r.path("etc"), r.0.join("to-etc")).unwrap();
-    let dirs = ["etc", "to-etc", "file", "dangling", "missing/deep"].map(|d| r.path(d));
-    let mut argv = vec!["no", "0", "0", "5"];
-    argv.extend(dirs.iter().map(String::as_str));
-    let (code, out) = r.run(crate::remote::probe::SCRIPT, &argv, b"", &[]);
-    assert_eq!(code, 0, "{out}");
-    let p = crate::remote::probe::parse_probe(out.as_bytes()).unwrap();
-    let mut got: Vec<(String, String)> = p.not_dirs.into_iter().collect();
-    got.sort();
-    let want = [("dangling", "link"), ("file", "file"), ("missing/deep", "none")];
-    assert_eq!(got, want.map(|(d, k)| (r.path(d), k.to_string())));
 }
 
 // The TCP check runs under dash and gets host and port as data.
