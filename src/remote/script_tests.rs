@@ -176,14 +176,16 @@ fn probe_reads_the_same_under_a_german_and_a_french_locale() {
         assert_ne!(kind, "regular file", "locale {name} did not take effect");
         let env = [("LANG", name.as_str()), ("LC_ALL", name.as_str())];
         // and the directories new files need: those that are not directories
-        let (etc, gone) = (r.path("etc"), r.path("gone/deep"));
-        let argv = ["no", "0", "0", "3", &etc, &f, &gone, &f, &etc];
+        let (etc, gone, dangling) = (r.path("etc"), r.path("gone/deep"), r.path("dangling"));
+        std::os::unix::fs::symlink(&gone, &dangling).unwrap();
+        let argv = ["no", "0", "0", "4", &etc, &f, &gone, &dangling, &f, &etc];
         let (code, out) = r.run(crate::remote::probe::SCRIPT, &argv, b"", &env);
         assert_eq!(code, 0, "{out}");
         let p = crate::remote::probe::parse_probe(out.as_bytes()).unwrap();
         assert_eq!(p.paths[&f].kind, crate::plan::state::Kind::File, "{loc}: {out}");
         assert_eq!(p.paths[&etc].kind, crate::plan::state::Kind::Dir, "{loc}: {out}");
-        let nodir = [(f.clone(), "file".to_string()), (gone.clone(), "none".to_string())];
+        let nodir =
+            [(f.clone(), "file"), (gone.clone(), "none"), (dangling.clone(), "link")].map(|(p, k)| (p, k.into()));
         assert_eq!(p.not_dirs, nodir.into_iter().collect(), "{loc}: {out}");
     }
 }
