@@ -64,7 +64,9 @@ pub(crate) fn check(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan)
                 ));
             }
         }
-        let declared = desired.dirs.iter().find(|d| d.path == dir && d.phase <= phase);
+        // a declared directory makes it, or one below it (its missing parents are made too)
+        let below = format!("{dir}/");
+        let declared = desired.dirs.iter().find(|d| (d.path == dir || d.path.starts_with(&below)) && d.phase <= phase);
         match declared {
             Some(d) if d.selected => continue,
             Some(d) => {
@@ -149,6 +151,11 @@ mod tests {
             d.dirs = vec![dir("/srv/new", phase, true)];
             assert_eq!(plan_host(&d, &on_host).is_ok(), ok, "dir in phase {phase}");
         }
+        // as is a directory below it, whose missing parents the apply makes
+        d.dirs = vec![dir("/srv/new/data", 1, true)];
+        assert!(plan_host(&d, &on_host).is_ok());
+        d.dirs = vec![dir("/srv/newer", 1, true)];
+        assert!(plan_host(&d, &on_host).is_err());
         d.dirs = vec![dir("/srv/new", 0, false)];
         assert_eq!(
             plan_host(&d, &on_host).unwrap_err(),
