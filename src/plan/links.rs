@@ -3,7 +3,7 @@
 //! on the host is a conflict, as for files and directories: deploy does not
 //! replace a file or a directory by a link.
 
-use super::{expected, kind_name, Action, Change, HostPlan, Resource};
+use super::{conflict, expected, Action, Change, HostPlan, Resource};
 use crate::plan::state::{Kind, Remote};
 use crate::render::DesiredHost;
 
@@ -14,12 +14,7 @@ pub(crate) fn plan_links(desired: &DesiredHost, remote: &Remote, plan: &mut Host
         match e {
             None => plan.changes.push(Change { reasons: vec![format!("missing, -> {}", l.target)], ..base }),
             Some(e) if e.kind != Kind::Link => {
-                return Err(format!(
-                    "{} is {} on the host but declared as a link by role `{}`; remove it by hand or change the role",
-                    l.path,
-                    kind_name(e.kind),
-                    l.role
-                ));
+                return Err(conflict(&l.path, e.kind, "a link", &l.role));
             }
             Some(e) if e.target.as_deref() == Some(l.target.as_str()) => plan.unchanged += 1,
             Some(e) => {

@@ -229,6 +229,15 @@ fn meta_reasons(e: &Entry, owner: &Option<Id>, group: &Option<Id>, mode: Option<
     r
 }
 
+/// A path that is something else on the host than its role declares: never
+/// replaced, always said.
+fn conflict(path: &str, on_host: Kind, declared: &str, role: &str) -> String {
+    format!(
+        "{path} is {} on the host but declared as {declared} by role `{role}`; remove it by hand or change the role",
+        kind_name(on_host)
+    )
+}
+
 pub(crate) fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::File => "a file",
@@ -296,7 +305,7 @@ fn plan_dirs(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Res
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
             Some(e) if e.kind != Kind::Dir => {
-                return Err(format!("{} is {} on the host but declared as a directory by role `{}`; remove it by hand or change the role", d.path, kind_name(e.kind), d.role));
+                return Err(conflict(&d.path, e.kind, "a directory", &d.role));
             }
             Some(e) => {
                 let r = meta_reasons(e, &d.owner, &d.group, d.mode);
@@ -322,12 +331,7 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
             Some(e) if e.kind != Kind::File => {
-                return Err(format!(
-                    "{} is {} on the host but declared as a file by role `{}`; remove it by hand or change the role",
-                    f.dest,
-                    kind_name(e.kind),
-                    f.role
-                ));
+                return Err(conflict(&f.dest, e.kind, "a file", &f.role));
             }
             Some(e) => {
                 let mut r = Vec::new();
