@@ -293,3 +293,76 @@ fn datetimes_subtract_as_in_python() {
     let want = ansible(vars, template).expect("ansible renders it");
     assert_eq!(deploy(vars, template).unwrap(), want);
 }
+
+/// Each role of `roles` (name, then its files as (path, text) in Ansible's
+/// layout, which deploy reads too) writes its `templates/t.j2` to
+/// /etc/NAME.txt; `vars` are every host's (a play's vars in Ansible,
+/// group_vars/all in deploy). Returns (Ansible's, deploy's) outputs by role.
+fn roles_both(roles: &[(&str, &[(&str, &str)])], vars: &str) -> (Vec<String>, Vec<String>) {
+    let (root, slot) = project();
+    let d = slot.path.join("ansible");
+    let names: Vec<&str> = roles.iter().map(|r| r.0).collect();
+    for (name, files) in roles {
+        for base in [d.join("roles").join(name), root.join("roles").join(name)] {
+            for (p, text) in files.iter() {
+                let f = base.join(p);
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, text).unwrap();
+            }
+        }
+        let task = format!("- template: {{src: t.j2, dest: out-{name}.txt}}\n");
+        std::fs::create_dir_all(d.join("roles").join(name).join("tasks")).unwrap();
+        std::fs::write(d.join("roles").join(name).join("tasks/main.yml"), task).unwrap();
+        let spec = format!("files:\n  - dest: /etc/{name}.txt\n    template: t.j2\n");
+        std::fs::write(root.join("roles").join(name).join("role.yml"), spec).unwrap();
+    }
+    let indented: String = vars.lines().map(|l| format!("    {l}\n")).collect();
+    let play =
+        format!("- hosts: localhost\n  gather_facts: false\n  vars:\n{indented}  roles: [{}]\n", names.join(", "));
+    std::fs::write(d.join("play.yml"), play).unwrap();
+    let venv = repo().join("bench/.venv/bin");
+    let o = Command::new(venv.join("ansible-playbook"))
+        .args(["-i", "localhost,", "-c", "local", "play.yml"])
+        .arg("-e")
+        .arg(format!("ansible_python_interpreter={}", venv.join("python").display()))
+        .current_dir(&d)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCALHOST_WARNING", "False")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let a = names.iter().map(|n| std::fs::read_to_string(d.join(format!("out-{n}.txt"))).unwrap()).collect();
+    let deploy_yml = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    let deploy_yml = deploy_yml.replacen("roles: [common]", &format!("roles: [common, {}]", names.join(", ")), 1);
+    std::fs::write(root.join("deploy.yml"), deploy_yml).unwrap();
+    let all = root.join("inventory/group_vars/all.yml");
+    let text = std::fs::read_to_string(&all).unwrap();
+    std::fs::write(&all, format!("{text}\n{vars}")).unwrap();
+    let out = slot.path.join("out");
+    let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b = names.iter().map(|n| std::fs::read_to_string(out.join(format!("lab1/etc/{n}.txt"))).unwrap()).collect();
+    (a, b)
+}
+
+// A name two roles both default (or both set in vars/) reads as each role's
+// own in that role's templates, and so does a variable whose template uses
+// it: Ansible puts the task's own role's defaults and vars above the others'.
+#[test]
+fn each_role_sees_its_own_defaults_and_vars_as_in_ansible() {
+    let t = "name={{ shared_name }} v={{ shared_var }} d={{ derived }} only={{ only_rb }}\n";
+    let ra: &[(&str, &str)] = &[
+        ("defaults/main.yml", "shared_name: from-ra\n"),
+        ("vars/main.yml", "shared_var: var-ra\n"),
+        ("templates/t.j2", t),
+    ];
+    let rb: &[(&str, &str)] = &[
+        ("defaults/main.yml", "shared_name: from-rb\nonly_rb: rb-default\n"),
+        ("vars/main.yml", "shared_var: var-rb\n"),
+        ("templates/t.j2", t),
+    ];
+    let (a, d) = roles_both(&[("ra", ra), ("rb", rb)], "derived: \"d-{{ shared_name }}\"\n");
+    assert_eq!(a[0], "name=from-ra v=var-ra d=d-from-ra only=rb-default\n");
+    assert_eq!(d, a);
+}

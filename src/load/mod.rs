@@ -97,6 +97,32 @@ pub(crate) struct LayerSource {
     extra: Vec<(String, serde_yaml::Value)>,
 }
 
+impl HostLayers {
+    /// The layers a resource of `role` sees, when they differ from the
+    /// host's: Ansible puts the task's own role's defaults above every other
+    /// role's defaults, and its vars above every other role's vars, so a
+    /// name two roles define reads as each role's own in its templates.
+    /// None when no name of the role's was won by another role.
+    pub(crate) fn for_role(&self, project: &Project, role: &str) -> Option<IndexMap<String, Raw>> {
+        let own = project.roles.get(role)?;
+        let of_others =
+            |name: &str, file: &Path| project.roles.values().any(|r| r.name != role && r.dir.join(name) == file);
+        let mut vars: Option<IndexMap<String, Raw>> = None;
+        for (m, name) in [(&own.defaults, "defaults.yml"), (&own.vars, "vars.yml")] {
+            let file = own.dir.join(name);
+            for (k, v) in m {
+                let Some(k) = k.as_str() else { continue };
+                let Some(won) = self.vars.get(k) else { continue };
+                if of_others(name, &won.origin.file) {
+                    let raw = Raw { value: yaml_to_value(v), origin: Origin { file: file.clone(), secret: false } };
+                    vars.get_or_insert_with(|| self.vars.clone()).insert(k.into(), raw);
+                }
+            }
+        }
+        vars
+    }
+}
+
 impl LayerSource {
     /// The layers of `host`: role defaults, its groups' vars (inventory,
     /// then group_vars), its own, role vars, then -e.
@@ -269,9 +295,10 @@ impl Loaded {
     }
 }
 
-/// Role defaults, in phase order: later roles override earlier ones.
-/// Every role's defaults, or every role's vars, as one layer: Ansible
-/// gives a play's hosts the defaults and vars of all its roles.
+/// Every role's defaults, or every role's vars, as one layer, in phase
+/// order (later roles override earlier ones): Ansible gives a play's hosts
+/// the defaults and vars of all its roles. A role's own are put back on
+/// top for its resources by `HostLayers::for_role`.
 fn role_layer(
     project: &Project,
     pick: impl Fn(&crate::load::project::Role) -> (&Mapping, &str),

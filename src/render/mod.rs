@@ -47,6 +47,9 @@ pub(crate) struct Renderer {
     loaded: Loaded,
     /// Variables of each host of the environment.
     pub(crate) vars: IndexMap<String, Arc<HostVars>>,
+    /// A host's variables as one role's resources see them, where they
+    /// differ from `vars` (its own defaults and vars over other roles').
+    role_vars: IndexMap<(String, String), Arc<HostVars>>,
     role_envs: IndexMap<String, Arc<Environment<'static>>>,
 }
 
@@ -102,13 +105,22 @@ impl Renderer {
             var_env: var_env.clone(),
             made: Default::default(),
         }));
+        let mut role_vars = IndexMap::new();
+        for (h, l) in &loaded.layers {
+            for r in loaded.project.roles.keys() {
+                if let Some(raw) = l.for_role(&loaded.project, r) {
+                    let hv = HostVars::new(h.clone(), l.groups.clone(), raw, shared.clone(), var_env.clone());
+                    role_vars.insert((h.clone(), r.clone()), Arc::new(hv));
+                }
+            }
+        }
         let role_envs = loaded
             .project
             .roles
             .values()
             .map(|r| (r.name.clone(), Arc::new(template::environment(Some(r.dir.join("templates"))))))
             .collect();
-        Renderer { loaded, vars, role_envs }
+        Renderer { loaded, vars, role_vars, role_envs }
     }
 
     /// Render the desired state of `host`, for the roles selected (all when `None`).
@@ -130,17 +142,16 @@ impl Renderer {
         roles: Option<&[String]>,
         overrides: &[(String, Value)],
     ) -> Result<DesiredHost> {
-        let base =
-            self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
-        let owned;
-        let hv = if overrides.is_empty() {
-            base
-        } else {
-            owned = Arc::new(base.with_overrides(overrides));
-            &owned
-        };
+        let hv = &self.vars_with(host, overrides)?;
         let ctx = Value::from_dyn_object(hv.clone());
         let connection = self.connection(host, hv, &ctx)?;
+        // each role's view, made once for this render
+        let mut views: IndexMap<&str, (Arc<HostVars>, Value)> = IndexMap::new();
+        for role in self.project.roles.keys() {
+            let v = self.role_view(host, role, overrides, hv);
+            let c = Value::from_dyn_object(v.clone());
+            views.insert(role, (v, c));
+        }
         let mut out = DesiredHost::new(host, connection);
         out.extra_probe = self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect();
         let mut seen: IndexMap<String, String> = IndexMap::new();
@@ -152,11 +163,12 @@ impl Renderer {
             for role_name in &p.roles {
                 // Every role is rendered: a compose project must know what its
                 // services read even when --role selects only some roles.
+                let (hv, ctx) = &views[role_name.as_str()];
                 let scope = RoleScope {
                     r: self,
                     host,
                     hv,
-                    ctx: &ctx,
+                    ctx,
                     role: &self.project.roles[role_name],
                     env: &self.role_envs[role_name],
                     phase,
@@ -169,11 +181,12 @@ impl Renderer {
             }
         }
         for (spec, role_name, phase, _) in compose_specs {
+            let (hv, ctx) = &views[role_name.as_str()];
             let scope = RoleScope {
                 r: self,
                 host,
                 hv,
-                ctx: &ctx,
+                ctx,
                 role: &self.project.roles[&role_name],
                 env: &self.role_envs[&role_name],
                 phase,
@@ -232,6 +245,16 @@ impl Renderer {
         Ok(if overrides.is_empty() { base.clone() } else { Arc::new(base.with_overrides(overrides)) })
     }
 
+    /// `host`'s variables as `role` sees them, with `overrides` on top;
+    /// `hv` is the host's own with the same overrides.
+    fn role_view(&self, host: &str, role: &str, overrides: &[(String, Value)], hv: &Arc<HostVars>) -> Arc<HostVars> {
+        match self.role_vars.get(&(host.to_string(), role.to_string())) {
+            None => hv.clone(),
+            Some(v) if overrides.is_empty() => v.clone(),
+            Some(v) => Arc::new(v.with_overrides(overrides)),
+        }
+    }
+
     /// Render a one-line template of deploy.yml (a toggle's confirm_via)
     /// for `host`.
     pub(crate) fn render_line(&self, host: &str, overrides: &[(String, Value)], s: &str) -> Result<String> {
@@ -252,11 +275,12 @@ impl Renderer {
         roles: &[&str],
     ) -> Result<Vec<String>> {
         let host = desired.host.as_str();
-        let hv = self.vars_with(host, overrides)?;
-        let ctx = Value::from_dyn_object(hv.clone());
+        let base = self.vars_with(host, overrides)?;
         let mut failed = Vec::new();
         for p in desired.preflight.iter().filter(|p| roles.contains(&p.role.as_str())) {
             let PreflightKind::That { expr, msg } = &p.kind else { continue };
+            let hv = self.role_view(host, &p.role, overrides, &base);
+            let ctx = Value::from_dyn_object(hv.clone());
             let env = &self.role_envs[&p.role];
             let spec_file = &self.project.roles[&p.role].spec_path;
             let ok = env
