@@ -585,8 +585,8 @@ fn plan_list_names_every_managed_item_and_its_role() {
     let r = deploy_in(&root, &["plan", "lab", "--host", "lab1", "--list"]);
     assert_eq!(r.code, 0, "{r:?}");
     for line in [
-        "dir       /opt/stack  role common, phase base\n",
-        "file      /opt/stack/env/app.env (secret)  role app, phase apps\n",
+        "dir       /opt/stack  mode 0755  role common, phase base\n",
+        "file      /opt/stack/env/app.env (secret)  mode 0600  role app, phase apps\n",
         "absent    /opt/stack/legacy.conf  role common, phase base\n",
         "container apps/notes  role apps, phase apps\n",
         "check     http http://127.0.0.1:8080/ -> 200  role proxy, phase infra\n",
@@ -705,7 +705,7 @@ fn host_resources_bad_input() {
     );
     assert_eq!(
         system_role_error("schedule: \"17 3 * * *\"", "schedule: \"17 3 * *\""),
-        (1, "error: host sys1: roles/system/role.yml:75: cron `prune the web server's old logs`: schedule `17 3 * *` is not five fields (`30 3 * * *`) or a @keyword (`@daily`)\n".into())
+        (1, "error: host sys1: roles/system/role.yml:76: cron[0] schedule `17 3 * *`: cron `prune the web server's old logs`: not five fields (`30 3 * * *`) or a @keyword (`@daily`)\n".into())
     );
     assert_eq!(
         system_role_error("restart_on: [/etc/default/lab-worker]", "restart_on: [/etc/default/lab-wrker]"),
@@ -713,7 +713,7 @@ fn host_resources_bad_input() {
     );
     assert_eq!(
         system_role_error("  - name: lab-web.service\n", "  - name: lab-web\n"),
-        (1, "error: host sys1: roles/system/role.yml:52: unit `lab-web` is not a systemd unit name with its suffix (`app.service`, `backup.timer`)\n".into())
+        (1, "error: host sys1: roles/system/role.yml:52: units[0] name `lab-web`: not a systemd unit name with its suffix (`app.service`, `backup.timer`)\n".into())
     );
     assert_eq!(
         system_role_error("    scope: user\n    user: ops\n", "    scope: user\n"),
@@ -722,7 +722,9 @@ fn host_resources_bad_input() {
     let (code, err) = system_role_error("    regexp: '^UMASK\\s'\n", "    regexp: '^UMASK(\\s'\n");
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: host sys1: roles/system/role.yml:81: lines `/etc/login.defs`: regexp `^UMASK(\\s`: "),
+        err.starts_with(
+            "error: host sys1: roles/system/role.yml:82: lines[0] regexp `^UMASK(\\s`: lines `/etc/login.defs`: "
+        ),
         "{err}"
     );
 }

@@ -15,6 +15,7 @@ mod import;
 mod lab;
 mod plan_schema;
 mod render_corpus;
+mod render_fields;
 mod resources;
 mod rollout;
 mod safety;

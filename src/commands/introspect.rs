@@ -9,6 +9,8 @@ use minijinja::Value;
 
 use crate::engine::DeployArgs;
 use crate::error::{exit, Error, Result};
+use crate::load::project::Id;
+use crate::load::system::{Presence, UnitState};
 use crate::render::Renderer;
 
 /// The layer a variable's definition comes from, in words.
@@ -113,6 +115,25 @@ fn graph(inv: &crate::load::inventory::Inventory, group: &str, indent: &str, lin
 }
 
 /// Everything a host manages, one line each: kind, what, role, phase.
+/// `  owner app, group app, mode 0750`: what a path resource declares.
+fn attrs(owner: &Option<Id>, group: &Option<Id>, mode: Option<u32>) -> String {
+    let mut out = Vec::new();
+    if let Some(o) = owner {
+        out.push(format!("owner {o}"));
+    }
+    if let Some(g) = group {
+        out.push(format!("group {g}"));
+    }
+    if let Some(m) = mode {
+        out.push(format!("mode {m:04o}"));
+    }
+    if out.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", out.join(", "))
+    }
+}
+
 pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
     let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
     if !r.hosts.iter().any(|h| h == host) {
@@ -129,17 +150,83 @@ pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
         lines.push(format!("{kind:9} {what}  role {role}, phase {}", phase(p)));
     };
     for x in &d.dirs {
-        row("dir", &x.path, &x.role, x.phase);
+        row("dir", &format!("{}{}", x.path, attrs(&x.owner, &x.group, x.mode)), &x.role, x.phase);
     }
     for f in &d.files {
         let what = if f.secret { format!("{} (secret)", f.dest) } else { f.dest.clone() };
-        row("file", &what, &f.role, f.phase);
+        row("file", &format!("{what}{}", attrs(&f.owner, &f.group, f.mode)), &f.role, f.phase);
     }
     for l in &d.links {
         row("link", &format!("{} -> {}", l.path, l.target), &l.role, l.phase);
     }
     for a in &d.absent {
         row("absent", &a.path, &a.role, a.phase);
+    }
+    let s = &d.system;
+    for p in &s.packages {
+        let version = p.version.as_deref().map(|v| format!("={v}")).unwrap_or_default();
+        let absent = if p.state == Presence::Absent { " (absent)" } else { "" };
+        row("package", &format!("{}{version}{absent}", p.name), &p.role, p.phase);
+    }
+    for u in &s.units {
+        let mut what = u.name.clone();
+        if let Some(user) = &u.user {
+            what.push_str(&format!(" (user {user})"));
+        }
+        match u.enabled {
+            Some(true) => what.push_str(" enabled"),
+            Some(false) => what.push_str(" disabled"),
+            None => {}
+        }
+        match u.state {
+            Some(UnitState::Started) => what.push_str(" started"),
+            Some(UnitState::Stopped) => what.push_str(" stopped"),
+            None => {}
+        }
+        row("unit", &what, &u.role, u.phase);
+    }
+    for g in &s.groups {
+        let gid = g.gid.map(|n| format!(" gid {n}")).unwrap_or_default();
+        let absent = if g.state == Presence::Absent { " (absent)" } else { "" };
+        row("group", &format!("{}{gid}{absent}", g.name), &g.role, g.phase);
+    }
+    for u in &s.users {
+        let mut what = u.name.clone();
+        for (k, v) in [("uid", u.uid.map(|n| n.to_string())), ("group", u.group.clone())] {
+            if let Some(v) = v {
+                what.push_str(&format!(" {k} {v}"));
+            }
+        }
+        if let Some(gs) = &u.groups {
+            what.push_str(&format!(" groups [{}]", gs.join(", ")));
+        }
+        for (k, v) in [("home", &u.home), ("shell", &u.shell)] {
+            if let Some(v) = v {
+                what.push_str(&format!(" {k} {v}"));
+            }
+        }
+        if u.state == Presence::Absent {
+            what.push_str(" (absent)");
+        }
+        row("user", &what, &u.role, u.phase);
+    }
+    for x in &s.sysctl {
+        row("sysctl", &format!("{} = {}", x.key, x.value), &x.role, x.phase);
+    }
+    for l in &s.lines {
+        let what = match (&l.line, l.state) {
+            (_, Presence::Absent) => format!("{}: no line matching {}", l.path, l.regexp.as_deref().unwrap_or("")),
+            (Some(t), _) => format!("{}: {t}", l.path),
+            (None, _) => l.path.clone(),
+        };
+        row("line", &what, &l.role, l.phase);
+    }
+    for c in &s.commands {
+        let guard = [("creates", &c.creates), ("removes", &c.removes), ("unless", &c.unless), ("onlyif", &c.onlyif)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!(" ({k} {v})")))
+            .collect::<String>();
+        row("command", &format!("{}{guard}", c.run.join(" ")), &c.role, c.phase);
     }
     for c in &d.compose {
         for s in &c.services {

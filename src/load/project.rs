@@ -191,8 +191,9 @@ pub(crate) struct PreflightSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComposeSpec {
-    /// Project name (`-p`).
-    pub(crate) project: String,
+    /// Project name (`-p`); Compose's own default when absent: the
+    /// directory's name, lowercased, with only a-z, 0-9, `_` and `-` kept.
+    pub(crate) project: Option<String>,
     /// Project directory on the host.
     pub(crate) dir: String,
     /// Compose files, relative to `dir` or absolute; each must be managed by a role.
@@ -294,7 +295,7 @@ pub(crate) struct FileSpec {
     /// Group by name or number.
     pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
-    pub(crate) mode: Option<Mode>,
+    pub(crate) mode: Option<Templ<Mode>>,
     /// Command run on the host against the new file (`%s`) before the swap.
     pub(crate) validate: Option<String>,
     /// Never show this file's content in diffs.
@@ -378,6 +379,34 @@ impl<'de> Deserialize<'de> for Mode {
             ))),
             other => Err(D::Error::custom(format!("mode must be a quoted octal string like \"0644\", not {other:?}"))),
         }
+    }
+}
+
+/// A field that is either its value as written or a template that renders
+/// to one on each host (`mode: "{{ key_mode }}"`, `uid: "{{ app_uid }}"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Templ<T> {
+    /// Written as the value itself, checked at load.
+    Is(T),
+    /// A template, rendered and checked per host.
+    Template(String),
+}
+
+/// Text that minijinja would treat as a template.
+pub(crate) fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Templ<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_yaml::Value::deserialize(d)?;
+        if let serde_yaml::Value::String(s) = &v {
+            if is_template(s) {
+                return Ok(Templ::Template(s.clone()));
+            }
+        }
+        T::deserialize(v).map(Templ::Is).map_err(D::Error::custom)
     }
 }
 
@@ -488,7 +517,9 @@ fn load_role(root: &Path, name: &str, warnings: &mut Vec<crate::load::yaml::Warn
         if n != 1 {
             return Err(Error::invalid(&spec_path, "a preflight check needs exactly one of that, command, healthy"));
         }
-        if let Some(bad) = p.healthy.iter().find(|s| s.split('/').filter(|x| !x.is_empty()).count() != 2) {
+        let bad =
+            p.healthy.iter().filter(|s| !is_template(s)).find(|s| s.split('/').filter(|x| !x.is_empty()).count() != 2);
+        if let Some(bad) = bad {
             return Err(Error::invalid(&spec_path, format!("preflight healthy: `{bad}` is not `project/service`")));
         }
     }

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::load::project::{Duration, Id, Mode};
+use crate::load::project::{Duration, Id, Mode, Templ};
 
 /// Present or absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -121,7 +121,7 @@ pub(crate) struct UserSpec {
     #[serde(default)]
     pub(crate) state: Presence,
     /// Numeric uid.
-    pub(crate) uid: Option<u32>,
+    pub(crate) uid: Option<Templ<u32>>,
     /// Primary group (name); a group of the user's name when absent.
     pub(crate) group: Option<String>,
     /// Supplementary groups, exactly (the user leaves the others).
@@ -154,7 +154,7 @@ pub(crate) struct GroupSpec {
     #[serde(default)]
     pub(crate) state: Presence,
     /// Numeric gid.
-    pub(crate) gid: Option<u32>,
+    pub(crate) gid: Option<Templ<u32>>,
     /// A system group.
     #[serde(default)]
     pub(crate) system: bool,
@@ -278,6 +278,26 @@ pub(crate) fn item_line(text: &str, section: &str, index: usize) -> Option<usize
     None
 }
 
+/// The line of `key` in item `index` of `section` (the item's own line
+/// when the key is not written there, or is inherited).
+pub(crate) fn key_line(text: &str, section: &str, index: usize, key: &str) -> Option<usize> {
+    let start = item_line(text, section, index)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.get(start - 1)?;
+    let indent = first.len() - first.trim_start().len();
+    let wanted = format!("{key}:");
+    for (i, l) in lines.iter().enumerate().skip(start - 1) {
+        let t = l.trim_start();
+        if i >= start && !t.is_empty() && !t.starts_with('#') && l.len() - t.len() <= indent {
+            break;
+        }
+        if t.trim_start_matches("- ").trim_start().starts_with(&wanted) {
+            return Some(i + 1);
+        }
+    }
+    Some(start)
+}
+
 /// A unit's file comes from one place, and a user unit names its user.
 fn check_units(units: &[UnitSpec]) -> Result<(), (usize, String)> {
     for (i, u) in units.iter().enumerate() {
@@ -382,6 +402,9 @@ mod tests {
         assert_eq!(item_line(t, "commands", 1), Some(7));
         assert_eq!(item_line(t, "commands", 2), None);
         assert_eq!(item_line(t, "units", 0), Some(9));
+        assert_eq!(key_line(t, "commands", 0, "creates"), Some(6));
+        assert_eq!(key_line(t, "commands", 0, "run"), Some(5));
+        assert_eq!(key_line(t, "commands", 1, "creates"), Some(7));
     }
 }
 
@@ -411,7 +434,7 @@ pub(crate) struct DirSpec {
     /// Group by name or number.
     pub(crate) group: Option<Id>,
     /// Mode as a quoted octal string.
-    pub(crate) mode: Option<Mode>,
+    pub(crate) mode: Option<Templ<Mode>>,
     /// A condition over the host's variables.
     #[serde(default)]
     pub(crate) when: Option<String>,

@@ -44,18 +44,19 @@ pub(crate) fn add_ansible(env: &mut Environment<'static>) {
 }
 
 fn add_text_filters(env: &mut Environment<'static>) {
-    env.add_filter("bool", |v: Value| -> Value {
-        match v.kind() {
+    env.add_filter("bool", |v: Value| -> Result<Value, MjError> {
+        Ok(match v.kind() {
             // ansible-core 2.19: None is False (compared in the render corpus)
             ValueKind::None => Value::from(false),
-            ValueKind::Undefined => Value::from(()),
+            // and an undefined value is an error, never quietly false
+            ValueKind::Undefined => return Err(MjError::from(minijinja::ErrorKind::UndefinedError)),
             ValueKind::Bool => v,
             ValueKind::Number => Value::from(f64::try_from(v).ok() == Some(1.0)),
             _ => {
                 let s = py_str(&v).to_lowercase();
                 Value::from(matches!(s.as_str(), "yes" | "on" | "1" | "true" | "y" | "t"))
             }
-        }
+        })
     });
     env.add_filter("lower", |v: Value| py_str(&v).to_lowercase());
     env.add_filter("upper", |v: Value| py_str(&v).to_uppercase());

@@ -175,12 +175,12 @@ impl Renderer {
                     selected: roles.is_none_or(|rs| rs.contains(role_name)),
                 };
                 scope.render_into(&mut out, &mut seen)?;
-                for c in &scope.role.spec.compose {
-                    compose_specs.push((c.clone(), role_name.clone(), phase, scope.role.spec_path.clone()));
+                for (i, c) in scope.role.spec.compose.iter().enumerate() {
+                    compose_specs.push((i, c.clone(), role_name.clone(), phase));
                 }
             }
         }
-        for (spec, role_name, phase, _) in compose_specs {
+        for (index, spec, role_name, phase) in compose_specs {
             let (hv, ctx) = &views[role_name.as_str()];
             let scope = RoleScope {
                 r: self,
@@ -192,7 +192,7 @@ impl Renderer {
                 phase,
                 selected: true,
             };
-            let (c, warnings) = scope.compose(&out, &spec)?;
+            let (c, warnings) = scope.compose(&out, index, &spec)?;
             out.warnings.extend(warnings);
             out.compose.push(c);
         }
@@ -395,7 +395,8 @@ impl Renderer {
         let (root, chain) = errors::innermost(e);
         let top = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let name = root.name().unwrap_or(&top).to_string();
-        if chain.is_empty() && name == top {
+        // `<string>` and `<expression>`: a field of role.yml, whose source is `src`
+        if chain.is_empty() && (name == top || name.starts_with('<')) {
             return Error::Render {
                 host: host.into(),
                 file: file.into(),

@@ -8,7 +8,7 @@ use minijinja::{Environment, Value};
 
 use super::vars::HostVars;
 use super::*;
-use crate::load::project::{AbsentSpec, FileSpec, Role};
+use crate::load::project::{AbsentSpec, FileSpec, Id, Mode, Role, Templ};
 
 /// deploy's state on every host: never a path a role may remove.
 const STATE_DIR: &str = "/var/lib/deploy";
@@ -29,10 +29,115 @@ pub(super) struct RoleScope<'a> {
     pub(super) selected: bool,
 }
 
+/// Where a value stands in role.yml: item `index` of `section`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At {
+    pub(super) section: &'static str,
+    pub(super) index: usize,
+}
+
+/// An owner or group name as chown takes it: no separator, no space.
+fn valid_owner(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with('-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-$".contains(c))
+}
+
 impl RoleScope<'_> {
     /// A one-line template of role.yml (a path, a command), rendered.
     pub(super) fn small(&self, s: &str) -> Result<String> {
         self.r.render_small(self.host, self.hv, self.env, &self.role.spec_path, s, self.ctx)
+    }
+
+    /// Item `index` of role.yml's `section`.
+    pub(super) fn at(&self, section: &'static str, index: usize) -> At {
+        At { section, index }
+    }
+
+    /// `key` of the item at `at`, rendered. A template that fails names
+    /// role.yml:line, the key and the text as written, then the cause.
+    pub(super) fn field(&self, at: At, key: &str, s: &str) -> Result<String> {
+        self.small(s).map_err(|e| match e {
+            Error::Render { host, message, .. } => Error::Render {
+                host,
+                file: self.role.spec_path.clone(),
+                line: self.key_line(at, key),
+                message: format!("{}[{}] {key} `{}`: {message}", at.section, at.index, s.trim()),
+            },
+            other => other,
+        })
+    }
+
+    /// An optional field, rendered.
+    pub(super) fn field_opt(&self, at: At, key: &str, s: Option<&str>) -> Result<Option<String>> {
+        s.map(|s| self.field(at, key, s)).transpose()
+    }
+
+    fn key_line(&self, at: At, key: &str) -> Option<usize> {
+        crate::load::system::key_line(&self.role.text, at.section, at.index, key)
+    }
+
+    /// A field whose value is wrong: role.yml:line, the key, the text as
+    /// written and, when a template made it, as rendered, and why.
+    pub(super) fn bad_field(&self, at: At, key: &str, written: &str, rendered: &str, why: &str) -> Error {
+        let shown = if written == rendered {
+            format!("`{written}`")
+        } else {
+            format!("`{}` (rendered: `{rendered}`)", written.trim())
+        };
+        Error::Render {
+            host: self.host.into(),
+            file: self.role.spec_path.clone(),
+            line: self.key_line(at, key),
+            message: format!("{}[{}] {key} {shown}: {why}", at.section, at.index),
+        }
+    }
+
+    /// An owner or group: a name or number as written, or rendered to one.
+    pub(super) fn id_field(&self, at: At, key: &str, id: &Option<Id>) -> Result<Option<Id>> {
+        let Some(id) = id else { return Ok(None) };
+        let (written, text) = match id {
+            Id::Num(_) => return Ok(Some(id.clone())),
+            Id::Name(n) => (n.as_str(), self.field(at, key, n)?),
+        };
+        let text = text.trim();
+        if let Ok(n) = text.parse::<u32>() {
+            return Ok(Some(Id::Num(n)));
+        }
+        if !valid_owner(text) {
+            return Err(self.bad_field(at, key, written, text, "not a user or group name, nor a number"));
+        }
+        Ok(Some(Id::Name(text.to_string())))
+    }
+
+    /// A mode: as written, or rendered to an octal string.
+    pub(super) fn mode_field(&self, at: At, key: &str, m: &Option<Templ<Mode>>) -> Result<Option<u32>> {
+        match m {
+            None => Ok(None),
+            Some(Templ::Is(m)) => Ok(Some(m.0)),
+            Some(Templ::Template(t)) => {
+                let text = self.field(at, key, t)?;
+                crate::load::project::parse_mode(&text)
+                    .map(Some)
+                    .map_err(|_| self.bad_field(at, key, t, &text, "not an octal mode like \"0640\""))
+            }
+        }
+    }
+
+    /// A number (uid, gid): as written, or rendered to one.
+    pub(super) fn num_field(&self, at: At, key: &str, n: &Option<Templ<u32>>) -> Result<Option<u32>> {
+        match n {
+            None => Ok(None),
+            Some(Templ::Is(n)) => Ok(Some(*n)),
+            Some(Templ::Template(t)) => {
+                let text = self.field(at, key, t)?;
+                text.trim()
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| self.bad_field(at, key, t, &text, "not a whole number"))
+            }
+        }
     }
 
     fn name(&self) -> String {
@@ -76,37 +181,41 @@ impl RoleScope<'_> {
     /// Everything this role declares, added to `out`.
     pub(super) fn render_into(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         let (phase, selected) = (self.phase, self.selected);
-        for d in &self.role.spec.dirs {
-            if !self.when(&d.when)? {
+        for (i, d) in self.role.spec.dirs.iter().enumerate() {
+            let at = self.at("dirs", i);
+            if !self.when(at, &d.when)? {
                 continue;
             }
-            let path = self.small(&d.path)?;
+            let path = self.field(at, "path", &d.path)?;
             self.claim(&path, seen)?;
-            let (owner, group, mode) = (d.owner.clone(), d.group.clone(), d.mode.map(|m| m.0));
+            let (owner, group) = (self.id_field(at, "owner", &d.owner)?, self.id_field(at, "group", &d.group)?);
+            let mode = self.mode_field(at, "mode", &d.mode)?;
             out.dirs.push(DesiredDir { path, role: self.name(), owner, group, mode, phase, selected });
         }
-        for f in &self.role.spec.files {
-            if !self.when(&f.when)? {
+        for (i, f) in self.role.spec.files.iter().enumerate() {
+            let at = self.at("files", i);
+            if !self.when(at, &f.when)? {
                 continue;
             }
-            let file = self.file(f)?;
+            let file = self.file(at, f)?;
             self.claim(&file.dest, seen)?;
             out.files.push(file);
         }
-        for l in &self.role.spec.links {
-            if !self.when(&l.when)? {
+        for (i, l) in self.role.spec.links.iter().enumerate() {
+            let at = self.at("links", i);
+            if !self.when(at, &l.when)? {
                 continue;
             }
-            let (path, target) = (self.small(&l.path)?, self.small(&l.target)?);
+            let (path, target) = (self.field(at, "path", &l.path)?, self.field(at, "target", &l.target)?);
             self.claim(&path, seen)?;
             if target.is_empty() || target.contains(['\n', '\t', '\0']) {
                 let why = format!("link {path}: its target must be one line, without tabs, and not empty");
-                return Err(Error::invalid(&self.role.spec_path, why));
+                return Err(self.bad_field(at, "target", &l.target, &target, &why));
             }
             out.links.push(DesiredLink { path, target, role: self.name(), phase, selected });
         }
-        for a in &self.role.spec.absent {
-            let path = self.small(a.path())?;
+        for (i, a) in self.role.spec.absent.iter().enumerate() {
+            let path = self.field(self.at("absent", i), "path", a.path())?;
             self.refuse_destructive(&path, a)?;
             self.claim(&path, seen)?;
             let (force, written) = (a.force(), a.path().to_string());
@@ -120,13 +229,16 @@ impl RoleScope<'_> {
     }
 
     /// A file's bytes (from a template, a file or inline content) and attributes.
-    pub(super) fn file(&self, f: &FileSpec) -> Result<DesiredFile> {
+    pub(super) fn file(&self, at: At, f: &FileSpec) -> Result<DesiredFile> {
         let (role, spec_file, env, ctx) = (&self.role, &self.role.spec_path, self.env, self.ctx);
         let name = self.name();
-        let dest = self.small(&f.dest)?;
+        let dest = self.field(at, "dest", &f.dest)?;
+        // a templated source is rendered before it is looked up, as Ansible does
+        let template = self.field_opt(at, "template", f.template.as_deref())?;
+        let src = self.field_opt(at, "src", f.src.as_deref())?;
         self.hv.clear_error();
         let mut disk = None;
-        let (bytes, source) = if let Some(t) = &f.template {
+        let (bytes, source) = if let Some(t) = &template {
             let path = role.dir.join("templates").join(t);
             let raw = std::fs::read(&path)
                 .map_err(|e| Error::invalid(spec_file, format!("file {dest}: template {}: {e}", path.display())))?;
@@ -136,7 +248,7 @@ impl RoleScope<'_> {
             let text = template::render_file(env, t, &src, ctx)
                 .map_err(|e| self.r.render_error(self.host, self.hv, &path, &e, env, &src, ctx))?;
             (text.into_bytes(), format!("{name}/templates/{t}"))
-        } else if let Some(s) = &f.src {
+        } else if let Some(s) = &src {
             let path = role.dir.join("files").join(s);
             let bad =
                 |e: std::io::Error| Error::invalid(spec_file, format!("file {dest}: source {}: {e}", path.display()));
@@ -155,11 +267,14 @@ impl RoleScope<'_> {
                 .map_err(|e| self.r.render_error(self.host, self.hv, spec_file, &e, env, c, ctx))?;
             (text.into_bytes(), format!("{name}/role.yml"))
         };
-        let validate = f.validate.as_deref().map(|v| self.small(v)).transpose()?;
-        let on_change = f.on_change.as_deref().map(|v| self.small(v)).transpose()?;
-        if on_change.as_deref().is_some_and(|c| c.contains('\n')) {
-            return Err(Error::invalid(spec_file, format!("file {dest}: on_change must be one line")));
+        let validate = self.field_opt(at, "validate", f.validate.as_deref())?;
+        let on_change = self.field_opt(at, "on_change", f.on_change.as_deref())?;
+        if let Some(c) = on_change.as_deref().filter(|c| c.contains('\n')) {
+            let why = format!("file {dest}: on_change must be one line");
+            return Err(self.bad_field(at, "on_change", f.on_change.as_deref().unwrap_or_default(), c, &why));
         }
+        let (owner, group) = (self.id_field(at, "owner", &f.owner)?, self.id_field(at, "group", &f.group)?);
+        let mode = self.mode_field(at, "mode", &f.mode)?;
         let (sha, disk) = match disk {
             Some((d, sha)) => (sha.map(Into::into).unwrap_or_default(), Some(d)),
             None => (sha256_hex(&bytes).into(), None),
@@ -171,9 +286,9 @@ impl RoleScope<'_> {
             dest,
             role: name,
             source,
-            owner: f.owner.clone(),
-            group: f.group.clone(),
-            mode: f.mode.map(|m| m.0),
+            owner,
+            group,
+            mode,
             validate,
             secret: f.secret,
             preserve: f.preserve,
@@ -184,19 +299,23 @@ impl RoleScope<'_> {
     }
 
     fn preflight(&self, out: &mut DesiredHost) -> Result<()> {
-        for p in &self.role.spec.preflight {
+        for (i, p) in self.role.spec.preflight.iter().enumerate() {
+            let at = self.at("preflight", i);
             let kinds: Vec<PreflightKind> = if let Some(e) = &p.that {
                 vec![PreflightKind::That { expr: e.clone(), msg: p.msg.clone() }]
             } else if let Some(c) = &p.command {
-                vec![PreflightKind::Command { command: self.small(c)? }]
+                vec![PreflightKind::Command { command: self.field(at, "command", c)? }]
             } else {
-                p.healthy
-                    .iter()
-                    .map(|s| {
-                        let (project, service) = s.split_once('/').unwrap_or_default();
-                        PreflightKind::Healthy { project: project.into(), service: service.into() }
-                    })
-                    .collect()
+                let mut kinds = Vec::new();
+                for written in &p.healthy {
+                    let s = self.field(at, "healthy", written)?;
+                    let Some((project, service)) = s.split_once('/').filter(|(p, s)| !p.is_empty() && !s.is_empty())
+                    else {
+                        return Err(self.bad_field(at, "healthy", written, &s, "not `project/service`"));
+                    };
+                    kinds.push(PreflightKind::Healthy { project: project.into(), service: service.into() });
+                }
+                kinds
             };
             out.preflight.extend(kinds.into_iter().map(|kind| DesiredPreflight { role: self.name(), kind }));
         }
@@ -204,13 +323,14 @@ impl RoleScope<'_> {
     }
 
     fn health(&self, out: &mut DesiredHost) -> Result<()> {
-        for h in &self.role.spec.health {
+        for (i, h) in self.role.spec.health.iter().enumerate() {
+            let at = self.at("health", i);
             let kind = if let Some(u) = &h.http {
-                CheckKind::Http { url: self.small(u)?, status: h.status.unwrap_or(200) }
+                CheckKind::Http { url: self.field(at, "http", u)?, status: h.status.unwrap_or(200) }
             } else if let Some(a) = &h.tcp {
-                CheckKind::Tcp { address: self.small(a)? }
+                CheckKind::Tcp { address: self.field(at, "tcp", a)? }
             } else {
-                CheckKind::Command { command: self.small(h.command.as_deref().unwrap_or_default())? }
+                CheckKind::Command { command: self.field(at, "command", h.command.as_deref().unwrap_or_default())? }
             };
             if let CheckKind::Http { url, .. } = &kind {
                 if url.contains("//localhost") {

@@ -131,19 +131,45 @@ impl Project<'_> {
     }
 }
 
+/// The project name Compose gives a directory: its last component,
+/// lowercased, with only a-z, 0-9, `_` and `-` kept (compose v2's rule).
+pub(super) fn default_project_name(dir: &str) -> String {
+    let base = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    base.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(*c)).collect()
+}
+
+fn valid_project_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+}
+
 impl RoleScope<'_> {
     /// This role's compose project `spec`, after every role's files are
     /// rendered (`out`); with the warnings it gives.
-    pub(super) fn compose(&self, out: &DesiredHost, spec: &ComposeSpec) -> Result<(DesiredCompose, Vec<String>)> {
-        let r = |s: &str| self.small(s);
-        let mut p = Project {
-            name: r(&spec.project)?,
-            dir: r(&spec.dir)?,
-            dotenv_path: String::new(),
-            dotenv: None,
-            scope: self,
+    pub(super) fn compose(
+        &self,
+        out: &DesiredHost,
+        index: usize,
+        spec: &ComposeSpec,
+    ) -> Result<(DesiredCompose, Vec<String>)> {
+        let at = self.at("compose", index);
+        let r = |k: &str, s: &str| self.field(at, k, s);
+        let dir = r("dir", &spec.dir)?;
+        if let Err(m) = check_dest(dir.trim_end_matches('/')) {
+            return Err(self.bad_field(at, "dir", &spec.dir, &dir, &m));
+        }
+        let name = match &spec.project {
+            Some(n) => r("project", n)?,
+            None => default_project_name(&dir),
         };
-        p.dotenv_path = p.abs(&spec.env_file.as_deref().map(r).transpose()?.unwrap_or_else(|| ".env".into()));
+        if !valid_project_name(&name) {
+            let why =
+                "a Compose project name is lowercase letters, digits, `_` and `-`, starting with a letter or digit";
+            return Err(self.bad_field(at, "project", spec.project.as_deref().unwrap_or(&spec.dir), &name, why));
+        }
+        let mut p = Project { name, dir, dotenv_path: String::new(), dotenv: None, scope: self };
+        p.dotenv_path =
+            p.abs(&spec.env_file.as_deref().map(|e| r("env_file", e)).transpose()?.unwrap_or_else(|| ".env".into()));
         p.dotenv = match out.file(&p.dotenv_path) {
             Some(f) => {
                 Some(super::compose::parse_dotenv(&f.contents().map_err(|e| p.bad(format!("{}: {e}", f.source)))?))
@@ -153,7 +179,7 @@ impl RoleScope<'_> {
         let mut files = Vec::new();
         let mut contents = Vec::new();
         for f in &spec.files {
-            let path = p.abs(&r(f)?);
+            let path = p.abs(&r("files", f)?);
             let Some(df) = out.file(&path) else {
                 return Err(p.bad(format!("compose file {path} is not managed by any role; add it to a role's files")));
             };
@@ -165,7 +191,10 @@ impl RoleScope<'_> {
         let reloads: Vec<Reload> = spec
             .reload
             .iter()
-            .map(|x| Ok(Reload { file: r(&x.file)?, service: x.service.clone(), command: x.command.clone() }))
+            .map(|x| {
+                let command = x.command.iter().map(|c| r("reload", c)).collect::<Result<_>>()?;
+                Ok(Reload { file: r("reload", &x.file)?, service: r("reload", &x.service)?, command })
+            })
             .collect::<Result<_>>()?;
         let mut warnings = Vec::new();
         let mut desired = Vec::new();

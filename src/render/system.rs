@@ -183,14 +183,27 @@ impl RoleScope<'_> {
         }
     }
 
-    /// A resource's `when:`, evaluated with the host's variables.
-    pub(super) fn when(&self, expr: &Option<String>) -> Result<bool> {
+    /// A resource's `when:`, evaluated with the host's variables; an error
+    /// names role.yml:line, the key and the expression.
+    pub(super) fn when(&self, at: super::role::At, expr: &Option<String>) -> Result<bool> {
         let Some(expr) = expr else { return Ok(true) };
         self.hv.clear_error();
-        let v =
-            self.env.compile_expression(expr).and_then(|e| e.eval(self.ctx)).map_err(|e| {
-                self.r.render_error(self.host, self.hv, &self.role.spec_path, &e, self.env, expr, self.ctx)
-            })?;
+        let undefined = || minijinja::Error::from(minijinja::ErrorKind::UndefinedError);
+        let v = self.env.compile_expression(expr).and_then(|e| e.eval(self.ctx));
+        // a condition that is itself undefined is an error, as in Ansible
+        let v = v.and_then(|v| if v.is_undefined() { Err(undefined()) } else { Ok(v) }).map_err(|e| {
+            // described as the template `{{ expr }}`, so that its names are found
+            let src = format!("{{{{ {expr} }}}}");
+            match self.r.render_error(self.host, self.hv, &self.role.spec_path, &e, self.env, &src, self.ctx) {
+                Error::Render { host, message, .. } => Error::Render {
+                    host,
+                    file: self.role.spec_path.clone(),
+                    line: crate::load::system::key_line(&self.role.text, at.section, at.index, "when"),
+                    message: format!("{}[{}] when `{}`: {message}", at.section, at.index, expr.trim()),
+                },
+                other => other,
+            }
+        })?;
         Ok(v.is_true())
     }
 
@@ -209,16 +222,18 @@ impl RoleScope<'_> {
 
     fn packages(&self, out: &mut DesiredHost) -> Result<()> {
         for (i, p) in self.role.spec.packages.iter().enumerate() {
-            if !self.when(&p.when)? {
+            let at = self.at("packages", i);
+            if !self.when(at, &p.when)? {
                 continue;
             }
-            let name = self.small(&p.name)?;
+            let name = self.field(at, "name", &p.name)?;
             if !valid_package(&name) {
-                return Err(self.item_err("packages", i, format!("package `{name}` is not a Debian package name")));
+                return Err(self.bad_field(at, "name", &p.name, &name, "not a Debian package name"));
             }
-            let version = p.version.as_deref().map(|v| self.small(v)).transpose()?;
+            let version = self.field_opt(at, "version", p.version.as_deref())?;
             if let Some(v) = version.as_deref().filter(|v| !valid_version(v)) {
-                return Err(self.item_err("packages", i, format!("package `{name}`: `{v}` is not a Debian version")));
+                let why = format!("package `{name}`: not a Debian version");
+                return Err(self.bad_field(at, "version", p.version.as_deref().unwrap_or_default(), v, &why));
             }
             if out.system.packages.iter().any(|q| q.name == name) {
                 return Err(self.item_err("packages", i, format!("package `{name}` is declared twice on this host")));
@@ -238,20 +253,19 @@ impl RoleScope<'_> {
 
     fn units(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         for (i, u) in self.role.spec.units.iter().enumerate() {
-            if !self.when(&u.when)? {
+            let at = self.at("units", i);
+            if !self.when(at, &u.when)? {
                 continue;
             }
-            let name = self.small(&u.name)?;
+            let name = self.field(at, "name", &u.name)?;
             if !valid_unit(&name) {
-                return Err(self.item_err(
-                    "units",
-                    i,
-                    format!("unit `{name}` is not a systemd unit name with its suffix (`app.service`, `backup.timer`)"),
-                ));
+                let why = "not a systemd unit name with its suffix (`app.service`, `backup.timer`)";
+                return Err(self.bad_field(at, "name", &u.name, &name, why));
             }
-            let user = u.user.as_deref().map(|x| self.small(x)).transpose()?;
+            let user = self.field_opt(at, "user", u.user.as_deref())?;
             if let Some(x) = user.as_deref().filter(|x| !valid_account(x)) {
-                return Err(self.item_err("units", i, format!("unit `{name}`: `{x}` is not a user name")));
+                let why = format!("unit `{name}`: not a user name");
+                return Err(self.bad_field(at, "user", u.user.as_deref().unwrap_or_default(), x, &why));
             }
             let dir = match &user {
                 Some(x) => {
@@ -270,29 +284,29 @@ impl RoleScope<'_> {
                     content: u.content.clone(),
                     group: None,
                     owner: user.clone().map(Id::Name),
-                    mode: Some(crate::load::project::Mode(0o644)),
+                    mode: Some(crate::load::project::Templ::Is(crate::load::project::Mode(0o644))),
                     validate: None,
                     secret: false,
                     preserve: false,
                     on_change: None,
                     when: None,
                 };
-                let f = self.file(&spec)?;
+                let f = self.file(at, &spec)?;
                 self.claim(&dest, seen)?;
                 out.files.push(f);
                 Some(dest)
             } else {
                 None
             };
-            let paths = |l: &[String]| l.iter().map(|p| self.small(p)).collect::<Result<Vec<_>>>();
+            let paths = |k: &str, l: &[String]| l.iter().map(|p| self.field(at, k, p)).collect::<Result<Vec<_>>>();
             out.system.units.push(DesiredUnit {
                 name,
                 user,
                 file,
                 enabled: u.enabled,
                 state: u.state,
-                restart_on: paths(&u.restart_on)?,
-                reload_on: paths(&u.reload_on)?,
+                restart_on: paths("restart_on", &u.restart_on)?,
+                reload_on: paths("reload_on", &u.reload_on)?,
                 timeout: u.timeout.0,
                 role: self.role.name.clone(),
                 phase: self.phase,
@@ -342,17 +356,19 @@ impl RoleScope<'_> {
 
     fn groups(&self, out: &mut DesiredHost) -> Result<()> {
         for (i, g) in self.role.spec.groups.iter().enumerate() {
-            if !self.when(&g.when)? {
+            let at = self.at("groups", i);
+            if !self.when(at, &g.when)? {
                 continue;
             }
-            let name = self.small(&g.name)?;
+            let name = self.field(at, "name", &g.name)?;
             if !valid_account(&name) {
-                return Err(self.item_err("groups", i, format!("group `{name}` is not a valid group name")));
+                return Err(self.bad_field(at, "name", &g.name, &name, "not a valid group name"));
             }
+            let gid = self.num_field(at, "gid", &g.gid)?;
             out.system.groups.push(DesiredGroup {
                 name,
                 state: g.state,
-                gid: g.gid,
+                gid,
                 system: g.system,
                 role: self.role.name.clone(),
                 phase: self.phase,
@@ -364,12 +380,13 @@ impl RoleScope<'_> {
 
     fn users(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         for (i, u) in self.role.spec.users.iter().enumerate() {
-            if !self.when(&u.when)? {
+            let at = self.at("users", i);
+            if !self.when(at, &u.when)? {
                 continue;
             }
-            let name = self.small(&u.name)?;
+            let name = self.field(at, "name", &u.name)?;
             if !valid_account(&name) {
-                return Err(self.item_err("users", i, format!("user `{name}` is not a valid user name")));
+                return Err(self.bad_field(at, "name", &u.name, &name, "not a valid user name"));
             }
             let conn_user = out.connection.user.as_deref().unwrap_or("root");
             if u.state == Presence::Absent && (name == conn_user || name == "root") {
@@ -381,16 +398,26 @@ impl RoleScope<'_> {
                     ),
                 ));
             }
-            let shell = u.shell.as_deref().map(|s| self.small(s)).transpose()?;
-            let home = u.home.as_deref().map(|s| self.small(s)).transpose()?;
-            for p in shell.iter().chain(home.iter()) {
-                check_dest(p).map_err(|m| self.item_err("users", i, format!("user `{name}`: {m}")))?;
+            let shell = self.field_opt(at, "shell", u.shell.as_deref())?;
+            let home = self.field_opt(at, "home", u.home.as_deref())?;
+            for (k, written, p) in [("shell", &u.shell, &shell), ("home", &u.home, &home)] {
+                if let (Some(w), Some(p)) = (written, p) {
+                    check_dest(p).map_err(|m| self.bad_field(at, k, w, p, &format!("user `{name}`: {m}")))?;
+                }
             }
-            let group = u.group.as_deref().map(|s| self.small(s)).transpose()?;
-            let groups =
-                u.groups.as_ref().map(|gs| gs.iter().map(|g| self.small(g)).collect::<Result<Vec<_>>>()).transpose()?;
-            if let Some(bad) = group.iter().chain(groups.iter().flatten()).find(|g| !valid_account(g)) {
-                return Err(self.item_err("users", i, format!("user `{name}`: `{bad}` is not a valid group name")));
+            let uid = self.num_field(at, "uid", &u.uid)?;
+            let group = self.field_opt(at, "group", u.group.as_deref())?;
+            if let Some(g) = group.as_deref().filter(|g| !valid_account(g)) {
+                let why = format!("user `{name}`: not a valid group name");
+                return Err(self.bad_field(at, "group", u.group.as_deref().unwrap_or_default(), g, &why));
+            }
+            let groups = u
+                .groups
+                .as_ref()
+                .map(|gs| gs.iter().map(|g| self.field(at, "groups", g)).collect::<Result<Vec<_>>>())
+                .transpose()?;
+            if let Some(bad) = groups.iter().flatten().find(|g| !valid_account(g)) {
+                return Err(self.bad_field(at, "groups", bad, bad, &format!("user `{name}`: not a valid group name")));
             }
             if u.state == Presence::Present && !u.authorized_keys.is_empty() {
                 let home_dir =
@@ -408,7 +435,7 @@ impl RoleScope<'_> {
             out.system.users.push(DesiredUser {
                 name,
                 state: u.state,
-                uid: u.uid,
+                uid,
                 group,
                 groups,
                 shell,
@@ -433,7 +460,9 @@ impl RoleScope<'_> {
         u: &crate::load::system::UserSpec,
         i: usize,
     ) -> Result<()> {
-        let keys = u.authorized_keys.iter().map(|k| self.small(k)).collect::<Result<Vec<_>>>()?;
+        let at = self.at("users", i);
+        let keys =
+            u.authorized_keys.iter().map(|k| self.field(at, "authorized_keys", k)).collect::<Result<Vec<_>>>()?;
         if let Some(bad) = keys.iter().find(|k| k.contains('\n') || k.split_whitespace().count() < 2) {
             let shown: String = bad.chars().take(20).collect();
             return Err(self.item_err("users", i, format!("user `{user}`: `{shown}...` is not one public key line")));

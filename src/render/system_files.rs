@@ -15,15 +15,16 @@ impl RoleScope<'_> {
     pub(super) fn sysctl(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         let mut files: IndexMap<String, String> = IndexMap::new();
         for (i, s) in self.role.spec.sysctl.iter().enumerate() {
-            if !self.when(&s.when)? {
+            let at = self.at("sysctl", i);
+            if !self.when(at, &s.when)? {
                 continue;
             }
-            let key = self.small(&s.name)?;
+            let key = self.field(at, "name", &s.name)?;
             if !valid_sysctl(&key) {
-                return Err(self.item_err("sysctl", i, format!("`{key}` is not a sysctl key (`net.ipv4.ip_forward`)")));
+                return Err(self.bad_field(at, "name", &s.name, &key, "not a sysctl key (`net.ipv4.ip_forward`)"));
             }
             let raw = match &s.value {
-                serde_yaml::Value::String(v) => self.small(v)?,
+                serde_yaml::Value::String(v) => self.field(at, "value", v)?,
                 serde_yaml::Value::Number(n) => n.to_string(),
                 serde_yaml::Value::Bool(b) => (*b as u8).to_string(),
                 _ => {
@@ -47,7 +48,7 @@ impl RoleScope<'_> {
                 return Err(self.item_err("sysctl", i, format!("sysctl `{key}` is declared twice on this host")));
             }
             let file = match &s.file {
-                Some(f) => self.small(f)?,
+                Some(f) => self.field(at, "file", f)?,
                 None => format!("60-deploy-{}.conf", self.role.name),
             };
             if file.contains('/') || !file.ends_with(".conf") || !plain(&file) {
@@ -81,32 +82,49 @@ impl RoleScope<'_> {
     pub(super) fn cron(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
         let mut files: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
         for (i, c) in self.role.spec.cron.iter().enumerate() {
-            if !self.when(&c.when)? {
+            let at = self.at("cron", i);
+            if !self.when(at, &c.when)? {
                 continue;
             }
-            let (name, schedule, user, job) =
-                (self.small(&c.name)?, self.small(&c.schedule)?, self.small(&c.user)?, self.small(&c.job)?);
+            let (name, schedule) = (self.field(at, "name", &c.name)?, self.field(at, "schedule", &c.schedule)?);
+            let (user, job) = (self.field(at, "user", &c.user)?, self.field(at, "job", &c.job)?);
             let file = match &c.file {
-                Some(f) => self.small(f)?,
+                Some(f) => self.field(at, "file", f)?,
                 None => format!("deploy-{}", self.role.name),
             };
+            let written_file = c.file.clone().unwrap_or_else(|| file.clone());
             let bad = if !valid_cron_file(&file) {
-                Some(format!("cron file `{file}`: cron skips file names with anything but letters, digits, _ and -"))
+                Some((
+                    "file",
+                    written_file.as_str(),
+                    &file,
+                    "cron skips file names with anything but letters, digits, _ and -".to_string(),
+                ))
             } else if !valid_schedule(&schedule) {
-                Some(format!(
-                    "cron `{name}`: schedule `{schedule}` is not five fields (`30 3 * * *`) or a @keyword (`@daily`)"
+                Some((
+                    "schedule",
+                    c.schedule.as_str(),
+                    &schedule,
+                    format!("cron `{name}`: not five fields (`30 3 * * *`) or a @keyword (`@daily`)"),
                 ))
             } else if !valid_account(&user) {
-                Some(format!("cron `{name}`: `{user}` is not a user name"))
-            } else if job.trim().is_empty() || job.contains('\n') || name.contains('\n') {
-                Some(format!("cron `{name}`: the job and its name must be one non-empty line each"))
+                Some(("user", c.user.as_str(), &user, format!("cron `{name}`: not a user name")))
+            } else if name.contains('\n') {
+                Some(("name", c.name.as_str(), &name, "a cron job's name must be one line".to_string()))
+            } else if job.trim().is_empty() || job.contains('\n') {
+                Some(("job", c.job.as_str(), &job, format!("cron `{name}`: the job must be one non-empty line")))
             } else if job.contains('%') {
-                Some(format!("cron `{name}`: cron turns `%` in a job into a newline; write it as `\\%`"))
+                Some((
+                    "job",
+                    c.job.as_str(),
+                    &job,
+                    format!("cron `{name}`: cron turns `%` in a job into a newline; write it as `\\%`"),
+                ))
             } else {
                 None
             };
-            if let Some(m) = bad {
-                return Err(self.item_err("cron", i, m));
+            if let Some((key, written, rendered, why)) = bad {
+                return Err(self.bad_field(at, key, written, rendered, &why));
             }
             let compat = self.r.project.file.ansible_compat;
             let (text, users) = files.entry(file).or_insert_with(|| {
@@ -134,18 +152,20 @@ impl RoleScope<'_> {
 
     pub(super) fn lines(&self, out: &mut DesiredHost, _seen: &mut IndexMap<String, String>) -> Result<()> {
         for (i, l) in self.role.spec.lines.iter().enumerate() {
-            if !self.when(&l.when)? {
+            let at = self.at("lines", i);
+            if !self.when(at, &l.when)? {
                 continue;
             }
-            let path = self.small(&l.path)?;
-            check_dest(&path).map_err(|m| self.item_err("lines", i, m))?;
-            let regexp = l.regexp.as_deref().map(|r| self.small(r)).transpose()?;
+            let path = self.field(at, "path", &l.path)?;
+            check_dest(&path).map_err(|m| self.bad_field(at, "path", &l.path, &path, &m))?;
+            let regexp = self.field_opt(at, "regexp", l.regexp.as_deref())?;
             if let Some(r) = &regexp {
                 if let Err(e) = fancy_regex::Regex::new(r) {
-                    return Err(self.item_err("lines", i, format!("lines `{path}`: regexp `{r}`: {e}")));
+                    let written = l.regexp.as_deref().unwrap_or_default();
+                    return Err(self.bad_field(at, "regexp", written, r, &format!("lines `{path}`: {e}")));
                 }
             }
-            let line = l.line.as_deref().map(|t| self.small(t)).transpose()?;
+            let line = self.field_opt(at, "line", l.line.as_deref())?;
             out.system.lines.push(DesiredLine {
                 path,
                 regexp,
@@ -164,30 +184,31 @@ impl RoleScope<'_> {
 
     pub(super) fn commands(&self, out: &mut DesiredHost) -> Result<()> {
         for (i, c) in self.role.spec.commands.iter().enumerate() {
-            if !self.when(&c.when)? {
+            let at = self.at("commands", i);
+            if !self.when(at, &c.when)? {
                 continue;
             }
-            let run = c.run.iter().map(|a| self.small(a)).collect::<Result<Vec<_>>>()?;
-            if let Some(bad) = run.iter().find(|a| !plain(a)) {
-                return Err(self.item_err(
-                    "commands",
-                    i,
-                    format!("command argument `{bad}` is empty or holds a tab or newline"),
-                ));
+            let run = c.run.iter().map(|a| self.field(at, "run", a)).collect::<Result<Vec<_>>>()?;
+            if let Some((w, bad)) = c.run.iter().zip(&run).find(|(_, a)| !plain(a)) {
+                return Err(self.bad_field(at, "run", w, bad, "a command argument must be one non-empty line"));
             }
             let label = match &c.name {
-                Some(n) => self.small(n)?,
+                Some(n) => self.field(at, "name", n)?,
                 None => run.join(" "),
             };
-            let creates = c.creates.as_deref().map(|p| self.small(p)).transpose()?;
-            let removes = c.removes.as_deref().map(|p| self.small(p)).transpose()?;
-            for p in creates.iter().chain(removes.iter()) {
-                check_dest(p).map_err(|m| self.item_err("commands", i, format!("command `{label}`: {m}")))?;
+            let creates = self.field_opt(at, "creates", c.creates.as_deref())?;
+            let removes = self.field_opt(at, "removes", c.removes.as_deref())?;
+            for (k, w, p) in [("creates", &c.creates, &creates), ("removes", &c.removes, &removes)] {
+                if let (Some(w), Some(p)) = (w, p) {
+                    check_dest(p).map_err(|m| self.bad_field(at, k, w, p, &format!("command `{label}`: {m}")))?;
+                }
             }
-            let unless = c.unless.as_deref().map(|p| self.small(p)).transpose()?;
-            let onlyif = c.onlyif.as_deref().map(|p| self.small(p)).transpose()?;
-            if unless.iter().chain(onlyif.iter()).any(|g| !plain(g)) {
-                return Err(self.item_err("commands", i, format!("command `{label}`: unless/onlyif must be one line")));
+            let unless = self.field_opt(at, "unless", c.unless.as_deref())?;
+            let onlyif = self.field_opt(at, "onlyif", c.onlyif.as_deref())?;
+            for (k, w, g) in [("unless", &c.unless, &unless), ("onlyif", &c.onlyif, &onlyif)] {
+                if let (Some(w), Some(g)) = (w, g.as_ref().filter(|g| !plain(g))) {
+                    return Err(self.bad_field(at, k, w, g, &format!("command `{label}`: a guard must be one line")));
+                }
             }
             out.system.commands.push(DesiredCommand {
                 label,
