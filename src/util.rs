@@ -172,11 +172,33 @@ pub(crate) fn uncommitted(root: &std::path::Path, paths: &[String]) -> Result<Ve
     Ok(String::from_utf8_lossy(&o.stdout).lines().map(|l| l.to_string()).collect())
 }
 
+/// A size as people read it: `12 B`, `4.1 KiB`, `3.0 MiB`, `1.2 GiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn utc_formats() {
         assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::utc(1_795_446_245), "2026-11-23T15:04:05Z");
+    }
+
+    #[test]
+    fn sizes_as_people_read_them() {
+        assert_eq!(super::human_bytes(12), "12 B");
+        assert_eq!(super::human_bytes(4200), "4.1 KiB");
+        assert_eq!(super::human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 }

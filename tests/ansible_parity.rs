@@ -9,9 +9,15 @@ use crate::common::*;
 /// Ansible's rendering of `template` with `vars` (YAML): the output, or
 /// Err(what it said).
 fn ansible(vars: &str, template: &str) -> Result<String, String> {
+    ansible_with(vars, template, &[])
+}
+
+/// The same, with `files` (path, text) in the playbook's directory.
+fn ansible_with(vars: &str, template: &str, files: &[(&str, &str)]) -> Result<String, String> {
     let (_root, slot) = project();
     let d = slot.path.join("ansible");
     std::fs::create_dir_all(&d).unwrap();
+    put_files(&d, files);
     std::fs::write(d.join("vars.yml"), vars).unwrap();
     std::fs::write(d.join("t.j2"), template).unwrap();
     let play = "- hosts: localhost\n  gather_facts: false\n  vars_files: [vars.yml]\n  tasks:\n    - template: {src: t.j2, dest: out.txt}\n";
@@ -37,7 +43,13 @@ fn ansible(vars: &str, template: &str) -> Result<String, String> {
 /// deploy's rendering of the same: `vars` as role defaults, `template` as
 /// the example's motd.
 fn deploy(vars: &str, template: &str) -> Result<String, String> {
+    deploy_with(vars, template, &[])
+}
+
+/// The same, with `files` (path, text) in the repository.
+fn deploy_with(vars: &str, template: &str, files: &[(&str, &str)]) -> Result<String, String> {
     let (root, slot) = project();
+    put_files(&root, files);
     let defaults = root.join("roles/common/defaults.yml");
     let d = std::fs::read_to_string(&defaults).unwrap_or_default();
     std::fs::write(&defaults, format!("{d}\n{vars}")).unwrap();
@@ -48,6 +60,14 @@ fn deploy(vars: &str, template: &str) -> Result<String, String> {
         Ok(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap())
     } else {
         Err(r.stderr)
+    }
+}
+
+fn put_files(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (p, text) in files {
+        let f = dir.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
     }
 }
 
@@ -365,4 +385,21 @@ fn each_role_sees_its_own_defaults_and_vars_as_in_ansible() {
     let (a, d) = roles_both(&[("ra", ra), ("rb", rb)], "derived: \"d-{{ shared_name }}\"\n");
     assert_eq!(a[0], "name=from-ra v=var-ra d=d-from-ra only=rb-default\n");
     assert_eq!(d, a);
+}
+
+// Three gaps of deploy's against ansible-core 2.19: lookup('lines') runs a
+// command on the controller (in the playbook's directory, which is the
+// repository for deploy), a vars value may use unary plus, and fileglob is
+// a filter as well as a lookup (relative to where Ansible runs).
+#[test]
+fn lines_lookup_unary_plus_in_vars_and_the_fileglob_filter() {
+    let files: &[(&str, &str)] = &[("files/a.txt", "a\n"), ("files/b.txt", "b\n"), ("files/c.md", "c\n")];
+    let vars = "x: \"{{ [1 + 2 * 3 / 4] + [-2.5, +2.5, 3.5] }}\"\ny: \"n={{ +3 }}\"\n";
+    let t = "{{ lookup('lines', 'cat files/a.txt files/b.txt') }} {{ query('lines', 'printf \\'p\\\\nq\\\\n\\'') | join('+') }}\n\
+             {{ x }} {{ y }}\n\
+             {{ 'files/*.txt' | fileglob | sort | join(', ') }} {{ 'files/*.none' | fileglob }}\n\
+             {{ lookup('pipe', 'printf \\'one\\\\n\\'') }}\n";
+    let want = ansible_with(vars, t, files).expect("ansible renders it");
+    assert_eq!(want, "a,b p+q\n[2.5, -2.5, 2.5, 3.5] n=3\nfiles/a.txt, files/b.txt []\none\n");
+    assert_eq!(deploy_with(vars, t, files).unwrap(), want);
 }

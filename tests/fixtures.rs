@@ -77,11 +77,12 @@ fn fixtures_match_what_the_scripts_print() {
     lab.write_file("roles/app/templates/app.conf.j2", "listen = 0.0.0.0:9\n");
     let t = std::fs::read_to_string(lab.root.join("roles/app/role.yml")).unwrap();
     lab.write_file("roles/app/role.yml", &format!("{t}health:\n  - command: \"false\"\n    timeout: 1s\n"));
-    let r = captured(&lab, &tmp.join("unhealthy"), &["lab", "--yes", "--role", "app"]);
+    // (the one-line config is most of the old one gone: --allow-shrink)
+    let r = captured(&lab, &tmp.join("unhealthy"), &["lab", "--yes", "--allow-shrink", "--role", "app"]);
     assert_eq!(r.code, 1, "{r:?}");
     // a failed validation
     lab.write_file("roles/app/templates/app.conf.j2", "no listen line\n");
-    let r = captured(&lab, &tmp.join("invalid"), &["lab", "--yes", "--role", "app"]);
+    let r = captured(&lab, &tmp.join("invalid"), &["lab", "--yes", "--allow-shrink", "--role", "app"]);
     assert_eq!(r.code, 1, "{r:?}");
     // status, toggle status, unlock
     assert_eq!(captured(&lab, &tmp.join("status"), &["status", "lab"]).code, 0);

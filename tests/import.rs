@@ -232,8 +232,9 @@ fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sy
         let mut paths: Vec<String> = list
             .stdout
             .lines()
-            .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(1..2).map(|p| p[0].to_string()))
-            .filter(|p| p.starts_with('/'))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| matches!(w.first(), Some(&"dir" | &"file" | &"link")))
+            .filter_map(|w| w.get(1).map(|p| p.to_string()))
             .collect();
         assert!(paths.len() >= 8, "{list:?}");
         if host == "shop-node" {

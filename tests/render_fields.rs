@@ -145,3 +145,80 @@ fn an_undefined_variable_in_role_yml_names_itself_and_its_key() {
         assert_eq!((r.code, r.stderr.as_str()), (1, format!("{want}{hint}").as_str()), "{to}");
     }
 }
+
+/// The example with `tmpl` and a second role `tmpl2` (role.yml `spec`,
+/// defaults `defaults`) after it in phase base.
+fn with_second_role(spec: &str, defaults: &str) -> (PathBuf, Slot) {
+    let (root, slot) = with_templated_role();
+    let dir = root.join("roles/tmpl2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("role.yml"), spec).unwrap();
+    std::fs::write(dir.join("defaults.yml"), defaults).unwrap();
+    let d = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    std::fs::write(root.join("deploy.yml"), d.replacen("roles: [common, tmpl]", "roles: [common, tmpl, tmpl2]", 1))
+        .unwrap();
+    (root, slot)
+}
+
+// Two roles may both need /opt/My_App (same owner, group and mode) and
+// package jq, as Ansible lets them: one resource, and the plan names both
+// roles. Declarations that disagree stay an error naming both places.
+#[test]
+fn alike_declarations_of_two_roles_are_one_resource() {
+    let spec = "dirs:\n  - path: /opt/My_App\n    owner: appuser\n    group: appgrp\n    mode: \"0640\"\npackages:\n  - name: jq\nlinks:\n  - path: /opt/My_App/current\n    target: /opt/My_App/ID\n";
+    let (root, _slot) = with_second_role(spec, "");
+    let r = list(&root);
+    assert_eq!(r.code, 0, "{r:?}");
+    for line in [
+        "dir       /opt/My_App  owner appuser, group appgrp, mode 0640  roles tmpl, tmpl2, phase base",
+        "package   jq  roles tmpl, tmpl2, phase base",
+        "link      /opt/My_App/current -> /opt/My_App/ID  roles tmpl, tmpl2, phase base",
+    ] {
+        assert!(r.stdout.lines().any(|l| l == line), "{line}\n{}", r.stdout);
+    }
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("dir       /opt/My_App  ")).count(), 1, "{}", r.stdout);
+
+    let (root, _slot) = with_second_role(&spec.replace("\"0640\"", "\"0755\""), "");
+    let r = list(&root);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: host lab1: roles/tmpl2/role.yml:2: dirs[0] `/opt/My_App` is also declared by role `tmpl` (roles/tmpl/role.yml:3), with mode 0640: two declarations of one path must agree; make them the same, or keep one\n")
+    );
+    let (root, _slot) = with_second_role("packages:\n  - name: jq\n    state: absent\n", "");
+    let r = list(&root);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: host lab1: roles/tmpl2/role.yml:2: packages[0] name `jq`: package `jq` is also declared by role `tmpl` with another version, state or revert: two declarations must agree\n")
+    );
+}
+
+// A field that renders to a list, where a list of such things is meant,
+// is one resource per item (`name: "{{ common_packages }}"`).
+#[test]
+fn a_list_from_a_variable_is_one_resource_per_item() {
+    let spec = "dirs:\n  - path: \"{{ app_dirs }}\"\n    mode: \"0750\"\npackages:\n  - name: \"{{ common_packages }}\"\ngroups:\n  - name: \"{{ teams }}\"\nusers:\n  - name: \"{{ teams }}\"\n    shell: /bin/sh\nabsent:\n  - \"{{ app_dirs | map('regex_replace', '$', '/old') | list }}\"\n";
+    let defaults = "app_dirs: [/opt/a, /opt/b]\ncommon_packages: [curl, git]\nteams: [red, blue]\n";
+    let (root, _slot) = with_second_role(spec, defaults);
+    let r = list(&root);
+    assert_eq!(r.code, 0, "{r:?}");
+    for line in [
+        "dir       /opt/a  mode 0750  role tmpl2, phase base",
+        "dir       /opt/b  mode 0750  role tmpl2, phase base",
+        "absent    /opt/a/old  role tmpl2, phase base",
+        "absent    /opt/b/old  role tmpl2, phase base",
+        "package   curl  role tmpl2, phase base",
+        "package   git  role tmpl2, phase base",
+        "group     red  role tmpl2, phase base",
+        "group     blue  role tmpl2, phase base",
+        "user      red shell /bin/sh  role tmpl2, phase base",
+        "user      blue shell /bin/sh  role tmpl2, phase base",
+    ] {
+        assert!(r.stdout.lines().any(|l| l == line), "{line}\n{}", r.stdout);
+    }
+    let (root, _slot) = with_second_role("packages:\n  - name: \"{{ bad }}\"\n", "bad: [curl, [git]]\n");
+    let r = list(&root);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: host lab1: roles/tmpl2/role.yml:2: packages[0] name `{{ bad }}` (rendered: `['curl', ['git']]`): an item of the list is ['git'], not a name\n")
+    );
+}

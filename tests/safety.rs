@@ -463,3 +463,54 @@ fn journals_are_pruned_to_keep_journals() {
     let st = lab.deploy(&["status", "lab"]);
     assert!(st.stdout.contains("  journals: 2 deploys, "), "{st:?}");
 }
+
+// Incident 9: a render that comes out empty, or nearly, must not quietly
+// replace a good file. The plan marks it (text and JSON), `--yes` refuses
+// it with nothing changed, and `may_empty: true` or `--allow-shrink` lets
+// it through. A secret file is measured too, without its contents leaving
+// the host.
+#[test]
+fn a_file_about_to_be_emptied_is_marked_and_refused_under_yes() {
+    let lab = Lab::up(1);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let motd = lab.read("lab1", "/etc/motd").unwrap();
+    let env = lab.read("lab1", "/opt/stack/env/app.env").unwrap();
+    assert!(env.len() > 40, "{}", env.len());
+    lab.write_file("roles/common/templates/motd.j2", "{{ '' }}");
+    lab.write_file("roles/app/templates/app.env.j2", "X=1\n");
+
+    let check = lab.deploy(&["lab", "--check"]);
+    assert_eq!(check.code, 2, "{check:?}");
+    assert!(check.stdout.contains("/etc/motd  update  [content]  EMPTIES  role common"), "{check:?}");
+    let shrinks = format!("/opt/stack/env/app.env  update  [content]  shrinks {} B -> 4 B  role app", env.len());
+    assert!(check.stdout.contains(&shrinks), "{check:?}");
+    let json = lab.deploy(&["lab", "--check", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let changes = v["hosts"][0]["plan"]["changes"].as_array().unwrap();
+    let of = |p: &str| changes.iter().find(|c| c["path"] == p).unwrap()["shrink"].clone();
+    assert_eq!(of("/etc/motd"), serde_json::json!({"from": motd.len(), "to": 0, "allowed": false}));
+    assert_eq!(of("/opt/stack/env/app.env"), serde_json::json!({"from": env.len(), "to": 4, "allowed": false}));
+    assert!(!json.stdout.contains("API_TOKEN"), "{}", json.stdout);
+
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let want = format!("host lab1: refused, nothing changed: this deploy empties or shrinks by more than 90%: /etc/motd (EMPTIES, role common), /opt/stack/env/app.env (shrinks {} B -> 4 B, role app); if that is meant, say `may_empty: true` on the file in its role.yml, or pass --allow-shrink", env.len());
+    assert!(r.stderr.contains(&want) || r.stdout.contains(&want), "{r:?}");
+    assert_eq!(lab.read("lab1", "/etc/motd").unwrap(), motd);
+    assert_eq!(lab.read("lab1", "/opt/stack/env/app.env").unwrap(), env);
+    assert!(unlocked(&lab, "lab1"));
+
+    // the file that may be empty says so; the other needs --allow-shrink
+    let spec = std::fs::read_to_string(lab.root.join("roles/common/role.yml")).unwrap();
+    let allowed = spec.replacen("    template: motd.j2\n", "    template: motd.j2\n    may_empty: true\n", 1);
+    lab.write_file("roles/common/role.yml", &allowed);
+    let r = lab.deploy(&["lab", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(!said.contains("/etc/motd (EMPTIES") && said.contains("/opt/stack/env/app.env (shrinks"), "{r:?}");
+    let r = lab.deploy(&["lab", "--yes", "--allow-shrink"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.read("lab1", "/etc/motd").unwrap(), b"");
+    assert_eq!(lab.read("lab1", "/opt/stack/env/app.env").unwrap(), b"X=1\n");
+}

@@ -106,6 +106,9 @@ struct RunFlags {
     /// Apply without asking
     #[arg(short, long)]
     yes: bool,
+    /// With --yes: apply even a change that empties a managed file or takes most of its bytes away
+    #[arg(long)]
+    allow_shrink: bool,
     /// Only these roles' resources (repeatable or comma-separated)
     #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
     roles: Vec<String>,
@@ -531,6 +534,7 @@ impl Cli {
         let mut args = DeployArgs {
             check: run.check,
             yes: run.yes,
+            allow_shrink: run.allow_shrink,
             roles: (!run.roles.is_empty()).then_some(run.roles.clone()),
             limit: (!run.limit.is_empty()).then_some(run.limit.clone()),
             json: run.output == Output::Json,
@@ -557,6 +561,7 @@ fn base_args(root: &Path, g: &Global, env: String, vars: &VarFlags, hosts: &Host
         env,
         check: false,
         yes: false,
+        allow_shrink: false,
         roles: None,
         limit: None,
         json: false,

@@ -147,26 +147,28 @@ pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
     let phase = |p: usize| r.project.file.phases.get(p).map(|p| p.name.clone()).unwrap_or_default();
     let mut lines = Vec::new();
     let mut row = |kind: &str, what: &str, role: &str, p: usize| {
-        lines.push(format!("{kind:9} {what}  role {role}, phase {}", phase(p)));
+        let roles = if role.contains(", ") { "roles" } else { "role" };
+        lines.push(format!("{kind:9} {what}  {roles} {role}, phase {}", phase(p)));
     };
     for x in &d.dirs {
-        row("dir", &format!("{}{}", x.path, attrs(&x.owner, &x.group, x.mode)), &x.role, x.phase);
+        row("dir", &format!("{}{}", x.path, attrs(&x.owner, &x.group, x.mode)), &d.roles_of(&x.path, &x.role), x.phase);
     }
     for f in &d.files {
         let what = if f.secret { format!("{} (secret)", f.dest) } else { f.dest.clone() };
-        row("file", &format!("{what}{}", attrs(&f.owner, &f.group, f.mode)), &f.role, f.phase);
+        row("file", &format!("{what}{}", attrs(&f.owner, &f.group, f.mode)), &d.roles_of(&f.dest, &f.role), f.phase);
     }
     for l in &d.links {
-        row("link", &format!("{} -> {}", l.path, l.target), &l.role, l.phase);
+        row("link", &format!("{} -> {}", l.path, l.target), &d.roles_of(&l.path, &l.role), l.phase);
     }
     for a in &d.absent {
-        row("absent", &a.path, &a.role, a.phase);
+        row("absent", &a.path, &d.roles_of(&a.path, &a.role), a.phase);
     }
     let s = &d.system;
     for p in &s.packages {
         let version = p.version.as_deref().map(|v| format!("={v}")).unwrap_or_default();
         let absent = if p.state == Presence::Absent { " (absent)" } else { "" };
-        row("package", &format!("{}{version}{absent}", p.name), &p.role, p.phase);
+        let roles = d.roles_of(&format!("package {}", p.name), &p.role);
+        row("package", &format!("{}{version}{absent}", p.name), &roles, p.phase);
     }
     for u in &s.units {
         let mut what = u.name.clone();

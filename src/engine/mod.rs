@@ -46,6 +46,8 @@ pub(crate) struct DeployArgs {
     pub(crate) check: bool,
     /// Do not ask.
     pub(crate) yes: bool,
+    /// With `yes`: apply a change that empties a file or takes most of it away.
+    pub(crate) allow_shrink: bool,
     /// Only these roles.
     pub(crate) roles: Option<Vec<String>>,
     /// Only these hosts.

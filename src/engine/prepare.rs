@@ -250,6 +250,7 @@ async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress
         run.phases.iter().enumerate().filter(|(_, p)| p.deadman.is_some()).map(|(i, p)| (i, p.name.as_str())).collect();
     crate::plan::system::refuse_unrevertible(&plan, &guarded)
         .map_err(|m| Error::Remote { host: host.into(), message: m })?;
+    refuse_shrinking(&mut plan, args).map_err(|m| Error::Remote { host: host.into(), message: m })?;
     if let Lock::Seen(who) = &remote.lock {
         // --check: the plan stands, but a deploy now would be refused
         plan.notes.push(format!(
@@ -379,6 +380,31 @@ pub(crate) fn fallback_guard(
     })
 }
 
+/// A change that empties a managed file, or takes more than 90% of its
+/// bytes, is refused under `--yes` (no one sees the plan; incident 9: a
+/// good file replaced by an empty render), unless the file says
+/// `may_empty: true` or the command line `--allow-shrink`. `--check` notes
+/// it; a person at the prompt sees it marked in the plan.
+fn refuse_shrinking(plan: &mut HostPlan, args: &DeployArgs) -> std::result::Result<(), String> {
+    let marked: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.shrink.filter(|s| !s.allowed).map(|s| format!("{} ({}, role {})", c.path, s.words(), c.role)))
+        .collect();
+    if marked.is_empty() || args.allow_shrink {
+        return Ok(());
+    }
+    let what = format!(
+        "this deploy empties or shrinks by more than 90%: {}; if that is meant, say `may_empty: true` on the file in its role.yml, or pass --allow-shrink",
+        marked.join(", ")
+    );
+    if args.check || !args.yes {
+        plan.notes.push(format!("{what} (a deploy --yes would refuse it)"));
+        return Ok(());
+    }
+    Err(format!("refused, nothing changed: {what}"))
+}
+
 /// Run the pre-flight checks of the roles this host's plan changes: the
 /// `that` expressions here, commands and container health on the host.
 /// Read-only; a failure stops the host before anything is armed or written.
@@ -396,7 +422,8 @@ pub(crate) async fn preflight(
     if desired.preflight.is_empty() {
         return Ok(());
     }
-    let mut roles: Vec<&str> = plan.changes.iter().map(|c| c.role.as_str()).collect();
+    // a resource two roles declare alike is named `a, b`: both roles changed
+    let mut roles: Vec<&str> = plan.changes.iter().flat_map(|c| c.role.split(", ")).collect();
     for a in &plan.services {
         if let Some(c) = desired.compose.iter().find(|c| c.project == a.project) {
             roles.push(c.role.as_str());

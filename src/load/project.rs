@@ -304,6 +304,11 @@ pub(crate) struct FileSpec {
     /// Created when absent, never overwritten or deleted.
     #[serde(default)]
     pub(crate) preserve: bool,
+    /// It may become empty, or lose most of its bytes, without `deploy
+    /// --yes` refusing the change (incident 9: a good file replaced by an
+    /// empty render).
+    #[serde(default)]
+    pub(crate) may_empty: bool,
     /// Command run on the host after the file changed (and again after a
     /// revert restored it), e.g. `nft -f /etc/nftables.conf`.
     pub(crate) on_change: Option<String>,

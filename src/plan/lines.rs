@@ -139,6 +139,7 @@ pub(crate) fn plan_lines(
             file: None,
             content: Some(text.into_bytes()),
             diff: None,
+            shrink: None,
         });
     }
     Ok(())

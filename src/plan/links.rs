@@ -10,7 +10,7 @@ use crate::render::DesiredHost;
 pub(crate) fn plan_links(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for l in desired.links.iter().filter(|l| l.selected) {
         let e = remote.paths.get(&l.path);
-        let base = Change::at(&l.path, &l.role, Resource::Link, expected(e), l.phase);
+        let base = Change::at(&l.path, &desired.roles_of(&l.path, &l.role), Resource::Link, expected(e), l.phase);
         match e {
             None => plan.changes.push(Change { reasons: vec![format!("missing, -> {}", l.target)], ..base }),
             Some(e) if e.kind != Kind::Link => {

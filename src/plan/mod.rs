@@ -20,7 +20,7 @@ pub(crate) mod units;
 use serde::Serialize;
 
 use crate::load::project::Id;
-use crate::plan::state::{Entry, Kind, Remote};
+use crate::plan::state::{Entry, Kind, Old, Remote};
 use crate::render::DesiredHost;
 
 /// What happens to a path.
@@ -86,6 +86,36 @@ impl Change {
             file: None,
             content: None,
             diff: None,
+            shrink: None,
+        }
+    }
+}
+
+/// A file that would become empty, or lose more than 90% of its bytes
+/// (incident 9: a good file replaced by an empty render).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Shrink {
+    /// Bytes on the host now.
+    pub(crate) from: u64,
+    /// Bytes after the change.
+    pub(crate) to: u64,
+    /// The file says `may_empty: true`.
+    pub(crate) allowed: bool,
+}
+
+impl Shrink {
+    /// The change of a file from `from` to `to` bytes, when it empties the
+    /// file or keeps less than a tenth of it.
+    pub(crate) fn of(from: u64, to: u64, allowed: bool) -> Option<Shrink> {
+        (from > 0 && (to == 0 || to.saturating_mul(10) < from)).then_some(Shrink { from, to, allowed })
+    }
+
+    /// `EMPTIES`, or `shrinks 4.1 KiB -> 12 B`.
+    pub(crate) fn words(&self) -> String {
+        if self.to == 0 {
+            "EMPTIES".into()
+        } else {
+            format!("shrinks {} -> {}", crate::util::human_bytes(self.from), crate::util::human_bytes(self.to))
         }
     }
 }
@@ -118,6 +148,9 @@ pub(crate) struct Change {
     /// Unified diff (redacted), when computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) diff: Option<String>,
+    /// The file would become empty or lose most of its bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) shrink: Option<Shrink>,
 }
 
 /// What happens to a compose service.
@@ -301,7 +334,7 @@ fn plan_system(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> R
 fn plan_dirs(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Result<(), String> {
     for d in desired.dirs.iter().filter(|d| d.selected) {
         let e = remote.paths.get(&d.path);
-        let base = Change::at(&d.path, &d.role, Resource::Dir, expected(e), d.phase);
+        let base = Change::at(&d.path, &desired.roles_of(&d.path, &d.role), Resource::Dir, expected(e), d.phase);
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
             Some(e) if e.kind != Kind::Dir => {
@@ -326,7 +359,7 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
         let base = Change {
             secret: f.secret,
             file: Some(i),
-            ..Change::at(&f.dest, &f.role, Resource::File, expected(e), f.phase)
+            ..Change::at(&f.dest, &desired.roles_of(&f.dest, &f.role), Resource::File, expected(e), f.phase)
         };
         match e {
             None => plan.changes.push(Change { reasons: vec!["missing".into()], ..base }),
@@ -351,7 +384,14 @@ fn plan_files(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> Re
                     plan.unchanged += 1;
                 } else {
                     let action = if update { Action::Update } else { Action::Metadata };
-                    plan.changes.push(Change { action, reasons: r, ..base });
+                    // the size it has now: from the contents or size the probe sent back
+                    let old = match remote.old.get(&f.dest) {
+                        Some(Old::Bytes(b)) => Some(b.len() as u64),
+                        Some(Old::TooLarge(n)) => Some(*n),
+                        None => None,
+                    };
+                    let shrink = old.filter(|_| update).and_then(|o| Shrink::of(o, f.len(), f.may_empty));
+                    plan.changes.push(Change { action, reasons: r, shrink, ..base });
                 }
             }
         }
@@ -375,6 +415,7 @@ fn plan_absent(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) {
                 file: None,
                 content: None,
                 diff: None,
+                shrink: None,
             }),
         }
     }
@@ -560,6 +601,7 @@ fn plan_compose(desired: &DesiredHost, remote: &Remote, plan: &mut HostPlan) -> 
                 file: None,
                 content: Some(content),
                 diff: None,
+                shrink: None,
             });
         }
     }

@@ -124,7 +124,7 @@ pub(crate) fn packages(desired: &DesiredHost, remote: &Remote, out: &mut Vec<Sys
             name: p.name.clone(),
             action: action.into(),
             reasons,
-            role: p.role.clone(),
+            role: desired.roles_of(&format!("package {}", p.name), &p.role),
             phase: p.phase,
             revertible: undo.is_some() || p.no_revert,
             ops: vec![op],

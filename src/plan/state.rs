@@ -84,7 +84,8 @@ pub(crate) struct Container {
 pub(crate) enum Old {
     /// The bytes on the host.
     Bytes(#[serde(skip)] Vec<u8>),
-    /// Over the probe's limit; its size.
+    /// Its size alone: over the probe's limit, or a file whose contents
+    /// the controller is not sent (secret, or a big source).
     TooLarge(u64),
 }
 

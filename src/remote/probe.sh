@@ -199,8 +199,9 @@ if [ -n "${st:-}" ]; then
   # Current sums (stdin) against the wanted ones (this script's stdin, on
   # fd 3): a file as wanted is only counted (S: ranges of wanted line
   # numbers), so a tree of 1,000 files in sync is one line; any other sum
-  # is printed (H), and a differing file whose diff may be shown is named
-  # for its contents (O).
+  # is printed (H), and a differing file is named for its contents (O:
+  # its diff may be shown) or its size alone (Z: secret or big), so that
+  # the plan sees a file about to be emptied.
   out=$({ if [ -n "$files" ]; then printf '%s\n' "$files" | xargs -d '\n' sha256sum -- 2>/dev/null; fi | awk '
     function flush() { if (s != "") r = r (r == "" ? "" : ",") (s == e ? s : s "-" e); s = "" }
     { cur[substr($0, 67)] = substr($0, 1, 64) }
@@ -209,16 +210,16 @@ if [ -n "${st:-}" ]; then
         n++; p = substr(l, 69); h = substr(l, 3, 64)
         if (!(p in cur)) continue
         if (cur[p] == h) { if (s != "" && n == e + 1) e = n; else { flush(); s = n; e = n } }
-        else { print "H\t" cur[p] "  " p; if (substr(l, 1, 1) == "d") print "O\t" p }
+        else { print "H\t" cur[p] "  " p; print (substr(l, 1, 1) == "d" ? "O" : "Z") "\t" p }
         delete cur[p] }
       flush(); if (r != "") print "S\t" r
       for (p in cur) print "H\t" cur[p] "  " p }'; } 3<&0)
   case "$nl$out" in
-    *"${nl}O$tab"*)
-      printf '%s\n' "$out" | grep -v '^O'
-      printf '%s\n' "$out" | sed -n 's/^O\t//p' | while IFS= read -r p; do
+    *"${nl}O$tab"* | *"${nl}Z$tab"*)
+      printf '%s\n' "$out" | grep -v '^[OZ]'
+      printf '%s\n' "$out" | grep '^[OZ]' | while IFS="$tab" read -r k p; do
         size=$(stat -c %s -- "$p") || continue
-        if [ "$size" -le "$oldmax" ]; then
+        if [ "$k" = O ] && [ "$size" -le "$oldmax" ]; then
           printf 'old\t%s\t' "$p"; base64 -w0 -- "$p"; printf '\n'
         else
           printf 'old\t%s\t-%s\n' "$p" "$size"

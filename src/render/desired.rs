@@ -60,6 +60,8 @@ pub(crate) struct DesiredFile {
     pub(crate) secret: bool,
     /// Never overwritten once present.
     pub(crate) preserve: bool,
+    /// May become empty or shrink by most of its bytes under `--yes`.
+    pub(crate) may_empty: bool,
     /// Command run on the host after it changed.
     pub(crate) on_change: Option<String>,
     /// Index of the phase of its role.
@@ -240,9 +242,26 @@ pub(crate) struct DesiredHost {
     pub(crate) confirm_via: Option<String>,
     /// Packages, units, users, groups, sysctl values, lines, commands.
     pub(crate) system: crate::render::system::DesiredSystem,
+    /// Resources two or more roles declared alike (a path, `package NAME`):
+    /// every role that declared it, the first one first.
+    pub(crate) declared_by: indexmap::IndexMap<String, Vec<String>>,
 }
 
 impl DesiredHost {
+    /// `key` (a path, `package NAME`), declared first by `first`, is also
+    /// declared alike by `role`.
+    pub(crate) fn declared_also(&mut self, key: &str, first: &str, role: &str) {
+        let roles = self.declared_by.entry(key.to_string()).or_insert_with(|| vec![first.to_string()]);
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_string());
+        }
+    }
+
+    /// The roles that declare `key`, as the plan names them: `a, b`.
+    pub(crate) fn roles_of(&self, key: &str, role: &str) -> String {
+        self.declared_by.get(key).map(|r| r.join(", ")).unwrap_or_else(|| role.to_string())
+    }
+
     /// A host with nothing declared yet.
     pub(crate) fn new(host: &str, connection: Connection) -> DesiredHost {
         DesiredHost {
@@ -259,6 +278,7 @@ impl DesiredHost {
             preflight: vec![],
             confirm_via: None,
             system: Default::default(),
+            declared_by: Default::default(),
         }
     }
 
@@ -342,6 +362,7 @@ impl DesiredFile {
             validate: None,
             secret: false,
             preserve: false,
+            may_empty: false,
             on_change: None,
             phase,
             selected: true,

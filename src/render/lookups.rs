@@ -1,8 +1,9 @@
 //! The controller-side lookups that make sense here, `lookup(NAME, ...)` and
 //! `query`/`q` (always a list): `file` (the role's files/, then the
 //! repository; the trailing newline stripped as Ansible does), `env`,
-//! `vars`, `first_found`, `fileglob`, `template`. Any other is an error
-//! naming it. And `undef()`.
+//! `vars`, `first_found`, `fileglob`, `template`, and `lines` and `pipe`
+//! (a command run on the controller, in the repository). Any other is an
+//! error naming it. And `undef()`, and the `fileglob` filter.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,6 +96,54 @@ fn fileglob(role_dir: &Option<PathBuf>, term: &str) -> Vec<String> {
     Vec::new()
 }
 
+/// The repository (`playbook_dir`), where Ansible's controller-side
+/// commands and relative globs start.
+fn repository(state: &State) -> PathBuf {
+    state
+        .lookup("playbook_dir")
+        .and_then(|v| v.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
+}
+
+/// `lookup('lines' | 'pipe', CMD)`: CMD run by `sh -c` on the controller,
+/// in the repository, as Ansible runs it (in the playbook's directory); its
+/// standard output. A failure is an error with its status and what it said.
+fn run(state: &State, lookup: &str, cmd: &str) -> Result<String, MjError> {
+    let o = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir(repository(state))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| err(format!("lookup('{lookup}', '{cmd}'): sh: {e}")))?;
+    if !o.status.success() {
+        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let code = o.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+        return Err(err(format!("lookup('{lookup}', '{cmd}') on the controller exited with {code}: {said}")));
+    }
+    String::from_utf8(o.stdout).map_err(|_| err(format!("lookup('{lookup}', '{cmd}'): its output is not UTF-8")))
+}
+
+/// The `fileglob` filter: Python's glob of PATTERN's last part, files only,
+/// relative to the repository as Ansible's is to where it runs; paths as
+/// the pattern writes them. Sorted (Python's are in directory order, which
+/// no one can rely on).
+fn fileglob_filter(state: &State, pattern: &str) -> Vec<String> {
+    let p = std::path::Path::new(pattern);
+    let (dir, pat) = (p.parent().unwrap_or(std::path::Path::new("")), p.file_name().unwrap_or_default());
+    let pat: Vec<char> = pat.to_string_lossy().chars().collect();
+    let base = if p.is_absolute() { dir.to_path_buf() } else { repository(state).join(dir) };
+    let Ok(rd) = std::fs::read_dir(&base) else { return Vec::new() };
+    let mut hits: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| matches(&pat, &n.chars().collect::<Vec<_>>()))
+        .map(|n| dir.join(n).display().to_string())
+        .collect();
+    hits.sort();
+    hits
+}
+
 /// `lookup('template', NAME, template_vars=...)`: a template of the role
 /// rendered with the variables in scope and `template_vars` above them,
 /// its trailing newlines as its source has them.
@@ -164,12 +213,22 @@ fn lookup(
             }
         }
         "fileglob" | "ansible.builtin.fileglob" => Ok(terms.iter().flat_map(|t| fileglob(role_dir, t)).map(Value::from).collect()),
+        "lines" | "ansible.builtin.lines" => {
+            let mut out = Vec::new();
+            for t in &terms {
+                out.extend(run(state, "lines", t)?.lines().map(|l| Value::from(l.to_string())));
+            }
+            Ok(out)
+        }
+        "pipe" | "ansible.builtin.pipe" => {
+            terms.iter().map(|t| Ok(Value::from(run(state, "pipe", t)?.trim_end().to_string()))).collect()
+        }
         "template" | "ansible.builtin.template" => {
             let vars: Option<Value> = kw.get("template_vars")?;
             terms.iter().map(|t| template(state, t, vars.as_ref())).collect()
         }
         other => Err(err(format!(
-            "lookup('{other}') is not supported by deploy (it has file, env, vars, first_found, fileglob and template: lookups run on the controller, at render time)"
+            "lookup('{other}') is not supported by deploy (it has file, env, vars, first_found, fileglob, template, lines and pipe: lookups run on the controller, at render time)"
         ))),
     }
 }
@@ -179,6 +238,7 @@ fn lookup(
 pub(crate) fn add(env: &mut Environment<'static>, role_dir: Option<PathBuf>) {
     // an undefined value, refused where it is used, as Ansible's undef()
     env.add_function("undef", |_hint: Option<String>| Value::UNDEFINED);
+    env.add_filter("fileglob", |state: &State, pattern: String| fileglob_filter(state, &pattern));
     let dir = Arc::new(role_dir);
     let d = dir.clone();
     env.add_function(

@@ -154,7 +154,7 @@ impl Renderer {
         }
         let mut out = DesiredHost::new(host, connection);
         out.extra_probe = self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect();
-        let mut seen: IndexMap<String, String> = IndexMap::new();
+        let mut seen = role::Seen::new();
         let mut compose_specs = Vec::new();
         for (phase, p) in self.project.file.phases.iter().enumerate() {
             if !self.phase_applies(phase, host) {
@@ -284,7 +284,7 @@ impl Renderer {
             let env = &self.role_envs[&p.role];
             let spec_file = &self.project.roles[&p.role].spec_path;
             let ok = env
-                .compile_expression(expr)
+                .compile_expression_owned(template::rewritten_expr(expr))
                 .and_then(|e| e.eval(&ctx))
                 .map_err(|e| self.render_error(host, &hv, spec_file, &e, env, expr, &ctx))?;
             if !ok.is_true() {
@@ -311,7 +311,7 @@ impl Renderer {
             return Ok(s.to_string());
         }
         hv.clear_error();
-        env.render_str(s, ctx).map_err(|e| self.render_error(host, hv, file, &e, env, s, ctx))
+        env.render_str(&template::rewritten(s), ctx).map_err(|e| self.render_error(host, hv, file, &e, env, s, ctx))
     }
 
     fn connection(&self, host: &str, hv: &Arc<HostVars>, ctx: &Value) -> Result<Connection> {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use minijinja::value::ValueKind;
 use minijinja::{Environment, Value};
 
 use super::vars::HostVars;
@@ -28,6 +29,16 @@ pub(super) struct RoleScope<'a> {
     /// Part of this run (--role).
     pub(super) selected: bool,
 }
+
+/// Who declared a path first: its role and where (role.yml:line).
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub(super) role: String,
+    pub(super) at: String,
+}
+
+/// Every path declared on a host so far, and by whom.
+pub(crate) type Seen = IndexMap<String, Claim>;
 
 /// Where a value stands in role.yml: item `index` of `section`.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +103,28 @@ impl RoleScope<'_> {
             line: self.key_line(at, key),
             message: format!("{}[{}] {key} {shown}: {why}", at.section, at.index),
         }
+    }
+
+    /// A field that may render to a list (`name: "{{ common_packages }}"`,
+    /// `path: "{{ app_dirs }}"`): its items, one resource each; else the
+    /// one rendered text.
+    pub(super) fn field_items(&self, at: At, key: &str, s: &str) -> Result<Vec<String>> {
+        if let Some(expr) = super::vars::single_expression(s) {
+            self.hv.clear_error();
+            let v = self.env.compile_expression_owned(template::rewritten_expr(expr)).and_then(|e| e.eval(self.ctx));
+            if let Some(v) = v.ok().filter(|v| v.kind() == ValueKind::Seq) {
+                let mut out = Vec::new();
+                for x in v.try_iter().map_err(|e| self.bad_field(at, key, s, "", &e.to_string()))? {
+                    if !matches!(x.kind(), ValueKind::String | ValueKind::Number) {
+                        let why = format!("an item of the list is {}, not a name", super::pyfmt::py_repr(&x));
+                        return Err(self.bad_field(at, key, s, &super::pyfmt::py_repr(&v), &why));
+                    }
+                    out.push(super::pyfmt::py_str(&x));
+                }
+                return Ok(out);
+            }
+        }
+        Ok(vec![self.field(at, key, s)?])
     }
 
     /// An owner or group: a name or number as written, or rendered to one.
@@ -166,31 +199,88 @@ impl RoleScope<'_> {
     }
 
     /// Claim `path` for this role: an absolute, sane path that no other role manages.
-    pub(super) fn claim(&self, path: &str, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn claim(&self, path: &str, seen: &mut Seen) -> Result<()> {
         let spec_file = &self.role.spec_path;
         check_dest(path).map_err(|m| Error::invalid(spec_file, m))?;
-        if let Some(other) = seen.insert(path.to_string(), self.name()) {
+        let claim = Claim { role: self.name(), at: spec_file.display().to_string() };
+        if let Some(other) = seen.insert(path.to_string(), claim) {
             return Err(Error::invalid(
                 spec_file,
-                format!("path {path} is also managed by role `{other}`; one path, one owner"),
+                format!("path {path} is also managed by role `{}`; one path, one owner", other.role),
             ));
         }
         Ok(())
     }
 
+    /// Claim `path` for item `at`, or find it declared before. Ok(true): a
+    /// declaration of the same kind came first, and `same` says whether it
+    /// agrees (then it is one resource, and this role is named beside it);
+    /// one that disagrees, or another kind, is an error naming both.
+    /// `same` answers None when they agree, else what differs.
+    pub(super) fn claim_or_merge(
+        &self,
+        at: At,
+        path: &str,
+        seen: &mut Seen,
+        out: &mut DesiredHost,
+        same: impl FnOnce(&DesiredHost) -> Option<Option<String>>,
+    ) -> Result<bool> {
+        let spec_file = &self.role.spec_path;
+        check_dest(path).map_err(|m| Error::invalid(spec_file, m))?;
+        let shown = spec_file.strip_prefix(&self.r.project.root).unwrap_or(spec_file);
+        let line = crate::load::system::item_line(&self.role.text, at.section, at.index);
+        let here = format!("{}{}", shown.display(), line.map(|l| format!(":{l}")).unwrap_or_default());
+        let Some(first) = seen.get(path).cloned() else {
+            seen.insert(path.to_string(), Claim { role: self.name(), at: here });
+            return Ok(false);
+        };
+        let why = match same(out) {
+            Some(None) => {
+                out.declared_also(path, &first.role, &self.name());
+                return Ok(true);
+            }
+            Some(Some(differs)) => format!("with {differs}"),
+            None => "as another kind of resource".to_string(),
+        };
+        Err(Error::Render {
+            host: self.host.into(),
+            file: spec_file.clone(),
+            line: crate::load::system::item_line(&self.role.text, at.section, at.index),
+            message: format!(
+                "{}[{}] `{path}` is also declared by role `{}` ({}), {why}: two declarations of one path must agree; make them the same, or keep one",
+                at.section, at.index, first.role, first.at
+            ),
+        })
+    }
+
     /// Everything this role declares, added to `out`.
-    pub(super) fn render_into(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn render_into(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         let (phase, selected) = (self.phase, self.selected);
         for (i, d) in self.role.spec.dirs.iter().enumerate() {
             let at = self.at("dirs", i);
             if !self.when(at, &d.when)? {
                 continue;
             }
-            let path = self.field(at, "path", &d.path)?;
-            self.claim(&path, seen)?;
             let (owner, group) = (self.id_field(at, "owner", &d.owner)?, self.id_field(at, "group", &d.group)?);
             let mode = self.mode_field(at, "mode", &d.mode)?;
-            out.dirs.push(DesiredDir { path, role: self.name(), owner, group, mode, phase, selected });
+            for path in self.field_items(at, "path", &d.path)? {
+                let dir = DesiredDir {
+                    path,
+                    role: self.name(),
+                    owner: owner.clone(),
+                    group: group.clone(),
+                    mode,
+                    phase,
+                    selected,
+                };
+                let same =
+                    |out: &DesiredHost| out.dirs.iter().find(|x| x.path == dir.path).map(|x| differs_dir(x, &dir));
+                if self.claim_or_merge(at, &dir.path.clone(), seen, out, same)? {
+                    out.dirs.iter_mut().filter(|x| x.path == dir.path).for_each(|x| x.selected |= selected);
+                    continue;
+                }
+                out.dirs.push(dir);
+            }
         }
         for (i, f) in self.role.spec.files.iter().enumerate() {
             let at = self.at("files", i);
@@ -198,7 +288,12 @@ impl RoleScope<'_> {
                 continue;
             }
             let file = self.file(at, f)?;
-            self.claim(&file.dest, seen)?;
+            let same =
+                |out: &DesiredHost| out.files.iter().find(|x| x.dest == file.dest).map(|x| differs_file(x, &file));
+            if self.claim_or_merge(at, &file.dest.clone(), seen, out, same)? {
+                out.files.iter_mut().filter(|x| x.dest == file.dest).for_each(|x| x.selected |= selected);
+                continue;
+            }
             out.files.push(file);
         }
         for (i, l) in self.role.spec.links.iter().enumerate() {
@@ -207,19 +302,32 @@ impl RoleScope<'_> {
                 continue;
             }
             let (path, target) = (self.field(at, "path", &l.path)?, self.field(at, "target", &l.target)?);
-            self.claim(&path, seen)?;
             if target.is_empty() || target.contains(['\n', '\t', '\0']) {
                 let why = format!("link {path}: its target must be one line, without tabs, and not empty");
                 return Err(self.bad_field(at, "target", &l.target, &target, &why));
             }
+            let same = |out: &DesiredHost| {
+                let first = out.links.iter().find(|x| x.path == path)?;
+                Some((first.target != target).then(|| format!("target {}", first.target)))
+            };
+            if self.claim_or_merge(at, &path, seen, out, same)? {
+                out.links.iter_mut().filter(|x| x.path == path).for_each(|x| x.selected |= selected);
+                continue;
+            }
             out.links.push(DesiredLink { path, target, role: self.name(), phase, selected });
         }
         for (i, a) in self.role.spec.absent.iter().enumerate() {
-            let path = self.field(self.at("absent", i), "path", a.path())?;
-            self.refuse_destructive(&path, a)?;
-            self.claim(&path, seen)?;
-            let (force, written) = (a.force(), a.path().to_string());
-            out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected, force, written });
+            let at = self.at("absent", i);
+            for path in self.field_items(at, "path", a.path())? {
+                self.refuse_destructive(&path, a)?;
+                let same = |out: &DesiredHost| out.absent.iter().find(|x| x.path == path).map(|_| None);
+                if self.claim_or_merge(at, &path, seen, out, same)? {
+                    out.absent.iter_mut().filter(|x| x.path == path).for_each(|x| x.selected |= selected);
+                    continue;
+                }
+                let (force, written) = (a.force(), a.path().to_string());
+                out.absent.push(DesiredAbsent { path, role: self.name(), phase, selected, force, written });
+            }
         }
         self.render_system(out, seen)?;
         if selected {
@@ -292,6 +400,7 @@ impl RoleScope<'_> {
             validate,
             secret: f.secret,
             preserve: f.preserve,
+            may_empty: f.may_empty,
             on_change,
             phase: self.phase,
             selected: self.selected,
@@ -345,4 +454,44 @@ impl RoleScope<'_> {
         }
         Ok(())
     }
+}
+
+/// What a second declaration of a directory says differently, if anything.
+fn differs_dir(a: &DesiredDir, b: &DesiredDir) -> Option<String> {
+    let mut d = Vec::new();
+    if a.owner != b.owner {
+        d.push(format!("owner {}", show(&a.owner)));
+    }
+    if a.group != b.group {
+        d.push(format!("group {}", show(&a.group)));
+    }
+    if a.mode != b.mode {
+        d.push(format!("mode {}", a.mode.map(|m| format!("{m:04o}")).unwrap_or_else(|| "unset".into())));
+    }
+    (!d.is_empty()).then(|| d.join(", "))
+}
+
+/// What a second declaration of a file says differently, if anything.
+fn differs_file(a: &DesiredFile, b: &DesiredFile) -> Option<String> {
+    let mut d = Vec::new();
+    if a.sha256() != b.sha256() {
+        d.push("other content".to_string());
+    }
+    if a.owner != b.owner {
+        d.push(format!("owner {}", show(&a.owner)));
+    }
+    if a.group != b.group {
+        d.push(format!("group {}", show(&a.group)));
+    }
+    if a.mode != b.mode {
+        d.push(format!("mode {}", a.mode.map(|m| format!("{m:04o}")).unwrap_or_else(|| "unset".into())));
+    }
+    if (&a.validate, a.secret, a.preserve, &a.on_change) != (&b.validate, b.secret, b.preserve, &b.on_change) {
+        d.push("other validate, secret, preserve or on_change".to_string());
+    }
+    (!d.is_empty()).then(|| d.join(", "))
+}
+
+fn show(id: &Option<Id>) -> String {
+    id.as_ref().map(|i| i.to_string()).unwrap_or_else(|| "unset".into())
 }

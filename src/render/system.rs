@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::role::RoleScope;
+use super::role::{RoleScope, Seen};
 use super::*;
 use crate::load::project::Id;
 use crate::load::system::{Presence, RevertPolicy, UnitState};
@@ -189,7 +189,7 @@ impl RoleScope<'_> {
         let Some(expr) = expr else { return Ok(true) };
         self.hv.clear_error();
         let undefined = || minijinja::Error::from(minijinja::ErrorKind::UndefinedError);
-        let v = self.env.compile_expression(expr).and_then(|e| e.eval(self.ctx));
+        let v = self.env.compile_expression_owned(template::rewritten_expr(expr)).and_then(|e| e.eval(self.ctx));
         // a condition that is itself undefined is an error, as in Ansible
         let v = v.and_then(|v| if v.is_undefined() { Err(undefined()) } else { Ok(v) }).map_err(|e| {
             // described as the template `{{ expr }}`, so that its names are found
@@ -209,7 +209,7 @@ impl RoleScope<'_> {
 
     /// Every resource of this role beyond files and dirs, added to `out`
     /// (with the files some of them are made of).
-    pub(super) fn render_system(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn render_system(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         self.packages(out)?;
         self.groups(out)?;
         self.users(out, seen)?;
@@ -226,32 +226,45 @@ impl RoleScope<'_> {
             if !self.when(at, &p.when)? {
                 continue;
             }
-            let name = self.field(at, "name", &p.name)?;
-            if !valid_package(&name) {
-                return Err(self.bad_field(at, "name", &p.name, &name, "not a Debian package name"));
-            }
             let version = self.field_opt(at, "version", p.version.as_deref())?;
-            if let Some(v) = version.as_deref().filter(|v| !valid_version(v)) {
-                let why = format!("package `{name}`: not a Debian version");
-                return Err(self.bad_field(at, "version", p.version.as_deref().unwrap_or_default(), v, &why));
+            for name in self.field_items(at, "name", &p.name)? {
+                if !valid_package(&name) {
+                    return Err(self.bad_field(at, "name", &p.name, &name, "not a Debian package name"));
+                }
+                if let Some(v) = version.as_deref().filter(|v| !valid_version(v)) {
+                    let why = format!("package `{name}`: not a Debian version");
+                    return Err(self.bad_field(at, "version", p.version.as_deref().unwrap_or_default(), v, &why));
+                }
+                let no_revert = p.revert == RevertPolicy::None;
+                if let Some(q) = out.system.packages.iter_mut().find(|q| q.name == name) {
+                    // two roles may both need one package: one resource, if they agree
+                    if (&q.version, q.state, q.no_revert) != (&version, p.state, no_revert) {
+                        let why = format!(
+                            "package `{name}` is also declared by role `{}` with another version, state or revert: two declarations must agree",
+                            q.role
+                        );
+                        return Err(self.bad_field(at, "name", &p.name, &name, &why));
+                    }
+                    q.selected |= self.selected;
+                    let first = q.role.clone();
+                    out.declared_also(&format!("package {name}"), &first, &self.role.name);
+                    continue;
+                }
+                out.system.packages.push(DesiredPackage {
+                    name,
+                    version: version.clone(),
+                    state: p.state,
+                    no_revert,
+                    role: self.role.name.clone(),
+                    phase: self.phase,
+                    selected: self.selected,
+                });
             }
-            if out.system.packages.iter().any(|q| q.name == name) {
-                return Err(self.item_err("packages", i, format!("package `{name}` is declared twice on this host")));
-            }
-            out.system.packages.push(DesiredPackage {
-                name,
-                version,
-                state: p.state,
-                no_revert: p.revert == RevertPolicy::None,
-                role: self.role.name.clone(),
-                phase: self.phase,
-                selected: self.selected,
-            });
         }
         Ok(())
     }
 
-    fn units(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    fn units(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         for (i, u) in self.role.spec.units.iter().enumerate() {
             let at = self.at("units", i);
             if !self.when(at, &u.when)? {
@@ -288,6 +301,7 @@ impl RoleScope<'_> {
                     validate: None,
                     secret: false,
                     preserve: false,
+                    may_empty: false,
                     on_change: None,
                     when: None,
                 };
@@ -328,13 +342,7 @@ impl RoleScope<'_> {
     /// ~/.config/systemd/user and its parents, owned by the user (a parent
     /// the deploy would otherwise create is root's, and the user's systemd
     /// could not write there).
-    fn user_unit_dirs(
-        &self,
-        out: &mut DesiredHost,
-        seen: &mut IndexMap<String, String>,
-        user: &str,
-        home: &str,
-    ) -> Result<()> {
+    fn user_unit_dirs(&self, out: &mut DesiredHost, seen: &mut Seen, user: &str, home: &str) -> Result<()> {
         for d in [".config", ".config/systemd", ".config/systemd/user"] {
             let path = format!("{home}/{d}");
             if seen.contains_key(&path) {
@@ -360,92 +368,98 @@ impl RoleScope<'_> {
             if !self.when(at, &g.when)? {
                 continue;
             }
-            let name = self.field(at, "name", &g.name)?;
-            if !valid_account(&name) {
-                return Err(self.bad_field(at, "name", &g.name, &name, "not a valid group name"));
-            }
             let gid = self.num_field(at, "gid", &g.gid)?;
-            out.system.groups.push(DesiredGroup {
-                name,
-                state: g.state,
-                gid,
-                system: g.system,
-                role: self.role.name.clone(),
-                phase: self.phase,
-                selected: self.selected,
-            });
+            for name in self.field_items(at, "name", &g.name)? {
+                if !valid_account(&name) {
+                    return Err(self.bad_field(at, "name", &g.name, &name, "not a valid group name"));
+                }
+                out.system.groups.push(DesiredGroup {
+                    name,
+                    state: g.state,
+                    gid,
+                    system: g.system,
+                    role: self.role.name.clone(),
+                    phase: self.phase,
+                    selected: self.selected,
+                });
+            }
         }
         Ok(())
     }
 
-    fn users(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    fn users(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         for (i, u) in self.role.spec.users.iter().enumerate() {
             let at = self.at("users", i);
             if !self.when(at, &u.when)? {
                 continue;
             }
-            let name = self.field(at, "name", &u.name)?;
-            if !valid_account(&name) {
-                return Err(self.bad_field(at, "name", &u.name, &name, "not a valid user name"));
+            for name in self.field_items(at, "name", &u.name)? {
+                self.user(out, seen, at, i, u, name)?;
             }
-            let conn_user = out.connection.user.as_deref().unwrap_or("root");
-            if u.state == Presence::Absent && (name == conn_user || name == "root") {
-                return Err(self.item_err(
-                    "users",
-                    i,
-                    format!(
-                        "user `{name}` is the user deploy connects as: removing it would lock every later deploy out"
-                    ),
-                ));
-            }
-            let shell = self.field_opt(at, "shell", u.shell.as_deref())?;
-            let home = self.field_opt(at, "home", u.home.as_deref())?;
-            for (k, written, p) in [("shell", &u.shell, &shell), ("home", &u.home, &home)] {
-                if let (Some(w), Some(p)) = (written, p) {
-                    check_dest(p).map_err(|m| self.bad_field(at, k, w, p, &format!("user `{name}`: {m}")))?;
-                }
-            }
-            let uid = self.num_field(at, "uid", &u.uid)?;
-            let group = self.field_opt(at, "group", u.group.as_deref())?;
-            if let Some(g) = group.as_deref().filter(|g| !valid_account(g)) {
-                let why = format!("user `{name}`: not a valid group name");
-                return Err(self.bad_field(at, "group", u.group.as_deref().unwrap_or_default(), g, &why));
-            }
-            let groups = u
-                .groups
-                .as_ref()
-                .map(|gs| gs.iter().map(|g| self.field(at, "groups", g)).collect::<Result<Vec<_>>>())
-                .transpose()?;
-            if let Some(bad) = groups.iter().flatten().find(|g| !valid_account(g)) {
-                return Err(self.bad_field(at, "groups", bad, bad, &format!("user `{name}`: not a valid group name")));
-            }
-            if u.state == Presence::Present && !u.authorized_keys.is_empty() {
-                let home_dir =
-                    home.clone().unwrap_or_else(
-                        || {
-                            if name == "root" {
-                                "/root".into()
-                            } else {
-                                format!("/home/{name}")
-                            }
-                        },
-                    );
-                self.authorized_keys(out, seen, &name, &home_dir, u, i)?;
-            }
-            out.system.users.push(DesiredUser {
-                name,
-                state: u.state,
-                uid,
-                group,
-                groups,
-                shell,
-                home,
-                system: u.system,
-                role: self.role.name.clone(),
-                phase: self.phase,
-                selected: self.selected,
-            });
         }
+        Ok(())
+    }
+
+    /// One user of item `i` of users:, named `name`.
+    fn user(
+        &self,
+        out: &mut DesiredHost,
+        seen: &mut Seen,
+        at: super::role::At,
+        i: usize,
+        u: &crate::load::system::UserSpec,
+        name: String,
+    ) -> Result<()> {
+        if !valid_account(&name) {
+            return Err(self.bad_field(at, "name", &u.name, &name, "not a valid user name"));
+        }
+        let conn_user = out.connection.user.as_deref().unwrap_or("root");
+        if u.state == Presence::Absent && (name == conn_user || name == "root") {
+            return Err(self.item_err(
+                "users",
+                i,
+                format!("user `{name}` is the user deploy connects as: removing it would lock every later deploy out"),
+            ));
+        }
+        let shell = self.field_opt(at, "shell", u.shell.as_deref())?;
+        let home = self.field_opt(at, "home", u.home.as_deref())?;
+        for (k, written, p) in [("shell", &u.shell, &shell), ("home", &u.home, &home)] {
+            if let (Some(w), Some(p)) = (written, p) {
+                check_dest(p).map_err(|m| self.bad_field(at, k, w, p, &format!("user `{name}`: {m}")))?;
+            }
+        }
+        let uid = self.num_field(at, "uid", &u.uid)?;
+        let group = self.field_opt(at, "group", u.group.as_deref())?;
+        if let Some(g) = group.as_deref().filter(|g| !valid_account(g)) {
+            let why = format!("user `{name}`: not a valid group name");
+            return Err(self.bad_field(at, "group", u.group.as_deref().unwrap_or_default(), g, &why));
+        }
+        let groups = u
+            .groups
+            .as_ref()
+            .map(|gs| gs.iter().map(|g| self.field(at, "groups", g)).collect::<Result<Vec<_>>>())
+            .transpose()?;
+        if let Some(bad) = groups.iter().flatten().find(|g| !valid_account(g)) {
+            return Err(self.bad_field(at, "groups", bad, bad, &format!("user `{name}`: not a valid group name")));
+        }
+        if u.state == Presence::Present && !u.authorized_keys.is_empty() {
+            let home_dir =
+                home.clone().unwrap_or_else(|| if name == "root" { "/root".into() } else { format!("/home/{name}") });
+            self.authorized_keys(out, seen, &name, &home_dir, u, i)?;
+        }
+        out.system.users.push(DesiredUser {
+            name,
+            state: u.state,
+            uid,
+            group,
+            groups,
+            shell,
+            home,
+            system: u.system,
+            role: self.role.name.clone(),
+            phase: self.phase,
+            selected: self.selected,
+        });
         Ok(())
     }
 
@@ -454,7 +468,7 @@ impl RoleScope<'_> {
     fn authorized_keys(
         &self,
         out: &mut DesiredHost,
-        seen: &mut IndexMap<String, String>,
+        seen: &mut Seen,
         user: &str,
         home: &str,
         u: &crate::load::system::UserSpec,

@@ -2,7 +2,7 @@
 //! the live value), cron jobs (a cron.d file), lines of unmanaged files;
 //! and guarded commands.
 
-use super::role::RoleScope;
+use super::role::{RoleScope, Seen};
 use super::system::*;
 use super::*;
 
@@ -12,7 +12,7 @@ impl RoleScope<'_> {
         format!("# {}\n", self.r.project.file.ansible_managed)
     }
 
-    pub(super) fn sysctl(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn sysctl(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         let mut files: IndexMap<String, String> = IndexMap::new();
         for (i, s) in self.role.spec.sysctl.iter().enumerate() {
             let at = self.at("sysctl", i);
@@ -79,7 +79,7 @@ impl RoleScope<'_> {
         Ok(())
     }
 
-    pub(super) fn cron(&self, out: &mut DesiredHost, seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn cron(&self, out: &mut DesiredHost, seen: &mut Seen) -> Result<()> {
         let mut files: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
         for (i, c) in self.role.spec.cron.iter().enumerate() {
             let at = self.at("cron", i);
@@ -150,7 +150,7 @@ impl RoleScope<'_> {
         Ok(())
     }
 
-    pub(super) fn lines(&self, out: &mut DesiredHost, _seen: &mut IndexMap<String, String>) -> Result<()> {
+    pub(super) fn lines(&self, out: &mut DesiredHost, _seen: &mut Seen) -> Result<()> {
         for (i, l) in self.role.spec.lines.iter().enumerate() {
             let at = self.at("lines", i);
             if !self.when(at, &l.when)? {

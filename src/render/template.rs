@@ -115,9 +115,16 @@ pub(crate) fn builtin_names(source: &str) -> String {
     re.replace_all(source, "$1").into_owned()
 }
 
+/// An expression (a `when:`, a vars value's `{{ expr }}`) as minijinja is
+/// given it: rewritten as the one tag of a template.
+pub(crate) fn rewritten_expr(expr: &str) -> String {
+    let t = rewritten(&format!("{{{{ {expr} }}}}"));
+    t.strip_prefix("{{ ").and_then(|t| t.strip_suffix(" }}")).map(str::to_string).unwrap_or_else(|| expr.to_string())
+}
+
 /// A template's source as minijinja is given it: Ansible's names, and the
 /// Jinja2 semantics minijinja lacks put in by rewriting (see each).
-fn rewritten(source: &str) -> String {
+pub(crate) fn rewritten(source: &str) -> String {
     use super::scope::{bare_imports, macro_closures, variadic_macros};
     let (masked, raws) = mask_raw(source);
     let scoped = variadic_macros(&bare_imports(&macro_closures(&builtin_names(&masked))));

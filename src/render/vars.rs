@@ -197,14 +197,14 @@ impl HostVars {
                     return Ok(v.clone());
                 }
                 if let Some(expr) = single_expression(s) {
-                    let e = self.env.compile_expression(expr)?;
+                    let e = self.env.compile_expression_owned(super::template::rewritten_expr(expr))?;
                     let out = e.eval(ctx)?;
                     if out.is_undefined() {
                         return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "undefined value"));
                     }
                     return Ok(out);
                 }
-                let out = self.env.render_str(s, ctx)?;
+                let out = self.env.render_str(&super::template::rewritten(s), ctx)?;
                 Ok(Value::from(out))
             }
             ValueKind::Seq => {
@@ -234,7 +234,7 @@ struct Leaf<'a> {
 
 /// `"{{ expr }}"` with nothing around it: evaluated as an expression so the
 /// result keeps its type (list, dict, bool, int) as in Ansible.
-fn single_expression(s: &str) -> Option<&str> {
+pub(crate) fn single_expression(s: &str) -> Option<&str> {
     let t = s.trim();
     let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {

@@ -36,7 +36,14 @@ fn host_section(out: &mut String, host: &str, address: &str, plan: &HostPlan) {
             out,
             "| {sym} | `{}`{kind} {word} | {} | {} |",
             cell(&c.path),
-            cell(&c.reasons.join(", ")),
+            cell(
+                &c.reasons
+                    .iter()
+                    .cloned()
+                    .chain(c.shrink.map(|s| format!("**{}**", s.words())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             c.role
         );
     }

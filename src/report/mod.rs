@@ -174,7 +174,9 @@ fn print_change(out: &mut dyn Write, c: &crate::plan::Change, redactor: &Redacto
         // a whole top-level tree going: impossible to miss
         let forced = c.action == Action::Delete && c.reasons.iter().any(|r| r == "force: true");
         let path = if forced { style(path).red().bold() } else { style(path) };
-        writeln!(out, "  {sym} {path}{kind}  {word}{reasons}  {}", style(format!("role {}", c.role)).dim())?;
+        // a file about to be emptied or gutted: impossible to miss either (incident 9)
+        let shrink = c.shrink.map(|s| format!("  {}", style(s.words()).red().bold())).unwrap_or_default();
+        writeln!(out, "  {sym} {path}{kind}  {word}{reasons}{shrink}  {}", style(format!("role {}", c.role)).dim())?;
         if c.secret && matches!(c.action, Action::Create | Action::Update) {
             writeln!(out, "      {}", style("(secret file: content not shown)").dim())?;
         } else if let Some(d) = &c.diff {
