@@ -160,7 +160,7 @@ fn lookups_as_ansible_has_them() {
     let e = deploy(vars, "{{ lookup('password', '/tmp/x') }}\n").unwrap_err();
     assert!(
         e.contains(
-            "lookup('password') is not supported by deploy (it has file, env, vars, first_found, fileglob and template"
+            "lookup('password') is not supported by deploy (it has file, env, vars, first_found, fileglob, template, lines and pipe"
         ),
         "{e}"
     );

@@ -1,9 +1,15 @@
 //! `deploy import ansible`: an Ansible repository of our own making
 //! (tests/fixtures/ansible-repo: 6 roles, an INI and a YAML inventory, vault
-//! secrets, handlers, a Compose stack, a unit, packages, cron, sysctl, a
-//! lineinfile, a guarded command, `when:` and loops). Real ansible-playbook
-//! deploys it to one pair of lab hosts, deploy deploys the import to
-//! another, and the hosts must then agree.
+//! secrets through ansible.cfg's vault_identity_list, handlers (one a
+//! daemon_reload), a Compose stack, a unit, packages (one list from a
+//! variable), cron, sysctl, a lineinfile, guarded commands (one a bash
+//! script), `when:` and loops, a templated play `hosts:`, a localhost play,
+//! pre_tasks, a block with a rescue, a when'd import_tasks, a role's `when:`,
+//! phase tags, two roles with one default name, one dir declared twice, a
+//! templated template path and owner, `{{ playbook_dir }}` in a src,
+//! changed_when: false with and without check_mode: false). Real
+//! ansible-playbook deploys it to one pair of lab hosts, deploy deploys the
+//! import to another, and the hosts must then agree.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,21 +21,29 @@ fn fixture() -> PathBuf {
 }
 
 /// What the fixture deliberately makes unconvertible, as the report says it.
-const NOT_CONVERTED: [&str; 4] = [
+const NOT_CONVERTED: [&str; 7] = [
     "  not converted: roles/base/tasks/main.yml:18: set_fact: module `set_fact` has no deploy equivalent yet",
     "  not converted: roles/base/tasks/main.yml:21: wait_for: module `wait_for` has no deploy equivalent yet",
-    "  not converted: roles/base/tasks/main.yml:26: copy: loop item used in an expression (`{{ item | upper }}`): write one entry per item",
+    "  not converted: roles/base/tasks/main.yml:27: copy: loop item used in an expression (`{{ item | upper }}`): write one entry per item",
     "  not converted: roles/ops/tasks/main.yml:40: stat: register: hn: deploy keeps no task results for later tasks to read",
+    "  not converted: roles/ops/tasks/main.yml:51: block: rescue: of a block (1 tasks): deploy rolls a failed phase back itself and runs nothing on failure; write what they do as resources, or drop them",
+    "  not converted: roles/ops/tasks/main.yml:66: command: changed_when: false without check_mode: false: Ansible skips it under --check, and as a pre-flight deploy would run it on every plan; if it only reads, add check_mode: false and import again",
+    "  not converted: site.yml:3: play: play `prepare the controller` is for localhost, the controller (1 tasks): deploy runs on hosts; do it before `deploy`, or in a Makefile",
 ];
 
 /// Import the fixture into `dir/out` with a new identity; the run.
 fn import(dir: &Path, extra: &[&str]) -> Run {
+    import_from(&fixture(), dir, extra)
+}
+
+/// Import `src` into `dir/out` with a new identity; the run.
+fn import_from(src: &Path, dir: &Path, extra: &[&str]) -> Run {
     let id = dir.join("id.txt");
     if !id.exists() {
         let r = deploy_in(dir, &["secrets", "keygen", "--out", id.to_str().unwrap()]);
         assert_eq!(r.code, 0, "{r:?}");
     }
-    let (src, out) = (fixture(), dir.join("out"));
+    let (src, out) = (src.to_path_buf(), dir.join("out"));
     let mut args = vec!["import", "ansible", src.to_str().unwrap(), "--identity", id.to_str().unwrap()];
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);
@@ -39,33 +53,43 @@ fn import(dir: &Path, extra: &[&str]) -> Run {
 #[test]
 fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written() {
     let (_root, slot) = project();
-    let pw = fixture().join("vault-pass");
-    let r = import(&slot.path, &["--vault-password-file", pw.to_str().unwrap()]);
+    // the vault password from ansible.cfg's vault_identity_list
+    let r = import(&slot.path, &[]);
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].ends_with(": 29 tasks converted, 4 not converted, 1 with nothing to do on a host."), "{r:?}");
-    assert_eq!(lines[1..5], NOT_CONVERTED, "{r:?}");
-    assert_eq!(lines[5], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
-    assert_eq!(
-        lines[6],
-        "  note: roles/app/tasks/main.yml:15: docker_compose_v2: recreate: always dropped: deploy recreates exactly the services whose inputs changed"
-    );
+    // tasks, not loop items, are counted
+    assert!(lines[0].ends_with(": 37 tasks converted, 7 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert_eq!(lines[1..8], NOT_CONVERTED, "{r:?}");
+    assert_eq!(lines[8], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
+    for line in [
+        "  note: site.yml: play `base`: hosts `{{ target_env | default('shop') }}` is a template: deploy takes the environment from its command line (`deploy ENV`), so the phase has every host of it",
+        "  note: roles/app/tasks/main.yml:15: docker_compose_v2: recreate: always dropped: deploy recreates exactly the services whose inputs changed",
+        "  handler: roles/web/handlers/main.yml: `restart web`: restart_on of unit shop-web.service: /etc/default/shop-web",
+        "  handler: roles/web/handlers/main.yml: `reload systemd`: daemon-reload: deploy reloads systemd itself when a unit file changes",
+        "Not converted, by reason:",
+        "     2  module `...` has no deploy equivalent yet",
+    ] {
+        assert!(lines.contains(&line), "{line}\n{r:?}");
+    }
     assert!(
-        lines[7].starts_with("  note: ")
-            && lines[7].ends_with("/out/inventory/group_vars/all/main.age (1 recipient(s)); the rest stays"),
+        lines.iter().any(|l| l.starts_with("  note: ")
+            && l.ends_with("/out/inventory/group_vars/all/main.age (1 recipient(s)); the rest stays")),
         "{r:?}"
     );
     let out = slot.path.join("out");
-    // a phase per play, in play order, with the play's hosts
+    // the report is written beside the import too
+    let md = std::fs::read_to_string(out.join("IMPORT.md")).unwrap();
+    assert!(md.contains(NOT_CONVERTED[6].trim_start()) && md.contains("Not converted, by reason:"), "{md}");
+    // a phase per play, in play order, with the play's hosts; the play's
+    // own tasks a role in their place; a role's when kept; phase tags split
     let d = std::fs::read_to_string(out.join("deploy.yml")).unwrap();
     assert!(d.contains("ansible_managed: 'Managed by Ansible for shop: do not edit'\n"), "{d}");
     assert!(d.contains("ansible_compat: true\n"), "{d}");
-    assert!(
-        d.ends_with(
-            "phases:\n  - name: base\n    roles: [base, secrets]\n    hosts: \"shop\"\n  - name: ops\n    roles: [ops]\n    hosts: \"systemd_hosts\"\n  - name: web\n    roles: [web]\n    hosts: \"systemd_hosts\"\n  - name: app\n    roles: [app, notes]\n    hosts: \"docker_hosts\"\n"
-        ),
-        "{d}"
-    );
+    assert!(d.ends_with("phases:\n  # hosts: {{ target_env | default('shop') }} in the playbook: deploy takes the environment from its command line\n  - name: base\n    roles:\n      - base\n      - role: secrets\n        when: '''systemd_hosts'' in group_names'\n  - name: ops\n    roles: [ops-tasks, ops]\n    hosts: systemd_hosts\n  - name: web\n    roles: [web]\n    hosts: systemd_hosts\n  - name: app-phase1\n    roles: [app]\n    hosts: docker_hosts\n  - name: app-phase2\n    roles: [notes]\n    hosts: docker_hosts\n"), "{d}");
+    // the identity as it resolves from the new repository, and its recipient
+    let id = std::fs::canonicalize(slot.path.join("id.txt")).unwrap();
+    assert!(d.contains(&format!("age_identity: {}\n", id.display())), "{d}");
+    assert!(std::fs::read_to_string(out.join(".age-recipients")).unwrap().contains("\nage1"));
     let role = |n: &str| std::fs::read_to_string(out.join(format!("roles/{n}/role.yml"))).unwrap();
     // the handler's restart joined the unit; the task's `when:` kept
     assert!(
@@ -100,16 +124,49 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     assert!(!out.join("inventory/group_vars/all/vault.yml").exists());
     let main = std::fs::read_to_string(out.join("inventory/group_vars/all/main.yml")).unwrap();
     assert!(!main.contains("vault"), "{main}");
-    // --strict: what was not converted fails the import
+    // the imported repository loads, plans and renders with no edit
+    for args in [&["inventory", "shop", "--list"][..], &["render", "shop", "--out", "rendered"]] {
+        let r = deploy_in(&out, args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    }
+    for host in ["shop-app", "shop-node"] {
+        let r = deploy_in(&out, &["plan", "shop", "--host", host, "--list"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let list = deploy_in(&out, &["plan", "shop", "--host", "shop-node", "--list"]).stdout;
+    // one dir two roles declare alike; a package list from a variable; a templated owner
+    for line in [
+        "dir       /srv/shop  mode 0755  roles base, web, phase base",
+        "package   busybox  role ops, phase ops",
+        "package   lab-tool  role ops, phase ops",
+        "dir       /etc/shop  owner root, group root, mode 0750  role secrets, phase base",
+        "file      /srv/shop/www/robots.txt  role web, phase web",
+    ] {
+        assert!(list.lines().any(|l| l == line), "{line}\n{list}");
+    }
+    let app = deploy_in(&out, &["plan", "shop", "--host", "shop-app", "--list"]).stdout;
+    assert!(!app.contains("role secrets"), "a role whose when is false on the host: {app}");
+    let rendered = |p: &str| std::fs::read_to_string(out.join("rendered/shop-app").join(p)).unwrap();
+    assert_eq!(rendered("opt/shop/app-label"), "label=app-default\n");
+    assert_eq!(rendered("opt/shop/notes-label"), "label=notes-default\n");
+    assert_eq!(rendered("opt/shop/IDENTITY.md"), "agent bot of shop\n");
+    // --strict: what was not converted fails the import, which writes nothing
     let (_root2, slot2) = project();
-    let r = import(&slot2.path, &["--vault-password-file", pw.to_str().unwrap(), "--strict"]);
+    let r = import(&slot2.path, &["--strict"]);
     assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("--strict: 7 tasks not converted, so nothing was written to "), "{r:?}");
+    assert!(!slot2.path.join("out").exists());
 }
 
 #[test]
 fn an_import_without_the_vault_password_reports_the_vault_content_and_a_failed_one_leaves_nothing() {
     let (_root, slot) = project();
-    let r = import(&slot.path, &[]);
+    // the fixture without the password ansible.cfg names
+    let src = slot.path.join("src");
+    copy_dir(&fixture(), &src);
+    let cfg = std::fs::read_to_string(src.join("ansible.cfg")).unwrap();
+    std::fs::write(src.join("ansible.cfg"), cfg.replace("vault_identity_list = default@vault-pass\n", "")).unwrap();
+    let r = import_from(&src, &slot.path, &[]);
     assert_eq!(r.code, 0, "{r:?}");
     let vault: Vec<&str> = r.stdout.lines().filter(|l| l.contains("ansible-vault")).collect();
     assert_eq!(
@@ -196,7 +253,8 @@ fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sy
     let o = Command::new("timeout")
         .arg("300")
         .arg(venv.join("ansible-playbook"))
-        .args(["site.yml", "--vault-password-file", "vault-pass", "-e"])
+        // the vault password is ansible.cfg's vault_identity_list
+        .args(["site.yml", "-e"])
         .arg(format!("ansible_ssh_common_args='-F {}'", a.display()))
         .current_dir(&play)
         .env("ANSIBLE_COLLECTIONS_PATH", repo().join("bench/.collections"))
@@ -239,8 +297,14 @@ fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sy
         assert!(paths.len() >= 8, "{list:?}");
         if host == "shop-node" {
             paths.extend(
-                ["/etc/login.defs", "/home/ops", "/home/ops/.ssh/authorized_keys", "/var/lib/shop-initialised"]
-                    .map(String::from),
+                [
+                    "/etc/login.defs",
+                    "/home/ops",
+                    "/home/ops/.ssh/authorized_keys",
+                    "/var/lib/shop-initialised",
+                    "/var/lib/shop-built",
+                ]
+                .map(String::from),
             );
         }
         let (fa, fb) = (facts(&a, host, &paths), facts(&b, host, &paths));

@@ -303,7 +303,7 @@ fn lock_taken_after_the_probe_stops_the_apply_before_it_writes() {
         "files:\n  - dest: /etc/motd\n    content: \"new motd\\n\"\npreflight:\n  - command: \"mkdir -p /var/lib/deploy/lock && echo 'ci@elsewhere pid=1 deploy=other' > /var/lib/deploy/lock/holder\"\n",
     );
     let motd = lab.sh("lab1", "cat /etc/motd");
-    let r = lab.deploy(&["lab", "--role", "common", "--yes"]);
+    let r = lab.deploy(&["lab", "--role", "common", "--yes", "--allow-shrink"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("another deploy holds the lock: ci@elsewhere pid=1 deploy=other"), "{r:?}");
     assert_eq!(lab.sh("lab1", "cat /etc/motd"), motd, "written without the lock");
@@ -371,7 +371,8 @@ fn a_large_old_file_is_not_sent_for_a_diff() {
     assert_eq!(c.code, 2, "{c:?}");
     assert!(c.stdout.contains("no diff: the file on the host has 2000000 bytes, over the 1048576"), "{c:?}");
     assert!(!c.stdout.contains("xxxxxxxx"), "{c:?}");
-    assert_eq!(lab.deploy(&["lab", "--role", "common", "--yes"]).code, 0);
+    // (2 MB to 10 bytes: --allow-shrink)
+    assert_eq!(lab.deploy(&["lab", "--role", "common", "--yes", "--allow-shrink"]).code, 0);
     assert_eq!(lab.sh("lab1", "cat /etc/big.conf"), "small now\n");
 }
 
@@ -605,7 +606,7 @@ fn file_changed_between_plan_and_apply_is_left_alone() {
         "roles/common/role.yml",
         "files:\n  - dest: /etc/a.conf\n    content: \"a\\n\"\n    validate: \"while [ ! -e /etc/go ]; do sleep 0.05; done\"\n  - dest: /etc/motd\n    content: \"new motd\\n\"\n",
     );
-    let run = spawn_in(&lab.root, &["lab", "--role", "common", "--yes"]);
+    let run = spawn_in(&lab.root, &["lab", "--role", "common", "--yes", "--allow-shrink"]);
     wait_until("the apply to wait in the validator", Duration::from_secs(20), || {
         lab.ssh("lab1", "pgrep -f 'while \\[ ! -e /etc/go' >/dev/null").code == 0
     });
@@ -708,7 +709,7 @@ fn full_disk_mid_apply_rolls_the_host_back() {
         "roles/common/role.yml",
         &t.replace("absent:", "  - dest: /etc/old.bin\n    content: \"new\\n\"\nabsent:"),
     );
-    let r = lab.deploy(&["lab", "--yes"]);
+    let r = lab.deploy(&["lab", "--yes", "--allow-shrink"]);
     assert_eq!(r.code, 1, "{r:?}");
     let want = "journal: the paths to remove and the old files to keep take 258 KiB, and the journal's disk has ";
     let tail = " KiB free: nothing was removed or changed; free space under /var/lib/deploy first";

@@ -222,3 +222,32 @@ fn a_list_from_a_variable_is_one_resource_per_item() {
         (1, "error: host lab1: roles/tmpl2/role.yml:2: packages[0] name `{{ bad }}` (rendered: `['curl', ['git']]`): an item of the list is ['git'], not a name\n")
     );
 }
+
+// A role of a phase may carry `when:` (a playbook's `- role: X, when: ...`),
+// evaluated per host: where it is false, nothing of the role is deployed.
+#[test]
+fn a_phase_role_with_when_is_deployed_only_where_it_holds() {
+    let (root, _slot) = with_templated_role();
+    let d = std::fs::read_to_string(root.join("deploy.yml")).unwrap();
+    let cond = "roles:\n      - common\n      - role: tmpl\n        when: inventory_hostname != 'lab1'";
+    std::fs::write(root.join("deploy.yml"), d.replacen("roles: [common, tmpl]", cond, 1)).unwrap();
+    let on = |h: &str| deploy_in(&root, &["plan", "lab", "--host", h, "--list"]);
+    let (l1, l2) = (on("lab1"), on("lab2"));
+    assert_eq!((l1.code, l2.code), (0, 0), "{l1:?} {l2:?}");
+    assert!(!l1.stdout.contains("role tmpl"), "{}", l1.stdout);
+    assert!(
+        l2.stdout.contains("dir       /opt/My_App  owner appuser, group appgrp, mode 0640  role tmpl"),
+        "{}",
+        l2.stdout
+    );
+    std::fs::write(
+        root.join("deploy.yml"),
+        d.replacen("roles: [common, tmpl]", &cond.replace("inventory_hostname != 'lab1'", "tmpl_on"), 1),
+    )
+    .unwrap();
+    let r = on("lab1");
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: host lab1: deploy.yml: phase `base`: role `tmpl` when `tmpl_on`: undefined variable `tmpl_on`; define it in group_vars/host_vars or role defaults, or use `| default(...)`\n")
+    );
+}

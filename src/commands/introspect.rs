@@ -93,7 +93,8 @@ pub(crate) fn inventory(args: &DeployArgs, list: bool) -> Result<u8> {
             groups.insert(name.clone(), serde_json::json!({"hosts": hosts, "children": g.children}));
         }
         groups.insert("_meta".into(), serde_json::json!({ "hostvars": hostvars }));
-        crate::report::line(&serde_json::to_string_pretty(&groups).unwrap_or_default());
+        // a vaulted ansible_host or user is a secret like any other
+        crate::report::line(&r.redactor.redact(&serde_json::to_string_pretty(&groups).unwrap_or_default()));
         return Ok(exit::OK);
     }
     let mut lines = vec![format!("@{}:", args.env)];
@@ -114,7 +115,6 @@ fn graph(inv: &crate::load::inventory::Inventory, group: &str, indent: &str, lin
     }
 }
 
-/// Everything a host manages, one line each: kind, what, role, phase.
 /// `  owner app, group app, mode 0750`: what a path resource declares.
 fn attrs(owner: &Option<Id>, group: &Option<Id>, mode: Option<u32>) -> String {
     let mut out = Vec::new();
@@ -134,6 +134,7 @@ fn attrs(owner: &Option<Id>, group: &Option<Id>, mode: Option<u32>) -> String {
     }
 }
 
+/// Everything a host manages, one line each: kind, what, role, phase.
 pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
     let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
     if !r.hosts.iter().any(|h| h == host) {
@@ -228,7 +229,7 @@ pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
             .into_iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!(" ({k} {v})")))
             .collect::<String>();
-        row("command", &format!("{}{guard}", c.run.join(" ")), &c.role, c.phase);
+        row("command", &format!("{}{guard}", c.label), &c.role, c.phase);
     }
     for c in &d.compose {
         for s in &c.services {

@@ -80,11 +80,19 @@ pub(crate) fn import(
     for (p, recipients) in plans.into_iter().zip(recipients) {
         let enc = secrets::encrypt(&p.age, p.secret_yaml.as_bytes(), &recipients)?;
         secrets::write_atomic(&p.age, &enc)?;
-        match &p.rest {
+        // a file with no variable left (only `---` or comments) goes too
+        let rest = p.rest.as_ref().filter(|r| {
+            serde_yaml::from_str::<serde_yaml::Value>(r).is_ok_and(|v| v.as_mapping().is_some_and(|m| !m.is_empty()))
+        });
+        match rest {
             Some(rest) => secrets::write_atomic(&p.file, rest.as_bytes())?,
             None => std::fs::remove_file(&p.file).map_err(|e| Error::io(&p.file, e))?,
         }
-        let what = if p.rest.is_some() { "the rest stays" } else { "the vault file removed" };
+        let what = match (&p.rest, rest) {
+            (_, Some(_)) => "the rest stays",
+            (Some(_), None) => "nothing else was in it, so it is removed",
+            (None, None) => "the vault file removed",
+        };
         said.push(format!(
             "{}: {} value{} now in {} ({} recipient(s)); {what}",
             shown(&p.file),

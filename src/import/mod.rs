@@ -5,7 +5,9 @@
 //! Every task is converted or listed with its file:line, its module and why
 //! not, and left in role.yml as a comment: nothing is dropped silently.
 
+mod playbook;
 mod tasks;
+mod walk;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +33,12 @@ pub(crate) struct Report {
     /// Converted, with a remark (what was dropped or differs).
     pub(crate) notes: Vec<String>,
     pub(crate) unconverted: Vec<Unconverted>,
+    /// Every handler and what it became, by handlers file.
+    pub(crate) handlers: Vec<String>,
+    /// (handler, what it became) of the role being converted.
+    handled: Vec<(String, String)>,
+    /// The playbook's directory.
+    book_dir: PathBuf,
 }
 
 /// What import reads of ansible.cfg's [defaults].
@@ -43,6 +51,8 @@ pub(crate) struct AnsibleCfg {
     ansible_managed: Option<String>,
     /// vault_password_file, resolved against the repository.
     pub(crate) vault_password_file: Option<PathBuf>,
+    /// The password file of vault_identity_list's first identity.
+    pub(crate) identity_password_file: Option<PathBuf>,
 }
 
 pub(crate) fn ansible_cfg(src: &Path) -> AnsibleCfg {
@@ -68,6 +78,15 @@ pub(crate) fn ansible_cfg(src: &Path) -> AnsibleCfg {
                 "private_key_file" => c.private_key_file = Some(path(v)),
                 "ansible_managed" => c.ansible_managed = Some(v.to_string()),
                 "vault_password_file" => c.vault_password_file = Some(PathBuf::from(path(v))),
+                // `label@file, ...`: the first identity's password file, unless
+                // vault_password_file names one
+                "vault_identity_list" => {
+                    let first = v.split(',').next().unwrap_or_default().trim();
+                    let file = first.split_once('@').map(|(_, f)| f).unwrap_or(first).trim();
+                    if !file.is_empty() && file != "prompt" {
+                        c.identity_password_file = Some(PathBuf::from(path(file)));
+                    }
+                }
                 _ => {}
             }
         }
@@ -116,11 +135,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Line numbers of the top-level list items of a tasks file, in order.
-fn item_lines(text: &str) -> Vec<usize> {
-    text.lines().enumerate().filter(|(_, l)| l.starts_with("- ")).map(|(i, _)| i + 1).collect()
 }
 
 fn read_yaml(path: &Path) -> Result<Value> {
@@ -183,27 +197,6 @@ fn inventory(src: &Path, cfg: Option<PathBuf>, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A role's tasks, following static include_tasks / import_tasks.
-fn role_tasks(dir: &Path, file: &Path, out: &mut Vec<(PathBuf, Option<usize>, Mapping)>) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(file) else { return Ok(()) };
-    let lines = item_lines(&text);
-    let Value::Sequence(items) = read_yaml(file)? else { return Ok(()) };
-    for (i, t) in items.into_iter().enumerate() {
-        let Value::Mapping(t) = t else { continue };
-        let include =
-            ["include_tasks", "import_tasks", "ansible.builtin.include_tasks", "ansible.builtin.import_tasks"]
-                .iter()
-                .find_map(|k| t.get(*k).and_then(Value::as_str).map(String::from));
-        match include {
-            Some(inc) if !inc.contains("{{") && !t.contains_key("when") => {
-                role_tasks(dir, &dir.join("tasks").join(&inc), out)?
-            }
-            _ => out.push((file.to_path_buf(), lines.get(i).copied(), t)),
-        }
-    }
-    Ok(())
-}
-
 /// A role.yml entry and the comments that follow it.
 type Commented = (Mapping, Vec<String>);
 
@@ -217,6 +210,12 @@ struct RoleYml {
     head: Vec<String>,
     /// The entry the last converted task made (section, index).
     last: Option<(usize, usize)>,
+    /// The playbook's directory, which `{{ playbook_dir }}` names.
+    book_dir: PathBuf,
+    /// Files from elsewhere the role needs: (source, templates|files, name).
+    assets: Vec<(PathBuf, &'static str, String)>,
+    /// Names the role's tasks `register:`.
+    registered: Vec<String>,
 }
 
 impl RoleYml {
@@ -261,6 +260,81 @@ impl RoleYml {
         self.last = Some((si, self.sections[si].1.len() - 1));
     }
 
+    /// Why a condition cannot be converted: it reads a task's registered
+    /// result, `ansible_check_mode`, or a host fact, none of which deploy
+    /// has when it renders.
+    fn unreadable(&self, when: &str) -> Option<String> {
+        static WORD: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+        let re = WORD.get_or_init(|| fancy_regex::Regex::new(r"(?<![\w.'\x22])[A-Za-z_]\w*").expect("valid"));
+        // names of the connection and of the inventory, which deploy has
+        const KNOWN: [&str; 8] = [
+            "ansible_host",
+            "ansible_port",
+            "ansible_user",
+            "ansible_managed",
+            "ansible_connection",
+            "ansible_python_interpreter",
+            "ansible_ssh_private_key_file",
+            "ansible_become",
+        ];
+        for m in re.find_iter(when).flatten() {
+            let name = m.as_str();
+            if self.registered.iter().any(|r| r == name) {
+                return Some(format!(
+                    "when: reads `{name}`, the registered result of another task, which deploy does not keep: not converted yet"
+                ));
+            }
+            if name == "ansible_check_mode" {
+                return Some("when: reads ansible_check_mode: deploy's --check never applies anything, so write the task for the apply".into());
+            }
+            if name == "ansible_facts" || (name.starts_with("ansible_") && !KNOWN.contains(&name)) {
+                return Some(format!("when: reads the host fact `{name}`, which deploy does not gather yet"));
+            }
+        }
+        None
+    }
+
+    /// A file whose `src:` or `template:` is under `{{ playbook_dir }}`: the
+    /// file is copied into the role (files/ or templates/), and named there.
+    fn local_source(&mut self, entry: &mut Mapping) -> std::result::Result<(), String> {
+        for (key, sub) in [("src", "files"), ("template", "templates")] {
+            let Some(v) = entry.get(key).and_then(Value::as_str) else { continue };
+            let Some(rest) = ["{{ playbook_dir }}", "{{playbook_dir}}"].iter().find_map(|p| v.strip_prefix(p)) else {
+                continue;
+            };
+            let from = self.book_dir.join(rest.trim_start_matches('/'));
+            if rest.contains("{{") || !from.is_file() {
+                return Err(format!("{key} `{v}`: {} is not a file of the repository", from.display()));
+            }
+            let name = from.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = format!("playbook-{name}");
+            self.assets.push((from, sub, name.clone()));
+            entry.insert(key.into(), name.into());
+        }
+        Ok(())
+    }
+
+    /// Whether this role writes what can shut the controller out: sshd's
+    /// configuration, or a firewall's (nftables, iptables, ufw).
+    fn locks_out(&self) -> bool {
+        const PATHS: [&str; 5] = ["/etc/ssh/", "/etc/nftables", "/etc/iptables", "/etc/ufw", "/etc/firewalld"];
+        self.sections.iter().any(|(section, entries)| {
+            entries.iter().any(|(e, _)| {
+                let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                match *section {
+                    "files" | "lines" => {
+                        let p = if *section == "files" { field("dest") } else { field("path") };
+                        PATHS.iter().any(|x| p.starts_with(x))
+                    }
+                    "packages" => {
+                        matches!(field("name").as_str(), "ufw" | "nftables" | "iptables-persistent" | "firewalld")
+                    }
+                    _ => false,
+                }
+            })
+        })
+    }
+
     fn text(&self) -> String {
         let mut out = String::from("# imported from Ansible by `deploy import ansible`\n");
         let comments = |out: &mut String, cs: &[String]| {
@@ -296,36 +370,68 @@ fn handlers(dir: &Path) -> Result<Vec<(String, Mapping)>> {
         .collect())
 }
 
-/// `notify:` of a file task: a unit restarted by a handler restarts when
-/// the file changes; a command handler becomes the file's on_change.
-fn notify(task: &Mapping, path: &str, entry: &mut Mapping, hs: &[(String, Mapping)], role: &mut RoleYml) {
+/// `notify:` of a file task: a unit restarted (reloaded) by a handler
+/// restarts (reloads) when the file changes; a command handler becomes the
+/// file's on_change. Returns (handler, what it became) for the report.
+fn notify(
+    task: &Mapping,
+    path: &str,
+    entry: &mut Mapping,
+    hs: &[(String, Mapping)],
+    role: &mut RoleYml,
+) -> Vec<(String, String)> {
     let names: Vec<String> = match task.get("notify") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Sequence(l)) => l.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-        _ => return,
+        _ => return vec![],
     };
+    let mut became = Vec::new();
     for n in names {
         let Some((_, h)) = hs.iter().find(|(k, _)| *k == n) else {
             role.comment(format!("notify `{n}` of {path}: no such handler"));
+            became.push((n, format!("notified by {path}, but no handler has that name or listen:")));
             continue;
         };
-        match tasks::module(h) {
+        let what = match tasks::module(h) {
             Some((m, a, _)) if matches!(m.as_str(), "systemd" | "service" | "systemd_service") => {
-                let unit = a.get("name").and_then(Value::as_str).unwrap_or_default();
-                let unit = if unit.contains('.') { unit.to_string() } else { format!("{unit}.service") };
-                let mut u = Mapping::new();
-                u.insert("name".into(), unit.into());
-                u.insert("restart_on".into(), Value::Sequence(vec![path.into()]));
-                role.add("units", u);
+                match a.get("name").and_then(tasks::text) {
+                    // daemon_reload alone: deploy reloads systemd when a unit file changes
+                    None => "daemon-reload: deploy reloads systemd itself when a unit file changes".to_string(),
+                    Some(unit) => {
+                        let unit = if unit.contains('.') { unit } else { format!("{unit}.service") };
+                        let key = if a.get("state").and_then(Value::as_str) == Some("reloaded") {
+                            "reload_on"
+                        } else {
+                            "restart_on"
+                        };
+                        let mut u = Mapping::new();
+                        u.insert("name".into(), unit.clone().into());
+                        u.insert(key.into(), Value::Sequence(vec![path.into()]));
+                        role.add("units", u);
+                        format!("{key} of unit {unit}: {path}")
+                    }
+                }
             }
             Some((m, _, Some(line))) if matches!(m.as_str(), "command" | "shell") => {
-                entry.insert("on_change".into(), line.into());
+                entry.insert("on_change".into(), line.trim().into());
+                format!("on_change of {path}")
             }
-            Some((m, _, _)) if m.contains("docker_compose") => {} // deploy recreates what reads the file
-            Some((m, ..)) => role.comment(format!("handler `{n}` ({m}) notified by {path}: not converted")),
-            None => role.comment(format!("handler `{n}`: no module")),
-        }
+            Some((m, _, _)) if m.contains("docker_compose") => {
+                "deploy's own recreate of exactly the services that read the changed file (no restart needed)"
+                    .to_string()
+            }
+            Some((m, ..)) => {
+                role.comment(format!("handler `{n}` ({m}) notified by {path}: not converted"));
+                format!("{m}: not converted")
+            }
+            None => {
+                role.comment(format!("handler `{n}`: no module"));
+                "no module: not converted".to_string()
+            }
+        };
+        became.push((n, what));
     }
+    became
 }
 
 /// A task with `loop:` / `with_items:` over a literal list, as one task per
@@ -405,6 +511,7 @@ fn one_task(
     let module = tasks::module(task).map(|m| m.0).unwrap_or_default();
     let when = match task.get("when") {
         Some(Value::String(w)) => Some(w.clone()),
+        Some(Value::Sequence(l)) if l.len() == 1 => l[0].as_str().map(String::from),
         Some(Value::Sequence(l)) => {
             Some(l.iter().filter_map(Value::as_str).map(|w| format!("({w})")).collect::<Vec<_>>().join(" and "))
         }
@@ -419,6 +526,11 @@ fn one_task(
     while let Converted::Noted(inner, note) = converted {
         report.notes.push(format!("{where_}: {module}: {note}"));
         converted = *inner;
+    }
+    let mut handled = Vec::new();
+    if let Some(why) = when.as_deref().and_then(|w| r.unreadable(w)) {
+        not(why, r);
+        return;
     }
     match converted {
         Converted::Entry { section, mut entry, path } => {
@@ -443,7 +555,11 @@ fn one_task(
                 entry.insert("when".into(), w.clone().into());
             }
             if let Some(p) = &path {
-                notify(task, p, &mut entry, hs, r);
+                handled = notify(task, p, &mut entry, hs, r);
+            }
+            if let Err(why) = r.local_source(&mut entry) {
+                not(why, r);
+                return;
             }
             r.add(section, entry);
             report.converted += 1;
@@ -461,10 +577,44 @@ fn one_task(
         Converted::Not(why) => not(why, r),
         Converted::Noted(..) => unreachable!("unwrapped above"),
     }
+    report.handled.extend(handled);
 }
 
-/// Convert one role into `out/roles/NAME`.
-fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
+/// One task of a role, its loop expanded, converted into `r`: counted once
+/// however many items it has, as converted only when every item was.
+fn tasks_of(
+    root: &Path,
+    file: &Path,
+    line: Option<usize>,
+    task: &Mapping,
+    hs: &[(String, Mapping)],
+    r: &mut RoleYml,
+    report: &mut Report,
+) {
+    let (converted, unconverted) = (report.converted, report.unconverted.len());
+    match expand_loop(task) {
+        Ok(items) => {
+            for t in items {
+                one_task(root, file, line, &t, hs, r, report);
+            }
+        }
+        Err(why) => {
+            let shown = file.strip_prefix(root).unwrap_or(file).display().to_string();
+            let module = tasks::module(task).map(|m| m.0).unwrap_or_default();
+            r.comment(format!("{shown}:{}: {module}: {why}", line.unwrap_or(0)));
+            report.unconverted.push(Unconverted { file: file.to_path_buf(), line, module, why });
+        }
+    }
+    // a loop's items are one task; an item left unconverted is the task's
+    let mut seen = std::collections::HashSet::new();
+    let tail = report.unconverted.split_off(unconverted);
+    report.unconverted.extend(tail.into_iter().filter(|u| seen.insert(u.why.clone())));
+    report.converted = converted + usize::from(report.converted > converted && report.unconverted.len() == unconverted);
+}
+
+/// Convert one role into `out/roles/NAME`; whether it writes sshd or
+/// firewall configuration.
+fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<bool> {
     let dest = out.join("roles").join(name);
     for sub in ["templates", "files"] {
         if dir.join(sub).is_dir() {
@@ -479,57 +629,88 @@ fn role(dir: &Path, name: &str, out: &Path, report: &mut Report) -> Result<()> {
         }
     }
     let mut list = Vec::new();
-    role_tasks(dir, &dir.join("tasks/main.yml"), &mut list)?;
+    walk::walk(dir, &dir.join("tasks/main.yml"), &[], &mut list, &mut report.unconverted)?;
     let hs = handlers(dir)?;
-    let mut r = RoleYml::default();
     let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
-    for (file, line, task) in list {
-        match expand_loop(&task) {
-            Ok(tasks) => {
-                for t in tasks {
-                    one_task(root, &file, line, &t, &hs, &mut r, report);
-                }
-            }
-            Err(why) => {
-                let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
-                let module = tasks::module(&task).map(|m| m.0).unwrap_or_default();
-                r.comment(format!("{shown}:{}: {module}: {why}", line.unwrap_or(0)));
-                report.unconverted.push(Unconverted { file: file.clone(), line, module, why });
-            }
-        }
-    }
-    let p = dest.join("role.yml");
-    std::fs::write(&p, r.text()).map_err(|e| Error::io(&p, e))
+    write_role(root, list, &hs, &dir.join("handlers/main.yml"), &dest, report)
 }
 
-/// The plays of the playbook: (phase name, hosts, roles).
-fn plays(book: &Path) -> Result<Vec<(String, String, Vec<String>)>> {
-    let Value::Sequence(items) = read_yaml(book)? else {
-        return Err(Error::invalid(book, "a playbook is a list of plays"));
-    };
-    let mut out = Vec::new();
-    for (i, p) in items.iter().enumerate() {
-        let Some(p) = p.as_mapping() else { continue };
-        if p.contains_key("import_playbook") || p.contains_key("ansible.builtin.import_playbook") {
-            return Err(Error::invalid(
-                book,
-                format!("play {}: import_playbook: import each playbook with --playbook", i + 1),
-            ));
-        }
-        let name = p.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("play{}", i + 1));
-        let hosts = p.get("hosts").and_then(Value::as_str).unwrap_or("all").to_string();
-        let roles = match p.get("roles") {
-            Some(Value::Sequence(l)) => l
-                .iter()
-                .filter_map(|r| {
-                    r.as_str().map(String::from).or_else(|| r.get("role").and_then(Value::as_str).map(String::from))
-                })
-                .collect(),
-            _ => vec![],
-        };
-        out.push((name, hosts, roles));
+/// `list` converted into DEST/role.yml, notifying `hs` (from `hfile`); every
+/// handler reported with what it became. Whether the role writes sshd or
+/// firewall configuration.
+fn write_role(
+    root: &Path,
+    list: Vec<walk::Found>,
+    hs: &[(String, Mapping)],
+    hfile: &Path,
+    dest: &Path,
+    report: &mut Report,
+) -> Result<bool> {
+    let registered = list.iter().filter_map(|f| f.task.get("register").and_then(tasks::text)).collect();
+    let mut r = RoleYml { book_dir: report.book_dir.clone(), registered, ..Default::default() };
+    for walk::Found { file, line, task } in list {
+        tasks_of(root, &file, line, &task, hs, &mut r, report);
     }
-    Ok(out)
+    let hshown = hfile.strip_prefix(root).unwrap_or(hfile).display().to_string();
+    let handled = std::mem::take(&mut report.handled);
+    for (name, _) in hs {
+        let mut what: Vec<&str> = handled.iter().filter(|(n, _)| n == name).map(|(_, w)| w.as_str()).collect();
+        what.dedup();
+        let what =
+            if what.is_empty() { "notified by no converted task: nothing to do".into() } else { what.join("; ") };
+        report.handlers.push(format!("{hshown}: `{name}`: {what}"));
+    }
+    for (name, what) in handled.iter().filter(|(n, _)| !hs.iter().any(|(h, _)| h == n)) {
+        report.handlers.push(format!("{hshown}: `{name}`: {what}"));
+    }
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    for (from, sub, name) in &r.assets {
+        let to = dest.join(sub);
+        std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+        std::fs::copy(from, to.join(name)).map_err(|e| Error::io(from, e))?;
+    }
+    let p = dest.join("role.yml");
+    std::fs::write(&p, r.text()).map_err(|e| Error::io(&p, e))?;
+    Ok(r.locks_out())
+}
+
+/// A phase being written to deploy.yml.
+#[derive(Default)]
+struct PhaseOut {
+    name: String,
+    roles: Vec<(String, Option<String>)>,
+    hosts: Option<String>,
+    comments: Vec<String>,
+    deadman: bool,
+}
+
+impl PhaseOut {
+    fn text(&self) -> String {
+        let mut t = String::new();
+        for c in &self.comments {
+            t.push_str(&format!("  # {c}\n"));
+        }
+        t.push_str(&format!("  - name: {}\n", self.name));
+        if self.roles.iter().all(|(_, w)| w.is_none()) {
+            let names: Vec<&str> = self.roles.iter().map(|(n, _)| n.as_str()).collect();
+            t.push_str(&format!("    roles: [{}]\n", names.join(", ")));
+        } else {
+            t.push_str("    roles:\n");
+            for (n, w) in &self.roles {
+                match w {
+                    None => t.push_str(&format!("      - {n}\n")),
+                    Some(w) => t.push_str(&format!("      - role: {n}\n        when: {}\n", yaml_str(w))),
+                }
+            }
+        }
+        if let Some(h) = &self.hosts {
+            t.push_str(&format!("    hosts: {}\n", yaml_str(h)));
+        }
+        if self.deadman {
+            t.push_str("    deadman: 5m\n");
+        }
+        t
+    }
 }
 
 /// Import the Ansible repository at `src` into `out`.
@@ -549,28 +730,91 @@ pub(crate) fn import_ansible(
             || Error::invalid(src, "no site.yml, playbook.yml or main.yml: name the playbook with --playbook"),
         )?,
     };
-    let mut report = Report::default();
-    let mut phases = String::new();
-    let mut done: Vec<String> = Vec::new();
-    for (name, hosts, roles) in plays(&book)? {
-        for r in &roles {
-            if done.contains(r) {
-                continue;
+    let mut report = Report { book_dir: book.parent().unwrap_or(src).to_path_buf(), ..Default::default() };
+    let mut phases: Vec<PhaseOut> = Vec::new();
+    // whether each converted role writes sshd or firewall configuration
+    let mut done: Vec<(String, bool)> = Vec::new();
+    let mut taken: Vec<String> = Vec::new();
+    for play in playbook::plays(&book, &mut report)? {
+        let base = playbook::phase_name(&play.name);
+        let mut mine: Vec<(Option<u32>, String, Option<String>, bool)> = Vec::new();
+        for slot in &play.slots {
+            match slot {
+                playbook::Slot::Role { name, when, tags } => {
+                    let locks = match done.iter().find(|(n, _)| n == name) {
+                        Some((_, l)) => *l,
+                        None => {
+                            let dir =
+                                role_paths.iter().map(|p| p.join(name)).find(|p| p.is_dir()).ok_or_else(|| {
+                                    Error::invalid(&play.file, format!("role `{name}` is in no roles_path"))
+                                })?;
+                            let l = role(&dir, name, out, &mut report)?;
+                            done.push((name.clone(), l));
+                            l
+                        }
+                    };
+                    mine.push((playbook::phase_tag(tags), name.clone(), when.clone(), locks));
+                }
+                playbook::Slot::Tasks { name, tasks } => {
+                    let dest = out.join("roles").join(name);
+                    for sub in ["templates", "files"] {
+                        if play.dir.join(sub).is_dir() {
+                            copy_tree(&play.dir.join(sub), &dest.join(sub))?;
+                        }
+                    }
+                    let hfile = play.file.clone();
+                    let locks = write_role(src, tasks.clone(), &play.handlers, &hfile, &dest, &mut report)?;
+                    mine.push((None, name.clone(), None, locks));
+                }
             }
-            let dir = role_paths
-                .iter()
-                .map(|p| p.join(r))
-                .find(|p| p.is_dir())
-                .ok_or_else(|| Error::invalid(&book, format!("role `{r}` is in no roles_path")))?;
-            role(&dir, r, out, &mut report)?;
-            done.push(r.clone());
         }
-        let phase: String =
-            name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-        phases.push_str(&format!("  - name: {}\n    roles: [{}]\n", phase.to_lowercase(), roles.join(", ")));
-        if hosts != "all" {
-            phases.push_str(&format!("    hosts: \"{hosts}\"\n"));
+        // roles tagged phaseN keep that order, each tag a phase; a role
+        // that can lock the controller out gets one of its own, guarded
+        let tagged = mine.iter().any(|m| m.0.is_some());
+        if tagged {
+            let mut last = 0;
+            for m in mine.iter_mut() {
+                last = m.0.unwrap_or(last);
+                m.0 = Some(last);
+            }
+            mine.sort_by_key(|m| m.0);
         }
+        let mut cur: Option<PhaseOut> = None;
+        let mut key: Option<(Option<u32>, bool)> = None;
+        for (tag, name, when, locks) in mine {
+            if key != Some((tag, locks)) || locks {
+                phases.extend(cur.take());
+                let mut n = match (tag, locks) {
+                    (_, true) => format!("{base}-{}", playbook::phase_name(&name)),
+                    (Some(t), _) if tagged => format!("{base}-phase{t}"),
+                    _ => base.clone(),
+                };
+                while taken.contains(&n) {
+                    n.push_str("-2");
+                }
+                taken.push(n.clone());
+                let mut p = PhaseOut { name: n, hosts: play.hosts.clone(), deadman: locks, ..Default::default() };
+                if let Some(t) = &play.templated {
+                    p.comments.push(format!(
+                        "hosts: {t} in the playbook: deploy takes the environment from its command line"
+                    ));
+                }
+                if locks {
+                    p.comments.push(format!(
+                        "{name} writes sshd or firewall configuration: a phase of its own under the dead-man switch"
+                    ));
+                    report.notes.push(format!(
+                        "role `{name}` writes sshd or firewall configuration: it has a phase of its own, under the dead-man switch (deadman: 5m), which reverts it unless deploy still gets in"
+                    ));
+                }
+                cur = Some(p);
+                key = Some((tag, locks));
+            }
+            if let Some(p) = cur.as_mut() {
+                p.roles.push((name, when));
+            }
+        }
+        phases.extend(cur.take());
     }
     let project = src
         .canonicalize()
@@ -582,6 +826,7 @@ pub(crate) fn import_ansible(
         Some(p) => format!("age_identity: {}\n", yaml_str(&p.display().to_string())),
         None => String::new(),
     };
+    let phases: String = phases.iter().map(PhaseOut::text).collect();
     let text = format!(
         "# imported from Ansible by `deploy import ansible`: a phase per play, in play order\n\
          project: {project}\n\

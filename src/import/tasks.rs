@@ -47,6 +47,11 @@ pub(crate) enum Converted {
     Noted(Box<Converted>, String),
 }
 
+/// A YAML scalar as text.
+pub(crate) fn text(v: &Value) -> Option<String> {
+    s(v)
+}
+
 fn s(v: &Value) -> Option<String> {
     match v {
         Value::String(x) => Some(x.clone()),
@@ -390,30 +395,40 @@ fn conv_lineinfile(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<St
 fn conv_command(module: &str, task: &Mapping, a: &Mapping, free: Option<String>) -> Converted {
     let mut e = Mapping::new();
     let line = free.or_else(|| arg(a, "cmd")).unwrap_or_default();
-    let run: Vec<Value> = if module == "shell" {
-        vec!["sh".into(), "-c".into(), Value::String(line.clone())]
-    } else if let Some(Value::Sequence(argv)) = a.get("argv") {
-        argv.clone()
-    } else {
-        line.split_whitespace().map(|w| Value::String(w.into())).collect()
-    };
-    let read_only = task.get("changed_when") == Some(&Value::Bool(false));
-    if read_only {
-        put(&mut e, "command", line);
+    if task.get("changed_when") == Some(&Value::Bool(false)) {
+        // Ansible runs it under --check only with check_mode: false; deploy
+        // runs a pre-flight on every plan, --check included
+        if task.get("check_mode") != Some(&Value::Bool(false)) {
+            return Converted::Not(
+                "changed_when: false without check_mode: false: Ansible skips it under --check, and as a pre-flight deploy would run it on every plan; if it only reads, add check_mode: false and import again".into(),
+            );
+        }
+        if line.trim().contains('\n') || a.contains_key("executable") || a.contains_key("argv") {
+            return Converted::Not("a pre-flight check is one line of sh: write it as one".into());
+        }
+        put(&mut e, "command", line.trim().to_string());
         return entry("preflight", e, None);
     }
     if let Some(n) = task.get("name").and_then(s) {
         put(&mut e, "name", n);
     }
-    put(&mut e, "run", Value::Sequence(run));
-    let mut guarded = false;
+    let run: Value = if module == "shell" {
+        // a script of any length is one argument of its shell
+        let shell = arg(a, "executable").unwrap_or_else(|| "sh".into());
+        Value::Sequence(vec![shell.into(), "-c".into(), Value::String(line)])
+    } else if let Some(Value::Sequence(argv)) = a.get("argv") {
+        Value::Sequence(argv.clone())
+    } else {
+        // one line, which deploy splits into words after rendering it, as Ansible does
+        Value::String(line.trim().to_string())
+    };
+    put(&mut e, "run", run);
     for k in ["creates", "removes"] {
         if let Some(v) = arg(a, k) {
             put(&mut e, k, v);
-            guarded = true;
         }
     }
-    if !guarded {
+    if !e.contains_key("creates") && !e.contains_key("removes") {
         return Converted::Not(
             "a command without creates:, removes: or changed_when: false would run on every deploy".into(),
         );
@@ -440,9 +455,11 @@ fn conv_docker_compose_v(_module: &str, _task: &Mapping, a: &Mapping, _free: Opt
     let Some(dir) = arg(a, "project_src") else {
         return Converted::Not("docker_compose without project_src".into());
     };
-    let project = arg(a, "project_name")
-        .unwrap_or_else(|| dir.trim_end_matches('/').rsplit('/').next().unwrap_or("app").to_string());
-    put(&mut e, "project", project);
+    // without project_name, deploy names the project as Compose does, from
+    // the rendered directory (a templated one is rendered first)
+    if let Some(project) = arg(a, "project_name") {
+        put(&mut e, "project", project);
+    }
     put(&mut e, "dir", dir);
     let files: Vec<Value> = match a.get("files") {
         Some(Value::Sequence(l)) => l.clone(),

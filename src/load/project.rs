@@ -94,12 +94,15 @@ fn default_managed() -> String {
 
 /// One phase of deploy.yml.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "PhaseFile")]
 pub(crate) struct Phase {
     /// Name shown in output.
     pub(crate) name: String,
     /// Roles, applied in this order.
     pub(crate) roles: Vec<String>,
+    /// A role's condition over each host's variables (`- role: openclaw,
+    /// when: openclaw_enabled`): the role is not deployed where it is false.
+    pub(crate) when: IndexMap<String, String>,
     /// The hosts this phase applies to (Ansible's `hosts:` pattern); every
     /// host of the environment when absent.
     #[serde(default)]
@@ -111,6 +114,51 @@ pub(crate) struct Phase {
     /// Hosts through this phase in batches of N (or N%), as a number or a string.
     #[serde(default)]
     pub(crate) serial: Option<serde_yaml::Value>,
+}
+
+/// A phase as deploy.yml writes it: its roles by name, or `{role, when}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhaseFile {
+    name: String,
+    roles: Vec<RoleEntry>,
+    #[serde(default)]
+    hosts: Option<crate::load::pattern::HostPattern>,
+    deadman: Option<Duration>,
+    #[serde(default)]
+    serial: Option<serde_yaml::Value>,
+}
+
+/// A role of a phase: its name, or the name with a condition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a role name, or `{role: NAME, when: CONDITION}`")]
+enum RoleEntry {
+    Name(String),
+    When(RoleWhen),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleWhen {
+    role: String,
+    when: String,
+}
+
+impl From<PhaseFile> for Phase {
+    fn from(p: PhaseFile) -> Phase {
+        let mut roles = Vec::new();
+        let mut when = IndexMap::new();
+        for r in p.roles {
+            match r {
+                RoleEntry::Name(n) => roles.push(n),
+                RoleEntry::When(RoleWhen { role, when: w }) => {
+                    when.insert(role.clone(), w);
+                    roles.push(role);
+                }
+            }
+        }
+        Phase { name: p.name, roles, when, hosts: p.hosts, deadman: p.deadman, serial: p.serial }
+    }
 }
 
 /// roles/<role>/role.yml.

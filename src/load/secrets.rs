@@ -119,7 +119,7 @@ pub(crate) fn encrypt(path: &Path, plain: &[u8], recipients: &[String]) -> Resul
     }
     if rs.is_empty() {
         return Err(secret_err(path, "no recipients to encrypt to").hinted(
-            "pass --recipient age1..., or list recipients (one per line) in .age-recipients at the project root",
+            "pass --recipient age1..., or list recipients (one per line) in .age-recipients at the project root; no identity yet? `deploy secrets keygen --out FILE` makes one, then pass --identity FILE",
         ));
     }
     let enc = age::Encryptor::with_recipients(rs.iter().map(|b| b.as_ref()))

@@ -228,8 +228,10 @@ pub(crate) struct LineSpec {
 pub(crate) struct CommandSpec {
     /// What the plan calls it.
     pub(crate) name: Option<String>,
-    /// The argument list (each a template); no shell unless you run one.
-    pub(crate) run: Vec<String>,
+    /// The argument list (each a template), or one command line, split
+    /// into words after it is rendered (as Ansible's command module does);
+    /// no shell unless you run one.
+    pub(crate) run: RunSpec,
     /// Skipped when this path exists.
     pub(crate) creates: Option<String>,
     /// Run only when this path exists.
@@ -246,6 +248,27 @@ pub(crate) struct CommandSpec {
     pub(crate) timeout: Duration,
     /// A condition over the host's variables.
     pub(crate) when: Option<String>,
+}
+
+/// A command: its words, or a line split into words once rendered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a list of arguments, or one command line")]
+pub(crate) enum RunSpec {
+    /// `[systemctl, daemon-reload]`: each word a template.
+    Argv(Vec<String>),
+    /// `dd if=/dev/zero of={{ swap_file }} bs=1M`: rendered, then split as a
+    /// shell splits words (quotes, backslashes), with nothing expanded.
+    Line(String),
+}
+
+impl RunSpec {
+    /// The words as written (a line as one), for messages.
+    pub(crate) fn written(&self) -> Vec<String> {
+        match self {
+            RunSpec::Argv(v) => v.clone(),
+            RunSpec::Line(l) => vec![l.clone()],
+        }
+    }
 }
 
 fn default_command_timeout() -> Duration {
@@ -330,8 +353,9 @@ pub(crate) fn check(
     };
     check_units(&spec.units).map_err(|(i, m)| err("units", i, m))?;
     for (i, c) in spec.commands.iter().enumerate() {
-        let label = c.name.clone().unwrap_or_else(|| c.run.join(" "));
-        if c.run.is_empty() || c.run[0].is_empty() {
+        let run = c.run.written();
+        let label = c.name.clone().unwrap_or_else(|| run.join(" ").lines().next().unwrap_or_default().to_string());
+        if run.is_empty() || run[0].trim().is_empty() {
             return Err(err(
                 "commands",
                 i,

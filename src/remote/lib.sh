@@ -2,11 +2,21 @@
 set -u
 export LC_ALL=C
 state=${DEPLOY_STATE:-/var/lib/deploy}
-# run_argv LINE: run the tab-separated argv LINE, no shell in between (the
-# words were checked non-empty and free of tabs and newlines when rendered)
+# run_argv LINE: run the tab-separated argv LINE, no shell in between. A
+# word holding a control character (a script's newlines) comes as \001
+# and its base64, which no plain word starts with, and is decoded here.
 run_argv() {
   # shellcheck disable=SC2086 # split on tabs only, with globbing off
-  (_t=$(printf '\t'); IFS=$_t; set -f; set -- $1; "$@")
+  (_t=$(printf '\t'); _m=$(printf '\001'); IFS=$_t; set -f; set -- $1
+   case $_m$_t$* in *"$_t$_m"*)
+     _n=$#
+     while [ "$_n" -gt 0 ]; do
+       _a=$1; shift; _n=$((_n - 1))
+       case $_a in "$_m"*) _a=$(printf '%s' "${_a#"$_m"}" | base64 -d && printf x) || exit 126; _a=${_a%x};; esac
+       set -- "$@" "$_a"
+     done;;
+   esac
+   "$@")
 }
 # revert_journal DIR: undo, newest first, every change recorded in
 # DIR/journal (lines: KIND PATH WAS INDEX META). Every path that cannot be

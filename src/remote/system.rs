@@ -16,9 +16,22 @@ pub(crate) fn encode(ops: &[&Op]) -> String {
         for r in &o.rerun {
             s.push_str(&format!("R\t{r}\n"));
         }
-        s.push_str(&format!("O\t{}\t{}\n", o.label, o.argv.join("\t")));
+        let argv: Vec<String> = o.argv.iter().map(|w| word(w)).collect();
+        s.push_str(&format!("O\t{}\t{}\n", o.label, argv.join("\t")));
     }
     s
+}
+
+/// An argv word as the line protocol carries it: as it is, or, when it
+/// holds a control character (a script's newlines, a tab), as \001 and
+/// its base64, which lib.sh's run_argv decodes.
+pub(crate) fn word(w: &str) -> String {
+    use base64::Engine;
+    if w.chars().any(|c| c.is_control()) {
+        format!("\u{1}{}", base64::engine::general_purpose::STANDARD.encode(w))
+    } else {
+        w.to_string()
+    }
 }
 
 /// What system.sh reported.

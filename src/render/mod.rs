@@ -164,6 +164,11 @@ impl Renderer {
                 // Every role is rendered: a compose project must know what its
                 // services read even when --role selects only some roles.
                 let (hv, ctx) = &views[role_name.as_str()];
+                if let Some(w) = p.when.get(role_name) {
+                    if !self.role_when(host, hv, ctx, &p.name, role_name, w)? {
+                        continue;
+                    }
+                }
                 let scope = RoleScope {
                     r: self,
                     host,
@@ -243,6 +248,34 @@ impl Renderer {
         let base =
             self.vars.get(host).ok_or_else(|| Error::Usage(format!("host `{host}` is not in `{}`", self.env_name)))?;
         Ok(if overrides.is_empty() { base.clone() } else { Arc::new(base.with_overrides(overrides)) })
+    }
+
+    /// A phase's condition on one of its roles, for `host`: false, and the
+    /// role is not deployed there. An error names deploy.yml, the phase,
+    /// the role and the condition.
+    fn role_when(&self, host: &str, hv: &Arc<HostVars>, ctx: &Value, phase: &str, role: &str, w: &str) -> Result<bool> {
+        let env = &self.role_envs[role];
+        let file = self.project.root.join("deploy.yml");
+        hv.clear_error();
+        let v = env.compile_expression_owned(template::rewritten_expr(w)).and_then(|e| e.eval(ctx));
+        let v = v.and_then(|v| {
+            if v.is_undefined() {
+                Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError))
+            } else {
+                Ok(v)
+            }
+        });
+        v.map(|v| v.is_true()).map_err(|e| {
+            match self.render_error(host, hv, &file, &e, env, &format!("{{{{ {w} }}}}"), ctx) {
+                Error::Render { host, message, .. } => Error::Render {
+                    host,
+                    file,
+                    line: None,
+                    message: format!("phase `{phase}`: role `{role}` when `{w}`: {message}"),
+                },
+                other => other,
+            }
+        })
     }
 
     /// `host`'s variables as `role` sees them, with `overrides` on top;

@@ -188,14 +188,47 @@ impl RoleScope<'_> {
             if !self.when(at, &c.when)? {
                 continue;
             }
-            let run = c.run.iter().map(|a| self.field(at, "run", a)).collect::<Result<Vec<_>>>()?;
-            if let Some((w, bad)) = c.run.iter().zip(&run).find(|(_, a)| !plain(a)) {
-                return Err(self.bad_field(at, "run", w, bad, "a command argument must be one non-empty line"));
-            }
+            let run = match &c.run {
+                crate::load::system::RunSpec::Argv(words) => {
+                    let run = words.iter().map(|a| self.field(at, "run", a)).collect::<Result<Vec<_>>>()?;
+                    // a word may be a script of many lines (`[sh, -c, SCRIPT]`):
+                    // the protocol carries it encoded (remote::system::word)
+                    if let Some((w, bad)) =
+                        words.iter().zip(&run).find(|(_, a)| a.trim().is_empty() || a.contains('\0'))
+                    {
+                        return Err(self.bad_field(at, "run", w, bad, "a command argument must not be empty"));
+                    }
+                    run
+                }
+                crate::load::system::RunSpec::Line(line) => {
+                    let text = self.field(at, "run", line)?;
+                    match words(&text) {
+                        Some(w) if !w.is_empty() => w,
+                        _ => {
+                            return Err(self.bad_field(
+                                at,
+                                "run",
+                                line,
+                                &text,
+                                "not a command line (empty, or a quote left open)",
+                            ))
+                        }
+                    }
+                }
+            };
             let label = match &c.name {
                 Some(n) => self.field(at, "name", n)?,
-                None => run.join(" "),
+                None => one_line(&run.join(" ")),
             };
+            if !plain(&label) {
+                return Err(self.bad_field(
+                    at,
+                    "name",
+                    c.name.as_deref().unwrap_or_default(),
+                    &label,
+                    "a command's name must be one line",
+                ));
+            }
             let creates = self.field_opt(at, "creates", c.creates.as_deref())?;
             let removes = self.field_opt(at, "removes", c.removes.as_deref())?;
             for (k, w, p) in [("creates", &c.creates, &creates), ("removes", &c.removes, &removes)] {
@@ -266,4 +299,94 @@ pub(super) fn check_system(r: &Renderer, out: &DesiredHost) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A command shown on one line: a script's first line, and `...` for the rest.
+fn one_line(s: &str) -> String {
+    let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().replace('\t', " ");
+    if lines.next().is_some() {
+        format!("{first} ...")
+    } else {
+        first
+    }
+}
+
+/// A command line split into words as a shell would (quotes, backslashes),
+/// a `{{ ... }}` or `{% ... %}` kept whole in its word; None on an
+/// unclosed quote.
+pub(crate) fn words(line: &str) -> Option<Vec<String>> {
+    let c: Vec<char> = line.chars().collect();
+    let (mut out, mut cur, mut any, mut i) = (Vec::new(), String::new(), false, 0);
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '{' && matches!(c.get(i + 1), Some('{' | '%')) {
+            let close = if c[i + 1] == '{' { "}}" } else { "%}" };
+            let rest: String = c[i..].iter().collect();
+            let end = rest.find(close).map(|e| e + 2).unwrap_or(rest.len());
+            cur.push_str(&rest[..end]);
+            i += rest[..end].chars().count();
+            any = true;
+            continue;
+        }
+        match ch {
+            '\'' => {
+                let end = c[i + 1..].iter().position(|x| *x == '\'')? + i + 1;
+                cur.extend(&c[i + 1..end]);
+                i = end;
+                any = true;
+            }
+            '"' => {
+                i += 1;
+                while i < c.len() && c[i] != '"' {
+                    if c[i] == '\\' && i + 1 < c.len() {
+                        i += 1;
+                    }
+                    cur.push(c[i]);
+                    i += 1;
+                }
+                if i >= c.len() {
+                    return None;
+                }
+                any = true;
+            }
+            '\\' if i + 1 < c.len() => {
+                cur.push(c[i + 1]);
+                i += 1;
+                any = true;
+            }
+            x if x.is_whitespace() => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            x => {
+                cur.push(x);
+                any = true;
+            }
+        }
+        i += 1;
+    }
+    if any {
+        out.push(cur);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::words;
+
+    #[test]
+    fn a_command_line_splits_into_words_with_templates_whole() {
+        let w = |l: &str| words(l).unwrap();
+        assert_eq!(
+            w("dd if=/dev/zero of={{ swap_file }} bs=1M"),
+            ["dd", "if=/dev/zero", "of={{ swap_file }}", "bs=1M"]
+        );
+        assert_eq!(w("echo 'a b' \"c d\" e\\ f"), ["echo", "a b", "c d", "e f"]);
+        assert_eq!(w("x {{ a | join(' ') }} y"), ["x", "{{ a | join(' ') }}", "y"]);
+        assert_eq!(words("echo 'open"), None);
+    }
 }
