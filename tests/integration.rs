@@ -9,6 +9,7 @@ mod compose;
 mod deadman;
 mod docs;
 mod error_messages;
+mod facts;
 mod fixtures;
 mod hardening;
 mod import;

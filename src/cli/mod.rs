@@ -166,8 +166,23 @@ enum Sub {
         /// Clear a non-empty output directory first
         #[arg(long)]
         force: bool,
+        /// Host facts, for a repository that reads them: JSON as `ansible -m setup` or `deploy facts` writes it
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
         #[command(flatten)]
         vars: VarFlags,
+    },
+    /// The host facts a repository can read (ansible_distribution, ...), as JSON, for `render --facts`
+    Facts {
+        /// Environment
+        env: String,
+        /// Host
+        #[arg(long)]
+        host: String,
+        #[command(flatten)]
+        vars: VarFlags,
+        #[command(flatten)]
+        hosts: HostFlags,
     },
     /// What each host records: last deploys, lock, pending or past reverts, toggles
     Status {
@@ -298,6 +313,9 @@ enum Sub {
         /// List the managed items (the only form for now)
         #[arg(long)]
         list: bool,
+        /// Host facts, for a repository that reads them: JSON as `ansible -m setup` or `deploy facts` writes it
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
         #[command(flatten)]
         vars: VarFlags,
     },
@@ -396,13 +414,15 @@ pub(crate) enum Command {
     /// `deploy status ENV`.
     Status(DeployArgs),
     /// `deploy render ENV [--host H] --out DIR [--force]`.
-    Render { args: DeployArgs, host: Option<String>, out: PathBuf, force: bool },
+    Render { args: DeployArgs, host: Option<String>, out: PathBuf, force: bool, facts: Option<PathBuf> },
+    /// `deploy facts ENV --host H`.
+    Facts { args: DeployArgs, host: String },
     /// `deploy vars ENV --host H [NAME...]`.
     Vars { args: DeployArgs, host: String, names: Vec<String>, origin: bool, show_secrets: bool },
     /// `deploy inventory ENV [--graph | --list]`.
     Inventory { args: DeployArgs, list: bool },
     /// `deploy plan ENV --host H --list`.
-    PlanList { args: DeployArgs, host: String },
+    PlanList { args: DeployArgs, host: String, facts: Option<PathBuf> },
     /// `deploy history ENV [--host H] [--output json]`.
     History(DeployArgs),
     /// `deploy import ansible PATH`.
@@ -462,9 +482,10 @@ impl Cli {
         let g = self.global.clone();
         let base = |env: String, vars: &VarFlags, hosts: &HostFlags| base_args(&root, &g, env, vars, hosts);
         Ok(match self.command {
-            Some(Sub::Render { env, host, out, force, vars }) => {
-                Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force }
+            Some(Sub::Render { env, host, out, force, facts, vars }) => {
+                Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force, facts }
             }
+            Some(Sub::Facts { env, host, vars, hosts }) => Command::Facts { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Status { env, limit, output, vars, hosts }) => Command::Status(DeployArgs {
                 limit: (!limit.is_empty()).then_some(limit),
                 ..read_only(base(env, &vars, &hosts)?, output)
@@ -503,8 +524,8 @@ impl Cli {
             Some(Sub::Inventory { env, graph: _, list }) => {
                 Command::Inventory { args: base(env, &VarFlags::default(), &HostFlags::default())?, list }
             }
-            Some(Sub::Plan { env, host, list: _, vars }) => {
-                Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host }
+            Some(Sub::Plan { env, host, list: _, facts, vars }) => {
+                Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host, facts }
             }
             Some(Sub::Completions { shell }) => Command::Completions(shell),
             Some(Sub::Man) => Command::Man,

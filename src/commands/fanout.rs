@@ -25,11 +25,12 @@ pub(crate) async fn on_each(
     let argv = Arc::new(argv);
     let mut set = tokio::task::JoinSet::new();
     for (i, host) in hosts.iter().enumerate() {
-        let d = loaded.render_host(host, None)?;
+        // how to reach it is all it needs: nothing is rendered
+        let connection = loaded.connection_of(host)?;
         let (host, ssh, argv) = (host.clone(), ssh.clone(), argv.clone());
         set.spawn(async move {
             let run = async {
-                let conn = crate::remote::ssh::connect(&host, &d.connection, &ssh).await?;
+                let conn = crate::remote::ssh::connect(&host, &connection, &ssh).await?;
                 let a: Vec<&str> = argv.iter().map(String::as_str).collect();
                 let out = conn.run(name, script, &a, None).await;
                 conn.close().await;

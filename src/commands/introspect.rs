@@ -80,8 +80,7 @@ pub(crate) fn inventory(args: &DeployArgs, list: bool) -> Result<u8> {
     if list {
         let mut hostvars = serde_json::Map::new();
         for h in &r.hosts {
-            let d = r.render_host(h, None)?;
-            let c = &d.connection;
+            let c = &r.connection_of(h)?;
             hostvars.insert(
                 h.clone(),
                 serde_json::json!({"address": c.address, "port": c.port, "user": c.user, "groups": r.layers[h].groups}),
@@ -135,7 +134,7 @@ fn attrs(owner: &Option<Id>, group: &Option<Id>, mode: Option<u32>) -> String {
 }
 
 /// Everything a host manages, one line each: kind, what, role, phase.
-pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
+pub(crate) fn plan_list(args: &DeployArgs, host: &str, facts: Option<&Path>) -> Result<u8> {
     let r = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
     if !r.hosts.iter().any(|h| h == host) {
         return Err(Error::Usage(format!(
@@ -144,7 +143,9 @@ pub(crate) fn plan_list(args: &DeployArgs, host: &str) -> Result<u8> {
             r.hosts.join(", ")
         )));
     }
-    let d = r.render_host(host, None)?;
+    let facts = facts.map(super::facts::read_file).transpose()?;
+    let f = facts.as_ref().map(|f| r.fact_vars(host, f.of(host))).unwrap_or_default();
+    let d = r.render_host_with(host, None, &f)?;
     let phase = |p: usize| r.project.file.phases.get(p).map(|p| p.name.clone()).unwrap_or_default();
     let mut lines = Vec::new();
     let mut row = |kind: &str, what: &str, role: &str, p: usize| {

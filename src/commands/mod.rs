@@ -2,6 +2,7 @@
 //! and hands what it has to say to `report`.
 
 mod deploy;
+mod facts;
 mod fanout;
 mod history;
 pub(crate) mod import;
@@ -24,12 +25,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => deploy::deploy(args).await,
         Command::ToggleStatus(args, name) => toggle::toggle_status(args, &name).await,
         Command::Status(args) => status::host_status(args).await,
-        Command::Render { args, host, out, force } => render::render(&args, host, &out, force),
+        Command::Render { args, host, out, force, facts } => render::render(&args, host, &out, force, facts.as_deref()),
+        Command::Facts { args, host } => facts::facts(args, &host).await,
         Command::Vars { args, host, names, origin, show_secrets } => {
             introspect::vars(&args, &host, &names, origin, show_secrets)
         }
         Command::Inventory { args, list } => introspect::inventory(&args, list),
-        Command::PlanList { args, host } => introspect::plan_list(&args, &host),
+        Command::PlanList { args, host, facts } => introspect::plan_list(&args, &host, facts.as_deref()),
         Command::Completions(shell) => {
             crate::report::raw(&crate::cli::completions(shell));
             Ok(crate::error::exit::OK)

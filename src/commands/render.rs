@@ -8,13 +8,26 @@ use crate::engine::DeployArgs;
 use crate::error::{exit, Error, Result};
 use crate::render::{DesiredHost, Renderer};
 
-pub(crate) fn render(args: &DeployArgs, host: Option<String>, out: &Path, force: bool) -> Result<u8> {
+pub(crate) fn render(
+    args: &DeployArgs,
+    host: Option<String>,
+    out: &Path,
+    force: bool,
+    facts: Option<&Path>,
+) -> Result<u8> {
     let loaded = Renderer::load(&args.root, &args.env, &args.keys, &args.extra)?;
     let hosts = match host {
         Some(h) => vec![h],
         None => loaded.hosts.clone(),
     };
-    let desired: Vec<DesiredHost> = hosts.iter().map(|h| loaded.render_host(h, None)).collect::<Result<_>>()?;
+    let facts = facts.map(super::facts::read_file).transpose()?;
+    let desired: Vec<DesiredHost> = hosts
+        .iter()
+        .map(|h| {
+            let f = facts.as_ref().map(|f| loaded.fact_vars(h, f.of(h))).unwrap_or_default();
+            loaded.render_host_with(h, None, &f)
+        })
+        .collect::<Result<_>>()?;
     prepare_out(out, force)?;
     crate::report::warnings(&loaded.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(), &loaded.redactor);
     for d in &desired {

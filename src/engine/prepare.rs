@@ -32,7 +32,28 @@ pub(crate) fn load_selection(args: &DeployArgs) -> Result<(Loaded, Vec<String>)>
 }
 
 /// Render every selected host (for a toggle run, with the toggle's value).
+/// A repository that reads host facts is rendered once each host's facts
+/// are in (prepare_host): here only how to reach it is known.
 pub(crate) fn render_selection(args: &DeployArgs, loaded: &Loaded, hosts: &[String]) -> Result<Vec<DesiredHost>> {
+    loaded.set_check_mode(args.check);
+    if let Some(t) = args.toggle.as_ref().filter(|t| !loaded.project.file.toggles.contains_key(&t.name)) {
+        let known: Vec<&String> = loaded.project.file.toggles.keys().collect();
+        return Err(Error::Usage(format!(
+            "no toggle `{}` in deploy.yml (toggles: {})",
+            t.name,
+            known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if loaded.reads_facts {
+        return hosts
+            .iter()
+            .map(|h| {
+                let mut d = DesiredHost::new(h, loaded.connection_of(h)?);
+                d.facts_pending = true;
+                Ok(d)
+            })
+            .collect();
+    }
     match &args.toggle {
         None => hosts.iter().map(|h| loaded.render_host(h, args.roles.as_deref())).collect(),
         Some(t) => {
@@ -238,6 +259,12 @@ pub(crate) async fn stage1(desired: Arc<DesiredHost>, run: &Run, progress: &Prog
 async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress: &Progress) -> Result<Ready> {
     let (args, loaded, host) = (&run.args, &run.loaded, desired.host.clone());
     let host = host.as_str();
+    let desired = if desired.facts_pending {
+        progress.step(host, "gathering facts");
+        Arc::new(render_with_facts(&conn, run, host).await?)
+    } else {
+        desired
+    };
     progress.step(host, "probing");
     let (desired, remote, mut overrides) = probe_as_recorded(&conn, desired, run).await?;
     if let Lock::Seen(who) = &remote.lock {
@@ -272,7 +299,8 @@ async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress
     if let Some(fb) = conn.fallback {
         fallback_guard(loaded, args, &desired, &plan, fb)?;
     }
-    preflight(&conn, loaded, &desired, &remote, &plan, &overrides, args.toggle.is_some()).await?;
+    let with_facts: Vec<_> = desired.facts.iter().cloned().chain(overrides.iter().cloned()).collect();
+    preflight(&conn, loaded, &desired, &remote, &plan, &with_facts, args.toggle.is_some()).await?;
     // Only a prompt needs the lock now (the plan must hold until it is
     // answered); with --yes the apply's first command takes it, which saves
     // a round trip, and the apply re-checks every hash under the lock anyway.
@@ -293,6 +321,27 @@ async fn prepare_host(conn: Conn, desired: Arc<DesiredHost>, run: &Run, progress
         env: args.env.clone(),
         desired,
     })
+}
+
+/// The host's facts (facts.sh, on the connection the probe uses), then the
+/// host rendered with them, as the toggle run or the deploy renders it.
+async fn render_with_facts(conn: &Conn, run: &Run, host: &str) -> Result<DesiredHost> {
+    let (args, loaded) = (&run.args, &run.loaded);
+    let out = conn.run("deploy-facts", crate::remote::facts::SCRIPT, &[], None).await?;
+    let facts = crate::remote::facts::parse_facts(&out.stdout)
+        .map_err(|m| Error::Remote { host: host.into(), message: format!("gathering facts: {m}") })?;
+    let facts = loaded.fact_vars(host, &facts);
+    let mut d = match &args.toggle {
+        None => loaded.render_host_with(host, args.roles.as_deref(), &facts)?,
+        Some(t) => {
+            let spec = &loaded.project.file.toggles[&t.name];
+            let value = crate::load::yaml::yaml_to_value(if t.on { &spec.on } else { &spec.off });
+            let overrides: Vec<_> = facts.iter().cloned().chain([(spec.var.clone(), value)]).collect();
+            toggle_desired(loaded, host, &t.name, t.on, spec, &overrides)?
+        }
+    };
+    d.facts = facts;
+    Ok(d)
 }
 
 /// Probe the host, and render it again with the toggles the host records as
@@ -319,7 +368,10 @@ async fn probe_as_recorded(
     if overrides.is_empty() {
         return Ok((desired, remote, overrides));
     }
-    let again = Arc::new(loaded.render_host_with(host, args.roles.as_deref(), &overrides)?);
+    let with_facts: Vec<_> = desired.facts.iter().cloned().chain(overrides.iter().cloned()).collect();
+    let mut again = loaded.render_host_with(host, args.roles.as_deref(), &with_facts)?;
+    again.facts = desired.facts.clone();
+    let again = Arc::new(again);
     if probe_paths(&again) == probe_paths(&desired) {
         return Ok((again, remote, overrides));
     }

@@ -82,6 +82,9 @@ pub(crate) struct Loaded {
     /// The layers of any other host of the inventory, made when `hostvars`
     /// is asked for it (its secrets may need keys this deploy has not).
     pub(crate) others: Arc<LayerSource>,
+    /// Some template, role.yml or vars file names a host fact: each host's
+    /// facts are gathered before it is rendered.
+    pub(crate) reads_facts: bool,
 }
 
 /// What a host's variable layers are made of.
@@ -212,8 +215,78 @@ impl Loaded {
             layers.insert(host.clone(), source.layers(host, &mut group_cache, &mut warnings)?);
         }
         let others = Arc::new(source);
-        Ok(Loaded { project, inventory, warnings, redactor, env_name: env_name.into(), hosts, layers, others })
+        let reads_facts = reads_facts(root);
+        Ok(Loaded {
+            project,
+            inventory,
+            warnings,
+            redactor,
+            env_name: env_name.into(),
+            hosts,
+            layers,
+            others,
+            reads_facts,
+        })
     }
+}
+
+/// The host facts deploy gathers (facts.sh), by their names in
+/// `ansible_facts`; each is also the variable `ansible_NAME`.
+pub(crate) const FACTS: [&str; 28] = [
+    "distribution",
+    "distribution_release",
+    "distribution_version",
+    "distribution_major_version",
+    "os_family",
+    "architecture",
+    "machine",
+    "system",
+    "kernel",
+    "nodename",
+    "hostname",
+    "fqdn",
+    "domain",
+    "memtotal_mb",
+    "processor_count",
+    "processor_cores",
+    "processor_threads_per_core",
+    "processor_vcpus",
+    "all_ipv4_addresses",
+    "default_ipv4",
+    "user_id",
+    "user_dir",
+    "env",
+    "service_mgr",
+    "virtualization_type",
+    "virtualization_role",
+    "lsb",
+    "date_time",
+];
+
+/// Whether any text file of the repository's roles, inventory or deploy.yml
+/// names a host fact (`ansible_facts`, `ansible_distribution`, ...): then,
+/// and only then, deploy gathers facts. Encrypted files are not read; a
+/// fact used only there is an error naming it, as without facts.
+fn reads_facts(root: &Path) -> bool {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        let names = FACTS.join("|");
+        fancy_regex::Regex::new(&format!(r"\bansible_(?:facts|(?:{names})\b)")).expect("valid")
+    });
+    fn any(dir: &Path, re: &fancy_regex::Regex, depth: usize) -> bool {
+        let Ok(rd) = std::fs::read_dir(dir) else { return false };
+        rd.filter_map(|e| e.ok().map(|e| e.path())).any(|p| {
+            if p.is_dir() {
+                depth < 8 && any(&p, re, depth + 1)
+            } else if p.extension().is_some_and(|e| e == "age") {
+                false
+            } else {
+                std::fs::read_to_string(&p).is_ok_and(|t| re.is_match(&t).unwrap_or(false))
+            }
+        })
+    }
+    let deploy_yml = std::fs::read_to_string(root.join("deploy.yml")).unwrap_or_default();
+    re.is_match(&deploy_yml).unwrap_or(false) || any(&root.join("roles"), re, 0) || any(&root.join("inventory"), re, 0)
 }
 
 /// A YAML scalar as text (`2`, `25%`).

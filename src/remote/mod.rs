@@ -5,6 +5,7 @@
 pub(crate) mod apply;
 pub(crate) mod arm;
 pub(crate) mod compose;
+pub(crate) mod facts;
 #[cfg(test)]
 mod fixture_tests;
 pub(crate) mod health;

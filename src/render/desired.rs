@@ -245,6 +245,14 @@ pub(crate) struct DesiredHost {
     /// Resources two or more roles declared alike (a path, `package NAME`):
     /// every role that declared it, the first one first.
     pub(crate) declared_by: indexmap::IndexMap<String, Vec<String>>,
+    /// Not rendered yet: the repository reads host facts, which are
+    /// gathered first (only the connection is known).
+    #[serde(skip)]
+    pub(crate) facts_pending: bool,
+    /// The host's facts this was rendered with, as variables (for any
+    /// render of it again).
+    #[serde(skip)]
+    pub(crate) facts: Vec<(String, minijinja::Value)>,
 }
 
 impl DesiredHost {
@@ -279,6 +287,8 @@ impl DesiredHost {
             confirm_via: None,
             system: Default::default(),
             declared_by: Default::default(),
+            facts_pending: false,
+            facts: vec![],
         }
     }
 

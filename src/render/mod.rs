@@ -87,6 +87,10 @@ impl Renderer {
                 .display()
                 .to_string(),
             groups: Value::from_serialize(&groups),
+            inventory_dir: std::fs::canonicalize(loaded.project.root.join("inventory"))
+                .unwrap_or_else(|_| loaded.project.root.join("inventory"))
+                .display()
+                .to_string(),
             ..Default::default()
         });
         let var_env = Arc::new(template::environment(None));
@@ -278,6 +282,24 @@ impl Renderer {
         })
     }
 
+    /// `facts` (by their ansible_facts names) as the variables that carry
+    /// them, but for a name the host's own variables define: those win.
+    pub(crate) fn fact_vars(
+        &self,
+        host: &str,
+        facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<(String, Value)> {
+        let own = |n: &str| self.vars.get(host).is_some_and(|h| h.raw(n).is_some());
+        vars::fact_vars(facts).into_iter().filter(|(n, _)| !own(n)).collect()
+    }
+
+    /// Whether this render is for a plan alone (`ansible_check_mode`).
+    pub(crate) fn set_check_mode(&self, on: bool) {
+        if let Some(h) = self.vars.values().next() {
+            h.shared().check_mode.store(on, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// `host`'s variables as `role` sees them, with `overrides` on top;
     /// `hv` is the host's own with the same overrides.
     fn role_view(&self, host: &str, role: &str, overrides: &[(String, Value)], hv: &Arc<HostVars>) -> Arc<HostVars> {
@@ -411,6 +433,9 @@ impl Renderer {
     ) -> Error {
         // A failure inside a variable's own template is the root cause; name it.
         if let Some(r) = hv.error.lock().unwrap().take() {
+            if r.file.as_os_str() == vars::NO_FACTS {
+                return Error::Render { host: host.into(), file: file.into(), line: e.line(), message: r.message };
+            }
             return Error::Render {
                 host: host.into(),
                 file: file.into(),

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 use minijinja::{Environment, Value};
 
-use crate::load::{Origin, Raw};
+use crate::load::{Origin, Raw, FACTS};
 
 /// Facts about the whole inventory shared by every host's context.
 #[derive(Debug, Default)]
@@ -25,6 +25,27 @@ pub(crate) struct Shared {
     pub(crate) managed: String,
     /// `playbook_dir`: the repository (where deploy.yml is), absolute.
     pub(crate) playbook_dir: String,
+    /// `inventory_dir`: where the inventory is, absolute.
+    pub(crate) inventory_dir: String,
+    /// `ansible_check_mode`: this run only plans (--check).
+    pub(crate) check_mode: std::sync::atomic::AtomicBool,
+}
+
+/// Whether `name` is a fact's variable: `ansible_facts`, or `ansible_` and
+/// one of FACTS.
+pub(crate) fn is_fact(name: &str) -> bool {
+    name == "ansible_facts" || name.strip_prefix("ansible_").is_some_and(|n| FACTS.contains(&n))
+}
+
+/// Where a fact read without facts is recorded as coming from.
+pub(crate) const NO_FACTS: &str = "<facts>";
+
+/// The variables that carry `facts` (by their ansible_facts names):
+/// `ansible_facts` and each `ansible_NAME`.
+pub(crate) fn fact_vars(facts: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, Value)> {
+    let mut out = vec![("ansible_facts".to_string(), Value::from_serialize(facts))];
+    out.extend(facts.iter().map(|(k, v)| (format!("ansible_{k}"), Value::from_serialize(v))));
+    out
 }
 
 /// A resolution failure, kept so the top-level error can name the variable
@@ -97,6 +118,11 @@ impl HostVars {
         HostVars::new(self.host.clone(), self.group_names.clone(), raw, self.shared.clone(), self.env.clone())
     }
 
+    /// What every host's variables share.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// The raw definition of a variable.
     pub(crate) fn raw(&self, name: &str) -> Option<&Raw> {
         self.raw.get(name)
@@ -111,6 +137,22 @@ impl HostVars {
             "hostvars" => self.shared.hostvars.get().cloned().unwrap_or(Value::UNDEFINED),
             "ansible_managed" => Value::from(self.shared.managed.clone()),
             "playbook_dir" => Value::from(self.shared.playbook_dir.clone()),
+            "inventory_dir" => Value::from(self.shared.inventory_dir.clone()),
+            "ansible_check_mode" => Value::from(self.shared.check_mode.load(std::sync::atomic::Ordering::Relaxed)),
+            // deploy renders as ansible-core 2.19 does
+            "ansible_version" => Value::from_serialize(serde_json::json!({
+                "full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0"
+            })),
+            // a fact this render was given no facts for: an error that says
+            // how to give them, where it is used
+            n if is_fact(n) => {
+                self.record(
+                    n,
+                    &Origin { file: NO_FACTS.into(), secret: false },
+                    format!("host fact `{n}` is not known here: deploy gathers the facts a repository reads when it connects to the host (`deploy ENV`, `--check`); for `deploy render`, pass `--facts FILE` (JSON as `ansible -m setup` or `deploy facts ENV --host H` writes it)"),
+                );
+                return None;
+            }
             _ => return None,
         })
     }
@@ -266,6 +308,9 @@ impl Object for HostVars {
             "hostvars",
             "ansible_managed",
             "playbook_dir",
+            "inventory_dir",
+            "ansible_check_mode",
+            "ansible_version",
         ] {
             if !self.raw.contains_key(m) {
                 keys.push(Value::from(m));
