@@ -403,3 +403,13 @@ fn lines_lookup_unary_plus_in_vars_and_the_fileglob_filter() {
     assert_eq!(want, "a,b p+q\n[2.5, -2.5, 2.5, 3.5] n=3\nfiles/a.txt, files/b.txt []\none\n");
     assert_eq!(deploy_with(vars, t, files).unwrap(), want);
 }
+
+// role_path and role_name as a task of the role sees them.
+#[test]
+fn role_path_and_role_name_as_in_ansible() {
+    let t = "{{ role_path | basename }} {{ role_name }} {{ (role_path ~ '/templates/t.j2') is file }}\n";
+    let ra: &[(&str, &str)] = &[("templates/t.j2", t)];
+    let (a, d) = roles_both(&[("ra", ra)], "unused: 1\n");
+    assert_eq!(a[0], "ra ra True\n");
+    assert_eq!(d, a);
+}

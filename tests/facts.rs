@@ -151,11 +151,14 @@ fn ansible_check_mode_version_and_inventory_dir() {
     let (root, slot) = project();
     std::fs::write(
         root.join("roles/common/templates/motd.j2"),
-        "{{ ansible_check_mode }} {{ ansible_version.major }}.{{ ansible_version.minor }} {{ inventory_dir | basename }}\n",
+        "{{ ansible_check_mode }} {{ ansible_version.major }}.{{ ansible_version.minor }} {{ inventory_dir | basename }} {{ ansible_play_hosts | join(',') }} {{ role_name }}\n",
     )
     .unwrap();
     let out = slot.path.join("out");
     let r = deploy_in(&root, &["render", "lab", "--host", "lab1", "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap(), "False 2.19 inventory\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("lab1/etc/motd")).unwrap(),
+        "False 2.19 inventory lab1,lab2,lab3,sys1,sys2 common\n"
+    );
 }

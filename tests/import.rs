@@ -7,7 +7,8 @@
 //! pre_tasks, a block with a rescue, a when'd import_tasks, a role's `when:`,
 //! phase tags, two roles with one default name, one dir declared twice, a
 //! templated template path and owner, `{{ playbook_dir }}` in a src,
-//! changed_when: false with and without check_mode: false). Real
+//! changed_when: false with and without check_mode: false, host facts in a
+//! template and a `when:`). Real
 //! ansible-playbook deploys it to one pair of lab hosts, deploy deploys the
 //! import to another, and the hosts must then agree.
 
@@ -58,7 +59,7 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
     // tasks, not loop items, are counted
-    assert!(lines[0].ends_with(": 37 tasks converted, 7 not converted, 1 with nothing to do on a host."), "{r:?}");
+    assert!(lines[0].ends_with(": 38 tasks converted, 7 not converted, 1 with nothing to do on a host."), "{r:?}");
     assert_eq!(lines[1..8], NOT_CONVERTED, "{r:?}");
     assert_eq!(lines[8], "  nothing to do: roles/base/tasks/extra.yml:1: debug: nothing to do on a host");
     for line in [
@@ -124,16 +125,21 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     assert!(!out.join("inventory/group_vars/all/vault.yml").exists());
     let main = std::fs::read_to_string(out.join("inventory/group_vars/all/main.yml")).unwrap();
     assert!(!main.contains("vault"), "{main}");
-    // the imported repository loads, plans and renders with no edit
-    for args in [&["inventory", "shop", "--list"][..], &["render", "shop", "--out", "rendered"]] {
+    // the imported repository loads, plans and renders with no edit (with
+    // the facts it reads, as a host would give them)
+    let facts = slot.path.join("facts.json");
+    let f = r#"{"ansible_facts": {"ansible_os_family": "Debian", "ansible_distribution": "Debian", "ansible_distribution_major_version": "12"}}"#;
+    std::fs::write(&facts, f).unwrap();
+    let facts = facts.to_str().unwrap();
+    for args in [&["inventory", "shop", "--list"][..], &["render", "shop", "--out", "rendered", "--facts", facts]] {
         let r = deploy_in(&out, args);
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
     }
     for host in ["shop-app", "shop-node"] {
-        let r = deploy_in(&out, &["plan", "shop", "--host", host, "--list"]);
+        let r = deploy_in(&out, &["plan", "shop", "--host", host, "--list", "--facts", facts]);
         assert_eq!(r.code, 0, "{r:?}");
     }
-    let list = deploy_in(&out, &["plan", "shop", "--host", "shop-node", "--list"]).stdout;
+    let list = deploy_in(&out, &["plan", "shop", "--host", "shop-node", "--list", "--facts", facts]).stdout;
     // one dir two roles declare alike; a package list from a variable; a templated owner
     for line in [
         "dir       /srv/shop  mode 0755  roles base, web, phase base",
@@ -144,7 +150,7 @@ fn the_import_report_lists_what_was_not_converted_and_the_roles_read_as_written(
     ] {
         assert!(list.lines().any(|l| l == line), "{line}\n{list}");
     }
-    let app = deploy_in(&out, &["plan", "shop", "--host", "shop-app", "--list"]).stdout;
+    let app = deploy_in(&out, &["plan", "shop", "--host", "shop-app", "--list", "--facts", facts]).stdout;
     assert!(!app.contains("role secrets"), "a role whose when is false on the host: {app}");
     let rendered = |p: &str| std::fs::read_to_string(out.join("rendered/shop-app").join(p)).unwrap();
     assert_eq!(rendered("opt/shop/app-label"), "label=app-default\n");
@@ -285,7 +291,13 @@ fn an_imported_repository_deploys_what_ansible_deployed_and_sees_its_hosts_in_sy
     assert_eq!(again.code, 0, "{again:?}");
     // 5. every managed path, unit, package, account and container agrees
     for host in ["shop-app", "shop-node"] {
-        let list = deploy_in(&out, &["plan", "shop", "--host", host, "--list", "-e", &with(&b)]);
+        // the host's facts, for plan --list (which touches no host)
+        let f = deploy_in(&out, &["facts", "shop", "--host", host, "-e", &with(&b)]);
+        assert_eq!(f.code, 0, "{f:?}");
+        let facts_file = lab.slot.join(format!("{host}.facts"));
+        std::fs::write(&facts_file, &f.stdout).unwrap();
+        let list =
+            deploy_in(&out, &["plan", "shop", "--host", host, "--list", "--facts", facts_file.to_str().unwrap()]);
         assert_eq!(list.code, 0, "{list:?}");
         let mut paths: Vec<String> = list
             .stdout

@@ -287,8 +287,11 @@ impl RoleYml {
             if name == "ansible_check_mode" {
                 return Some("when: reads ansible_check_mode: deploy's --check never applies anything, so write the task for the apply".into());
             }
-            if name == "ansible_facts" || (name.starts_with("ansible_") && !KNOWN.contains(&name)) {
-                return Some(format!("when: reads the host fact `{name}`, which deploy does not gather yet"));
+            // the facts deploy gathers are fine; any other ansible_ name is not
+            let gathered = name == "ansible_facts"
+                || name.strip_prefix("ansible_").is_some_and(|n| crate::load::FACTS.contains(&n));
+            if name.starts_with("ansible_") && !gathered && !KNOWN.contains(&name) {
+                return Some(format!("when: reads `{name}`, a fact or variable deploy does not have"));
             }
         }
         None

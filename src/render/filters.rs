@@ -247,6 +247,13 @@ fn add_path_filters(env: &mut Environment<'static>) {
 }
 
 fn add_tests(env: &mut Environment<'static>) {
+    // Ansible's path tests, on the controller (where templates render)
+    let path = |v: &Value| std::path::PathBuf::from(py_str(v));
+    env.add_test("file", move |v: Value| path(&v).is_file());
+    env.add_test("directory", move |v: Value| path(&v).is_dir());
+    env.add_test("link", move |v: Value| path(&v).is_symlink());
+    env.add_test("exists", move |v: Value| path(&v).exists());
+    env.add_test("abs", move |v: Value| path(&v).is_absolute());
     env.add_test("version", version_test);
     env.add_test("version_compare", version_test);
     env.add_test("match", |v: Value, pat: String, kw: Kwargs| -> Result<bool, MjError> {

@@ -159,6 +159,10 @@ impl Renderer {
         let mut out = DesiredHost::new(host, connection);
         out.extra_probe = self.project.file.toggles.keys().map(|t| format!("{TOGGLE_DIR}/{t}")).collect();
         let mut seen = role::Seen::new();
+        // each phase's hosts in this environment (ansible_play_hosts)
+        let play_hosts: Vec<Value> = (0..self.project.file.phases.len())
+            .map(|p| Value::from(self.hosts.iter().filter(|h| self.phase_applies(p, h)).cloned().collect::<Vec<_>>()))
+            .collect();
         let mut compose_specs = Vec::new();
         for (phase, p) in self.project.file.phases.iter().enumerate() {
             if !self.phase_applies(phase, host) {
@@ -173,6 +177,7 @@ impl Renderer {
                         continue;
                     }
                 }
+                let ctx = &self.play_vars(&play_hosts[phase], role_name, ctx);
                 let scope = RoleScope {
                     r: self,
                     host,
@@ -191,6 +196,7 @@ impl Renderer {
         }
         for (index, spec, role_name, phase) in compose_specs {
             let (hv, ctx) = &views[role_name.as_str()];
+            let ctx = &self.play_vars(&play_hosts[phase], &role_name, ctx);
             let scope = RoleScope {
                 r: self,
                 host,
@@ -298,6 +304,23 @@ impl Renderer {
         if let Some(h) = self.vars.values().next() {
             h.shared().check_mode.store(on, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// The variables Ansible defines for a task of `role` in a play (the
+    /// phase): role_path, role_name, and the play's hosts (every host of
+    /// the environment the phase applies to: deploy has no failed hosts
+    /// at render time, and batches are its rollout's), above `ctx`.
+    fn play_vars(&self, hosts: &Value, role: &str, ctx: &Value) -> Value {
+        let dir = &self.project.roles[role].dir;
+        let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).display().to_string();
+        let own = minijinja::context! {
+            role_path => path,
+            role_name => role,
+            ansible_play_hosts => hosts.clone(),
+            ansible_play_batch => hosts.clone(),
+            ansible_play_hosts_all => hosts.clone(),
+        };
+        minijinja::value::merge_maps([own, ctx.clone()])
     }
 
     /// `host`'s variables as `role` sees them, with `overrides` on top;
