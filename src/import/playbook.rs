@@ -130,7 +130,8 @@ pub(crate) fn plays(book: &Path, report: &mut Report) -> Result<Vec<Play>> {
         let at = Where { dir: &dir, book, line, base: &base };
         play_tasks(p, "pre_tasks", &at, &mut chunk, &mut slots, report)?;
         if let Some(Value::Sequence(roles)) = p.get("roles") {
-            for r in roles {
+            let commented = commented_phases(&text_of, line.unwrap_or(1), roles.len());
+            for (i, r) in roles.iter().enumerate() {
                 let (name, when, t) = match r {
                     Value::String(s) => (s.clone(), None, vec![]),
                     Value::Mapping(m) => {
@@ -140,6 +141,13 @@ pub(crate) fn plays(book: &Path, report: &mut Report) -> Result<Vec<Play>> {
                     }
                     _ => continue,
                 };
+                // a role under a `# phase N` comment is in phase N, as if tagged
+                let mut t = t;
+                if phase_tag(&t).is_none() {
+                    if let Some(n) = commented.get(i).copied().flatten() {
+                        t.push(format!("phase{n}"));
+                    }
+                }
                 slots.push(Slot::Role { name, when, tags: t });
             }
         }
@@ -222,7 +230,56 @@ fn play_tasks(
     emit(&mut run, slots, report)
 }
 
+/// For each of a play's `count` roles (the play starting at line `from`),
+/// the phase a comment above it names (`# phase 2: apps`), if any.
+fn commented_phases(text: &str, from: usize, count: usize) -> Vec<Option<u32>> {
+    static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| fancy_regex::Regex::new(r"(?i)^#\s*phase\s*(\d+)").expect("valid"));
+    let mut lines = text.lines().skip(from.saturating_sub(1));
+    let Some(roles_at) = lines.position(|l| l.trim_start().starts_with("roles:")) else { return vec![None; count] };
+    let _ = roles_at;
+    let (mut out, mut cur, mut indent) = (Vec::new(), None, None);
+    for l in lines {
+        let t = l.trim_start();
+        if t.is_empty() {
+            continue;
+        }
+        let ind = l.len() - t.len();
+        if let Ok(Some(c)) = re.captures(t) {
+            cur = c[1].parse().ok();
+            continue;
+        }
+        if t.starts_with('#') {
+            continue;
+        }
+        if !t.starts_with("- ") || *indent.get_or_insert(ind) > ind || out.len() == count {
+            if indent.is_some_and(|i| ind < i) || out.len() == count {
+                break;
+            }
+            continue;
+        }
+        if Some(ind) == indent {
+            out.push(cur);
+        }
+    }
+    out.resize(count, None);
+    out
+}
+
 /// The number a `phaseN` tag names.
 pub(crate) fn phase_tag(tags: &[String]) -> Option<u32> {
     tags.iter().find_map(|t| t.strip_prefix("phase").and_then(|n| n.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_that_name_phases_group_the_roles_below_them() {
+        let text = "- name: x\n  hosts: all\n  roles:\n    # Phase 1: the base\n    - common\n    - role: docker\n      when: y\n    # phase 2 - apps\n    - app\n- name: next\n  roles: [z]\n";
+        assert_eq!(commented_phases(text, 1, 3), [Some(1), Some(1), Some(2)]);
+        assert_eq!(commented_phases(text, 10, 1), [None]);
+        assert_eq!(phase_tag(&["web".into(), "phase3".into()]), Some(3));
+    }
 }

@@ -105,28 +105,66 @@ pub(crate) fn module(task: &Mapping) -> Option<(String, Mapping, Option<String>)
     None
 }
 
-/// A mode as deploy writes it: a quoted octal string.
-fn mode(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => {
-            // 0644 in YAML 1.1 is octal 420; PyYAML gives the int
-            let n = n.as_u64()?;
-            Some(format!("0{:o}", n))
-        }
-        Value::String(x) => Some(if x.starts_with('0') { x.clone() } else { format!("0{x}") }),
-        _ => None,
+/// A mode as deploy writes it: a quoted octal string (a template kept as it
+/// is, Ansible's absolute symbolic form `u=rw,g=r,o=` turned octal), or why
+/// not: a mode relative to the file's own (`+x`, `g-w`) says nothing of
+/// what it ends as.
+fn mode(v: &Value) -> Result<Option<String>, String> {
+    let x = match v {
+        // 0644 in YAML 1.1 is octal 420; PyYAML gives the int
+        Value::Number(n) => return Ok(n.as_u64().map(|n| format!("0{n:o}"))),
+        Value::String(x) => x.trim(),
+        _ => return Ok(None),
+    };
+    if x.contains("{{") {
+        return Ok(Some(x.to_string()));
     }
+    if !x.is_empty() && x.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Ok(Some(if x.starts_with('0') { x.to_string() } else { format!("0{x}") }));
+    }
+    symbolic(x).map(|m| Some(format!("0{m:03o}"))).ok_or_else(|| {
+        format!("mode `{x}` is relative to the mode the file has, or not one deploy reads: write the octal mode it should end with, such as \"0755\"")
+    })
 }
 
-fn copy_attrs(from: &Mapping, to: &mut Mapping) {
+/// `u=rw,g=r,o=` as a number: every clause `WHO=PERMS`.
+fn symbolic(x: &str) -> Option<u32> {
+    let mut m = 0;
+    for clause in x.split(',') {
+        let (who, perms) = clause.split_once('=')?;
+        let mut bits = 0;
+        for p in perms.chars() {
+            bits |= match p {
+                'r' => 4,
+                'w' => 2,
+                'x' => 1,
+                _ => return None,
+            };
+        }
+        let who = if who.is_empty() { "a" } else { who };
+        for w in who.chars() {
+            m |= match w {
+                'u' => bits << 6,
+                'g' => bits << 3,
+                'o' => bits,
+                'a' => bits << 6 | bits << 3 | bits,
+                _ => return None,
+            };
+        }
+    }
+    Some(m)
+}
+
+fn copy_attrs(from: &Mapping, to: &mut Mapping) -> Result<(), String> {
     for k in ["owner", "group"] {
         if let Some(v) = from.get(k).and_then(s) {
             put(to, k, v);
         }
     }
-    if let Some(m) = from.get("mode").and_then(mode) {
+    if let Some(m) = from.get("mode").map(mode).transpose()?.flatten() {
         put(to, "mode", m);
     }
+    Ok(())
 }
 
 /// Convert one task.
@@ -172,7 +210,9 @@ fn conv_template(module: &str, _task: &Mapping, a: &Mapping, _free: Option<Strin
     } else {
         return Converted::Not("copy of a directory (not converted yet)".into());
     }
-    copy_attrs(a, &mut e);
+    if let Err(why) = copy_attrs(a, &mut e) {
+        return Converted::Not(why);
+    }
     if let Some(v) = arg(a, "validate") {
         put(&mut e, "validate", v);
     }
@@ -185,7 +225,9 @@ fn conv_file(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>)
     match arg(a, "state").as_deref() {
         Some("directory") => {
             put(&mut e, "path", path.clone());
-            copy_attrs(a, &mut e);
+            if let Err(why) = copy_attrs(a, &mut e) {
+                return Converted::Not(why);
+            }
             entry("dirs", e, Some(path))
         }
         Some("absent") => Converted::Entry {
@@ -197,7 +239,9 @@ fn conv_file(_module: &str, _task: &Mapping, a: &Mapping, _free: Option<String>)
             put(&mut e, "dest", path.clone());
             put(&mut e, "content", "");
             put(&mut e, "preserve", true);
-            copy_attrs(a, &mut e);
+            if let Err(why) = copy_attrs(a, &mut e) {
+                return Converted::Not(why);
+            }
             entry("files", e, Some(path))
         }
         Some("link") => {
@@ -485,4 +529,19 @@ fn conv_docker_compose_v(_module: &str, _task: &Mapping, a: &Mapping, _free: Opt
         Box::new(entry("compose", e, None)),
         format!("{} dropped: deploy recreates exactly the services whose inputs changed", dropped.join(", ")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_as_deploy_reads_them() {
+        let m = |v: &str| mode(&Value::String(v.into()));
+        assert_eq!(m("644"), Ok(Some("0644".into())));
+        assert_eq!(m("u=rw,g=r,o="), Ok(Some("0640".into())));
+        assert_eq!(m("a=rx,u=rwx"), Ok(Some("0755".into())));
+        assert_eq!(m("{{ key_mode }}"), Ok(Some("{{ key_mode }}".into())));
+        assert!(m("+x").unwrap_err().starts_with("mode `+x` is relative"));
+    }
 }
