@@ -214,8 +214,11 @@ struct RoleYml {
     book_dir: PathBuf,
     /// Files from elsewhere the role needs: (source, templates|files, name).
     assets: Vec<(PathBuf, &'static str, String)>,
-    /// Names the role's tasks `register:`.
+    /// Names the role's tasks `register:` or `set_fact:` (neither of which
+    /// deploy has when it renders).
     registered: Vec<String>,
+    /// Where the role's templates are copied.
+    templates: PathBuf,
 }
 
 impl RoleYml {
@@ -295,6 +298,20 @@ impl RoleYml {
             }
         }
         None
+    }
+
+    /// Why a template entry cannot be written: its template reads what a
+    /// task registered or set_fact set, which deploy has not when it renders.
+    fn template_reads_results(&self, entry: &Mapping) -> Option<String> {
+        let name = entry.get("template").and_then(Value::as_str).filter(|t| !t.contains("{{"))?;
+        let text = std::fs::read_to_string(self.templates.join(name)).ok()?;
+        static WORD: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+        let re = WORD.get_or_init(|| fancy_regex::Regex::new(r"(?<![\w.])[A-Za-z_]\w*").expect("valid"));
+        let found =
+            re.find_iter(&text).flatten().map(|m| m.as_str()).find(|w| self.registered.iter().any(|r| r == w))?;
+        Some(format!(
+            "template {name} reads `{found}`, which another task registers or sets with set_fact, and deploy does not keep: not converted yet"
+        ))
     }
 
     /// A file whose `src:` or `template:` is under `{{ playbook_dir }}`: the
@@ -564,6 +581,10 @@ fn one_task(
                 not(why, r);
                 return;
             }
+            if let Some(why) = r.template_reads_results(&entry) {
+                not(why, r);
+                return;
+            }
             r.add(section, entry);
             report.converted += 1;
         }
@@ -649,8 +670,15 @@ fn write_role(
     dest: &Path,
     report: &mut Report,
 ) -> Result<bool> {
-    let registered = list.iter().filter_map(|f| f.task.get("register").and_then(tasks::text)).collect();
-    let mut r = RoleYml { book_dir: report.book_dir.clone(), registered, ..Default::default() };
+    let mut registered: Vec<String> =
+        list.iter().filter_map(|f| f.task.get("register").and_then(tasks::text)).collect();
+    for f in &list {
+        if let Some(("set_fact", a, _)) = tasks::module(&f.task).as_ref().map(|(m, a, x)| (m.as_str(), a, x)) {
+            registered.extend(a.keys().filter_map(Value::as_str).filter(|k| *k != "cacheable").map(String::from));
+        }
+    }
+    let templates = dest.join("templates");
+    let mut r = RoleYml { book_dir: report.book_dir.clone(), registered, templates, ..Default::default() };
     for walk::Found { file, line, task } in list {
         tasks_of(root, &file, line, &task, hs, &mut r, report);
     }

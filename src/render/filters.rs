@@ -41,6 +41,7 @@ pub(crate) fn add_ansible(env: &mut Environment<'static>) {
     super::filters_more::add(env);
     super::dates::add(env);
     super::filters_ansible::add(env);
+    super::ipaddr::add(env);
 }
 
 fn add_text_filters(env: &mut Environment<'static>) {

@@ -10,6 +10,7 @@ pub(crate) mod errors;
 pub(crate) mod filters;
 mod filters_ansible;
 mod filters_more;
+mod ipaddr;
 mod lookups;
 mod mutable;
 pub(crate) mod pyfmt;

@@ -107,11 +107,13 @@ fn load(dir: &Path, name: &str, globals: &[String]) -> Result<Option<String>, Mj
 }
 
 /// Filters and tests under their `ansible.builtin.` names (`| ansible.builtin.to_json`,
-/// `is ansible.builtin.match`) as their short names, as Ansible resolves them.
+/// `is ansible.builtin.match`) as their short names, as Ansible resolves them;
+/// and the ip filters under `ansible.utils.` and `ansible.netcommon.`.
 pub(crate) fn builtin_names(source: &str) -> String {
     static RE: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
-    let re =
-        RE.get_or_init(|| fancy_regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.builtin\.").expect("valid"));
+    let re = RE.get_or_init(|| {
+        fancy_regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.(?:builtin|utils|netcommon)\.").expect("valid")
+    });
     re.replace_all(source, "$1").into_owned()
 }
 
