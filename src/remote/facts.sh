@@ -15,12 +15,12 @@ s() { printf 's\t%s\t%s\n' "$1" "$2"; }
 d() { printf 'd\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
 
 # distribution, from os-release and debian_version
-ID=""; NAME=""; VERSION_ID=""; VERSION_CODENAME=""; ID_LIKE=""
+ID=""; NAME=""; PRETTY_NAME=""; VERSION_ID=""; VERSION_CODENAME=""; ID_LIKE=""
 if [ -r /etc/os-release ]; then
   while IFS='=' read -r k v; do
     v=${v#\"}; v=${v%\"}
     case $k in
-      ID) ID=$v;; NAME) NAME=$v;; VERSION_ID) VERSION_ID=$v;;
+      ID) ID=$v;; NAME) NAME=$v;; PRETTY_NAME) PRETTY_NAME=$v;; VERSION_ID) VERSION_ID=$v;;
       VERSION_CODENAME) VERSION_CODENAME=$v;; ID_LIKE) ID_LIKE=$v;;
     esac
   done </etc/os-release
@@ -45,19 +45,21 @@ s distribution_major_version "${version%%.*}"
 s os_family "$family"
 
 # the machine
-s architecture "$(uname -m)"
-s machine "$(uname -m)"
+arch=$(uname -m)
+s architecture "$arch"
+s machine "$arch"
 s system "$(uname -s)"
 s kernel "$(uname -r)"
 node=$(uname -n)
 s nodename "$node"
 s hostname "${node%%.*}"
 # Python's socket.getfqdn(): the first name with a dot of the host's
-# address's entry, else that entry's name, else the node name
+# address's entry, else that entry's name, else the node name; from
+# /etc/hosts alone (a DNS lookup with no answer costs seconds each deploy)
 fqdn=$node
-addr=$(getent hosts "$node" 2>/dev/null | awk '{ print $1; exit }')
+addr=$(getent -s files hosts "$node" 2>/dev/null | awk '{ print $1; exit }')
 if [ -n "$addr" ]; then
-  fqdn=$(getent hosts "$addr" 2>/dev/null | awk -v n="$node" '
+  fqdn=$(getent -s files hosts "$addr" 2>/dev/null | awk -v n="$node" '
     NR == 1 { for (i = 2; i <= NF; i++) if (index($i, ".")) { print $i; exit } print $2; exit }
     END { if (NR == 0) print n }')
 fi
@@ -116,8 +118,9 @@ if [ -n "$route" ]; then
 fi
 
 # who and where
-s user_id "$(id -un)"
-s user_dir "$(getent passwd "$(id -un)" | cut -d: -f6)"
+user=$(id -un)
+s user_id "$user"
+s user_dir "$(getent passwd "$user" | cut -d: -f6)"
 printf 'd\tenv\n'
 env | while IFS='=' read -r k v; do
   case $k in *[!A-Za-z0-9_]* | "") continue;; esac
@@ -156,18 +159,13 @@ fi
 s virtualization_type "$virt"
 s virtualization_role "$role"
 
-# lsb: from lsb_release when it is installed, else /etc/lsb-release
+# lsb: what lsb_release says when it is installed (it answers from
+# os-release, so that is read here: running it, a Python program, would
+# cost more than all the rest), else /etc/lsb-release
 printf 'd\tlsb\n'
 if command -v lsb_release >/dev/null 2>&1; then
-  lsb_release -a 2>/dev/null | while IFS=: read -r k v; do
-    v=$(printf '%s' "$v" | sed 's/^[[:space:]]*//')
-    case $k in
-      "Distributor ID") d lsb id "$v";;
-      Description) d lsb description "$v";;
-      Release) d lsb release "$v"; d lsb major_release "${v%%.*}";;
-      Codename) d lsb codename "$v";;
-    esac
-  done
+  d lsb id "$dist"; d lsb description "$PRETTY_NAME"
+  d lsb release "$VERSION_ID"; d lsb major_release "${VERSION_ID%%.*}"; d lsb codename "$VERSION_CODENAME"
 elif [ -r /etc/lsb-release ]; then
   while IFS='=' read -r k v; do
     v=${v#\"}; v=${v%\"}
