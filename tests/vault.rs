@@ -57,3 +57,21 @@ fn vault_content_is_an_error_until_imported_then_resolves() {
     let hidden = deploy_in(&root, &["vars", "lab", "--host", "lab1", "vault_api_key"]);
     assert!(!hidden.stdout.contains("vault-api-token-77q"), "{hidden:?}");
 }
+
+// A vaulted connection setting is a secret like any other: `deploy
+// inventory --list` shows it redacted.
+#[test]
+fn inventory_list_never_prints_a_secret_connection_value() {
+    let (root, _slot) = project();
+    let plain = root.join("inventory/host_vars/lab3.yml");
+    std::fs::write(&plain, "ansible_user: op3rator-secret\n").unwrap();
+    let r = deploy_in(&root, &["secrets", "encrypt", "inventory/host_vars/lab3.yml"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    std::fs::rename(root.join("inventory/host_vars/lab3.yml.age"), root.join("inventory/host_vars/lab3.age")).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    let r = deploy_in(&root, &["inventory", "lab", "--list"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("op3rator-secret"), "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["_meta"]["hostvars"]["lab3"]["user"], "<redacted>");
+}
