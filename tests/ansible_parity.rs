@@ -22,17 +22,7 @@ fn ansible_with(vars: &str, template: &str, files: &[(&str, &str)]) -> Result<St
     std::fs::write(d.join("t.j2"), template).unwrap();
     let play = "- hosts: localhost\n  gather_facts: false\n  vars_files: [vars.yml]\n  tasks:\n    - template: {src: t.j2, dest: out.txt}\n";
     std::fs::write(d.join("play.yml"), play).unwrap();
-    let venv = repo().join("bench/.venv/bin");
-    let o = Command::new(venv.join("ansible-playbook"))
-        .args(["-i", "localhost,", "-c", "local", "play.yml"])
-        .arg("-e")
-        .arg(format!("ansible_python_interpreter={}", venv.join("python").display()))
-        .current_dir(&d)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCALHOST_WARNING", "False")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)");
+    let o = playbook(&d);
     if o.status.success() {
         Ok(std::fs::read_to_string(d.join("out.txt")).unwrap())
     } else {
@@ -61,6 +51,21 @@ fn deploy_with(vars: &str, template: &str, files: &[(&str, &str)]) -> Result<Str
     } else {
         Err(r.stderr)
     }
+}
+
+/// `ansible-playbook play.yml` on localhost, in `dir`.
+fn playbook(dir: &std::path::Path) -> std::process::Output {
+    let venv = repo().join("bench/.venv/bin");
+    Command::new(venv.join("ansible-playbook"))
+        .args(["-i", "localhost,", "-c", "local", "play.yml"])
+        .arg("-e")
+        .arg(format!("ansible_python_interpreter={}", venv.join("python").display()))
+        .current_dir(dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCALHOST_WARNING", "False")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)")
 }
 
 fn put_files(dir: &std::path::Path, files: &[(&str, &str)]) {
@@ -340,17 +345,7 @@ fn roles_both(roles: &[(&str, &[(&str, &str)])], vars: &str) -> (Vec<String>, Ve
     let play =
         format!("- hosts: localhost\n  gather_facts: false\n  vars:\n{indented}  roles: [{}]\n", names.join(", "));
     std::fs::write(d.join("play.yml"), play).unwrap();
-    let venv = repo().join("bench/.venv/bin");
-    let o = Command::new(venv.join("ansible-playbook"))
-        .args(["-i", "localhost,", "-c", "local", "play.yml"])
-        .arg("-e")
-        .arg(format!("ansible_python_interpreter={}", venv.join("python").display()))
-        .current_dir(&d)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCALHOST_WARNING", "False")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bench/.venv/bin/ansible-playbook (python3 bench/bench.py --setup creates it)");
+    let o = playbook(&d);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let a = names.iter().map(|n| std::fs::read_to_string(d.join(format!("out-{n}.txt"))).unwrap()).collect();
     let deploy_yml = std::fs::read_to_string(root.join("deploy.yml")).unwrap();

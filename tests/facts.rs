@@ -115,34 +115,17 @@ fn facts_are_ansibles_and_read_only_when_the_repository_reads_them() {
     );
     let file = lab.slot.join("sys1.facts.json");
     std::fs::write(&file, &f.stdout).unwrap();
-    let r = lab.deploy(&[
-        "render",
-        "lab",
-        "--host",
-        "sys1",
-        "--out",
-        out.to_str().unwrap(),
-        "--facts",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(std::fs::read_to_string(out.join("sys1/etc/motd")).unwrap(), want);
+    let rendered = |facts: &std::path::Path, out: &std::path::Path| {
+        let (facts, out) = (facts.to_str().unwrap(), out.to_str().unwrap());
+        let r = lab.deploy(&["render", "lab", "--host", "sys1", "--out", out, "--facts", facts]);
+        assert_eq!(r.code, 0, "{r:?}");
+        std::fs::read_to_string(std::path::Path::new(out).join("sys1/etc/motd")).unwrap()
+    };
+    assert_eq!(rendered(&file, &out), want);
     // ansible -m setup's own output is a facts file too
     let setup = lab.slot.join("setup.json");
     std::fs::write(&setup, serde_json::json!({ "ansible_facts": theirs }).to_string()).unwrap();
-    let out2 = lab.slot.join("rendered2");
-    let r = lab.deploy(&[
-        "render",
-        "lab",
-        "--host",
-        "sys1",
-        "--out",
-        out2.to_str().unwrap(),
-        "--facts",
-        setup.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(std::fs::read_to_string(out2.join("sys1/etc/motd")).unwrap(), want);
+    assert_eq!(rendered(&setup, &lab.slot.join("rendered2")), want);
 }
 
 // The variables Ansible defines beside the facts.

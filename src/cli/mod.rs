@@ -98,6 +98,14 @@ impl Default for HostFlags {
     }
 }
 
+/// `--facts FILE` of the commands that render without a host.
+#[derive(clap::Args, Debug, Clone)]
+struct FactsFlag {
+    /// Host facts, for a repository that reads them: JSON as `ansible -m setup` or `deploy facts` writes it
+    #[arg(long, value_name = "FILE")]
+    facts: Option<PathBuf>,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 struct RunFlags {
     /// Show the plan and exit: 0 in sync, 2 changes pending, 1 error
@@ -166,9 +174,8 @@ enum Sub {
         /// Clear a non-empty output directory first
         #[arg(long)]
         force: bool,
-        /// Host facts, for a repository that reads them: JSON as `ansible -m setup` or `deploy facts` writes it
-        #[arg(long, value_name = "FILE")]
-        facts: Option<PathBuf>,
+        #[command(flatten)]
+        facts: FactsFlag,
         #[command(flatten)]
         vars: VarFlags,
     },
@@ -313,9 +320,8 @@ enum Sub {
         /// List the managed items (the only form for now)
         #[arg(long)]
         list: bool,
-        /// Host facts, for a repository that reads them: JSON as `ansible -m setup` or `deploy facts` writes it
-        #[arg(long, value_name = "FILE")]
-        facts: Option<PathBuf>,
+        #[command(flatten)]
+        facts: FactsFlag,
         #[command(flatten)]
         vars: VarFlags,
     },
@@ -483,7 +489,7 @@ impl Cli {
         let base = |env: String, vars: &VarFlags, hosts: &HostFlags| base_args(&root, &g, env, vars, hosts);
         Ok(match self.command {
             Some(Sub::Render { env, host, out, force, facts, vars }) => {
-                Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force, facts }
+                Command::Render { args: base(env, &vars, &HostFlags::default())?, host, out, force, facts: facts.facts }
             }
             Some(Sub::Facts { env, host, vars, hosts }) => Command::Facts { args: base(env, &vars, &hosts)?, host },
             Some(Sub::Status { env, limit, output, vars, hosts }) => Command::Status(DeployArgs {
@@ -525,7 +531,7 @@ impl Cli {
                 Command::Inventory { args: base(env, &VarFlags::default(), &HostFlags::default())?, list }
             }
             Some(Sub::Plan { env, host, list: _, facts, vars }) => {
-                Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host, facts }
+                Command::PlanList { args: base(env, &vars, &HostFlags::default())?, host, facts: facts.facts }
             }
             Some(Sub::Completions { shell }) => Command::Completions(shell),
             Some(Sub::Man) => Command::Man,

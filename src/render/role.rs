@@ -144,33 +144,35 @@ impl RoleScope<'_> {
         Ok(Some(Id::Name(text.to_string())))
     }
 
-    /// A mode: as written, or rendered to an octal string.
-    pub(super) fn mode_field(&self, at: At, key: &str, m: &Option<Templ<Mode>>) -> Result<Option<u32>> {
-        match m {
+    /// A templated field of another type than text: as written, or
+    /// rendered and `parse`d, with `why` when that fails.
+    fn typed_field<T: Clone>(
+        &self,
+        at: At,
+        key: &str,
+        v: &Option<Templ<T>>,
+        parse: impl Fn(&str) -> Option<T>,
+        why: &str,
+    ) -> Result<Option<T>> {
+        match v {
             None => Ok(None),
-            Some(Templ::Is(m)) => Ok(Some(m.0)),
+            Some(Templ::Is(x)) => Ok(Some(x.clone())),
             Some(Templ::Template(t)) => {
                 let text = self.field(at, key, t)?;
-                crate::load::project::parse_mode(&text)
-                    .map(Some)
-                    .map_err(|_| self.bad_field(at, key, t, &text, "not an octal mode like \"0640\""))
+                parse(text.trim()).map(Some).ok_or_else(|| self.bad_field(at, key, t, &text, why))
             }
         }
     }
 
+    /// A mode: as written, or rendered to an octal string.
+    pub(super) fn mode_field(&self, at: At, key: &str, m: &Option<Templ<Mode>>) -> Result<Option<u32>> {
+        let parse = |t: &str| crate::load::project::parse_mode(t).ok().map(Mode);
+        Ok(self.typed_field(at, key, m, parse, "not an octal mode like \"0640\"")?.map(|m| m.0))
+    }
+
     /// A number (uid, gid): as written, or rendered to one.
     pub(super) fn num_field(&self, at: At, key: &str, n: &Option<Templ<u32>>) -> Result<Option<u32>> {
-        match n {
-            None => Ok(None),
-            Some(Templ::Is(n)) => Ok(Some(*n)),
-            Some(Templ::Template(t)) => {
-                let text = self.field(at, key, t)?;
-                text.trim()
-                    .parse::<u32>()
-                    .map(Some)
-                    .map_err(|_| self.bad_field(at, key, t, &text, "not a whole number"))
-            }
-        }
+        self.typed_field(at, key, n, |t| t.parse().ok(), "not a whole number")
     }
 
     fn name(&self) -> String {
