@@ -390,7 +390,8 @@ impl Renderer {
             return Ok(s.to_string());
         }
         hv.clear_error();
-        env.render_str(&template::rewritten(s), ctx).map_err(|e| self.render_error(host, hv, file, &e, env, s, ctx))
+        env.render_str(&template::rewritten_small(s), ctx)
+            .map_err(|e| self.render_error(host, hv, file, &e, env, s, ctx))
     }
 
     fn connection(&self, host: &str, hv: &Arc<HostVars>, ctx: &Value) -> Result<Connection> {

@@ -120,8 +120,34 @@ pub(crate) fn builtin_names(source: &str) -> String {
 /// An expression (a `when:`, a vars value's `{{ expr }}`) as minijinja is
 /// given it: rewritten as the one tag of a template.
 pub(crate) fn rewritten_expr(expr: &str) -> String {
-    let t = rewritten(&format!("{{{{ {expr} }}}}"));
+    let t = rewritten_small(&format!("{{{{ {expr} }}}}"));
     t.strip_prefix("{{ ").and_then(|t| t.strip_suffix(" }}")).map(str::to_string).unwrap_or_else(|| expr.to_string())
+}
+
+thread_local! {
+    // a role.yml field or a vars value is rendered for every host: its
+    // rewrite is the same each time
+    static SMALL: std::cell::RefCell<std::collections::HashMap<String, String>> = Default::default();
+}
+
+/// `rewritten` of a one-line template (a field, a vars value), kept for the
+/// next host.
+pub(crate) fn rewritten_small(source: &str) -> String {
+    if source.len() > 4096 {
+        return rewritten(source);
+    }
+    SMALL.with(|c| {
+        if let Some(r) = c.borrow().get(source) {
+            return r.clone();
+        }
+        let r = rewritten(source);
+        let mut c = c.borrow_mut();
+        if c.len() > 50_000 {
+            c.clear();
+        }
+        c.insert(source.to_string(), r.clone());
+        r
+    })
 }
 
 /// A template's source as minijinja is given it: Ansible's names, and the

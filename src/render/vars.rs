@@ -246,7 +246,7 @@ impl HostVars {
                     }
                     return Ok(out);
                 }
-                let out = self.env.render_str(&super::template::rewritten(s), ctx)?;
+                let out = self.env.render_str(&super::template::rewritten_small(s), ctx)?;
                 Ok(Value::from(out))
             }
             ValueKind::Seq => {
