@@ -331,6 +331,44 @@ fn system_operations_are_undone_by_a_revert_even_when_one_failed() {
     assert_eq!(parse_revert(out.as_bytes()).unwrap().not_restored, vec![("third".into(), "undo failed: false".into())]);
 }
 
+// A word with a newline or a tab (a script of many lines, `[bash, -c,
+// SCRIPT]`) reaches its program whole through the tab-separated protocol.
+#[test]
+fn a_script_of_many_lines_is_one_argument_of_its_shell() {
+    use crate::plan::system::{Op, Stage};
+    let r = Root::new("script");
+    let out = r.path("out");
+    let script = format!("set -e\nprintf '%s|%s\\n' \"$0\" 'a\tb' > {out}\necho done >> {out}\n");
+    let op = Op {
+        stage: Stage::Post,
+        order: 0,
+        label: "script".into(),
+        argv: vec!["sh".into(), "-c".into(), script, "named".into()],
+        undo: vec![],
+        rerun: vec![],
+    };
+    let input = crate::remote::system::encode(&[&op]);
+    assert!(!input.contains("set -e"), "sent as it is: {input}");
+    let (code, said) = r.run(crate::remote::system::SCRIPT, &["d1/p000"], input.as_bytes(), &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "named|a\tb\ndone\n");
+}
+
+// facts.sh under dash on this machine: every line parses, and the facts are
+// typed as Ansible types them.
+#[test]
+fn facts_parse_under_dash() {
+    let r = Root::new("facts");
+    let (code, out) = r.run(crate::remote::facts::SCRIPT, &[], b"", &[]);
+    assert_eq!(code, 0, "{out}");
+    let f = crate::remote::facts::parse_facts(out.as_bytes()).unwrap();
+    assert!(f["memtotal_mb"].as_i64().is_some_and(|m| m > 0), "{f:?}");
+    assert!(f["processor_vcpus"].as_i64().is_some_and(|n| n >= 1), "{f:?}");
+    assert_eq!(f["system"], "Linux");
+    assert!(f["all_ipv4_addresses"].is_array() && f["lsb"].is_object() && f["env"]["PATH"].is_string(), "{f:?}");
+    assert_eq!(f["date_time"]["epoch"].as_str().map(str::len), Some(10));
+}
+
 // An upload bigger than the journal's free space is refused before a byte
 // is read: nothing changed, the journal gone, the lock released.
 #[test]
