@@ -606,15 +606,9 @@ fn one_task(
 
 /// One task of a role, its loop expanded, converted into `r`: counted once
 /// however many items it has, as converted only when every item was.
-fn tasks_of(
-    root: &Path,
-    file: &Path,
-    line: Option<usize>,
-    task: &Mapping,
-    hs: &[(String, Mapping)],
-    r: &mut RoleYml,
-    report: &mut Report,
-) {
+fn tasks_of(root: &Path, found: &walk::Found, hs: &[(String, Mapping)], r: &mut RoleYml, report: &mut Report) {
+    let walk::Found { file, line, task } = found;
+    let (file, line) = (file.as_path(), *line);
     let (converted, unconverted) = (report.converted, report.unconverted.len());
     match expand_loop(task) {
         Ok(items) => {
@@ -679,8 +673,8 @@ fn write_role(
     }
     let templates = dest.join("templates");
     let mut r = RoleYml { book_dir: report.book_dir.clone(), registered, templates, ..Default::default() };
-    for walk::Found { file, line, task } in list {
-        tasks_of(root, &file, line, &task, hs, &mut r, report);
+    for found in &list {
+        tasks_of(root, found, hs, &mut r, report);
     }
     let hshown = hfile.strip_prefix(root).unwrap_or(hfile).display().to_string();
     let handled = std::mem::take(&mut report.handled);
